@@ -1,0 +1,41 @@
+"""gunicorn settings: `.venv/bin/gunicorn --config gunicorn.conf.py`.
+
+Every value can be overridden from the environment (BIND or PORT, WEB_CONCURRENCY) so the same file
+serves a laptop, Docker and a platform that assigns the port.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+wsgi_app = "{{ cookiecutter.package_name }}:create_app()"
+# PORT is how platforms (Heroku, Cloud Run, Render) assign a port, and they route from outside the
+# container, hence all interfaces; BIND is the explicit form; locally we stay on loopback.
+bind = os.environ.get("BIND") or (f"0.0.0.0:{os.environ['PORT']}" if os.environ.get("PORT") else "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+accesslog = "-"
+errorlog = "-"
+graceful_timeout = 30
+timeout = 60
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Drop database connections inherited from a preloading master: a pool must not cross a fork."""
+    from {{ cookiecutter.package_name }}.durable import DBOS
+
+    DBOS.after_fork()
+
+
+def post_worker_init(worker: Any) -> None:
+    """Connect and start recovery in each worker now, rather than on its first request."""
+    from {{ cookiecutter.package_name }}.durable import DBOS
+
+    DBOS.launch()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Stop the runtime's threads and close its connections before the worker goes away."""
+    from {{ cookiecutter.package_name }}.durable import DBOS
+
+    DBOS.destroy()

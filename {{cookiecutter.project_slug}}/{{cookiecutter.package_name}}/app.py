@@ -1,0 +1,31 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from . import db
+from .blueprints import register_blueprints
+from .durable import DBOS
+from .errors import register_error_handlers
+from .log import configure_logging
+from .settings import Settings
+
+
+def create_app(config: Settings | None = None) -> Flask:
+    """Build the app. Tests pass their own Settings to get a private database.
+
+    Nothing connects here: the runtime launches (connects, starts recovery) on the first request or
+    in gunicorn's ``post_worker_init``, after any fork.
+    """
+    settings = config or Settings.from_env()
+    configure_logging(settings.log_level)
+    app = Flask(__name__)
+    app.config.from_mapping(settings.as_flask_config())
+    db.init_app(app, settings.database_url)
+    for url in (settings.database_url, settings.system_database_url or ""):
+        db.ensure_sqlite_folder(url)  # the runtime opens these files on launch; SQLite makes no folders
+    DBOS(flask=app, config=settings.as_dbos_config())
+    register_blueprints(app)
+    register_error_handlers(app)
+    return app

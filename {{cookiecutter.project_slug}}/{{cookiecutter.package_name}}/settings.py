@@ -1,0 +1,135 @@
+"""Settings: the one reader of ``os.environ``; everything else receives a ``Settings``.
+
+Config flows one way (env -> Settings -> create_app) and is read when the app is built, never at
+import, so tests can build apps with private databases side by side.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .durable import DBOSConfig
+
+# The answers given when the project was generated; each env variable below overrides one.
+DEFAULT_DATABASE_URL = "{{ cookiecutter.postgresql_url if cookiecutter.database == 'postgresql' else 'sqlite:///instance/' ~ cookiecutter.package_name ~ '.db' }}"
+DEFAULT_ADMIN_PORT = {{ cookiecutter.admin_port }}
+DEFAULT_ENABLE_OTLP = {{ cookiecutter.enable_otlp }}
+
+#: Relative SQLite paths resolve here (the folder holding pyproject.toml), not against the working
+#: directory, so `alembic` and `gunicorn` started from anywhere open the same file.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+APP_NAME = __name__.partition(".")[0]
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the service cannot use; the message names it and the fix."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service reads from its environment, parsed and checked."""
+
+    database_url: str
+    system_database_url: str | None = None
+    log_level: str = "INFO"
+    admin_port: int = DEFAULT_ADMIN_PORT
+    enable_otlp: bool = DEFAULT_ENABLE_OTLP
+    otlp_traces_endpoint: str | None = None
+    app_version: str = ""
+    trusted_proxies: int = 0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        """Read and check every variable; raise SettingsError naming the first bad one."""
+        system_url = env.get("SYSTEM_DATABASE_URL", "").strip()
+        return cls(
+            database_url=read_database_url(env, "DATABASE_URL", DEFAULT_DATABASE_URL),
+            system_database_url=read_database_url(env, "SYSTEM_DATABASE_URL", system_url) if system_url else None,
+            log_level=read_log_level(env, "LOG_LEVEL"),
+            admin_port=read_int(env, "ADMIN_PORT", DEFAULT_ADMIN_PORT, low=1, high=65535),
+            enable_otlp=read_bool(env, "ENABLE_OTLP", DEFAULT_ENABLE_OTLP),
+            otlp_traces_endpoint=env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip() or None,
+            app_version=env.get("APP_VERSION", "").strip(),
+            trusted_proxies=read_int(env, "TRUSTED_PROXIES", 0, low=0, high=32),
+        )
+
+    def as_flask_config(self) -> dict[str, Any]:
+        """The values Flask code may want via ``current_app.config``."""
+        return {"DATABASE_URL": self.database_url, "APP_VERSION": self.app_version}
+
+    def as_dbos_config(self) -> DBOSConfig:
+        """The durable runtime's configuration, in DBOS Transact's key names."""
+        config = DBOSConfig(
+            name=APP_NAME,
+            application_database_url=self.database_url,
+            log_level=self.log_level,
+            admin_port=self.admin_port,
+            enable_otlp=self.enable_otlp,
+            otlp_traces_endpoints=[self.otlp_traces_endpoint] if self.otlp_traces_endpoint else [],
+            application_version=self.app_version,
+            trusted_proxies=self.trusted_proxies,
+        )
+        if self.system_database_url:
+            config["system_database_url"] = self.system_database_url
+        return config
+
+
+def read_database_url(env: Mapping[str, str], name: str, default: str) -> str:
+    """A SQLAlchemy URL for SQLite or PostgreSQL (psycopg 3), with relative SQLite paths made absolute."""
+    url = env.get(name, "").strip() or default
+    for alias in ("postgres://", "postgresql://"):  # Heroku-style URLs; bare postgresql:// means psycopg2
+        if url.startswith(alias):
+            url = "postgresql+psycopg://" + url[len(alias):]
+    if url.startswith("postgresql+psycopg://"):
+        return url
+    if url.startswith("sqlite:///"):
+        return resolve_sqlite_url(url)
+    raise SettingsError(
+        f"{name}={url!r} is not a supported database URL; use sqlite:///instance/app.db "
+        "or postgresql+psycopg://user:password@host:5432/dbname"
+    )
+
+
+def resolve_sqlite_url(url: str) -> str:
+    """Anchor a relative SQLite path at PROJECT_ROOT; absolute paths and :memory: pass through."""
+    path, sep, query = url[len("sqlite:///"):].partition("?")
+    if not path or path == ":memory:" or Path(path).is_absolute():
+        return url
+    return f"sqlite:///{PROJECT_ROOT / path}{sep}{query}"
+
+
+def read_log_level(env: Mapping[str, str], name: str) -> str:
+    level = env.get(name, "").strip().upper() or "INFO"
+    if level not in LOG_LEVELS:
+        raise SettingsError(f"{name}={env[name]!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def read_int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={text!r} is not a whole number in {low}-{high}")
+    return value
+
+
+def read_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    text = env.get(name, "")
+    if not text.strip():  # unset or blank (as in a copied .env.example): keep the default
+        return default
+    word = text.strip().lower()
+    if word not in TRUE_WORDS | FALSE_WORDS:
+        raise SettingsError(f"{name}={text!r} is not a boolean; use true or false")
+    return word in TRUE_WORDS
