@@ -1,0 +1,32 @@
+"""A durable-execution runtime with DBOS Transact's Python API, vendored into this project.
+
+Code written for DBOS changes only its import line::
+
+    from <package>.durable import DBOS, DBOSConfig, SetWorkflowID, error
+
+See README.md beside this file for the durability model.
+"""
+
+from __future__ import annotations
+
+from . import error
+from .api import DBOS, DBOSConfiguredInstance
+from .config import DBOSConfig
+from .context import DBOSContext, RequestInfo, SetWorkflowID, assert_current_dbos_context
+from .handles import StepInfo, WorkflowHandle, WorkflowStatus
+from .store.base import WorkflowStatusString
+
+__all__ = [
+    "DBOS",
+    "DBOSConfig",
+    "DBOSConfiguredInstance",
+    "DBOSContext",
+    "RequestInfo",
+    "SetWorkflowID",
+    "StepInfo",
+    "WorkflowHandle",
+    "WorkflowStatus",
+    "WorkflowStatusString",
+    "assert_current_dbos_context",
+    "error",
+]

@@ -1,0 +1,401 @@
+"""The ``DBOS`` class: decorators and class methods with DBOS Transact's names. No SQL, no threads.
+
+``DBOS(config=..., flask=app)`` creates the process-wide instance; nothing connects until
+``DBOS.launch()``, which gunicorn's worker hook, the first request, or the first durable call runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from .config import DBOSConfig, RuntimeSettings, resolve_config
+from .context import ContextLogFilter, RequestInfo, current_context
+from .error import DBOSException, DBOSNotLaunchedError, DBOSNonExistentWorkflowError
+from .executor import call_workflow, run_step, start_workflow
+from .handles import StepInfo, WorkflowHandle, WorkflowStatus, step_info
+from .recovery import RecoveryLoop, recover_orphans
+from .registry import REGISTRY, FunctionInfo
+from .runtime import Runtime
+from .transactions import run_transaction
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from sqlalchemy.orm import Session
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+PACKAGE_LOGGER = logging.getLogger(__name__.rpartition(".")[0])
+PACKAGE_LOGGER.addFilter(ContextLogFilter())
+
+_instance: DBOS | None = None
+_instance_lock = threading.RLock()
+
+
+class classproperty(Generic[T]):  # noqa: N801 - reads as a property, as in DBOS
+    """A read-only property of the class itself (``DBOS.workflow_id``)."""
+
+    def __init__(self, getter: Callable[[Any], T]) -> None:
+        self.getter = getter
+
+    def __get__(self, _obj: Any, owner: Any) -> T:
+        return self.getter(owner)
+
+
+def _info_of(func: Callable[..., Any]) -> tuple[FunctionInfo, tuple[Any, ...]]:
+    """The registered workflow behind ``func`` (a bound method passes its ``self`` along)."""
+    bound: tuple[Any, ...] = ()
+    target = func
+    if hasattr(func, "__self__") and hasattr(func, "__func__"):
+        bound, target = (func.__self__,), func.__func__
+    info: FunctionInfo | None = getattr(target, "__durable_info__", None)
+    if info is None:
+        raise DBOSException(f"{getattr(func, '__qualname__', func)!r} is not a @DBOS.workflow() function")
+    if info.kind == "transaction":
+        info = getattr(target, "__durable_temp_workflow__")
+    return info, bound
+
+
+def _runtime() -> Runtime:
+    """The launched runtime, launching it on first use."""
+    instance = _instance
+    if instance is None:
+        raise DBOSNotLaunchedError(
+            "DBOS is not configured: create it with DBOS(config=DBOSConfig(name=...)) before running workflows"
+        )
+    runtime = instance._runtime
+    return runtime if runtime is not None else instance._launch()
+
+
+class DBOS:
+    """Durable workflows, steps and transactions, with DBOS Transact's Python API."""
+
+    settings: RuntimeSettings
+    _runtime: Runtime | None
+    _recovery: RecoveryLoop | None
+
+    def __new__(cls, *, config: DBOSConfig, flask: Flask | None = None, **_ignored: Any) -> DBOS:
+        global _instance
+        with _instance_lock:
+            settings = resolve_config(config)
+            if _instance is not None:
+                if _instance.settings != settings:
+                    raise DBOSException(
+                        "DBOS is already configured with other settings in this process; "
+                        "call DBOS.destroy() before configuring it again"
+                    )
+            else:
+                instance = super().__new__(cls)
+                instance.settings = settings
+                instance._runtime = None
+                instance._recovery = None
+                instance._flask_apps: list[Flask] = []
+                PACKAGE_LOGGER.setLevel(settings.log_level)
+                _instance = instance
+            if flask is not None:
+                _instance._attach_flask(flask)
+            return _instance
+
+    def __init__(self, *, config: DBOSConfig, flask: Flask | None = None, **_ignored: Any) -> None:
+        """All set-up happens in ``__new__``, which returns the one instance."""
+
+    def _attach_flask(self, app: Flask) -> None:
+        from .flask import install
+
+        install(app, trusted_proxies=self.settings.trusted_proxies, launch=_ensure_launched)
+        if app not in self._flask_apps:
+            self._flask_apps.append(app)
+
+    def _launch(self) -> Runtime:
+        with _instance_lock:
+            if self._runtime is not None:
+                return self._runtime
+            app = self._flask_apps[0] if self._flask_apps else None
+            runtime = Runtime(self.settings, app.app_context if app is not None else None)
+            recovery = RecoveryLoop(runtime)
+            self._runtime = runtime
+            self._recovery = recovery
+            recovery.start()
+            if self.settings.enable_otlp:
+                from .tracing import enable_tracing
+
+                enable_tracing(self.settings)
+            PACKAGE_LOGGER.info("durable runtime launched as executor %s", runtime.executor_id)
+            return runtime
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    @classmethod
+    def launch(cls) -> None:
+        """Connect, prepare the system tables and start recovery. Safe to call more than once."""
+        _ensure_launched()
+
+    @classmethod
+    def destroy(cls, *, destroy_registry: bool = False, workflow_completion_timeout_sec: float = 0) -> None:
+        """Stop this process's runtime; its unfinished workflows become free for others to adopt."""
+        global _instance
+        with _instance_lock:
+            instance, _instance = _instance, None
+        if instance is None:
+            return
+        if instance._recovery is not None:
+            instance._recovery.stop(release=True)
+        if instance._runtime is not None:
+            instance._runtime.shutdown(workflow_completion_timeout_sec)
+        if destroy_registry:
+            REGISTRY.__init__()  # type: ignore[misc]
+
+    @classmethod
+    def after_fork(cls) -> None:
+        """In a forked worker: forget connections and threads inherited from a preloading master."""
+        instance = _instance
+        if instance is not None and instance._runtime is not None:
+            instance._runtime.forget_after_fork()
+            instance._runtime = None
+            instance._recovery = None
+
+    @classmethod
+    def recover_pending_workflows(cls) -> int:
+        """Adopt and restart orphaned workflows now, instead of at the next sweep; return how many."""
+        return recover_orphans(_runtime())
+
+    # -- decorators -----------------------------------------------------------------------------------
+
+    @classmethod
+    def workflow(cls, *, name: str | None = None, max_recovery_attempts: int | None = None) -> Callable[[F], F]:
+        """Make a function a durable workflow: its steps are checkpointed and it resumes after a crash."""
+
+        def decorator(func: F) -> F:
+            info = FunctionInfo(name or func.__qualname__, func, "workflow",
+                                {"max_recovery_attempts": max_recovery_attempts})
+            REGISTRY.add_workflow(info)
+
+            @functools.wraps(func)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                return call_workflow(_runtime(), info, args, kwargs)
+
+            info.wrapper = wrapper
+            wrapper.__durable_info__ = info  # type: ignore[attr-defined]
+            return wrapper  # type: ignore[return-value]
+
+        return decorator
+
+    @classmethod
+    def step(
+        cls,
+        *,
+        name: str | None = None,
+        retries_allowed: bool = False,
+        interval_seconds: float = 1.0,
+        max_attempts: int = 3,
+        backoff_rate: float = 2.0,
+    ) -> Callable[[F], F]:
+        """Make a function a step: inside a workflow its result is checkpointed and never recomputed."""
+
+        def decorator(func: F) -> F:
+            info = FunctionInfo(name or func.__qualname__, func, "step", {
+                "retries_allowed": retries_allowed, "interval_seconds": interval_seconds,
+                "max_attempts": max_attempts, "backoff_rate": backoff_rate,
+            })
+
+            @functools.wraps(func)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                ctx = current_context()
+                if ctx is None or ctx.workflow is None or ctx.step_kind is not None:
+                    return func(*args, **kwargs)  # outside a workflow a step is a plain call, as in DBOS
+                return run_step(_runtime(), info, func, args, kwargs)
+
+            info.wrapper = wrapper
+            wrapper.__durable_info__ = info  # type: ignore[attr-defined]
+            return wrapper  # type: ignore[return-value]
+
+        return decorator
+
+    @classmethod
+    def transaction(cls, isolation_level: str = "SERIALIZABLE", *, name: str | None = None) -> Callable[[F], F]:
+        """Make a function a transaction: its writes and its checkpoint commit together, exactly once."""
+
+        def decorator(func: F) -> F:
+            txn_name = name or func.__qualname__
+            info = FunctionInfo(txn_name, func, "transaction", {"isolation_level": isolation_level})
+
+            @functools.wraps(func)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                ctx = current_context()
+                if ctx is not None and ctx.workflow is not None:
+                    return run_transaction(_runtime(), info, func, args, kwargs)
+                # Outside a workflow, DBOS runs a transaction as a one-step workflow of its own.
+                return call_workflow(_runtime(), temp_info, args, kwargs)
+
+            def temp_workflow(*args: Any, **kwargs: Any) -> Any:
+                return wrapper(*args, **kwargs)
+
+            temp_info = FunctionInfo(f"<temp>.{txn_name}", temp_workflow, "workflow")
+            REGISTRY.add_workflow(temp_info)
+            info.wrapper = wrapper
+            wrapper.__durable_info__ = info  # type: ignore[attr-defined]
+            wrapper.__durable_temp_workflow__ = temp_info  # type: ignore[attr-defined]
+            return wrapper  # type: ignore[return-value]
+
+        return decorator
+
+    @classmethod
+    def dbos_class(cls, class_name: str | None = None) -> Callable[[type[T]], type[T]]:
+        """Register a class whose methods are workflows, so recovery can find them again."""
+
+        def decorator(klass: type[T]) -> type[T]:
+            REGISTRY.add_class(klass)
+            for attr in vars(klass).values():
+                if isinstance(attr, classmethod):
+                    func, kind = attr.__func__, "class"
+                elif isinstance(attr, staticmethod):
+                    func, kind = attr.__func__, "static"
+                elif callable(attr):
+                    func, kind = attr, "instance"
+                else:
+                    continue
+                info: FunctionInfo | None = getattr(func, "__durable_info__", None)
+                if info is not None:
+                    info.class_name = klass.__qualname__
+                    info.method_kind = kind
+            return klass
+
+        return decorator
+
+    @classmethod
+    def register_instance(cls, instance: Any) -> None:
+        """Register a configured instance (``DBOSConfiguredInstance`` does this in its constructor)."""
+        REGISTRY.add_instance(instance)
+
+    # -- starting and inspecting workflows -----------------------------------------------------------
+
+    @classmethod
+    def start_workflow(cls, func: Callable[..., T], *args: Any, **kwargs: Any) -> WorkflowHandle[T]:
+        """Start a workflow in the background; its row is durable before this returns."""
+        info, bound = _info_of(func)
+        rt = _runtime()
+        workflow_id, future = start_workflow(rt, info, (*bound, *args), kwargs)
+        return WorkflowHandle(rt, workflow_id, future)
+
+    @classmethod
+    def retrieve_workflow(cls, workflow_id: str, existing_workflow: bool = True) -> WorkflowHandle[Any]:
+        """A handle to a workflow by ID; raise if it does not exist (unless ``existing_workflow=False``)."""
+        rt = _runtime()
+        if existing_workflow and rt.store.get_workflow(workflow_id) is None:
+            raise DBOSNonExistentWorkflowError("workflow", workflow_id)
+        with rt.running_lock:
+            future = rt.running.get(workflow_id)
+        return WorkflowHandle(rt, workflow_id, future)
+
+    @classmethod
+    def get_workflow_status(cls, workflow_id: str) -> WorkflowStatus | None:
+        rt = _runtime()
+        row = rt.store.get_workflow(workflow_id)
+        return WorkflowStatus.from_row(rt, row) if row is not None else None
+
+    @classmethod
+    def list_workflows(
+        cls,
+        *,
+        workflow_ids: list[str] | None = None,
+        status: str | list[str] | None = None,
+        start_time: str | None = None,
+        end_time: str | None = None,
+        name: str | list[str] | None = None,
+        app_version: str | list[str] | None = None,
+        executor_id: str | list[str] | None = None,
+        workflow_id_prefix: str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        sort_desc: bool = False,
+        load_input: bool = True,
+        load_output: bool = True,
+    ) -> list[WorkflowStatus]:
+        """Workflows matching every filter given, oldest first (or newest with ``sort_desc``)."""
+        rt = _runtime()
+        rows = rt.store.list_workflows(
+            workflow_ids=workflow_ids,
+            status=_as_list(status),
+            name=_as_list(name),
+            app_version=_as_list(app_version),
+            executor_id=_as_list(executor_id),
+            start_time_ms=_epoch_ms(start_time),
+            end_time_ms=_epoch_ms(end_time),
+            workflow_id_prefix=workflow_id_prefix,
+            limit=limit,
+            offset=offset,
+            sort_desc=sort_desc,
+        )
+        return [WorkflowStatus.from_row(rt, r, load_input=load_input, load_output=load_output) for r in rows]
+
+    @classmethod
+    def list_workflow_steps(cls, workflow_id: str) -> list[StepInfo]:
+        rt = _runtime()
+        return [step_info(rt, record) for record in rt.store.load_steps(workflow_id).values()]
+
+    # -- what is running now --------------------------------------------------------------------------
+
+    @classproperty
+    def workflow_id(cls) -> str | None:
+        ctx = current_context()
+        return ctx.workflow_id if ctx else None
+
+    @classproperty
+    def step_id(cls) -> int | None:
+        ctx = current_context()
+        return ctx.step_id if ctx and ctx.step_kind else None
+
+    @classproperty
+    def request(cls) -> RequestInfo | None:
+        ctx = current_context()
+        return ctx.request if ctx else None
+
+    @classproperty
+    def logger(cls) -> logging.Logger:
+        return PACKAGE_LOGGER
+
+    @classproperty
+    def sql_session(cls) -> Session:
+        ctx = current_context()
+        if ctx is None or ctx.sql_session is None:
+            raise DBOSException("DBOS.sql_session is only available inside a @DBOS.transaction() function")
+        return ctx.sql_session
+
+    @classproperty
+    def config(cls) -> RuntimeSettings:
+        if _instance is None:
+            raise DBOSNotLaunchedError("DBOS is not configured")
+        return _instance.settings
+
+
+class DBOSConfiguredInstance:
+    """Base for classes whose instances hold workflow methods: the config name finds the instance again."""
+
+    def __init__(self, config_name: str) -> None:
+        self.config_name = config_name
+        DBOS.register_instance(self)
+
+
+def _ensure_launched() -> None:
+    instance = _instance
+    if instance is not None and instance._runtime is None:
+        instance._launch()
+
+
+def _as_list(value: str | list[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _epoch_ms(value: str | None) -> int | None:
+    """DBOS takes ISO-8601 timestamps for time filters."""
+    if value is None:
+        return None
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)

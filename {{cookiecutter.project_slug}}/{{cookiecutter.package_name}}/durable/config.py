@@ -1,0 +1,175 @@
+"""``DBOSConfig``: the runtime's settings, their defaults, and the checks that refuse bad ones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, TypedDict
+
+from .error import DBOSConfigError
+
+
+class DBOSConfig(TypedDict, total=False):
+    """Settings passed to ``DBOS(config=...)``; the keys are DBOS Transact's, plus a few of ours.
+
+    Only ``name`` is required. With no URL at all the runtime uses ``sqlite:///<name>.sqlite``.
+    """
+
+    name: str
+    application_database_url: str | None
+    system_database_url: str | None
+    database_url: str | None  # DBOS's deprecated spelling of application_database_url
+    dbos_system_schema: str | None
+    run_migrations: bool | None
+    log_level: str | None
+    application_version: str | None
+    executor_id: str | None
+    db_engine_kwargs: dict[str, Any] | None
+    sys_db_pool_size: int | None
+    admin_port: int | None
+    run_admin_server: bool | None
+    enable_otlp: bool | None
+    otlp_traces_endpoints: list[str] | None
+    otlp_logs_endpoints: list[str] | None
+    otlp_attributes: dict[str, str] | None
+    # Ours: limits and process model (documented in durable/README.md).
+    max_checkpoint_bytes: int | None
+    allow_pickle: bool | None
+    max_recovery_attempts: int | None
+    executor_heartbeat_sec: float | None
+    executor_timeout_sec: float | None
+    trusted_proxies: int | None
+    idempotency_ttl_sec: float | None
+    idempotency_wait_sec: float | None
+
+
+KNOWN_KEYS = frozenset(DBOSConfig.__annotations__)
+
+DEFAULT_MAX_CHECKPOINT_BYTES = 2 * 1024 * 1024
+DEFAULT_MAX_RECOVERY_ATTEMPTS = 100
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """A validated ``DBOSConfig`` with every default filled in."""
+
+    name: str
+    app_db_url: str
+    sys_db_url: str
+    pg_schema: str = "dbos"
+    run_migrations: bool = True
+    log_level: str = "INFO"
+    application_version: str = ""
+    executor_id: str | None = None
+    engine_kwargs: dict[str, Any] = field(default_factory=dict)
+    pool_size: int = 20
+    admin_port: int = 3001
+    run_admin_server: bool = False
+    enable_otlp: bool = False
+    otlp_traces_endpoints: tuple[str, ...] = ()
+    otlp_attributes: dict[str, str] = field(default_factory=dict)
+    max_checkpoint_bytes: int = DEFAULT_MAX_CHECKPOINT_BYTES
+    allow_pickle: bool = False
+    max_recovery_attempts: int = DEFAULT_MAX_RECOVERY_ATTEMPTS
+    executor_heartbeat_sec: float = 5.0
+    executor_timeout_sec: float = 30.0
+    trusted_proxies: int = 0
+    idempotency_ttl_sec: float = 24 * 3600.0
+    idempotency_wait_sec: float = 0.0
+
+    @property
+    def shares_database(self) -> bool:
+        """True when the system tables live in the application database (the default)."""
+        return self.app_db_url == self.sys_db_url
+
+
+def _get(config: DBOSConfig, key: str, default: Any) -> Any:
+    value = config.get(key)  # type: ignore[misc]
+    return default if value is None else value
+
+
+def _positive_number(config: DBOSConfig, key: str, default: float) -> float:
+    value = _get(config, key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise DBOSConfigError(f"DBOSConfig {key}={value!r} must be a positive number")
+    return float(value)
+
+
+def _check_url(key: str, url: str) -> str:
+    if not isinstance(url, str) or not url.startswith(("sqlite", "postgresql", "postgres://")):
+        raise DBOSConfigError(
+            f"DBOSConfig {key}={url!r} is not a supported database URL; "
+            "use sqlite:///path.db or postgresql+psycopg://user@host:port/db"
+        )
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        # SQLAlchemy's bare postgresql:// means psycopg2; this runtime ships with psycopg 3.
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def resolve_config(config: DBOSConfig) -> RuntimeSettings:
+    """Validate a ``DBOSConfig`` and fill in defaults; raise ``DBOSConfigError`` naming the bad key."""
+    if not isinstance(config, dict):
+        raise DBOSConfigError(f"DBOSConfig must be a dict, got {type(config).__name__}")
+    unknown = sorted(set(config) - KNOWN_KEYS)
+    if unknown:
+        raise DBOSConfigError(
+            f"DBOSConfig has unknown key {unknown[0]!r}; known keys: {', '.join(sorted(KNOWN_KEYS))}"
+        )
+    name = config.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise DBOSConfigError("DBOSConfig needs a non-empty 'name' (the application's name)")
+    app_url = config.get("application_database_url") or config.get("database_url")
+    sys_url = config.get("system_database_url")
+    if not app_url:
+        app_url = sys_url or f"sqlite:///{name}.sqlite"
+    app_url = _check_url("application_database_url", app_url)
+    sys_url = _check_url("system_database_url", sys_url) if sys_url else app_url
+    if app_url.split(":", 1)[0].split("+")[0] != sys_url.split(":", 1)[0].split("+")[0]:
+        raise DBOSConfigError(
+            "DBOSConfig application_database_url and system_database_url must be the same kind of database "
+            f"(got {app_url.split(':', 1)[0]} and {sys_url.split(':', 1)[0]})"
+        )
+    admin_port = _get(config, "admin_port", 3001)
+    if isinstance(admin_port, bool) or not isinstance(admin_port, int) or not 1 <= admin_port <= 65535:
+        raise DBOSConfigError(f"DBOSConfig admin_port={admin_port!r} is not a port (1-65535)")
+    cap = _get(config, "max_checkpoint_bytes", DEFAULT_MAX_CHECKPOINT_BYTES)
+    if isinstance(cap, bool) or not isinstance(cap, int) or cap <= 0:
+        raise DBOSConfigError(f"DBOSConfig max_checkpoint_bytes={cap!r} must be a positive integer")
+    log_level = str(_get(config, "log_level", "INFO")).upper()
+    if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise DBOSConfigError(
+            f"DBOSConfig log_level={log_level!r} is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
+        )
+    heartbeat = _positive_number(config, "executor_heartbeat_sec", 5.0)
+    timeout = _positive_number(config, "executor_timeout_sec", 30.0)
+    if timeout <= heartbeat:
+        raise DBOSConfigError(
+            f"DBOSConfig executor_timeout_sec={timeout} must exceed executor_heartbeat_sec={heartbeat}"
+        )
+    return RuntimeSettings(
+        name=name,
+        app_db_url=app_url,
+        sys_db_url=sys_url,
+        pg_schema=_get(config, "dbos_system_schema", "dbos"),
+        run_migrations=bool(_get(config, "run_migrations", True)),
+        log_level=log_level,
+        application_version=str(_get(config, "application_version", "")),
+        executor_id=config.get("executor_id"),
+        engine_kwargs=dict(_get(config, "db_engine_kwargs", {})),
+        pool_size=int(_get(config, "sys_db_pool_size", 20)),
+        admin_port=admin_port,
+        run_admin_server=bool(_get(config, "run_admin_server", False)),
+        enable_otlp=bool(_get(config, "enable_otlp", False)),
+        otlp_traces_endpoints=tuple(_get(config, "otlp_traces_endpoints", ())),
+        otlp_attributes=dict(_get(config, "otlp_attributes", {})),
+        max_checkpoint_bytes=cap,
+        allow_pickle=bool(_get(config, "allow_pickle", False)),
+        max_recovery_attempts=int(_get(config, "max_recovery_attempts", DEFAULT_MAX_RECOVERY_ATTEMPTS)),
+        executor_heartbeat_sec=heartbeat,
+        executor_timeout_sec=timeout,
+        trusted_proxies=int(_get(config, "trusted_proxies", 0)),
+        idempotency_ttl_sec=_positive_number(config, "idempotency_ttl_sec", 24 * 3600.0),
+        idempotency_wait_sec=float(_get(config, "idempotency_wait_sec", 0.0)),
+    )

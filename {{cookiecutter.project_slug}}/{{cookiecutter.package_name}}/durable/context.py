@@ -1,0 +1,205 @@
+"""Where the runtime keeps "what is running now": the request, the workflow, the step.
+
+One ``ContextVar`` holds a ``DBOSContext``; entering a workflow or a step sets a new one and the
+token restores the old one on exit, so threads and nested calls never see each other's state.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from .store.base import StepRecord
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """The HTTP request that started a workflow; stored with it so recovery elsewhere still has it."""
+
+    request_id: str
+    url: str = ""
+    path: str = ""
+    method: str = ""
+    client_ip: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "request_id": self.request_id,
+            "url": self.url,
+            "path": self.path,
+            "method": self.method,
+            "client_ip": self.client_ip,
+            "headers": self.headers,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> RequestInfo | None:
+        if not data:
+            return None
+        return cls(
+            request_id=data.get("request_id", ""),
+            url=data.get("url", ""),
+            path=data.get("path", ""),
+            method=data.get("method", ""),
+            client_ip=data.get("client_ip"),
+            headers=dict(data.get("headers") or {}),
+        )
+
+
+@dataclass
+class WorkflowState:
+    """A running workflow as its code sees it: its ID, its step counter, and what replay may reuse."""
+
+    workflow_id: str
+    name: str
+    generation: int
+    # Steps recorded by an earlier execution; None when the workflow is brand new, so no step needs a read.
+    recorded: dict[int, StepRecord] | None
+    next_step_id: int = 0
+
+    def allocate_step_id(self) -> int:
+        self.next_step_id += 1
+        return self.next_step_id
+
+
+@dataclass
+class DBOSContext:
+    """What is running in this thread now. ``assert_current_dbos_context()`` returns it."""
+
+    request: RequestInfo | None = None
+    workflow: WorkflowState | None = None
+    step_id: int | None = None
+    step_kind: str | None = None  # "step" or "transaction" while one runs
+    sql_session: Session | None = None
+    next_workflow_id: str | None = None  # set by SetWorkflowID, taken by the next workflow started
+    in_set_workflow_id_block: bool = False
+
+    @property
+    def workflow_id(self) -> str | None:
+        return self.workflow.workflow_id if self.workflow else None
+
+    @property
+    def function_id(self) -> int | None:
+        return self.step_id
+
+    @property
+    def request_id(self) -> str | None:
+        return self.request.request_id if self.request else None
+
+    def is_within_workflow(self) -> bool:
+        return self.workflow is not None
+
+    def is_workflow(self) -> bool:
+        return self.workflow is not None and self.step_kind is None
+
+    def is_step(self) -> bool:
+        return self.step_kind == "step"
+
+    def is_transaction(self) -> bool:
+        return self.step_kind == "transaction"
+
+
+_current: ContextVar[DBOSContext | None] = ContextVar("durable_context", default=None)
+
+
+def current_context() -> DBOSContext | None:
+    """The context of this thread, or None outside requests and workflows."""
+    return _current.get()
+
+
+def assert_current_dbos_context() -> DBOSContext:
+    """The current context; raise when there is none (DBOS's helper of the same name)."""
+    ctx = _current.get()
+    if ctx is None:
+        raise RuntimeError(
+            "No durable context here: call this inside a request served through the DBOS middleware, "
+            "or inside a workflow, step or transaction"
+        )
+    return ctx
+
+
+def ensure_context() -> DBOSContext:
+    """The current context, creating an empty one for this thread when there is none."""
+    ctx = _current.get()
+    if ctx is None:
+        ctx = DBOSContext()
+        _current.set(ctx)
+    return ctx
+
+
+@contextmanager
+def entered(ctx: DBOSContext) -> Iterator[DBOSContext]:
+    """Make ``ctx`` current for the block, then restore whatever was current before."""
+    token = _current.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _current.reset(token)
+
+
+def take_workflow_id(parent: DBOSContext | None) -> tuple[str, bool]:
+    """The ID for the workflow about to start, and whether the caller chose it.
+
+    An ID set by ``SetWorkflowID`` is used once. A child started from a workflow without one gets
+    ``<parent>-<step id>``, so that replay of the parent finds the same child again.
+    """
+    if parent is not None:
+        if parent.next_workflow_id:
+            chosen, parent.next_workflow_id = parent.next_workflow_id, None
+            return chosen, True
+        if parent.in_set_workflow_id_block:
+            logger.warning(
+                "Several workflows started in one SetWorkflowID block; only the first gets the chosen ID"
+            )
+    return str(uuid.uuid4()), False
+
+
+class SetWorkflowID:
+    """``with SetWorkflowID(id):`` gives the next workflow started in the block that ID."""
+
+    def __init__(self, workflow_id: str) -> None:
+        if not isinstance(workflow_id, str) or not workflow_id:
+            raise ValueError(f"SetWorkflowID needs a non-empty string, got {workflow_id!r}")
+        self.workflow_id = workflow_id
+        self._saved: tuple[str | None, bool] | None = None
+        self._token: Any = None
+
+    def __enter__(self) -> SetWorkflowID:
+        ctx = _current.get()
+        if ctx is None:
+            ctx = DBOSContext()
+            self._token = _current.set(ctx)
+        self._saved = (ctx.next_workflow_id, ctx.in_set_workflow_id_block)
+        ctx.next_workflow_id = self.workflow_id
+        ctx.in_set_workflow_id_block = True
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        ctx = _current.get()
+        if ctx is not None and self._saved is not None:
+            ctx.next_workflow_id, ctx.in_set_workflow_id_block = self._saved
+        if self._token is not None:
+            _current.reset(self._token)
+            self._token = None
+
+
+class ContextLogFilter(logging.Filter):
+    """Adds ``workflow_id``, ``step_id`` and ``request_id`` to every log record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ctx = _current.get()
+        record.workflow_id = ctx.workflow_id if ctx else None
+        record.step_id = ctx.step_id if ctx else None
+        record.request_id = ctx.request_id if ctx else None
+        return True

@@ -1,0 +1,424 @@
+"""Runs workflows and checkpoints steps: replay the recorded result, or run, record, then continue.
+
+A workflow's life, in commits: one to create its row (PENDING, inputs), one per step (output or
+error), one to finish (SUCCESS or ERROR with the output). Replay after a crash re-runs the body from
+the top; each step finds its record by step ID and returns it without running again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from .context import (
+    DBOSContext,
+    RequestInfo,
+    WorkflowState,
+    current_context,
+    entered,
+    take_workflow_id,
+)
+from .error import (
+    DBOSAwaitedWorkflowCancelledError,
+    DBOSConflictingWorkflowError,
+    DBOSException,
+    DBOSFencedError,
+    DBOSMaxStepRetriesExceeded,
+    DBOSNonExistentWorkflowError,
+    DBOSSerializationError,
+    DBOSUnexpectedStepError,
+    DBOSWorkflowCancelledError,
+    DBOSWorkflowFunctionNotFoundError,
+    MaxRecoveryAttemptsExceededError,
+)
+from .registry import REGISTRY, FunctionInfo
+from .runtime import Runtime
+from .tracing import span
+from .store.base import NewWorkflow, StepRecord, WorkflowRow, WorkflowStatusString, now_ms
+
+logger = logging.getLogger(__name__)
+
+PENDING = WorkflowStatusString.PENDING.value
+SUCCESS = WorkflowStatusString.SUCCESS.value
+ERROR = WorkflowStatusString.ERROR.value
+CANCELLED = WorkflowStatusString.CANCELLED.value
+DEAD = WorkflowStatusString.MAX_RECOVERY_ATTEMPTS_EXCEEDED.value
+TERMINAL = frozenset({SUCCESS, ERROR, CANCELLED, DEAD})
+
+
+@dataclass
+class Invocation:
+    """A workflow call, split into the bound instance (if a method) and the recorded inputs."""
+
+    info: FunctionInfo
+    bound: Any  # the instance or class a method is called on, else None
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+    @classmethod
+    def of(cls, info: FunctionInfo, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
+        if info.method_kind in ("instance", "class") and args:
+            return cls(info, args[0], args[1:], kwargs)
+        return cls(info, None, args, kwargs)
+
+    def call(self) -> Any:
+        args = (self.bound, *self.args) if self.bound is not None else self.args
+        return self.info.func(*args, **self.kwargs)
+
+    @property
+    def config_name(self) -> str | None:
+        return getattr(self.bound, "config_name", None) if self.info.method_kind == "instance" else None
+
+
+# -- outcomes --------------------------------------------------------------------------------------
+
+
+def outcome_of(rt: Runtime, workflow_id: str, status: str, output: Any, error: Any) -> Any:
+    """The value a finished workflow returned, or raise what it raised."""
+    if status == SUCCESS:
+        return rt.codec.decode(output) if output is not None else None
+    if status == ERROR:
+        raise _as_exception(rt.codec.decode(error))
+    if status == CANCELLED:
+        raise DBOSAwaitedWorkflowCancelledError(workflow_id)
+    if status == DEAD:
+        raise MaxRecoveryAttemptsExceededError(workflow_id, rt.settings.max_recovery_attempts)
+    raise DBOSException(f"workflow {workflow_id} is {status}, not finished")
+
+
+def _as_exception(value: Any) -> BaseException:
+    return value if isinstance(value, BaseException) else DBOSException(f"workflow failed: {value!r}")
+
+
+def wait_for_result(rt: Runtime, workflow_id: str, timeout: float | None = None) -> Any:
+    """Wait for a workflow that runs elsewhere (another thread or process) and return its outcome."""
+    with rt.running_lock:
+        future = rt.running.get(workflow_id)
+    if future is not None:
+        return future.result(timeout)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        found = rt.store.get_outcome(workflow_id)
+        if found is None:
+            raise DBOSNonExistentWorkflowError("workflow", workflow_id)
+        status, output, error = found
+        if status in TERMINAL:
+            return outcome_of(rt, workflow_id, status, output, error)
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"workflow {workflow_id} still {status} after {timeout}s")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+
+
+# -- starting --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Started:
+    """What starting a workflow decided: run it here (with this state), or it is already taken care of."""
+
+    workflow_id: str
+    state: WorkflowState | None  # set when this caller must run the body
+    request: RequestInfo | None
+    parent: WorkflowState | None = None
+    parent_step_id: int | None = None
+    parent_record: StepRecord | None = None  # what an earlier run of the parent recorded for this child
+
+
+def begin_workflow(rt: Runtime, call: Invocation) -> Started:
+    """Create the workflow's row (or find it) and decide who runs the body."""
+    info = call.info
+    parent = current_context()
+    parent_state = parent.workflow if parent is not None else None
+    step_id: int | None = None
+    record: StepRecord | None = None
+    if parent is not None and parent_state is not None:
+        # A child is one step of its parent; its ID derives from the parent's, so replay finds it again.
+        step_id = parent_state.allocate_step_id()
+        record = parent_state.recorded.get(step_id) if parent_state.recorded else None
+        if record is not None and record.function_name != info.name:
+            raise DBOSUnexpectedStepError(parent_state.workflow_id, step_id, info.name, record.function_name)
+        chosen, was_set = take_workflow_id(parent)
+        workflow_id = (record.child_workflow_id if record else None) or (
+            chosen if was_set else f"{parent_state.workflow_id}-{step_id}"
+        )
+    else:
+        workflow_id, _ = take_workflow_id(parent)
+    request = parent.request if parent is not None else None
+    started = Started(workflow_id, None, request, parent_state, step_id, record)
+    if record is not None and record.child_workflow_id and (record.output is not None or record.error is not None):
+        return started  # the parent already holds this child's outcome: nothing to start
+    inputs = rt.codec.encode({"args": call.args, "kwargs": call.kwargs}, what=f"workflow {info.name!r} input")
+    existing = rt.store.create_workflow(
+        NewWorkflow(
+            workflow_id=workflow_id,
+            name=info.name,
+            inputs=inputs,
+            executor_id=rt.executor_id,
+            application_version=rt.settings.application_version,
+            application_id=rt.settings.name,
+            class_name=info.class_name,
+            config_name=call.config_name,
+            request=rt.codec.encode(request.to_json(), what="request") if request else None,
+            parent_workflow_id=parent_state.workflow_id if parent_state else None,
+        )
+    )
+    if existing is None:
+        started.state = WorkflowState(workflow_id, info.name, generation=0, recorded=None)
+        return started
+    if existing.name != info.name:
+        raise DBOSConflictingWorkflowError(
+            workflow_id, f"it was started as {existing.name!r}, now as {info.name!r}"
+        )
+    started.state = take_over(rt, existing)
+    return started
+
+
+def take_over(rt: Runtime, row: WorkflowRow) -> WorkflowState | None:
+    """For a workflow that already has a row: the state to resume it here, or None if it needs no run here."""
+    if row.status != PENDING:
+        return None
+    with rt.running_lock:
+        if row.workflow_id in rt.running:
+            return None  # another thread here runs it; callers wait on its future
+    if row.executor_id != rt.executor_id:
+        adopted = rt.store.adopt_workflow(row.workflow_id, rt.executor_id, alive_since_ms(rt))
+        if adopted is None:
+            return None  # a live executor owns it; callers wait for its outcome
+        row = adopted
+    return WorkflowState(
+        row.workflow_id, row.name, generation=row.owner_generation, recorded=rt.store.load_steps(row.workflow_id)
+    )
+
+
+def alive_since_ms(rt: Runtime) -> int:
+    """Executors whose heartbeat is older than this are dead."""
+    return now_ms() - int(rt.settings.executor_timeout_sec * 1000)
+
+
+# -- running ---------------------------------------------------------------------------------------
+
+
+def run_body(rt: Runtime, call: Invocation, state: WorkflowState, request: RequestInfo | None) -> Any:
+    """Run a workflow's body under its own context and record how it ended."""
+    name = call.info.name
+    ctx = DBOSContext(request=request, workflow=state)
+    with entered(ctx), span(f"workflow {name}", workflow_id=state.workflow_id):
+        try:
+            result = call.call()
+            output = rt.codec.encode(result, what=f"workflow {name!r} output")
+        except (DBOSFencedError, DBOSWorkflowCancelledError):
+            raise  # not ours to record: another executor owns it, or it was cancelled
+        except Exception as exc:
+            try:
+                rt.store.finish_workflow(state.workflow_id, state.generation, ERROR, None, rt.codec.encode_exception(exc))
+            except DBOSFencedError:
+                pass
+            raise
+    rt.store.finish_workflow(state.workflow_id, state.generation, SUCCESS, output, None)
+    return result
+
+
+def run_inline(rt: Runtime, call: Invocation, started: Started) -> Any:
+    """Run (or await) a workflow on the calling thread and return its result."""
+    workflow_id, state = started.workflow_id, started.state
+    if started.parent_record is not None and started.state is None and (
+        started.parent_record.output is not None or started.parent_record.error is not None
+    ):
+        return decode_step(rt, started.parent_record)
+    if state is None:
+        result = _checked_child(rt, call, started, lambda: wait_for_result(rt, workflow_id))
+    else:
+        other = rt.claim_inline(workflow_id)
+        if other is not None:
+            result = _checked_child(rt, call, started, other.result)
+        else:
+            outcome: tuple[bool, Any] = (False, None)
+            try:
+                result = _checked_child(rt, call, started, lambda: run_body(rt, call, state, started.request))
+                outcome = (True, result)
+            except BaseException as exc:
+                outcome = (False, exc)
+                raise
+            finally:
+                rt.release_inline(workflow_id, outcome)
+    return result
+
+
+def _checked_child(rt: Runtime, call: Invocation, started: Started, get: Callable[[], Any]) -> Any:
+    """Get a workflow's result; for a child, record that result as the parent's step."""
+    try:
+        result = get()
+    except Exception as exc:
+        if not isinstance(exc, DBOSFencedError):
+            _record_child(rt, call, started, None, exc)
+        raise
+    _record_child(rt, call, started, result, None)
+    return result
+
+
+def _record_child(
+    rt: Runtime, call: Invocation, started: Started, result: Any, error: Exception | None
+) -> None:
+    """Record a finished child workflow as one step of its parent, so the parent's replay skips it."""
+    parent, step_id = started.parent, started.parent_step_id
+    if parent is None or step_id is None:
+        return
+    name = call.info.name
+    if error is None:
+        output, err = rt.codec.encode(result, what=f"child workflow {name!r} output"), None
+    else:
+        output, err = None, rt.codec.encode_exception(error)
+    # The row may already hold the start record of this child; the outcome goes in with an upsert-free
+    # rule: first record wins, and replay of a start record awaits the child again, which is harmless.
+    rt.store.record_step(parent.workflow_id, parent.generation, step_id, name, output, err, now_ms(),
+                         child_workflow_id=started.workflow_id)
+
+
+def call_workflow(rt: Runtime, info: FunctionInfo, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``my_workflow(...)``: run durably and return the result."""
+    call = Invocation.of(info, args, kwargs)
+    parent = current_context()
+    if parent is not None and parent.step_kind is not None:
+        return call.call()  # a workflow called from inside a step is plain code, as in DBOS
+    return run_inline(rt, call, begin_workflow(rt, call))
+
+
+def start_workflow(
+    rt: Runtime, info: FunctionInfo, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[str, Future[Any] | None]:
+    """``DBOS.start_workflow``: create the row now, run the body on a worker thread.
+
+    Returns the workflow ID and the in-process future when the body runs (or already runs) here.
+    """
+    call = Invocation.of(info, args, kwargs)
+    started = begin_workflow(rt, call)
+    if started.parent is not None and started.parent_step_id is not None:
+        parent = started.parent
+        if not (parent.recorded and started.parent_step_id in parent.recorded):
+            rt.store.record_step(parent.workflow_id, parent.generation, started.parent_step_id, info.name,
+                                 None, None, now_ms(), child_workflow_id=started.workflow_id)
+    state = started.state
+    if state is None:
+        with rt.running_lock:
+            return started.workflow_id, rt.running.get(started.workflow_id)
+    return started.workflow_id, rt.submit(started.workflow_id, lambda: run_body(rt, call, state, started.request))
+
+
+def resume_row(rt: Runtime, row: WorkflowRow) -> Future[Any] | None:
+    """Run a workflow this executor has just adopted (recovery), from its recorded inputs."""
+    if row.recovery_attempts > rt.settings.max_recovery_attempts + 1:
+        logger.error(
+            "workflow %s (%s) exceeded %d recovery attempts; moved to %s",
+            row.workflow_id, row.name, rt.settings.max_recovery_attempts, DEAD,
+        )
+        rt.store.dead_letter(row.workflow_id, row.owner_generation)
+        return None
+    info = REGISTRY.find_workflow(row.name)
+    if info is None:
+        error = DBOSWorkflowFunctionNotFoundError(row.workflow_id, f"no workflow named {row.name!r} is registered")
+        logger.error("%s", error)
+        rt.store.finish_workflow(row.workflow_id, row.owner_generation, ERROR, None, rt.codec.encode_exception(error))
+        return None
+    try:
+        inputs = rt.codec.decode(row.inputs) if row.inputs is not None else {"args": [], "kwargs": {}}
+    except DBOSSerializationError as exc:
+        rt.store.finish_workflow(row.workflow_id, row.owner_generation, ERROR, None, rt.codec.encode_exception(exc))
+        return None
+    bound = _bound_object(info, row)
+    call = Invocation(info, bound, tuple(inputs["args"]), dict(inputs["kwargs"]))
+    request = RequestInfo.from_json(rt.codec.decode(row.request)) if row.request is not None else None
+    state = WorkflowState(row.workflow_id, row.name, generation=row.owner_generation,
+                          recorded=rt.store.load_steps(row.workflow_id))
+    logger.info("recovering workflow %s (%s)", row.workflow_id, row.name)
+    return rt.submit(row.workflow_id, lambda: run_body(rt, call, state, request))
+
+
+def _bound_object(info: FunctionInfo, row: WorkflowRow) -> Any:
+    if info.method_kind == "instance":
+        instance = REGISTRY.find_instance(row.class_name or "", row.config_name or "")
+        if instance is None:
+            raise DBOSWorkflowFunctionNotFoundError(
+                row.workflow_id, f"no instance {row.config_name!r} of {row.class_name} is registered"
+            )
+        return instance
+    if info.method_kind == "class":
+        return REGISTRY.classes.get(row.class_name or "")
+    return None
+
+
+# -- steps -----------------------------------------------------------------------------------------
+
+
+def replay_step(rt: Runtime, state: WorkflowState, step_id: int, name: str) -> tuple[bool, Any]:
+    """(True, value) when an earlier run recorded this step; raise its recorded error; (False, None) if new."""
+    record = state.recorded.get(step_id) if state.recorded else None
+    if record is None:
+        if rt.app_store is None or state.recorded is None:
+            return False, None
+        record = rt.app_store.get_step(state.workflow_id, step_id)  # a transaction whose copy was lost
+        if record is None:
+            return False, None
+    if record.function_name != name:
+        raise DBOSUnexpectedStepError(state.workflow_id, step_id, name, record.function_name)
+    return True, decode_step(rt, record)
+
+
+def decode_step(rt: Runtime, record: StepRecord) -> Any:
+    if record.error is not None:
+        raise _as_exception(rt.codec.decode(record.error))
+    return rt.codec.decode(record.output) if record.output is not None else None
+
+
+def run_step(
+    rt: Runtime, info: FunctionInfo, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """``my_step(...)`` inside a workflow: replay its record, or run it (with retries) and record it."""
+    ctx = current_context()
+    if ctx is None or ctx.workflow is None or ctx.step_kind is not None:
+        return func(*args, **kwargs)  # outside a workflow, or nested in a step: plain call, as in DBOS
+    state = ctx.workflow
+    step_id = state.allocate_step_id()
+    name = info.name
+    found, value = replay_step(rt, state, step_id, name)
+    if found:
+        return value
+    options = info.options
+    attempts = int(options.get("max_attempts", 3)) if options.get("retries_allowed") else 1
+    interval = float(options.get("interval_seconds", 1.0))
+    backoff = float(options.get("backoff_rate", 2.0))
+    started_ms = now_ms()
+    errors: list[Exception] = []
+    step_ctx = DBOSContext(request=ctx.request, workflow=state, step_id=step_id, step_kind="step")
+    for attempt in range(1, attempts + 1):
+        try:
+            with entered(step_ctx), span(f"step {name}", workflow_id=state.workflow_id, step_id=step_id):
+                result = func(*args, **kwargs)
+        except Exception as exc:
+            errors.append(exc)
+            if attempt < attempts:
+                logger.warning("step %s attempt %d/%d failed: %r; retrying", name, attempt, attempts, exc)
+                time.sleep(interval * backoff ** (attempt - 1))
+                continue
+            final: Exception = DBOSMaxStepRetriesExceeded(name, attempts, errors) if attempts > 1 else exc
+            _record_step_outcome(rt, state, step_id, name, None, rt.codec.encode_exception(final), started_ms)
+            raise final from (exc if final is not exc else None)
+        try:
+            output = rt.codec.encode(result, what=f"step {name!r} output")
+        except DBOSSerializationError as exc:
+            _record_step_outcome(rt, state, step_id, name, None, rt.codec.encode_exception(exc), started_ms)
+            raise
+        winner = _record_step_outcome(rt, state, step_id, name, output, None, started_ms)
+        return result if winner is None else decode_step(rt, winner)
+    raise AssertionError("unreachable")
+
+
+def _record_step_outcome(
+    rt: Runtime, state: WorkflowState, step_id: int, name: str, output: str | None, error: str | None, started_ms: int
+) -> StepRecord | None:
+    return rt.store.record_step(state.workflow_id, state.generation, step_id, name, output, error, started_ms)

@@ -1,0 +1,132 @@
+"""Maps HTTP to workflows: WSGI middleware, the request snapshot, app context, launch timing.
+
+``DBOS(flask=app)`` wraps ``app.wsgi_app`` with ``FlaskMiddleware``. For every request it records the
+request (ID, URL, method, client IP, a few headers) where workflows started by the request can read
+it (``DBOS.request``) and store it, makes a ``dbos-idempotency-key`` header the ID of the first workflow
+the request starts, and echoes the request ID back. The first request launches the runtime if nothing
+launched it before (gunicorn's ``post_worker_init`` hook normally does), so ``flask run`` works and
+users never need to call ``DBOS.launch()``.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from werkzeug.wrappers import Response as WerkzeugResponse
+
+from .context import DBOSContext, RequestInfo, entered
+from .error import DBOSException
+from .serialization import register_type
+
+REQUEST_ID_HEADER = "dbos-request-id"
+# DBOS itself reads x-request-id, and proxies set it; the guide names dbos-request-id. Either works.
+REQUEST_ID_ENVIRON_KEYS = ("HTTP_DBOS_REQUEST_ID", "HTTP_X_REQUEST_ID")
+IDEMPOTENCY_ENVIRON_KEY = "HTTP_DBOS_IDEMPOTENCY_KEY"
+# Headers worth keeping with a workflow. Never credentials or cookies: the snapshot is stored.
+RECORDED_HEADERS = ("user-agent", "content-type", "referer", "x-forwarded-for", "x-forwarded-proto",
+                    "dbos-idempotency-key")
+
+StartResponse = Callable[..., Any]
+
+
+def client_ip(environ: dict[str, Any], trusted_proxies: int) -> str | None:
+    """The client's address; ``X-Forwarded-For`` is believed only as far as ``trusted_proxies`` hops."""
+    remote = environ.get("REMOTE_ADDR")
+    if trusted_proxies <= 0:
+        return remote
+    forwarded = [part.strip() for part in environ.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+    if len(forwarded) >= trusted_proxies:
+        return forwarded[-trusted_proxies]
+    return remote
+
+
+def request_info(environ: dict[str, Any], trusted_proxies: int) -> RequestInfo:
+    """Snapshot the parts of a WSGI request that a workflow may need after a restart."""
+    request_id = next((environ[k] for k in REQUEST_ID_ENVIRON_KEYS if environ.get(k)), None) or str(uuid.uuid4())
+    scheme = environ.get("wsgi.url_scheme", "http")
+    host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    query = environ.get("QUERY_STRING")
+    headers = {}
+    for name in RECORDED_HEADERS:
+        key = "CONTENT_TYPE" if name == "content-type" else "HTTP_" + name.upper().replace("-", "_")
+        if environ.get(key):
+            headers[name] = environ[key]
+    return RequestInfo(
+        request_id=request_id,
+        url=f"{scheme}://{host}{path}" + (f"?{query}" if query else ""),
+        path=path,
+        method=environ.get("REQUEST_METHOD", "GET"),
+        client_ip=client_ip(environ, trusted_proxies),
+        headers=headers,
+    )
+
+
+class FlaskMiddleware:
+    """WSGI middleware that gives every request a durable context (see the module docstring)."""
+
+    def __init__(
+        self, app: Callable[..., Iterable[bytes]], *, trusted_proxies: int = 0,
+        launch: Callable[[], None] | None = None,
+    ) -> None:
+        self.app = app
+        self.trusted_proxies = trusted_proxies
+        self._launch = launch
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if self._launch is not None:
+            self._launch()
+        info = request_info(environ, self.trusted_proxies)
+        ctx = DBOSContext(request=info)
+        key = environ.get(IDEMPOTENCY_ENVIRON_KEY)
+        if key:
+            ctx.next_workflow_id = key
+            ctx.in_set_workflow_id_block = True
+
+        def start_response_with_id(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            if not any(name.lower() == REQUEST_ID_HEADER for name, _ in headers):
+                headers.append((REQUEST_ID_HEADER, info.request_id))
+            return start_response(status, headers, exc_info)
+
+        with entered(ctx):
+            return self.app(environ, start_response_with_id)
+
+
+def setup_flask_middleware(app: Flask, *, trusted_proxies: int = 0, launch: Callable[[], None] | None = None) -> None:
+    """Wrap ``app.wsgi_app`` with ``FlaskMiddleware`` (what ``DBOS(flask=app)`` does); idempotent."""
+    if not isinstance(app.wsgi_app, FlaskMiddleware):
+        app.wsgi_app = FlaskMiddleware(app.wsgi_app, trusted_proxies=trusted_proxies, launch=launch)  # type: ignore[method-assign]
+
+
+def error_response(exc: DBOSException) -> tuple[Response, int]:
+    """A ``DBOSException`` as JSON with its status code; the request ID lets a client quote it to support."""
+    from .context import current_context
+
+    ctx = current_context()
+    status = exc.status_code or 500
+    body = {"error": exc.message if status < 500 else "internal error", "code": exc.dbos_error_code,
+            "request_id": ctx.request_id if ctx else None}
+    return jsonify(body), status
+
+
+def _response_to_json(response: WerkzeugResponse) -> dict[str, Any]:
+    headers = [[k, v] for k, v in response.headers.items() if k.lower() != "content-length"]
+    return {"status": response.status_code, "headers": headers,
+            "body": base64.b64encode(response.get_data()).decode("ascii")}
+
+
+def _response_from_json(data: dict[str, Any]) -> Response:
+    return Response(base64.b64decode(data["body"]), status=data["status"], headers=[tuple(h) for h in data["headers"]])
+
+
+def install(app: Flask, *, trusted_proxies: int, launch: Callable[[], None]) -> None:
+    """Everything ``DBOS(flask=app)`` does to an app: middleware, response checkpoints, error JSON."""
+    setup_flask_middleware(app, trusted_proxies=trusted_proxies, launch=launch)
+    # A route that is itself a workflow returns a Response (jsonify); replay must hand it back.
+    register_type("flask.response", WerkzeugResponse, _response_to_json, _response_from_json)
+    app.register_error_handler(DBOSException, error_response)
+    app.extensions["durable"] = True

@@ -1,0 +1,119 @@
+"""What callers hold on to: workflow handles, status snapshots, and step listings (DBOS's shapes)."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Generic, TypedDict, TypeVar
+
+from .error import DBOSFencedError, DBOSNonExistentWorkflowError
+from .executor import wait_for_result
+from .runtime import Runtime
+from .store.base import StepRecord, WorkflowRow
+
+R = TypeVar("R")
+
+
+@dataclass
+class WorkflowStatus:
+    """A workflow's row as DBOS's ``WorkflowStatus`` presents it (times in epoch milliseconds)."""
+
+    workflow_id: str
+    status: str
+    name: str
+    class_name: str | None
+    config_name: str | None
+    input: dict[str, Any] | None
+    output: Any
+    error: BaseException | None
+    created_at: int | None
+    updated_at: int | None
+    completed_at: int | None
+    executor_id: str | None
+    app_version: str | None
+    app_id: str | None
+    recovery_attempts: int
+    queue_name: str | None
+    parent_workflow_id: str | None
+    request: dict[str, Any] | None
+    authenticated_user: str | None = None
+    assumed_role: str | None = None
+    authenticated_roles: list[str] | None = None
+
+    @classmethod
+    def from_row(cls, rt: Runtime, row: WorkflowRow, *, load_input: bool = True, load_output: bool = True) -> WorkflowStatus:
+        decode = rt.codec.decode
+        return cls(
+            workflow_id=row.workflow_id,
+            status=row.status,
+            name=row.name,
+            class_name=row.class_name,
+            config_name=row.config_name,
+            input=decode(row.inputs) if load_input and row.inputs is not None else None,
+            output=decode(row.output) if load_output and row.output is not None else None,
+            error=decode(row.error) if load_output and row.error is not None else None,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            completed_at=row.completed_at,
+            executor_id=row.executor_id,
+            app_version=row.application_version,
+            app_id=row.application_id,
+            recovery_attempts=row.recovery_attempts,
+            queue_name=row.queue_name,
+            parent_workflow_id=row.parent_workflow_id,
+            request=decode(row.request) if row.request is not None else None,
+        )
+
+
+class StepInfo(TypedDict):
+    """One checkpointed step, as ``DBOS.list_workflow_steps`` returns it."""
+
+    function_id: int
+    function_name: str
+    output: Any
+    error: BaseException | None
+    child_workflow_id: str | None
+    started_at_epoch_ms: int | None
+    completed_at_epoch_ms: int | None
+
+
+def step_info(rt: Runtime, record: StepRecord) -> StepInfo:
+    return StepInfo(
+        function_id=record.function_id,
+        function_name=record.function_name,
+        output=rt.codec.decode(record.output) if record.output is not None else None,
+        error=rt.codec.decode(record.error) if record.error is not None else None,
+        child_workflow_id=record.child_workflow_id,
+        started_at_epoch_ms=record.started_at_epoch_ms,
+        completed_at_epoch_ms=record.completed_at_epoch_ms,
+    )
+
+
+class WorkflowHandle(Generic[R]):
+    """A started (or earlier) workflow: its ID, its status, and its result when it has one."""
+
+    def __init__(self, rt: Runtime, workflow_id: str, future: Future[Any] | None = None) -> None:
+        self._rt = rt
+        self.workflow_id = workflow_id
+        self._future = future
+
+    def get_workflow_id(self) -> str:
+        return self.workflow_id
+
+    def get_result(self, *, timeout_seconds: float | None = None, polling_interval_sec: float | None = None) -> R:
+        """Wait for the workflow to finish; return its value or raise its error."""
+        if self._future is not None:
+            try:
+                return self._future.result(timeout_seconds)  # type: ignore[no-any-return]
+            except DBOSFencedError:
+                pass  # another executor took the workflow over: its outcome is in the database
+        return wait_for_result(self._rt, self.workflow_id, timeout_seconds)  # type: ignore[no-any-return]
+
+    def get_status(self) -> WorkflowStatus:
+        row = self._rt.store.get_workflow(self.workflow_id)
+        if row is None:
+            raise DBOSNonExistentWorkflowError("workflow", self.workflow_id)
+        return WorkflowStatus.from_row(self._rt, row)
+
+    def __repr__(self) -> str:
+        return f"WorkflowHandle({self.workflow_id!r})"

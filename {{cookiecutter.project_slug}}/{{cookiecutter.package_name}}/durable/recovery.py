@@ -1,0 +1,100 @@
+"""Recovery: find PENDING workflows that no live executor owns, adopt them, and run them again.
+
+Every process is an executor with a heartbeat row. A workflow belongs to the executor that runs it;
+when that executor's heartbeat goes stale (crash, SIGKILL, lost host), any live executor adopts the
+workflow in one UPDATE that also bumps its fencing generation, so exactly one adopter wins and the
+dead owner's late writes are refused. On the same host, an executor whose process is gone is known
+dead at once, so a restarted service resumes its work without waiting for the heartbeat timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from .executor import resume_row
+from .runtime import Runtime, pid_is_alive
+from .store.base import now_ms
+
+logger = logging.getLogger(__name__)
+
+ADOPT_BATCH = 200
+# Executor rows dead this long, owning nothing, are deleted.
+FORGET_AFTER_MS = 24 * 3600 * 1000
+
+
+def expire_dead_local_executors(rt: Runtime) -> int:
+    """Mark executors of this host whose process no longer exists as dead; return how many."""
+    expired = 0
+    for executor_id, pid, heartbeat_at in rt.store.executors_on_host(rt.hostname, rt.executor_id):
+        # Our own pid under another executor ID is a previous process (a container restarts as pid 1).
+        if heartbeat_at > 0 and (pid == rt.pid or not pid_is_alive(pid)):
+            rt.store.expire_executor(executor_id)
+            expired += 1
+    return expired
+
+
+def recover_orphans(rt: Runtime) -> int:
+    """Adopt and restart every orphaned workflow; return how many were adopted."""
+    alive_since = now_ms() - int(rt.settings.executor_timeout_sec * 1000)
+    total = 0
+    while not rt.stopping.is_set():
+        rows = rt.store.adopt_orphans(rt.executor_id, alive_since, ADOPT_BATCH)
+        for row in rows:
+            try:
+                resume_row(rt, row)
+            except Exception:
+                logger.exception("could not resume workflow %s", row.workflow_id)
+        total += len(rows)
+        if len(rows) < ADOPT_BATCH:
+            break
+    if total:
+        logger.info("adopted %d pending workflow(s)", total)
+    return total
+
+
+class RecoveryLoop:
+    """The executor's background thread: heartbeat, then adopt orphans, every heartbeat interval."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="durable-recovery", daemon=True)
+
+    def start(self) -> None:
+        rt = self.rt
+        rt.store.register_executor(rt.executor_id, rt.hostname, rt.pid, rt.settings.application_version)
+        expire_dead_local_executors(rt)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Sweep now instead of at the next interval (tests, admin trigger)."""
+        self._wake.set()
+
+    def stop(self, *, release: bool) -> None:
+        """Stop the loop; with ``release``, let other executors adopt this one's workflows at once."""
+        self.rt.stopping.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        if release:
+            try:
+                self.rt.store.expire_executor(self.rt.executor_id)
+            except Exception:
+                logger.warning("could not release executor %s", self.rt.executor_id, exc_info=True)
+
+    def _run(self) -> None:
+        rt = self.rt
+        first = True
+        while not rt.stopping.is_set():
+            try:
+                if not first and not rt.store.heartbeat(rt.executor_id):
+                    rt.store.register_executor(rt.executor_id, rt.hostname, rt.pid, rt.settings.application_version)
+                first = False
+                recover_orphans(rt)
+                rt.store.forget_executors(now_ms() - FORGET_AFTER_MS)
+            except Exception:
+                # The database may be restarting; the next round tries again.
+                logger.warning("recovery sweep failed", exc_info=True)
+            self._wake.wait(rt.settings.executor_heartbeat_sec)
+            self._wake.clear()

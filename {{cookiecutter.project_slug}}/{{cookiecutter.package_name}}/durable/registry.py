@@ -1,0 +1,69 @@
+"""Names to code: recovery reads a workflow's recorded name and finds the function to run again.
+
+Decorators register at import time, before any ``DBOS`` exists, so the registry is process-wide
+and outlives ``DBOS.destroy()`` (as in DBOS).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .error import DBOSException
+
+
+@dataclass
+class FunctionInfo:
+    """A decorated function: its durable name, its kind, and its options."""
+
+    name: str
+    func: Callable[..., Any]
+    kind: str  # "workflow", "step" or "transaction"
+    options: dict[str, Any] = field(default_factory=dict)
+    class_name: str | None = None
+    method_kind: str | None = None  # None (plain function), "instance", "class" or "static"
+    wrapper: Callable[..., Any] | None = None
+
+
+class Registry:
+    """Every decorated function by name, and every registered class and configured instance."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.workflows: dict[str, FunctionInfo] = {}
+        self.classes: dict[str, type] = {}
+        self.instances: dict[tuple[str, str], Any] = {}
+
+    def add_workflow(self, info: FunctionInfo) -> None:
+        with self._lock:
+            known = self.workflows.get(info.name)
+            if known is not None and known.func is not info.func and known.func.__module__ != info.func.__module__:
+                raise DBOSException(
+                    f"Two different workflow functions are named {info.name!r} "
+                    f"({known.func.__module__} and {info.func.__module__}); pass name=... to one of them"
+                )
+            self.workflows[info.name] = info
+
+    def add_class(self, cls: type) -> None:
+        with self._lock:
+            self.classes[cls.__qualname__] = cls
+
+    def add_instance(self, instance: Any) -> None:
+        key = (type(instance).__qualname__, instance.config_name)
+        with self._lock:
+            if key in self.instances and self.instances[key] is not instance:
+                raise DBOSException(
+                    f"Another instance of {key[0]} is already registered as {key[1]!r}; config names must be unique"
+                )
+            self.instances[key] = instance
+
+    def find_workflow(self, name: str) -> FunctionInfo | None:
+        return self.workflows.get(name)
+
+    def find_instance(self, class_name: str, config_name: str) -> Any:
+        return self.instances.get((class_name, config_name))
+
+
+REGISTRY = Registry()

@@ -1,0 +1,185 @@
+"""The launched runtime: engines, checkpoint store, codec, executor identity, worker threads.
+
+Nothing here exists at import or at ``DBOS(...)``: it is built by ``launch()``, so a gunicorn
+master that preloads the app forks workers holding no connections and no threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+import sqlalchemy as sa
+
+from .config import RuntimeSettings
+from .error import DBOSInitializationError
+from .schema import SCHEMA_VERSION, current_version, upgrade_system_schema
+from .serialization import Codec
+from .store.checkpoint_store import CheckpointStore
+from .store.dialects import create_sqlite_engine, dialect_for, process_identity
+
+logger = logging.getLogger(__name__)
+
+# Threads that run background workflows (start_workflow and recovery) in one process.
+WORKER_THREADS = 64
+
+
+def make_executor_id(hostname: str, pid: int) -> str:
+    """Unique per process start: host, pid and a random suffix (a pid is reused across restarts)."""
+    return f"{hostname}:{pid}:{uuid.uuid4().hex[:8]}"
+
+
+def create_app_engine(url: str, **kwargs: Any) -> sa.Engine:
+    """The engine ``@DBOS.transaction`` sessions use; SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE."""
+    if url.startswith("sqlite"):
+        return create_sqlite_engine(url, **kwargs)
+    options: dict[str, Any] = {"pool_size": 20, "max_overflow": 20}
+    options.update(kwargs)
+    return sa.create_engine(url, **options)
+
+
+class Runtime:
+    """Everything ``launch()`` builds and ``destroy()`` tears down."""
+
+    def __init__(self, settings: RuntimeSettings, app_context: Callable[[], AbstractContextManager[Any]] | None) -> None:
+        self.settings = settings
+        self.app_context = app_context or nullcontext
+        self.codec = Codec(max_bytes=settings.max_checkpoint_bytes, allow_pickle=settings.allow_pickle)
+        hostname, pid = process_identity()
+        self.hostname, self.pid = hostname, pid
+        self.executor_id = settings.executor_id or make_executor_id(hostname, pid)
+        self.sys_dialect = dialect_for(settings.sys_db_url, settings.pg_schema)
+        self.sys_engine = self.sys_dialect.create_engine(
+            settings.sys_db_url, pool_size=settings.pool_size, autocommit=True
+        )
+        self.app_engine = create_app_engine(settings.app_db_url, **settings.engine_kwargs)
+        self._prepare_schema(self.sys_engine)
+        self.store = CheckpointStore(self.sys_engine, self.sys_dialect)
+        # With a separate system database, transactions checkpoint into the application database
+        # (same commit as their writes) and the runtime copies the row to the system database.
+        self.app_store: CheckpointStore | None = None
+        if not settings.shares_database:
+            self._prepare_schema(self.app_engine)
+            app_dialect = dialect_for(settings.app_db_url, settings.pg_schema)
+            self.app_store = CheckpointStore(
+                app_dialect.create_engine(settings.app_db_url, pool_size=4, autocommit=True), app_dialect
+            )
+        self.pool = ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="durable-workflow")
+        # Workflows running in this process, so a duplicate start waits instead of running twice.
+        self.running: dict[str, Future[Any]] = {}
+        self.running_lock = threading.Lock()
+        self.stopping = threading.Event()
+
+    def checkpoint_in_transaction(self, connection: sa.Connection, params: tuple[Any, ...]) -> bool:
+        """Insert a transaction's checkpoint through its own connection; False if the step is taken."""
+        if self.app_store is None:
+            return bool(connection.exec_driver_sql(self.store.record_step_sql, params).rowcount)
+        # The application database holds no workflow rows to fence against: the copy to the system
+        # database, right after the commit, is fenced instead.
+        return bool(connection.exec_driver_sql(self.app_store.record_step_unfenced_sql, params[:-2]).rowcount)
+
+    def _prepare_schema(self, engine: sa.Engine) -> None:
+        """Create or check the system tables, as ``run_migrations`` says."""
+        try:
+            if self.settings.run_migrations:
+                with engine.connect() as conn:
+                    if current_version(conn, self.settings.pg_schema) >= SCHEMA_VERSION:
+                        return
+                migrator = create_app_engine(str(engine.url.render_as_string(hide_password=False)), pool_size=1)
+                try:
+                    with migrator.begin() as conn:
+                        upgrade_system_schema(conn, pg_schema=self.settings.pg_schema)
+                finally:
+                    migrator.dispose()
+                return
+            with engine.connect() as conn:
+                version = current_version(conn, self.settings.pg_schema)
+        except sa.exc.OperationalError as exc:
+            raise DBOSInitializationError(
+                f"cannot reach the database at {engine.url.render_as_string(hide_password=True)}: {exc.orig}"
+            ) from exc
+        if version < SCHEMA_VERSION:
+            raise DBOSInitializationError(
+                f"the system tables are at version {version}, this runtime needs {SCHEMA_VERSION}; "
+                "run `alembic upgrade head` (or set run_migrations=True)"
+            )
+
+    def submit(self, workflow_id: str, work: Callable[[], Any]) -> Future[Any]:
+        """Run a workflow body on a worker thread, unless this process already runs that workflow."""
+        with self.running_lock:
+            known = self.running.get(workflow_id)
+            if known is not None:
+                return known
+            future: Future[Any] = Future()
+            self.running[workflow_id] = future
+
+        def body() -> None:
+            try:
+                with self.app_context():
+                    result = work()
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+            finally:
+                with self.running_lock:
+                    self.running.pop(workflow_id, None)
+
+        self.pool.submit(body)
+        return future
+
+    def claim_inline(self, workflow_id: str) -> Future[Any] | None:
+        """Mark a workflow as running on the calling thread; return the other run's future if one exists."""
+        with self.running_lock:
+            known = self.running.get(workflow_id)
+            if known is not None:
+                return known
+            self.running[workflow_id] = Future()
+            return None
+
+    def release_inline(self, workflow_id: str, outcome: tuple[bool, Any]) -> None:
+        """Publish the result of an inline run to anyone waiting on it, and forget it."""
+        with self.running_lock:
+            future = self.running.pop(workflow_id, None)
+        if future is not None:
+            ok, value = outcome
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    def shutdown(self, wait_sec: float = 0.0) -> None:
+        self.stopping.set()
+        deadline = time.monotonic() + wait_sec
+        while wait_sec and self.running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.sys_engine.dispose()
+        self.app_engine.dispose()
+        if self.app_store is not None:
+            self.app_store.engine.dispose()
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: drop the parent's connections without closing them under its feet."""
+        self.sys_engine.dispose(close=False)
+        self.app_engine.dispose(close=False)
+        if self.app_store is not None:
+            self.app_store.engine.dispose(close=False)
+
+
+def pid_is_alive(pid: int) -> bool:
+    """Whether a process with that pid exists on this host (a zombie counts as alive: be conservative)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

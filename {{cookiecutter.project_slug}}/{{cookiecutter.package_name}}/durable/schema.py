@@ -1,0 +1,179 @@
+"""The runtime's system tables: their definitions and their versioned migrations.
+
+The tables live beside the application's own: in their own schema on PostgreSQL (``dbos`` by default)
+and under a name prefix on SQLite (``dbos_workflow_status``), since SQLite has no schemas.
+
+Both the project's Alembic revision (``migrations/versions/0001_durable_system_tables.py``) and
+``DBOS.launch()`` (when ``run_migrations`` is on) apply the same numbered steps and record the result
+in one ``schema_version`` table, so whichever runs first does the work and the other sees it done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+#: The version this build of the runtime needs; launch refuses an older schema when it may not migrate.
+SCHEMA_VERSION = 1
+DEFAULT_PG_SCHEMA = "dbos"
+SQLITE_PREFIX = "dbos_"
+
+# A fixed key for pg_advisory_xact_lock, so that workers starting together migrate one at a time.
+_MIGRATION_LOCK_KEY = 0x64626F73  # "dbos"
+
+
+@dataclass(frozen=True)
+class SystemTables:
+    """The system tables as SQLAlchemy Core objects, named for one database."""
+
+    metadata: sa.MetaData
+    workflow_status: sa.Table
+    operation_outputs: sa.Table
+    executors: sa.Table
+    schema_version: sa.Table
+    pg_schema: str | None
+
+    def qualified(self, table: sa.Table) -> str:
+        """The table's name as raw SQL must spell it (``dbos.workflow_status`` or ``dbos_workflow_status``)."""
+        return f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'
+
+
+def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> SystemTables:
+    """Build the table definitions for a dialect (``postgresql`` or ``sqlite``)."""
+    is_pg = dialect_name == "postgresql"
+    schema = pg_schema if is_pg else None
+    prefix = "" if is_pg else SQLITE_PREFIX
+    json_type: sa.types.TypeEngine[object] = JSONB() if is_pg else sa.Text()
+    metadata = sa.MetaData(schema=schema)
+
+    workflow_status = sa.Table(
+        f"{prefix}workflow_status",
+        metadata,
+        sa.Column("workflow_uuid", sa.Text, primary_key=True),
+        sa.Column("status", sa.Text, nullable=False),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("class_name", sa.Text),
+        sa.Column("config_name", sa.Text),
+        sa.Column("inputs", json_type),
+        sa.Column("output", json_type),
+        sa.Column("error", json_type),
+        sa.Column("request", json_type),
+        sa.Column("executor_id", sa.Text),
+        # Fencing token: bumped each time another executor adopts the workflow. Every checkpoint write
+        # names the generation it was started under, so a zombie's late write matches no row.
+        sa.Column("owner_generation", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("application_version", sa.Text),
+        sa.Column("application_id", sa.Text),
+        sa.Column("recovery_attempts", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("queue_name", sa.Text),
+        sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("deduplication_id", sa.Text),
+        sa.Column("parent_workflow_id", sa.Text),
+        sa.Column("workflow_timeout_ms", sa.BigInteger),
+        sa.Column("workflow_deadline_epoch_ms", sa.BigInteger),
+        sa.Column("created_at", sa.BigInteger, nullable=False),
+        sa.Column("updated_at", sa.BigInteger, nullable=False),
+        sa.Column("completed_at", sa.BigInteger),
+        sa.Index(f"{prefix}workflow_status_status_created", "status", "created_at"),
+        sa.Index(f"{prefix}workflow_status_executor_status", "executor_id", "status"),
+        sa.Index(f"{prefix}workflow_status_created", "created_at"),
+        sa.Index(f"{prefix}workflow_status_name", "name"),
+    )
+    operation_outputs = sa.Table(
+        f"{prefix}operation_outputs",
+        metadata,
+        sa.Column("workflow_uuid", sa.Text, primary_key=True),
+        sa.Column("function_id", sa.Integer, primary_key=True),
+        sa.Column("function_name", sa.Text, nullable=False),
+        sa.Column("output", json_type),
+        sa.Column("error", json_type),
+        sa.Column("child_workflow_id", sa.Text),
+        sa.Column("started_at_epoch_ms", sa.BigInteger),
+        sa.Column("completed_at_epoch_ms", sa.BigInteger),
+    )
+    executors = sa.Table(
+        f"{prefix}executors",
+        metadata,
+        sa.Column("executor_id", sa.Text, primary_key=True),
+        sa.Column("hostname", sa.Text, nullable=False),
+        sa.Column("pid", sa.Integer, nullable=False),
+        sa.Column("application_version", sa.Text),
+        sa.Column("started_at", sa.BigInteger, nullable=False),
+        sa.Column("heartbeat_at", sa.BigInteger, nullable=False),
+    )
+    schema_version = sa.Table(
+        f"{prefix}schema_version",
+        metadata,
+        sa.Column("version", sa.Integer, nullable=False),
+    )
+    return SystemTables(metadata, workflow_status, operation_outputs, executors, schema_version, schema)
+
+
+def _create_v1(connection: sa.Connection, tables: SystemTables) -> None:
+    if tables.pg_schema:
+        connection.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{tables.pg_schema}"'))
+    tables.metadata.create_all(connection, checkfirst=True)
+
+
+def _drop_v1(connection: sa.Connection, tables: SystemTables) -> None:
+    tables.metadata.drop_all(connection, checkfirst=True)
+
+
+# version -> (upgrade to it, downgrade from it). Append; never edit a released step.
+_STEPS: dict[int, tuple[Callable[[sa.Connection, SystemTables], None], Callable[[sa.Connection, SystemTables], None]]] = {
+    1: (_create_v1, _drop_v1),
+}
+
+
+def current_version(connection: sa.Connection, pg_schema: str = DEFAULT_PG_SCHEMA) -> int:
+    """The applied schema version, 0 when the system tables do not exist yet."""
+    tables = system_tables(connection.dialect.name, pg_schema)
+    inspector = sa.inspect(connection)
+    if not inspector.has_table(tables.schema_version.name, schema=tables.pg_schema):
+        return 0
+    found = connection.execute(sa.select(sa.func.max(tables.schema_version.c.version))).scalar()
+    return int(found or 0)
+
+
+def _lock_for_migration(connection: sa.Connection) -> None:
+    """Serialise migrations of one database; released when the enclosing transaction ends."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+    # SQLite: the caller's transaction began with BEGIN IMMEDIATE, which already excludes other writers.
+
+
+def upgrade_system_schema(
+    connection: sa.Connection, *, pg_schema: str = DEFAULT_PG_SCHEMA, target: int = SCHEMA_VERSION
+) -> int:
+    """Apply the missing steps up to ``target`` inside the caller's transaction; return the new version."""
+    _lock_for_migration(connection)
+    tables = system_tables(connection.dialect.name, pg_schema)
+    version = current_version(connection, pg_schema)
+    for step in range(version + 1, target + 1):
+        _STEPS[step][0](connection, tables)
+        connection.execute(tables.schema_version.delete())
+        connection.execute(tables.schema_version.insert().values(version=step))
+        version = step
+    return version
+
+
+def downgrade_system_schema(
+    connection: sa.Connection, *, pg_schema: str = DEFAULT_PG_SCHEMA, target: int = 0
+) -> int:
+    """Undo steps down to ``target`` (0 drops every system table); return the new version."""
+    _lock_for_migration(connection)
+    tables = system_tables(connection.dialect.name, pg_schema)
+    version = current_version(connection, pg_schema)
+    for step in range(version, target, -1):
+        _STEPS[step][1](connection, tables)
+        version = step - 1
+        if version:
+            connection.execute(tables.schema_version.delete())
+            connection.execute(tables.schema_version.insert().values(version=version))
+    if version == 0 and tables.pg_schema and not sa.inspect(connection).get_table_names(schema=tables.pg_schema):
+        # Only an empty schema is ours to drop: never take a user's objects with it.
+        connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{tables.pg_schema}"'))
+    return version

@@ -1,0 +1,85 @@
+"""The rows the checkpoint store reads and writes, as plain records the rest of the runtime uses."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+
+class WorkflowStatusString(str, Enum):
+    """A workflow's status, spelled as DBOS spells it."""
+
+    PENDING = "PENDING"
+    ENQUEUED = "ENQUEUED"
+    SUCCESS = "SUCCESS"
+    ERROR = "ERROR"
+    CANCELLED = "CANCELLED"
+    MAX_RECOVERY_ATTEMPTS_EXCEEDED = "MAX_RECOVERY_ATTEMPTS_EXCEEDED"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """A checkpointed step: its output, or the error it raised (as stored JSON, not yet decoded)."""
+
+    function_id: int
+    function_name: str
+    output: Any
+    error: Any
+    child_workflow_id: str | None = None
+    started_at_epoch_ms: int | None = None
+    completed_at_epoch_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class NewWorkflow:
+    """What the store writes when a workflow starts."""
+
+    workflow_id: str
+    name: str
+    inputs: str
+    executor_id: str
+    application_version: str
+    application_id: str
+    status: str = WorkflowStatusString.PENDING.value
+    class_name: str | None = None
+    config_name: str | None = None
+    request: str | None = None
+    parent_workflow_id: str | None = None
+    queue_name: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkflowRow:
+    """One row of the workflow table (JSON columns not yet decoded)."""
+
+    workflow_id: str
+    status: str
+    name: str
+    class_name: str | None
+    config_name: str | None
+    inputs: Any
+    output: Any
+    error: Any
+    request: Any
+    executor_id: str | None
+    owner_generation: int
+    application_version: str | None
+    application_id: str | None
+    recovery_attempts: int
+    queue_name: str | None
+    parent_workflow_id: str | None
+    created_at: int
+    updated_at: int
+    completed_at: int | None
+
+
+WORKFLOW_COLUMNS = tuple(WorkflowRow.__dataclass_fields__)
+# The row's field names match the table's columns except the first.
+WORKFLOW_SELECT = ", ".join("workflow_uuid" if c == "workflow_id" else c for c in WORKFLOW_COLUMNS)
+STEP_SELECT = ", ".join(StepRecord.__dataclass_fields__)

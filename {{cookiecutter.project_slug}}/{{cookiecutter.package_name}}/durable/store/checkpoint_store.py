@@ -1,0 +1,329 @@
+"""Every read and write of the system tables. SQL lives here and nowhere else.
+
+The hot path (start, step, finish) is one statement and one commit each, on a pooled driver
+connection in autocommit mode, with SQL text built once. A brand-new workflow never reads its steps
+back: there are none. A dropped connection or a locked SQLite file is retried here, so callers never
+see either.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from ..error import DBOSFencedError
+from .base import (
+    STEP_SELECT,
+    WORKFLOW_SELECT,
+    NewWorkflow,
+    StepRecord,
+    WorkflowRow,
+    WorkflowStatusString,
+    now_ms,
+)
+from .dialects import Dialect
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+PENDING = WorkflowStatusString.PENDING.value
+RETRY_DEADLINE_SEC = 30.0
+
+_INSERT_WORKFLOW = """
+INSERT INTO {workflow_status} (workflow_uuid, status, name, class_name, config_name, inputs, request,
+    executor_id, owner_generation, application_version, application_id, recovery_attempts, queue_name,
+    parent_workflow_id, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?J, ?J, ?, 0, ?, ?, 0, ?, ?, ?, ?)
+ON CONFLICT (workflow_uuid) DO NOTHING"""
+
+# Fenced: the row goes in only while the workflow is still at the generation this execution holds.
+_RECORD_STEP = """
+INSERT INTO {operation_outputs} (workflow_uuid, function_id, function_name, output, error,
+    child_workflow_id, started_at_epoch_ms, completed_at_epoch_ms)
+SELECT ?, ?, ?, ?J, ?J, ?, ?, ?
+WHERE EXISTS (SELECT 1 FROM {workflow_status} WHERE workflow_uuid = ? AND owner_generation = ?)
+ON CONFLICT (workflow_uuid, function_id) DO NOTHING"""
+
+_RECORD_STEP_UNFENCED = """
+INSERT INTO {operation_outputs} (workflow_uuid, function_id, function_name, output, error,
+    child_workflow_id, started_at_epoch_ms, completed_at_epoch_ms)
+VALUES (?, ?, ?, ?J, ?J, ?, ?, ?)
+ON CONFLICT (workflow_uuid, function_id) DO NOTHING"""
+
+_FINISH = """
+UPDATE {workflow_status} SET status = ?, output = ?J, error = ?J, updated_at = ?, completed_at = ?
+WHERE workflow_uuid = ? AND owner_generation = ? AND status = 'PENDING'"""
+
+_GET_WORKFLOW = "SELECT {columns} FROM {workflow_status} WHERE workflow_uuid = ?"
+_GET_OUTCOME = "SELECT status, output, error FROM {workflow_status} WHERE workflow_uuid = ?"
+_LOAD_STEPS = "SELECT {step_columns} FROM {operation_outputs} WHERE workflow_uuid = ? ORDER BY function_id"
+_GET_STEP = "SELECT {step_columns} FROM {operation_outputs} WHERE workflow_uuid = ? AND function_id = ?"
+
+_REGISTER_EXECUTOR = """
+INSERT INTO {executors} (executor_id, hostname, pid, application_version, started_at, heartbeat_at)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (executor_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at"""
+_HEARTBEAT = "UPDATE {executors} SET heartbeat_at = ? WHERE executor_id = ?"
+_EXPIRE_EXECUTOR = "UPDATE {executors} SET heartbeat_at = 0 WHERE executor_id = ?"
+_EXECUTORS_ON_HOST = "SELECT executor_id, pid, heartbeat_at FROM {executors} WHERE hostname = ? AND executor_id <> ?"
+_FORGET_EXECUTORS = """
+DELETE FROM {executors} WHERE heartbeat_at < ? AND NOT EXISTS (
+    SELECT 1 FROM {workflow_status} w WHERE w.executor_id = {executors}.executor_id AND w.status = 'PENDING')"""
+
+# A workflow is an orphan when it is PENDING and no live executor owns it.
+_ORPHAN = """status = 'PENDING' AND (executor_id IS NULL OR executor_id NOT IN (
+    SELECT executor_id FROM {executors} WHERE heartbeat_at >= ?))"""
+_ADOPT_SET = """executor_id = ?, owner_generation = owner_generation + 1,
+    recovery_attempts = recovery_attempts + 1, updated_at = ?"""
+_ADOPT_ORPHANS = (
+    "UPDATE {workflow_status} SET " + _ADOPT_SET + " WHERE workflow_uuid IN ("
+    "SELECT workflow_uuid FROM {workflow_status} WHERE " + _ORPHAN + " ORDER BY created_at LIMIT ?{skip_locked})"
+    " RETURNING {columns}"
+)
+_ADOPT_ONE = "UPDATE {workflow_status} SET " + _ADOPT_SET + " WHERE workflow_uuid = ? AND " + _ORPHAN + " RETURNING {columns}"
+_DEAD_LETTER = """
+UPDATE {workflow_status} SET status = 'MAX_RECOVERY_ATTEMPTS_EXCEEDED', updated_at = ?
+WHERE workflow_uuid = ? AND owner_generation = ? AND status = 'PENDING'"""
+
+
+class CheckpointStore:
+    """The system tables of one database, behind methods named for what they do."""
+
+    def __init__(self, engine: sa.Engine, dialect: Dialect) -> None:
+        self.engine = engine
+        self.dialect = dialect
+        columns = {"columns": WORKFLOW_SELECT, "step_columns": STEP_SELECT}
+        skip = " FOR UPDATE SKIP LOCKED" if dialect.supports_skip_locked else ""
+
+        def build(text: str) -> str:
+            return dialect.sql(text.replace("{columns}", columns["columns"])
+                               .replace("{step_columns}", columns["step_columns"])
+                               .replace("{skip_locked}", skip))
+
+        self._insert_workflow = build(_INSERT_WORKFLOW)
+        self.record_step_sql = build(_RECORD_STEP)
+        self.record_step_unfenced_sql = build(_RECORD_STEP_UNFENCED)
+        self._finish = build(_FINISH)
+        self._get_workflow = build(_GET_WORKFLOW)
+        self._get_outcome = build(_GET_OUTCOME)
+        self._load_steps = build(_LOAD_STEPS)
+        self._get_step = build(_GET_STEP)
+        self._register_executor = build(_REGISTER_EXECUTOR)
+        self._heartbeat = build(_HEARTBEAT)
+        self._expire_executor = build(_EXPIRE_EXECUTOR)
+        self._executors_on_host = build(_EXECUTORS_ON_HOST)
+        self._forget_executors = build(_FORGET_EXECUTORS)
+        self._adopt_orphans = build(_ADOPT_ORPHANS)
+        self._adopt_one = build(_ADOPT_ONE)
+        self._dead_letter = build(_DEAD_LETTER)
+
+    # -- plumbing -------------------------------------------------------------------------------------
+
+    def run(self, work: Callable[[Any], T]) -> T:
+        """Run ``work(cursor)`` on a pooled connection, retrying lock waits and dropped connections."""
+        deadline = time.monotonic() + RETRY_DEADLINE_SEC
+        delay = 0.005
+        while True:
+            conn = self.engine.raw_connection()
+            try:
+                cursor = conn.cursor()
+                try:
+                    return work(cursor)
+                finally:
+                    cursor.close()
+            except Exception as exc:
+                if self.dialect.is_disconnect(exc):
+                    conn.invalidate()
+                else:
+                    _rollback_quietly(conn)
+                if not self.dialect.is_retryable(exc) or time.monotonic() > deadline:
+                    raise
+                logger.debug("retrying after %s", exc)
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 0.5)
+            finally:
+                conn.close()
+
+    def execute(self, sql: str, params: Sequence[Any]) -> int:
+        """One statement in its own commit; returns the row count."""
+
+        def work(cursor: Any) -> int:
+            cursor.execute(sql, params)
+            return int(cursor.rowcount)
+
+        return self.run(work)
+
+    def fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        def work(cursor: Any) -> list[tuple[Any, ...]]:
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
+
+        return self.run(work)
+
+    # -- workflows ------------------------------------------------------------------------------------
+
+    def create_workflow(self, new: NewWorkflow) -> WorkflowRow | None:
+        """Insert a new workflow row. Return None when it was created, else the row that already exists."""
+        now = now_ms()
+        inserted = self.execute(
+            self._insert_workflow,
+            (new.workflow_id, new.status, new.name, new.class_name, new.config_name, new.inputs, new.request,
+             new.executor_id, new.application_version, new.application_id, new.queue_name,
+             new.parent_workflow_id, now, now),
+        )
+        if inserted:
+            return None
+        existing = self.get_workflow(new.workflow_id)
+        assert existing is not None, "a conflicting workflow row vanished"
+        return existing
+
+    def get_workflow(self, workflow_id: str) -> WorkflowRow | None:
+        rows = self.fetch(self._get_workflow, (workflow_id,))
+        return WorkflowRow(*rows[0]) if rows else None
+
+    def get_outcome(self, workflow_id: str) -> tuple[str, Any, Any] | None:
+        """Status, output and error of a workflow: the cheap read that result polling makes."""
+        rows = self.fetch(self._get_outcome, (workflow_id,))
+        return (rows[0][0], rows[0][1], rows[0][2]) if rows else None
+
+    def finish_workflow(
+        self, workflow_id: str, generation: int, status: str, output: str | None, error: str | None
+    ) -> None:
+        """Record a workflow's final outcome; raise ``DBOSFencedError`` if another executor owns it now."""
+        now = now_ms()
+        updated = self.execute(self._finish, (status, output, error, now, now, workflow_id, generation))
+        if not updated:
+            self._explain_missed_write(workflow_id, generation)
+
+    def _explain_missed_write(self, workflow_id: str, generation: int) -> None:
+        row = self.get_workflow(workflow_id)
+        if row is None or row.owner_generation != generation:
+            raise DBOSFencedError(workflow_id)
+        # Same generation but no longer PENDING: cancelled, or finished by a retried statement. Nothing to do.
+
+    def dead_letter(self, workflow_id: str, generation: int) -> None:
+        self.execute(self._dead_letter, (now_ms(), workflow_id, generation))
+
+    # -- steps ----------------------------------------------------------------------------------------
+
+    def step_params(
+        self, workflow_id: str, generation: int, step_id: int, name: str, output: str | None, error: str | None,
+        started_ms: int, child_workflow_id: str | None = None,
+    ) -> tuple[Any, ...]:
+        """Parameters of ``record_step_sql``; transactions run that SQL on their own connection."""
+        return (workflow_id, step_id, name, output, error, child_workflow_id, started_ms, now_ms(),
+                workflow_id, generation)
+
+    def record_step(
+        self, workflow_id: str, generation: int, step_id: int, name: str, output: str | None, error: str | None,
+        started_ms: int, child_workflow_id: str | None = None,
+    ) -> StepRecord | None:
+        """Checkpoint a step. Return None when stored, or the record another execution stored first."""
+        params = self.step_params(workflow_id, generation, step_id, name, output, error, started_ms,
+                                  child_workflow_id)
+        if self.execute(self.record_step_sql, params):
+            return None
+        return self.step_conflict(workflow_id, generation, step_id)
+
+    def step_conflict(self, workflow_id: str, generation: int, step_id: int) -> StepRecord:
+        """After a refused step write: the winner's record, or ``DBOSFencedError`` if we lost ownership."""
+        existing = self.get_step(workflow_id, step_id)
+        if existing is None:
+            raise DBOSFencedError(workflow_id)
+        return existing
+
+    def get_step(self, workflow_id: str, step_id: int) -> StepRecord | None:
+        rows = self.fetch(self._get_step, (workflow_id, step_id))
+        return StepRecord(*rows[0]) if rows else None
+
+    def load_steps(self, workflow_id: str) -> dict[int, StepRecord]:
+        """Every checkpointed step of a workflow, by step ID: what replay reuses."""
+        return {row[0]: StepRecord(*row) for row in self.fetch(self._load_steps, (workflow_id,))}
+
+    # -- executors and recovery -----------------------------------------------------------------------
+
+    def register_executor(self, executor_id: str, hostname: str, pid: int, version: str) -> None:
+        now = now_ms()
+        self.execute(self._register_executor, (executor_id, hostname, pid, version, now, now))
+
+    def heartbeat(self, executor_id: str) -> bool:
+        """Refresh this executor's lease; False when its row is gone (it must register again)."""
+        return bool(self.execute(self._heartbeat, (now_ms(), executor_id)))
+
+    def expire_executor(self, executor_id: str) -> None:
+        """Mark an executor dead now, so others adopt its workflows without waiting for the timeout."""
+        self.execute(self._expire_executor, (executor_id,))
+
+    def executors_on_host(self, hostname: str, except_id: str) -> list[tuple[str, int, int]]:
+        return [(r[0], int(r[1]), int(r[2])) for r in self.fetch(self._executors_on_host, (hostname, except_id))]
+
+    def forget_executors(self, older_than_ms: int) -> int:
+        """Delete long-dead executor rows that own no PENDING workflow."""
+        return self.execute(self._forget_executors, (older_than_ms,))
+
+    def adopt_orphans(self, executor_id: str, alive_since_ms: int, limit: int) -> list[WorkflowRow]:
+        """Take ownership of PENDING workflows whose executor is dead, bumping their fencing generation."""
+        return [WorkflowRow(*r) for r in self.fetch(self._adopt_orphans, (executor_id, now_ms(), alive_since_ms, limit))]
+
+    def adopt_workflow(self, workflow_id: str, executor_id: str, alive_since_ms: int) -> WorkflowRow | None:
+        """Take one PENDING workflow whose executor is dead; None if it is finished or owned by a live one."""
+        rows = self.fetch(self._adopt_one, (executor_id, now_ms(), workflow_id, alive_since_ms))
+        return WorkflowRow(*rows[0]) if rows else None
+
+    # -- queries for the API (not the hot path: SQLAlchemy Core for composable filters) ---------------
+
+    def list_workflows(
+        self,
+        *,
+        workflow_ids: Sequence[str] | None = None,
+        status: Sequence[str] | None = None,
+        name: Sequence[str] | None = None,
+        executor_id: Sequence[str] | None = None,
+        app_version: Sequence[str] | None = None,
+        start_time_ms: int | None = None,
+        end_time_ms: int | None = None,
+        workflow_id_prefix: str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        sort_desc: bool = False,
+    ) -> list[WorkflowRow]:
+        ws = self.dialect.tables.workflow_status
+        query = sa.select(*[ws.c[c] for c in WORKFLOW_SELECT.split(", ")])
+        filters = [
+            (workflow_ids, ws.c.workflow_uuid),
+            (status, ws.c.status),
+            (name, ws.c.name),
+            (executor_id, ws.c.executor_id),
+            (app_version, ws.c.application_version),
+        ]
+        for values, column in filters:
+            if values is not None:
+                query = query.where(column.in_(list(values)))
+        if start_time_ms is not None:
+            query = query.where(ws.c.created_at >= start_time_ms)
+        if end_time_ms is not None:
+            query = query.where(ws.c.created_at <= end_time_ms)
+        if workflow_id_prefix:
+            query = query.where(ws.c.workflow_uuid.startswith(workflow_id_prefix, autoescape=True))
+        order = ws.c.created_at.desc() if sort_desc else ws.c.created_at.asc()
+        query = query.order_by(order, ws.c.workflow_uuid).limit(limit).offset(offset)
+        with self.engine.connect() as conn:
+            # JSON columns come back as text on SQLite and parsed on PostgreSQL; Codec.decode takes both.
+            return [WorkflowRow(*row) for row in conn.execute(query)]
+
+    def count_steps(self, workflow_id: str) -> int:
+        oo = self.dialect.tables.operation_outputs
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).where(oo.c.workflow_uuid == workflow_id)).scalar() or 0)
+
+
+def _rollback_quietly(conn: Any) -> None:
+    try:
+        conn.rollback()
+    except Exception:  # the connection may be broken; the pool discards it on close
+        pass

@@ -1,0 +1,152 @@
+"""What differs between SQLite and PostgreSQL: engines, placeholders, locking, which errors to retry.
+
+The store writes its SQL once with ``?`` placeholders; each dialect turns it into the driver's form.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from ..schema import DEFAULT_PG_SCHEMA, SystemTables, system_tables
+
+# SQLite: how long a writer waits for the lock inside the driver before the store's own retry loop.
+SQLITE_BUSY_TIMEOUT_MS = 5_000
+
+
+class Dialect:
+    """The database-specific half of the store."""
+
+    name: str = ""
+    begin_sql: str = "BEGIN"
+    supports_skip_locked: bool = False
+
+    def __init__(self, pg_schema: str = DEFAULT_PG_SCHEMA) -> None:
+        self.tables: SystemTables = system_tables(self.name, pg_schema)
+
+    def table(self, key: str) -> str:
+        """The quoted name of a system table (``workflow_status``, ``operation_outputs``, ...)."""
+        return self.tables.qualified(getattr(self.tables, key))
+
+    def sql(self, text: str) -> str:
+        """Turn the store's ``?`` placeholders and ``{table}`` names into this dialect's SQL."""
+        names = {k: self.table(k) for k in ("workflow_status", "operation_outputs", "executors")}
+        return self._placeholders(text.format(**names))
+
+    def _placeholders(self, text: str) -> str:
+        return text.replace("?J", "?")  # ?J marks a JSON parameter; SQLite stores JSON as text
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        """True for errors that a retry of the same statement can get past."""
+        return False
+
+    def is_disconnect(self, exc: BaseException) -> bool:
+        return False
+
+    def create_engine(self, url: str, *, pool_size: int, autocommit: bool, **kwargs: Any) -> sa.Engine:
+        raise NotImplementedError
+
+
+class SQLiteDialect(Dialect):
+    name = "sqlite"
+    # IMMEDIATE takes the write lock at BEGIN, so a transaction never fails later upgrading its lock.
+    begin_sql = "BEGIN IMMEDIATE"
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        text = str(exc).lower()
+        return "database is locked" in text or "database is busy" in text or "database table is locked" in text
+
+    def create_engine(self, url: str, *, pool_size: int, autocommit: bool, **kwargs: Any) -> sa.Engine:
+        return create_sqlite_engine(url, pool_size=pool_size, autocommit=autocommit, **kwargs)
+
+
+class PostgresDialect(Dialect):
+    name = "postgresql"
+    supports_skip_locked = True
+
+    def _placeholders(self, text: str) -> str:
+        # ?J marks a JSON parameter: cast, since INSERT ... SELECT gives PostgreSQL no column type to infer.
+        return re.sub(r"\?", "%s", text.replace("%", "%%").replace("?J", "%s::jsonb"))
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        sqlstate = getattr(exc, "sqlstate", None)
+        # serialization_failure, deadlock_detected, and the connection-class errors.
+        return sqlstate in {"40001", "40P01"} or self.is_disconnect(exc)
+
+    def is_disconnect(self, exc: BaseException) -> bool:
+        import psycopg
+
+        if isinstance(exc, psycopg.OperationalError):
+            return True
+        sqlstate = getattr(exc, "sqlstate", None) or ""
+        return sqlstate.startswith("08") or sqlstate in {"57P01", "57P02", "57P03"}
+
+    def create_engine(self, url: str, *, pool_size: int, autocommit: bool, **kwargs: Any) -> sa.Engine:
+        options: dict[str, Any] = {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": False}
+        if autocommit:
+            options["isolation_level"] = "AUTOCOMMIT"
+        options.update(kwargs)
+        return sa.create_engine(url, **options)
+
+
+def dialect_for(url: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Dialect:
+    backend = make_url(url).get_backend_name()
+    if backend == "sqlite":
+        return SQLiteDialect(pg_schema)
+    if backend == "postgresql":
+        return PostgresDialect(pg_schema)
+    raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql")
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers run beside the one writer; synchronous=FULL keeps each commit on disk.
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA synchronous = FULL")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+
+
+def create_sqlite_engine(url: str, *, pool_size: int = 20, autocommit: bool = False, **kwargs: Any) -> sa.Engine:
+    """An engine for a SQLite file that is safe with many threads and processes writing at once.
+
+    With ``autocommit`` off, transactions begin with ``BEGIN IMMEDIATE`` (the recipe SQLAlchemy
+    documents), so "database is locked" turns into a wait instead of an error mid-transaction.
+    """
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    options: dict[str, Any] = {
+        "poolclass": sa.pool.QueuePool,
+        "pool_size": pool_size,
+        "max_overflow": pool_size,
+        "connect_args": {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+    }
+    options.update(kwargs)
+    engine = sa.create_engine(url, **options)
+    sa.event.listen(engine, "connect", _on_sqlite_connect)
+    # The driver must never open transactions by itself: either we run in autocommit, or we BEGIN.
+    sa.event.listen(engine, "connect", _sqlite_autocommit)
+    if not autocommit:
+        sa.event.listen(engine, "begin", _sqlite_begin_immediate)
+    return engine
+
+
+def _sqlite_autocommit(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin_immediate(connection: sa.Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def process_identity() -> tuple[str, int]:
+    """This host's name and this process's ID, for executor rows."""
+    return os.uname().nodename, os.getpid()

@@ -1,0 +1,56 @@
+"""Optional OpenTelemetry traces: one span per workflow execution and per step, sent over OTLP/HTTP.
+
+Off by default and free when off (one boolean test per span). Turned on by ``enable_otlp=True``;
+needs the project's ``otlp`` extra (opentelemetry-sdk and the OTLP/HTTP exporter).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from typing import Any
+
+from .config import RuntimeSettings
+from .error import DBOSInitializationError
+
+_tracer: Any = None
+
+
+def enable_tracing(settings: RuntimeSettings) -> None:
+    """Install a tracer provider exporting to ``otlp_traces_endpoints`` (or the OTEL_* environment)."""
+    global _tracer
+    try:
+        from opentelemetry import trace
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    except ImportError as exc:
+        raise DBOSInitializationError(
+            f"enable_otlp=True needs OpenTelemetry ({exc.name} is missing); install the project's otlp extra: "
+            "pip install -e '.[otlp]'"
+        ) from exc
+    provider = TracerProvider(resource=Resource.create({"service.name": settings.name, **settings.otlp_attributes}))
+    endpoints = settings.otlp_traces_endpoints or (None,)
+    for endpoint in endpoints:
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    trace.set_tracer_provider(provider)
+    _tracer = trace.get_tracer("durable")
+
+
+def disable_tracing() -> None:
+    global _tracer
+    _tracer = None
+
+
+def span(name: str, **attributes: Any) -> Any:
+    """A span around a workflow or step when tracing is on; a no-op context otherwise."""
+    if _tracer is None:
+        return nullcontext()
+    return _span(name, attributes)
+
+
+@contextmanager
+def _span(name: str, attributes: dict[str, Any]) -> Iterator[None]:
+    with _tracer.start_as_current_span(name, attributes={k: v for k, v in attributes.items() if v is not None}):
+        yield

@@ -1,0 +1,103 @@
+"""``@DBOS.transaction``: the business writes and their checkpoint commit together, exactly once.
+
+The checkpoint row is inserted through the transaction's own connection just before COMMIT. If
+another execution already recorded this step, the insert finds the row taken, the whole transaction
+rolls back, and the recorded result is returned instead. Serialization failures and deadlocks are
+retried with a bounded backoff; they are the database's business, not the step's outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from .context import DBOSContext, current_context, entered
+from .error import DBOSSerializationError
+from .executor import decode_step, replay_step
+from .registry import FunctionInfo
+from .runtime import Runtime
+from .store.base import now_ms
+
+logger = logging.getLogger(__name__)
+
+MAX_CONFLICT_RETRIES = 10
+DEFAULT_ISOLATION = "SERIALIZABLE"  # PostgreSQL's default for @DBOS.transaction, as in DBOS
+
+
+class _StepTaken(Exception):
+    """The checkpoint insert found the step already recorded: roll back, use the recorded result."""
+
+
+def _isolation_for(engine: sa.Engine, requested: str | None) -> str | None:
+    if engine.dialect.name != "postgresql":
+        return None  # SQLite transactions are serializable already (one writer at a time)
+    return (requested or DEFAULT_ISOLATION).upper().replace("_", " ")
+
+
+def _is_conflict(rt: Runtime, exc: BaseException) -> bool:
+    """Serialization failure, deadlock, or a locked SQLite file: retry the whole transaction."""
+    original = getattr(exc, "orig", exc)
+    return rt.sys_dialect.is_retryable(original) and not rt.sys_dialect.is_disconnect(original)
+
+
+def run_transaction(
+    rt: Runtime, info: FunctionInfo, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """Run a transaction function as a step of the current workflow."""
+    ctx = current_context()
+    assert ctx is not None and ctx.workflow is not None, "transactions run inside a workflow"
+    if ctx.step_kind is not None:
+        raise RuntimeError(f"transaction {info.name!r} cannot be called from inside a step or transaction")
+    state = ctx.workflow
+    step_id = state.allocate_step_id()
+    found, value = replay_step(rt, state, step_id, info.name)
+    if found:
+        return value
+    isolation = _isolation_for(rt.app_engine, info.options.get("isolation_level"))
+    started_ms = now_ms()
+    delay = 0.01
+    for attempt in range(1, MAX_CONFLICT_RETRIES + 1):
+        connection = rt.app_engine.connect()
+        if isolation:
+            connection = connection.execution_options(isolation_level=isolation)
+        session = Session(bind=connection, expire_on_commit=False)
+        step_ctx = DBOSContext(request=ctx.request, workflow=state, step_id=step_id, step_kind="transaction",
+                               sql_session=session)
+        try:
+            with connection.begin():
+                with entered(step_ctx):
+                    result = func(*args, **kwargs)
+                session.flush()
+                output = rt.codec.encode(result, what=f"transaction {info.name!r} output")
+                params = rt.store.step_params(state.workflow_id, state.generation, step_id, info.name, output, None,
+                                              started_ms)
+                if not rt.checkpoint_in_transaction(connection, params):
+                    raise _StepTaken()
+        except _StepTaken:
+            return decode_step(rt, rt.store.step_conflict(state.workflow_id, state.generation, step_id))
+        except Exception as exc:
+            if _is_conflict(rt, exc) and attempt < MAX_CONFLICT_RETRIES:
+                logger.info("transaction %s conflicted (%s); retry %d", info.name, exc, attempt)
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 1.0)
+                continue
+            if isinstance(exc, DBOSSerializationError) or not _is_conflict(rt, exc):
+                # The user's error (or an unstorable result): rolled back; record it so replay raises it too.
+                winner = rt.store.record_step(state.workflow_id, state.generation, step_id, info.name, None,
+                                              rt.codec.encode_exception(exc), started_ms)
+                if winner is not None:
+                    return decode_step(rt, winner)
+            raise
+        finally:
+            session.close()
+            connection.close()
+        if rt.app_store is not None:  # separate system database: copy the checkpoint there too
+            rt.store.record_step(state.workflow_id, state.generation, step_id, info.name, output, None, started_ms)
+        return result
+    raise AssertionError("unreachable")
