@@ -81,7 +81,7 @@ def prune(root: Path, answers: Mapping[str, Any]) -> None:
             for rel in paths:
                 remove_path(root / rel.format(pkg=answers["package_name"]))
     # Bottom-up, so a folder emptied by pruning its children is seen empty too; .venv is not ours to tidy.
-    for folder, subfolders, files in os.walk(root, topdown=False):
+    for folder, _subfolders, _files in os.walk(root, topdown=False):
         path = Path(folder)
         if VENV in path.relative_to(root).parts or path == root:
             continue

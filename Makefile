@@ -1,0 +1,38 @@
+# The two commands the README promises: `make demo` and `make test` (CI runs `make test` via .ci/run).
+VENV := .venv-template
+BIN := $(CURDIR)/$(VENV)/bin
+DEMO := .demo
+# Hooks look for uv on PATH; the one installed into $(VENV) will do.
+export PATH := $(BIN):$(PATH)
+
+.PHONY: demo test lint clean
+
+$(VENV)/.installed: requirements-dev.txt
+	@if command -v uv >/dev/null 2>&1; then \
+		uv venv --quiet --allow-existing $(VENV) && uv pip install --quiet --python $(VENV)/bin/python -r requirements-dev.txt; \
+	else \
+		python3 -m venv $(VENV) && $(VENV)/bin/pip install --quiet -r requirements-dev.txt; \
+	fi
+	@touch $@
+
+test: $(VENV)/.installed
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check hooks tests
+
+demo: $(VENV)/.installed
+	rm -rf $(DEMO)
+	$(BIN)/cookiecutter --no-input --output-dir $(DEMO) .
+	@echo
+	@echo "Serving $(DEMO)/order-service on http://127.0.0.1:8000 (Ctrl-C to stop). In another terminal:"
+	@echo "  curl -s -X POST http://127.0.0.1:8000/orders -H 'Content-Type: application/json' \\"
+	@echo "       -d '{\"user_id\": \"alice\", \"items\": [{\"sku\": \"book\", \"qty\": 2, \"price_cents\": 1250}]}'"
+	@echo "  curl -s http://127.0.0.1:8000/orders/1"
+	@echo "  curl -s http://127.0.0.1:8000/orders/1/workflow"
+	@echo "  curl -s http://127.0.0.1:8000/readyz"
+	@echo
+	cd $(DEMO)/order-service && BIND=127.0.0.1:8000 exec .venv/bin/gunicorn --config gunicorn.conf.py
+
+clean:
+	rm -rf $(DEMO) $(VENV)

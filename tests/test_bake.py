@@ -1,0 +1,116 @@
+"""Every combination of the file-changing options bakes into a project that lints, migrates and passes its own tests."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from baking import COMBINATIONS, Baked, Bakery, combination_id
+from helpers import PG_ADMIN_URL, TEMPLATE_DIR, output_of, project_env, run
+
+TEMPLATE_DURABLE = TEMPLATE_DIR / "{{cookiecutter.project_slug}}" / "{{cookiecutter.package_name}}" / "durable"
+CACHE_NAMES = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
+EXAMPLE_ONLY = ["order_service/orders", "migrations/versions/0002_orders.py", "tests/test_orders.py"]
+OTLP_ONLY = ["compose.otlp.yaml"]
+JINJA_MARKERS = ("{{", "{%", "{#")
+
+
+@pytest.fixture(scope="session", params=COMBINATIONS, ids=combination_id)
+def baked(request: pytest.FixtureRequest, bakery: Bakery) -> Baked:
+    return bakery.get(request.param)
+
+
+def project_files(root: Path) -> list[Path]:
+    """The generated files, without the .venv, caches or the SQLite database set-up made."""
+    skip = {".venv", "instance", *CACHE_NAMES}
+    return [p for p in root.rglob("*") if p.is_file() and not skip.intersection(p.relative_to(root).parts)]
+
+
+def relative_tree(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and not CACHE_NAMES.intersection(p.relative_to(root).parts)
+    }
+
+
+def test_setup_made_a_venv_with_the_project_installed(baked: Baked) -> None:
+    done = run([baked.bin("python"), "-c", "import order_service.settings, flask, sqlalchemy, psycopg"], baked.path)
+    assert done.returncode == 0, output_of(done)
+    otlp = run([baked.bin("python"), "-c", "import opentelemetry.sdk"], baked.path)
+    assert (otlp.returncode == 0) is baked.combination["enable_otlp"], output_of(otlp)
+
+
+def test_no_unrendered_jinja_outside_durable(baked: Baked) -> None:
+    leftovers = [
+        f"{path.relative_to(baked.path)}: {marker}"
+        for path in project_files(baked.path)
+        if "durable" not in path.relative_to(baked.path).parts
+        for marker in JINJA_MARKERS
+        if marker in path.read_text(errors="replace")
+    ]
+    assert leftovers == []
+    assert not [p for p in baked.path.rglob("*") if "{{" in p.name or "{%" in p.name]
+
+
+def test_durable_is_copied_byte_identical(baked: Baked) -> None:
+    copied = relative_tree(baked.package / "durable")
+    original = relative_tree(TEMPLATE_DURABLE)
+    assert sorted(copied) == sorted(original)
+    assert [name for name in original if copied[name] != original[name]] == []
+    assert filecmp.cmp(TEMPLATE_DURABLE / "schema.py", baked.package / "durable" / "schema.py", shallow=False)
+
+
+def test_answers_file_records_the_public_answers(baked: Baked) -> None:
+    answers: dict[str, Any] = json.loads((baked.path / ".cookiecutter.json").read_text())
+    assert not [key for key in answers if key.startswith("_")]
+    for key, value in baked.combination.items():
+        assert answers[key] == value
+
+
+def test_files_are_pruned_by_option_leaving_no_empty_folder(baked: Baked) -> None:
+    for rel in EXAMPLE_ONLY:
+        assert (baked.path / rel).exists() is baked.combination["include_example"], rel
+    for rel in OTLP_ONLY:
+        assert (baked.path / rel).exists() is baked.combination["enable_otlp"], rel
+    skip = {".venv", *CACHE_NAMES}
+    empty = [
+        p for p in baked.path.rglob("*")
+        if p.is_dir() and not skip.intersection(p.relative_to(baked.path).parts) and not any(p.iterdir())
+    ]
+    assert empty == []
+
+
+def test_default_database_url_is_the_answer(baked: Baked) -> None:
+    settings = (baked.package / "settings.py").read_text()
+    if baked.combination["database"] == "postgresql":
+        assert f'DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{baked.database_name}"' in settings
+    else:
+        assert 'DEFAULT_DATABASE_URL = "sqlite:///instance/order_service.db"' in settings
+
+
+def test_python_compiles(baked: Baked) -> None:
+    done = run([sys.executable, "-m", "compileall", "-q", "-x", r"[/\\]\.venv[/\\]", "."], baked.path)
+    assert done.returncode == 0, output_of(done)
+
+
+def test_ruff_finds_nothing(baked: Baked) -> None:
+    done = run([baked.bin("ruff"), "check", "--no-cache", "."], baked.path)
+    assert done.returncode == 0, output_of(done)
+
+
+def test_alembic_upgrades_downgrades_and_upgrades_again(baked: Baked) -> None:
+    for action in (["upgrade", "head"], ["downgrade", "base"], ["upgrade", "head"]):
+        done = run([baked.bin("alembic"), *action], baked.path, env=project_env())
+        assert done.returncode == 0, f"alembic {' '.join(action)}: {output_of(done)}"
+
+
+def test_generated_suite_passes_in_its_own_venv(baked: Baked) -> None:
+    extra = {"TEST_DATABASE_URL": PG_ADMIN_URL} if baked.combination["database"] == "postgresql" else {}
+    done = run([baked.bin("pytest"), "-q", "-p", "no:cacheprovider"], baked.path, env=project_env(**extra), timeout=600)
+    assert done.returncode == 0, output_of(done)

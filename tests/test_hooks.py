@@ -1,0 +1,217 @@
+"""The pre-gen hook refuses bad answers before writing anything; the post-gen hook never loses the project."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shlex
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from cookiecutter.exceptions import FailedHookException
+
+from baking import bake
+from helpers import PG_SERVER_URL, TEMPLATE_DIR, free_port
+
+
+def load_hook(name: str) -> ModuleType:
+    """Import a hook as a module: its Jinja line is an unrendered string, so its functions are testable."""
+    spec = importlib.util.spec_from_file_location(name, TEMPLATE_DIR / "hooks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is being made
+    spec.loader.exec_module(module)
+    return module
+
+
+pre_gen = load_hook("pre_gen_project")
+post_gen = load_hook("post_gen_project")
+DEFAULT_ANSWERS: dict[str, Any] = {
+    **json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text()),
+    "project_slug": "order-service",
+    "package_name": "order_service",
+    "database": "sqlite",
+}
+
+# (answers changed, the line the hook must print): each is also baked to prove nothing is written.
+REFUSALS = [
+    pytest.param(
+        {"project_slug": "Order Service!"},
+        "ERROR: project_slug='Order Service!' is not a valid slug; use lowercase letters, digits and single dashes, "
+        "starting with a letter, e.g. 'order-service'",
+        id="slug-with-spaces",
+    ),
+    pytest.param(
+        {"package_name": "order-service"},
+        "ERROR: package_name='order-service' is not a Python package name; use lowercase letters, digits and "
+        "underscores, starting with a letter, e.g. 'order_service'",
+        id="package-not-identifier",
+    ),
+    pytest.param(
+        {"package_name": "class"},
+        "ERROR: package_name='class' is a Python keyword; choose another, e.g. 'class_service'",
+        id="package-keyword",
+    ),
+    pytest.param(
+        {"package_name": "flask"},
+        "ERROR: package_name='flask' would shadow the flask module this project imports; choose another, "
+        "e.g. 'flask_service'",
+        id="package-shadows-flask",
+    ),
+    pytest.param(
+        {"package_name": "durable"},
+        "ERROR: package_name='durable' would shadow the durable module this project imports; choose another, "
+        "e.g. 'durable_service'",
+        id="package-shadows-runtime",
+    ),
+    pytest.param(
+        {"package_name": "json"},
+        "ERROR: package_name='json' would shadow the standard library's json module; choose another, "
+        "e.g. 'json_service'",
+        id="package-shadows-stdlib",
+    ),
+    pytest.param(
+        {"database": "mysql"},
+        "ERROR: database='mysql' is not supported; choose one of: sqlite, postgresql",
+        id="unknown-database",
+    ),
+    pytest.param(
+        {"database": "postgresql", "postgresql_url": "mysql://root@127.0.0.1/app"},
+        "ERROR: postgresql_url='mysql://root@127.0.0.1/app' has scheme 'mysql'; allowed: postgresql, "
+        "postgresql+psycopg (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/order_service)",
+        id="pg-url-scheme",
+    ),
+    pytest.param(
+        {"database": "postgresql", "postgresql_url": "postgresql+psycopg:///app"},
+        "ERROR: postgresql_url='postgresql+psycopg:///app' names no host; use the form "
+        "postgresql+psycopg://postgres@127.0.0.1:5432/order_service",
+        id="pg-url-no-host",
+    ),
+    pytest.param(
+        {"database": "postgresql", "postgresql_url": "postgresql+psycopg://postgres@127.0.0.1:5432"},
+        "ERROR: postgresql_url='postgresql+psycopg://postgres@127.0.0.1:5432' names no single database after "
+        "the host; use the form postgresql+psycopg://postgres@127.0.0.1:5432/order_service",
+        id="pg-url-no-database",
+    ),
+    pytest.param(
+        {"database": "postgresql", "postgresql_url": "postgresql://postgres@127.0.0.1:port/app"},
+        "ERROR: postgresql_url='postgresql://postgres@127.0.0.1:port/app' does not parse (Port could not be cast "
+        "to integer value as 'port'); use the form postgresql+psycopg://postgres@127.0.0.1:5432/order_service",
+        id="pg-url-bad-port",
+    ),
+    pytest.param(
+        {"admin_port": "70000"},
+        "ERROR: admin_port='70000' is not a port; use a whole number in 1-65535 without leading zeros, e.g. '3001'",
+        id="admin-port-too-big",
+    ),
+    pytest.param(
+        {"admin_port": "http"},
+        "ERROR: admin_port='http' is not a port; use a whole number in 1-65535 without leading zeros, e.g. '3001'",
+        id="admin-port-not-a-number",
+    ),
+    pytest.param(
+        {"python_version": "3.9"},
+        "ERROR: python_version='3.9' is not supported; use 3.11 or newer written as 3.NN, e.g. '3.12'",
+        id="python-too-old",
+    ),
+    pytest.param(
+        {"python_version": "3.12.1"},
+        "ERROR: python_version='3.12.1' is not supported; use 3.11 or newer written as 3.NN, e.g. '3.12'",
+        id="python-with-patch",
+    ),
+]
+
+
+@pytest.mark.parametrize(("changes", "line"), REFUSALS)
+def test_validator_names_variable_value_and_what_is_allowed(changes: dict[str, Any], line: str) -> None:
+    assert pre_gen.problems({**DEFAULT_ANSWERS, **changes}) == [line.removeprefix("ERROR: ")]
+
+
+# cookiecutter itself refuses a value outside a choice list before any hook runs (tested below).
+BAKED_REFUSALS = [case for case in REFUSALS if case.id != "unknown-database"]
+
+
+@pytest.mark.parametrize(("changes", "line"), BAKED_REFUSALS)
+def test_refused_bake_writes_nothing(
+    changes: dict[str, Any], line: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(FailedHookException):
+        bake(tmp_path, **{**changes, "run_setup": False})
+    assert line in capfd.readouterr().err.splitlines()
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == []  # dot-files: bake's config
+
+
+def test_unknown_database_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="mysql provided for choice variable database"):
+        bake(tmp_path, database="mysql", run_setup=False)
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"database": "postgresql"},
+        {"database": "postgresql", "postgresql_url": "postgresql://app:secret@db.internal/orders?sslmode=require"},
+        {"project_slug": "billing2", "package_name": "billing2", "admin_port": "65535", "python_version": "3.13"},
+        {"database": "sqlite", "postgresql_url": "not a url"},  # unused with SQLite, so not checked
+    ],
+)
+def test_good_answers_pass(changes: dict[str, Any]) -> None:
+    assert pre_gen.problems({**DEFAULT_ANSWERS, **changes}) == []
+
+
+def test_every_refusal_is_reported_at_once() -> None:
+    found = pre_gen.problems({**DEFAULT_ANSWERS, "database": "oracle", "admin_port": "0", "include_example": "y"})
+    assert [line.split("=")[0] for line in found] == ["database", "admin_port", "include_example"]
+
+
+def test_project_name_with_punctuation_bakes_to_a_valid_slug_and_package(tmp_path: Path) -> None:
+    project = bake(tmp_path, project_name="Billing Service", run_setup=False)
+    assert project.name == "billing-service"
+    assert (project / "billing_service" / "app.py").is_file()
+
+
+def test_no_setup_env_variable_skips_set_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DBOS_FLASK_NO_SETUP", "1")
+    project = bake(tmp_path, run_setup=True)
+    assert (project / "pyproject.toml").is_file()
+    assert not (project / ".venv").exists()
+
+
+def test_unreachable_postgresql_leaves_the_project_and_prints_the_fix(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    url = f"{PG_SERVER_URL.rsplit(':', 1)[0]}:{free_port()}/unreachable_db"  # nothing listens there
+    project = bake(tmp_path, database="postgresql", postgresql_url=url, run_setup=True)
+    out = capfd.readouterr().out
+    assert (project / "order_service" / "app.py").is_file()
+    assert (project / ".venv" / "bin" / "python").is_file()  # the steps before the database still ran
+    assert "Set-up stopped: could not create the database" in out
+    conninfo, name = post_gen.admin_conninfo(url)
+    create = shlex.join([".venv/bin/python", "-c", post_gen.CREATE_DATABASE_SCRIPT, conninfo, name])
+    assert f"  {create}\n  .venv/bin/alembic upgrade head\n" in out
+    assert f"cd {project}" in out
+
+
+def test_admin_conninfo_targets_the_servers_postgres_database() -> None:
+    conninfo, name = post_gen.admin_conninfo("postgresql+psycopg://app:pw@db:6543/orders?sslmode=require")
+    assert (conninfo, name) == ("postgresql://app:pw@db:6543/postgres?sslmode=require", "orders")
+
+
+def test_prune_removes_example_files_and_the_folders_they_leave_empty(tmp_path: Path) -> None:
+    for rel in ["pkg/orders/routes.py", "migrations/versions/0002_orders.py", "tests/test_orders.py",
+                "pkg/durable/__pycache__/x.pyc", "pkg/app.py", "compose.otlp.yaml"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("")
+    post_gen.prune(tmp_path, {"package_name": "pkg", "include_example": False, "enable_otlp": False})
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    assert left == ["pkg", "pkg/app.py"]
+
+
+def test_answers_file_leaves_out_private_keys(tmp_path: Path) -> None:
+    post_gen.write_answers_file(tmp_path, {"database": "sqlite", "_output_dir": "/home/me", "_template": "."})
+    assert json.loads((tmp_path / ".cookiecutter.json").read_text()) == {"database": "sqlite"}
