@@ -153,7 +153,7 @@ def begin_workflow(rt: Runtime, call: Invocation) -> Started:
     started = Started(workflow_id, None, request, parent_state, step_id, record)
     if record is not None and record.child_workflow_id and (record.output is not None or record.error is not None):
         return started  # the parent already holds this child's outcome: nothing to start
-    inputs = rt.codec.encode({"args": call.args, "kwargs": call.kwargs}, what=f"workflow {info.name!r} input")
+    inputs = rt.codec.encode({"args": list(call.args), "kwargs": call.kwargs}, what=f"workflow {info.name!r} input")
     existing = rt.store.create_workflow(
         NewWorkflow(
             workflow_id=workflow_id,
@@ -312,14 +312,14 @@ def start_workflow(
 
 def resume_row(rt: Runtime, row: WorkflowRow) -> Future[Any] | None:
     """Run a workflow this executor has just adopted (recovery), from its recorded inputs."""
-    if row.recovery_attempts > rt.settings.max_recovery_attempts + 1:
-        logger.error(
-            "workflow %s (%s) exceeded %d recovery attempts; moved to %s",
-            row.workflow_id, row.name, rt.settings.max_recovery_attempts, DEAD,
-        )
+    info = REGISTRY.find_workflow(row.name)
+    limit = (info.options.get("max_recovery_attempts") if info else None) or rt.settings.max_recovery_attempts
+    if row.recovery_attempts > limit:
+        # A workflow that keeps killing its process would otherwise take every executor down with it.
+        logger.error("workflow %s (%s) exceeded %d recovery attempts; moved to %s",
+                     row.workflow_id, row.name, limit, DEAD)
         rt.store.dead_letter(row.workflow_id, row.owner_generation)
         return None
-    info = REGISTRY.find_workflow(row.name)
     if info is None:
         error = DBOSWorkflowFunctionNotFoundError(row.workflow_id, f"no workflow named {row.name!r} is registered")
         logger.error("%s", error)

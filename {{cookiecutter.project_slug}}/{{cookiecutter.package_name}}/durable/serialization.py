@@ -184,11 +184,9 @@ class Codec:
 
     # -- decoding -------------------------------------------------------------------------------------
 
-    def decode(self, data: Any) -> Any:
-        """Rebuild a value from its JSON structure (already parsed, or JSON text)."""
-        if isinstance(data, str):
-            data = json.loads(data)
-        return self._from_json(data)
+    def decode(self, text: str) -> Any:
+        """Rebuild a value from the JSON text that ``encode`` wrote."""
+        return self._from_json(json.loads(text))
 
     def _from_json(self, v: Any) -> Any:
         if type(v) is list:

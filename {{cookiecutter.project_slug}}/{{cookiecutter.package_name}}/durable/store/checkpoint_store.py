@@ -275,7 +275,7 @@ class CheckpointStore:
         rows = self.fetch(self._adopt_one, (executor_id, now_ms(), workflow_id, alive_since_ms))
         return WorkflowRow(*rows[0]) if rows else None
 
-    # -- queries for the API (not the hot path: SQLAlchemy Core for composable filters) ---------------
+    # -- queries for the API -------------------------------------------------------------------------
 
     def list_workflows(
         self,
@@ -292,34 +292,31 @@ class CheckpointStore:
         offset: int | None = None,
         sort_desc: bool = False,
     ) -> list[WorkflowRow]:
-        ws = self.dialect.tables.workflow_status
-        query = sa.select(*[ws.c[c] for c in WORKFLOW_SELECT.split(", ")])
-        filters = [
-            (workflow_ids, ws.c.workflow_uuid),
-            (status, ws.c.status),
-            (name, ws.c.name),
-            (executor_id, ws.c.executor_id),
-            (app_version, ws.c.application_version),
-        ]
-        for values, column in filters:
+        """Workflows matching every filter given, by creation time."""
+        where: list[str] = []
+        params: list[Any] = []
+        for values, column in ((workflow_ids, "workflow_uuid"), (status, "status"), (name, "name"),
+                               (executor_id, "executor_id"), (app_version, "application_version")):
             if values is not None:
-                query = query.where(column.in_(list(values)))
-        if start_time_ms is not None:
-            query = query.where(ws.c.created_at >= start_time_ms)
-        if end_time_ms is not None:
-            query = query.where(ws.c.created_at <= end_time_ms)
+                values = list(values)
+                where.append(f"{column} IN ({', '.join('?' * len(values))})" if values else "1 = 0")
+                params.extend(values)
+        for bound, operator in ((start_time_ms, ">="), (end_time_ms, "<=")):
+            if bound is not None:
+                where.append(f"created_at {operator} ?")
+                params.append(bound)
         if workflow_id_prefix:
-            query = query.where(ws.c.workflow_uuid.startswith(workflow_id_prefix, autoescape=True))
-        order = ws.c.created_at.desc() if sort_desc else ws.c.created_at.asc()
-        query = query.order_by(order, ws.c.workflow_uuid).limit(limit).offset(offset)
-        with self.engine.connect() as conn:
-            # JSON columns come back as text on SQLite and parsed on PostgreSQL; Codec.decode takes both.
-            return [WorkflowRow(*row) for row in conn.execute(query)]
-
-    def count_steps(self, workflow_id: str) -> int:
-        oo = self.dialect.tables.operation_outputs
-        with self.engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).where(oo.c.workflow_uuid == workflow_id)).scalar() or 0)
+            where.append("substr(workflow_uuid, 1, ?) = ?")
+            params.extend([len(workflow_id_prefix), workflow_id_prefix])
+        direction = "DESC" if sort_desc else "ASC"
+        sql = f"SELECT {WORKFLOW_SELECT} FROM {{workflow_status}}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY created_at {direction}, workflow_uuid {direction}"
+        if limit is not None or offset:
+            sql += " LIMIT ? OFFSET ?"
+            params.extend([limit if limit is not None else -1 if self.dialect.name == "sqlite" else None, offset or 0])
+        return [WorkflowRow(*row) for row in self.fetch(self.dialect.sql(sql), params)]
 
 
 def _rollback_quietly(conn: Any) -> None:

@@ -91,7 +91,18 @@ class PostgresDialect(Dialect):
         if autocommit:
             options["isolation_level"] = "AUTOCOMMIT"
         options.update(kwargs)
-        return sa.create_engine(url, **options)
+        engine = sa.create_engine(url, **options)
+        sa.event.listen(engine, "connect", _json_as_text)
+        return engine
+
+
+def _json_as_text(dbapi_connection: Any, _record: Any) -> None:
+    # Read JSON columns as text, as SQLite does, so decoding has one path: a JSON string value
+    # must not be mistaken for JSON text.
+    from psycopg.types.string import TextLoader
+
+    for name in ("json", "jsonb"):
+        dbapi_connection.adapters.register_loader(name, TextLoader)
 
 
 def dialect_for(url: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Dialect:

@@ -1,0 +1,100 @@
+"""A process the crash tests start and SIGKILL: it runs workflows against a database given on argv.
+
+    python crash_worker.py <database_url> <scenario> <workdir>
+
+Scenarios:
+  start     start workflow "wf-1" (two steps); the first step records a side effect, then the process
+            waits for ever between the two steps, to be killed.
+  recover   launch (which adopts orphans), wait until "wf-1" finishes, print its result, exit 0.
+  suicide   run "wf-dead", whose step kills this very process (recovery keeps crashing).
+  adopt     launch and wait until "wf-dead" leaves PENDING, then exit 0.
+Side effects are rows in a plain table, so a test can count how often each step really ran.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "{{cookiecutter.project_slug}}" / "{{cookiecutter.package_name}}"))
+
+from durable import DBOS, DBOSConfig, SetWorkflowID  # noqa: E402
+
+DATABASE_URL, SCENARIO, WORKDIR = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+DEADLINE = time.monotonic() + 60
+engine = sa.create_engine(DATABASE_URL.replace("postgresql://", "postgresql+psycopg://"))
+
+
+def side_effect(name: str) -> None:
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS side_effects (name VARCHAR(50))")
+        conn.execute(sa.text("INSERT INTO side_effects (name) VALUES (:n)"), {"n": name})
+
+
+@DBOS.step()
+def first_step(x: int) -> int:
+    side_effect("first")
+    return x + 1
+
+
+@DBOS.transaction()
+def second_step(x: int) -> int:
+    DBOS.sql_session.execute(sa.text("INSERT INTO side_effects (name) VALUES ('second')"))
+    return x * 10
+
+
+@DBOS.workflow()
+def two_steps(x: int) -> dict[str, int]:
+    a = first_step(x)
+    if SCENARIO == "start":
+        (WORKDIR / "between-steps").write_text("1")
+        while time.monotonic() < DEADLINE:  # held here until the test kills the process
+            time.sleep(0.05)
+    b = second_step(a)
+    return {"a": a, "b": b}
+
+
+@DBOS.step()
+def kill_myself() -> None:
+    side_effect("suicide")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@DBOS.workflow(max_recovery_attempts=2)
+def doomed() -> None:
+    kill_myself()
+
+
+def status_of(workflow_id: str) -> str | None:
+    status = DBOS.get_workflow_status(workflow_id)
+    return status.status if status else None
+
+
+def main() -> int:
+    DBOS(config=DBOSConfig(name="crash-test", application_database_url=DATABASE_URL, executor_heartbeat_sec=0.2,
+                           executor_timeout_sec=5))
+    DBOS.launch()
+    if SCENARIO == "start":
+        with SetWorkflowID("wf-1"):
+            two_steps(1)
+    elif SCENARIO == "suicide":
+        with SetWorkflowID("wf-dead"):
+            doomed()
+    elif SCENARIO in ("recover", "adopt"):
+        target = "wf-1" if SCENARIO == "recover" else "wf-dead"
+        while status_of(target) in (None, "PENDING") and time.monotonic() < DEADLINE:
+            time.sleep(0.05)
+        print(status_of(target), flush=True)
+        if SCENARIO == "recover":
+            print(DBOS.retrieve_workflow("wf-1").get_result(), flush=True)
+    DBOS.destroy()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""Workflows, steps and the DBOS API surface, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import sqlalchemy as sa
+from conftest import make_config
+
+import durable
+from durable import DBOS, DBOSConfig, DBOSConfiguredInstance, SetWorkflowID, error
+
+calls: dict[str, int] = {}
+lock = threading.Lock()
+
+
+def count(name: str) -> None:
+    with lock:
+        calls[name] = calls.get(name, 0) + 1
+
+
+@pytest.fixture(autouse=True)
+def reset_calls() -> None:
+    calls.clear()
+
+
+@DBOS.step()
+def add_one(x: int) -> int:
+    count("add_one")
+    return x + 1
+
+
+@DBOS.step()
+def where_am_i() -> tuple[str | None, int | None]:
+    return DBOS.workflow_id, DBOS.step_id
+
+
+@DBOS.workflow()
+def adds_twice(x: int) -> dict[str, object]:
+    count("adds_twice")
+    return {"value": add_one(add_one(x)), "id": DBOS.workflow_id, "inside": where_am_i()}
+
+
+class PaymentDeclined(Exception):
+    pass
+
+
+@DBOS.step()
+def decline(amount: int) -> None:
+    count("decline")
+    raise PaymentDeclined(f"declined {amount}")
+
+
+@DBOS.workflow()
+def pays(amount: int) -> str:
+    decline(amount)
+    return "paid"
+
+
+def test_public_names_are_pinned() -> None:
+    assert set(durable.__all__) >= {"DBOS", "DBOSConfig", "SetWorkflowID", "error", "WorkflowHandle",
+                                    "WorkflowStatus", "DBOSConfiguredInstance", "assert_current_dbos_context"}
+    assert error.DBOSException("x", dbos_error_code="X", status_code=400).status_code == 400
+
+
+def test_unknown_config_key_is_an_error_that_names_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    DBOS.destroy()
+    config = DBOSConfig(name="x", application_database_url=f"sqlite:///{tmp_path}/a.db")
+    config["applicaton_version"] = "1"  # type: ignore[typeddict-unknown-key]
+    with pytest.raises(error.DBOSConfigError, match="'applicaton_version'"):
+        DBOS(config=config)
+
+
+def test_workflow_returns_its_value_and_checkpoints_each_step(dbos: type[DBOS]) -> None:
+    result = adds_twice(1)
+    assert result["value"] == 3
+    assert result["inside"] == (result["id"], 3)
+    steps = DBOS.list_workflow_steps(str(result["id"]))
+    assert [(s["function_id"], s["function_name"], s["output"]) for s in steps] == [
+        (1, "add_one", 2), (2, "add_one", 3), (3, "where_am_i", (result["id"], 3))]
+    status = DBOS.get_workflow_status(str(result["id"]))
+    assert status is not None and status.status == "SUCCESS" and status.input == {"args": [1], "kwargs": {}}
+
+
+def test_same_workflow_id_runs_the_body_once(dbos: type[DBOS]) -> None:
+    with SetWorkflowID("order-42"):
+        first = adds_twice(10)
+    with SetWorkflowID("order-42"):
+        second = adds_twice(10)
+    assert first == second and first["id"] == "order-42"
+    assert calls == {"adds_twice": 1, "add_one": 2}
+
+
+def test_set_workflow_id_is_taken_by_the_first_workflow_only(dbos: type[DBOS]) -> None:
+    with SetWorkflowID("only-first"):
+        a = adds_twice(1)
+        b = adds_twice(1)
+    assert a["id"] == "only-first" and b["id"] != "only-first"
+
+
+def test_recorded_error_is_raised_again_with_its_type(dbos: type[DBOS]) -> None:
+    for _ in range(2):
+        with SetWorkflowID("pay-1"), pytest.raises(PaymentDeclined, match="declined 7"):
+            pays(7)
+    assert calls == {"decline": 1}
+    status = DBOS.get_workflow_status("pay-1")
+    assert status is not None and status.status == "ERROR" and isinstance(status.error, PaymentDeclined)
+
+
+def test_start_workflow_returns_a_handle(dbos: type[DBOS]) -> None:
+    handle = DBOS.start_workflow(adds_twice, 5)
+    assert handle.get_result()["value"] == 7
+    assert handle.get_status().status == "SUCCESS"
+    again = DBOS.retrieve_workflow(handle.workflow_id)
+    assert again.get_result()["value"] == 7
+
+
+def test_retrieving_an_unknown_workflow_raises(dbos: type[DBOS]) -> None:
+    with pytest.raises(error.DBOSNonExistentWorkflowError):
+        DBOS.retrieve_workflow("no-such-workflow")
+    assert DBOS.get_workflow_status("no-such-workflow") is None
+
+
+def test_list_workflows_filters(dbos: type[DBOS]) -> None:
+    for i in range(3):
+        with SetWorkflowID(f"list-{i}"):
+            adds_twice(i)
+    with SetWorkflowID("list-err"), pytest.raises(PaymentDeclined):
+        pays(1)
+    assert [w.workflow_id for w in DBOS.list_workflows(status="SUCCESS")] == ["list-0", "list-1", "list-2"]
+    assert [w.workflow_id for w in DBOS.list_workflows(status=["ERROR"])] == ["list-err"]
+    assert [w.workflow_id for w in DBOS.list_workflows(name="adds_twice", limit=2, sort_desc=True)] == [
+        "list-2", "list-1"]
+    assert [w.workflow_id for w in DBOS.list_workflows(workflow_id_prefix="list-", offset=3)] == ["list-err"]
+
+
+def test_steps_retry_then_give_up(dbos: type[DBOS]) -> None:
+    attempts: list[int] = []
+
+    @DBOS.step(retries_allowed=True, max_attempts=3, interval_seconds=0.01, backoff_rate=1.0)
+    def flaky_then_dead() -> None:
+        attempts.append(1)
+        raise ConnectionError("payment API down")
+
+    @DBOS.workflow()
+    def calls_flaky() -> None:
+        flaky_then_dead()
+
+    with pytest.raises(error.DBOSMaxStepRetriesExceeded, match="payment API down"):
+        calls_flaky()
+    assert len(attempts) == 3
+
+
+def test_step_retry_succeeds_on_a_later_attempt(dbos: type[DBOS]) -> None:
+    attempts: list[int] = []
+
+    @DBOS.step(retries_allowed=True, max_attempts=4, interval_seconds=0.01)
+    def works_third_time() -> str:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise TimeoutError("slow")
+        return "ok"
+
+    @DBOS.workflow()
+    def retrying() -> str:
+        return works_third_time()
+
+    assert retrying() == "ok" and len(attempts) == 3
+
+
+def test_changed_workflow_code_fails_loudly_on_replay(dbos: type[DBOS], database_url: str) -> None:
+    with SetWorkflowID("changed-code"):
+        adds_twice(1)
+    # Pretend the first execution crashed after its steps: the workflow is PENDING again with its records.
+    engine = sa.create_engine(database_url)
+    table = "dbos.workflow_status" if engine.dialect.name == "postgresql" else "dbos_workflow_status"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE {table} SET status = 'PENDING', output = NULL, executor_id = NULL "
+                             "WHERE workflow_uuid = 'changed-code'")
+    engine.dispose()
+
+    @DBOS.step()
+    def another_step() -> int:
+        return 0
+
+    @DBOS.workflow(name="adds_twice")
+    def adds_twice_v2(x: int) -> int:
+        return another_step()
+
+    try:
+        with pytest.raises(error.DBOSUnexpectedStepError, match="add_one was recorded when .*another_step"):
+            DBOS.recover_pending_workflows() and DBOS.retrieve_workflow("changed-code").get_result()
+        status = DBOS.get_workflow_status("changed-code")
+        assert status is not None and status.status == "ERROR"
+    finally:
+        durable.registry.REGISTRY.add_workflow(adds_twice.__durable_info__)  # type: ignore[attr-defined]
+
+
+def test_step_outside_a_workflow_is_a_plain_call(dbos: type[DBOS]) -> None:
+    assert add_one(1) == 2
+    assert DBOS.list_workflows() == []
+
+
+def test_sql_session_outside_a_transaction_is_refused(dbos: type[DBOS]) -> None:
+    with pytest.raises(error.DBOSException, match="only available inside"):
+        DBOS.sql_session  # noqa: B018
+
+
+@DBOS.dbos_class()
+class Greeter(DBOSConfiguredInstance):
+    def __init__(self, greeting: str) -> None:
+        self.greeting = greeting
+        super().__init__(config_name=greeting)
+
+    @DBOS.workflow()
+    def greet(self, name: str) -> str:
+        return self.shout(f"{self.greeting}, {name}")
+
+    @DBOS.step()
+    def shout(self, text: str) -> str:
+        return text.upper()
+
+    @classmethod
+    @DBOS.workflow()
+    def species(cls) -> str:
+        return cls.__name__
+
+    @staticmethod
+    @DBOS.workflow()
+    def static_sum(a: int, b: int) -> int:
+        return a + b
+
+
+hello = Greeter("hello")
+
+
+def test_methods_of_registered_classes_are_workflows(dbos: type[DBOS]) -> None:
+    handle = DBOS.start_workflow(hello.greet, "ada")
+    assert handle.get_result() == "HELLO, ADA"
+    status = handle.get_status()
+    assert (status.class_name, status.config_name, status.input) == ("Greeter", "hello", {"args": ["ada"], "kwargs": {}})
+    assert Greeter.species() == "Greeter"
+    assert Greeter.static_sum(2, 3) == 5
+
+
+def test_a_second_configuration_needs_destroy_first(dbos: type[DBOS], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(error.DBOSException, match="destroy"):
+        DBOS(config=make_config(f"sqlite:///{tmp_path}/other.db"))
