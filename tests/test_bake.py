@@ -13,7 +13,8 @@ import pytest
 from baking import COMBINATIONS, Baked, Bakery, combination_id
 from helpers import PG_ADMIN_URL, TEMPLATE_DIR, output_of, project_env, run
 
-TEMPLATE_DURABLE = TEMPLATE_DIR / "{{cookiecutter.project_slug}}" / "{{cookiecutter.package_name}}" / "durable"
+TEMPLATE_PROJECT = TEMPLATE_DIR / "{{cookiecutter.project_slug}}"
+TEMPLATE_DURABLE = TEMPLATE_PROJECT / "{{cookiecutter.package_name}}" / "durable"
 CACHE_NAMES = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
 EXAMPLE_ONLY = ["order_service/orders", "migrations/versions/0002_orders.py", "tests/test_orders.py"]
 OTLP_ONLY = ["compose.otlp.yaml"]
@@ -74,10 +75,10 @@ def test_answers_file_records_the_public_answers(baked: Baked) -> None:
 
 
 def test_files_are_pruned_by_option_leaving_no_empty_folder(baked: Baked) -> None:
-    for rel in EXAMPLE_ONLY:
-        assert (baked.path / rel).exists() is baked.combination["include_example"], rel
-    for rel in OTLP_ONLY:
-        assert (baked.path / rel).exists() is baked.combination["enable_otlp"], rel
+    for option, paths in (("include_example", EXAMPLE_ONLY), ("enable_otlp", OTLP_ONLY)):
+        for rel in paths:
+            in_template = (TEMPLATE_PROJECT / rel.replace("order_service", "{{cookiecutter.package_name}}")).exists()
+            assert (baked.path / rel).exists() is (baked.combination[option] and in_template), rel
     skip = {".venv", *CACHE_NAMES}
     empty = [
         p for p in baked.path.rglob("*")
