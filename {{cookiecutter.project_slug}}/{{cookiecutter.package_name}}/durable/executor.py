@@ -128,6 +128,7 @@ class Started:
     parent: WorkflowState | None = None
     parent_step_id: int | None = None
     parent_record: StepRecord | None = None  # what an earlier run of the parent recorded for this child
+    finished: WorkflowRow | None = None  # the workflow had already ended: its row holds the outcome
 
 
 def begin_workflow(rt: Runtime, call: Invocation) -> Started:
@@ -175,7 +176,10 @@ def begin_workflow(rt: Runtime, call: Invocation) -> Started:
         raise DBOSConflictingWorkflowError(
             workflow_id, f"it was started as {existing.name!r}, now as {info.name!r}"
         )
-    started.state = take_over(rt, existing)
+    if existing.status in TERMINAL:
+        started.finished = existing
+    else:
+        started.state = take_over(rt, existing)
     return started
 
 
@@ -231,7 +235,11 @@ def run_inline(rt: Runtime, call: Invocation, started: Started) -> Any:
         started.parent_record.output is not None or started.parent_record.error is not None
     ):
         return decode_step(rt, started.parent_record)
-    if state is None:
+    finished = started.finished
+    if finished is not None:
+        result = _checked_child(rt, call, started, lambda: outcome_of(
+            rt, workflow_id, finished.status, finished.output, finished.error))
+    elif state is None:
         result = _checked_child(rt, call, started, lambda: wait_for_result(rt, workflow_id))
     else:
         other = rt.claim_inline(workflow_id)

@@ -59,6 +59,7 @@ class RecoveryLoop:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self._wake = threading.Event()
+        self.swept = threading.Event()  # set after each sweep; tests wait on it
         self._thread = threading.Thread(target=self._run, name="durable-recovery", daemon=True)
 
     def start(self) -> None:
@@ -96,5 +97,6 @@ class RecoveryLoop:
             except Exception:
                 # The database may be restarting; the next round tries again.
                 logger.warning("recovery sweep failed", exc_info=True)
+            self.swept.set()
             self._wake.wait(rt.settings.executor_heartbeat_sec)
             self._wake.clear()

@@ -81,10 +81,10 @@ class PostgresDialect(Dialect):
     def is_disconnect(self, exc: BaseException) -> bool:
         import psycopg
 
-        if isinstance(exc, psycopg.OperationalError):
-            return True
-        sqlstate = getattr(exc, "sqlstate", None) or ""
-        return sqlstate.startswith("08") or sqlstate in {"57P01", "57P02", "57P03"}
+        sqlstate = getattr(exc, "sqlstate", None)
+        if sqlstate:  # the server answered: only connection-class and shutdown codes mean a lost link
+            return sqlstate.startswith("08") or sqlstate in {"57P01", "57P02", "57P03"}
+        return isinstance(exc, psycopg.OperationalError)  # no answer at all: the connection is gone
 
     def create_engine(self, url: str, *, pool_size: int, autocommit: bool, **kwargs: Any) -> sa.Engine:
         options: dict[str, Any] = {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": False}

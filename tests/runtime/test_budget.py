@@ -1,0 +1,104 @@
+"""The hot path's database round trips, counted at the driver: one commit per step, plus start and end."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from conftest import make_config
+
+from durable import DBOS, SetWorkflowID, api
+
+
+@DBOS.step()
+def step_a(x: int) -> int:
+    return x + 1
+
+
+@DBOS.transaction()
+def step_txn(x: int) -> int:
+    DBOS.sql_session.execute(sa.text("SELECT 1"))
+    return x * 2
+
+
+@DBOS.workflow()
+def three_steps(x: int) -> int:
+    return step_a(step_a(step_a(x)))
+
+
+@DBOS.workflow()
+def with_transaction(x: int) -> int:
+    return step_a(step_txn(x))
+
+
+def _trace(statements: list[str]) -> Any:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        if hasattr(dbapi_connection, "set_trace_callback"):  # sqlite3 reports every statement it runs
+            dbapi_connection.set_trace_callback(statements.append)
+            return
+        import psycopg
+
+        class CountingCursor(psycopg.Cursor):  # type: ignore[type-arg]
+            def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+                statements.append(str(query))
+                return super().execute(query, params, **kwargs)
+
+        dbapi_connection.cursor_factory = CountingCursor
+
+    return on_connect
+
+
+@pytest.fixture
+def traced(database_url: str) -> Iterator[tuple[list[str], list[str]]]:
+    """(system statements, application commits) recorded while the test runs."""
+    DBOS.destroy()
+    # A long heartbeat keeps the background thread's statements out of the count.
+    DBOS(config=make_config(database_url, executor_heartbeat_sec=300, executor_timeout_sec=600))
+    DBOS.launch()
+    runtime = api._runtime()
+    assert api._instance is not None and api._instance._recovery is not None
+    api._instance._recovery.swept.wait(10)  # the launch sweep is over before counting starts
+    statements: list[str] = []
+    commits: list[str] = []
+    sa.event.listen(runtime.sys_engine, "connect", _trace(statements))
+    runtime.sys_engine.dispose()  # new connections carry the tracer
+    sa.event.listen(runtime.app_engine, "commit", lambda conn: commits.append("commit"))
+    try:
+        yield statements, commits
+    finally:
+        DBOS.destroy()
+
+
+def writes(statements: list[str]) -> list[str]:
+    return [s.split()[0].upper() for s in statements if s.split()[0].upper() in ("INSERT", "UPDATE", "DELETE")]
+
+
+def test_three_step_workflow_costs_five_statements_and_five_commits(traced: tuple[list[str], list[str]]) -> None:
+    statements, _ = traced
+    with SetWorkflowID("budget-1"):
+        assert three_steps(1) == 4
+    # Each statement runs in autocommit: its own single commit. No reads, no BEGIN, no pings.
+    assert writes(statements) == ["INSERT", "INSERT", "INSERT", "INSERT", "UPDATE"], statements
+    assert len(statements) == 5, statements
+
+
+def test_transaction_step_commits_once_with_its_checkpoint(traced: tuple[list[str], list[str]]) -> None:
+    statements, commits = traced
+    with SetWorkflowID("budget-2"):
+        assert with_transaction(1) == 3
+    assert commits == ["commit"]  # business statement + checkpoint INSERT in one application commit
+    # start, the following plain step, finish: the transaction's checkpoint went through its own commit.
+    assert writes(statements) == ["INSERT", "INSERT", "UPDATE"], statements
+
+
+def test_replaying_a_finished_workflow_costs_one_round_trip(traced: tuple[list[str], list[str]]) -> None:
+    statements, _ = traced
+    with SetWorkflowID("budget-3"):
+        three_steps(1)
+    statements.clear()
+    with SetWorkflowID("budget-3"):
+        assert three_steps(1) == 4
+    # The INSERT finds the row taken; one read returns the recorded outcome.
+    assert [s.split()[0].upper() for s in statements] == ["INSERT", "SELECT"], statements

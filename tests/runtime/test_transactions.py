@@ -1,0 +1,106 @@
+"""``@DBOS.transaction``: business writes and checkpoint in one commit, exactly once."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import sqlalchemy as sa
+
+from durable import DBOS, SetWorkflowID
+
+runs: list[str] = []
+
+
+def setup_ledger(database_url: str) -> sa.Engine:
+    engine = sa.create_engine(database_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE ledger (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL)")
+        conn.exec_driver_sql("INSERT INTO ledger (id, balance) VALUES (1, 0)")
+    return engine
+
+
+def balance(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.exec_driver_sql("SELECT balance FROM ledger WHERE id = 1").scalar())
+
+
+@DBOS.transaction()
+def deposit(amount: int) -> int:
+    runs.append("deposit")
+    session = DBOS.sql_session
+    session.execute(sa.text("UPDATE ledger SET balance = balance + :a WHERE id = 1"), {"a": amount})
+    return int(session.execute(sa.text("SELECT balance FROM ledger WHERE id = 1")).scalar())
+
+
+class Overdrawn(Exception):
+    pass
+
+
+@DBOS.transaction()
+def withdraw(amount: int) -> None:
+    DBOS.sql_session.execute(sa.text("UPDATE ledger SET balance = balance - :a WHERE id = 1"), {"a": amount})
+    raise Overdrawn(f"cannot withdraw {amount}")
+
+
+@DBOS.workflow()
+def deposit_twice(amount: int) -> tuple[int, int]:
+    return deposit(amount), deposit(amount)
+
+
+@DBOS.workflow()
+def overdraw(amount: int) -> None:
+    withdraw(amount)
+
+
+@pytest.fixture(autouse=True)
+def clear_runs() -> None:
+    runs.clear()
+
+
+def test_transaction_commits_once_per_workflow_id(dbos: type[DBOS], database_url: str) -> None:
+    engine = setup_ledger(database_url)
+    for _ in range(3):
+        with SetWorkflowID("deposit-1"):
+            assert deposit_twice(5) == (5, 10)
+    assert balance(engine) == 10 and runs == ["deposit", "deposit"]
+
+
+def test_failing_transaction_rolls_back_and_records_its_error(dbos: type[DBOS], database_url: str) -> None:
+    engine = setup_ledger(database_url)
+    for _ in range(2):
+        with SetWorkflowID("overdraw-1"), pytest.raises(Overdrawn, match="cannot withdraw 3"):
+            overdraw(3)
+    assert balance(engine) == 0
+    steps = DBOS.list_workflow_steps("overdraw-1")
+    assert len(steps) == 1 and isinstance(steps[0]["error"], Overdrawn)
+
+
+def test_transaction_outside_a_workflow_runs_as_its_own_workflow(dbos: type[DBOS], database_url: str) -> None:
+    engine = setup_ledger(database_url)
+    assert deposit(7) == 7
+    [workflow] = DBOS.list_workflows(name="<temp>.deposit")
+    assert workflow.status == "SUCCESS" and balance(engine) == 7
+
+
+def test_concurrent_transactions_on_one_row_all_commit(dbos: type[DBOS], database_url: str) -> None:
+    """Contended SERIALIZABLE updates (PostgreSQL) and a locked SQLite file are retried, never surfaced."""
+    engine = setup_ledger(database_url)
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            for i in range(5):
+                with SetWorkflowID(f"contended-{n}-{i}"):
+                    deposit_twice(1)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    assert balance(engine) == 8 * 5 * 2
+    assert len(runs) >= 80  # retries re-run the body, but each commit happened once
