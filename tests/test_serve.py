@@ -37,7 +37,7 @@ def test_gunicorn_serves_health_and_readiness(bakery: Bakery) -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         try:
-            server.wait(timeout=30)
+            server.wait(timeout=45)  # gunicorn's graceful_timeout is 30s
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=10)

@@ -7,6 +7,7 @@ serves a laptop, Docker and a platform that assigns the port.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 wsgi_app = "{{ cookiecutter.package_name }}:create_app()"
@@ -22,6 +23,11 @@ timeout = 60
 
 def post_fork(server: Any, worker: Any) -> None:
     """Drop database connections inherited from a preloading master: a pool must not cross a fork."""
+    if "{{ cookiecutter.package_name }}.durable" not in sys.modules:
+        # Nothing was imported before the fork (no --preload), so nothing was inherited. Importing
+        # here would only widen the window in which the new worker still has the master's signal
+        # handlers, and a SIGTERM then is lost: the worker would run until killed.
+        return
     from {{ cookiecutter.package_name }}.durable import DBOS
 
     DBOS.after_fork()
