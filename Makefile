@@ -27,7 +27,7 @@ demo: $(VENV)/.installed
 	@echo
 	@echo "Serving $(DEMO)/order-service on http://127.0.0.1:8000 (Ctrl-C to stop). In another terminal:"
 	@echo "  curl -s -X POST http://127.0.0.1:8000/orders -H 'Content-Type: application/json' \\"
-	@echo "       -d '{\"user_id\": \"alice\", \"items\": [{\"sku\": \"book\", \"qty\": 2, \"price_cents\": 1250}]}'"
+	@echo "       -d '{\"user_id\": \"alice\", \"items\": [{\"sku\": \"book\", \"quantity\": 2, \"price_cents\": 1250}]}'"
 	@echo "  curl -s http://127.0.0.1:8000/orders/1"
 	@echo "  curl -s http://127.0.0.1:8000/orders/1/workflow"
 	@echo "  curl -s http://127.0.0.1:8000/readyz"

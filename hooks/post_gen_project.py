@@ -26,8 +26,6 @@ PRUNED_WHEN: dict[tuple[str, object], list[str]] = {  # (option, value) -> paths
         "{pkg}/orders",
         "migrations/versions/0002_orders.py",
         "tests/test_orders.py",
-        "tests/test_guide.py",
-        "tests/test_guides.py",
     ],
     ("enable_otlp", False): ["compose.otlp.yaml"],
 }
