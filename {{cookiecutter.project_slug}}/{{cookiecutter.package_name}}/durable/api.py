@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .config import DBOSConfig, RuntimeSettings, resolve_config
 from .context import ContextLogFilter, RequestInfo, current_context
-from .error import DBOSException, DBOSNotLaunchedError, DBOSNonExistentWorkflowError
+from .error import DBOSException, DBOSNonExistentWorkflowError, DBOSNotLaunchedError
 from .executor import call_workflow, run_step, start_workflow
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus, step_info
 from .recovery import RecoveryLoop, recover_orphans
@@ -56,7 +56,7 @@ def _info_of(func: Callable[..., Any]) -> tuple[FunctionInfo, tuple[Any, ...]]:
     if info is None:
         raise DBOSException(f"{getattr(func, '__qualname__', func)!r} is not a @DBOS.workflow() function")
     if info.kind == "transaction":
-        info = getattr(target, "__durable_temp_workflow__")
+        info = target.__durable_temp_workflow__
     return info, bound
 
 

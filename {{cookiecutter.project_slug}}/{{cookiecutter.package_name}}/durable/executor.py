@@ -37,8 +37,8 @@ from .error import (
 )
 from .registry import REGISTRY, FunctionInfo
 from .runtime import Runtime
-from .tracing import span
 from .store.base import NewWorkflow, StepRecord, WorkflowRow, WorkflowStatusString, now_ms
+from .tracing import span
 
 logger = logging.getLogger(__name__)
 

@@ -128,5 +128,8 @@ def install(app: Flask, *, trusted_proxies: int, launch: Callable[[], None]) -> 
     setup_flask_middleware(app, trusted_proxies=trusted_proxies, launch=launch)
     # A route that is itself a workflow returns a Response (jsonify); replay must hand it back.
     register_type("flask.response", WerkzeugResponse, _response_to_json, _response_from_json)
-    app.register_error_handler(DBOSException, error_response)
+    # A default only: the app's own handler (the guide registers one) must win, whenever it was added.
+    handlers = app.error_handler_spec[None][None]
+    if DBOSException not in handlers:
+        app.register_error_handler(DBOSException, error_response)
     app.extensions["durable"] = True

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class WorkflowStatusString(str, Enum):
+class WorkflowStatusString(StrEnum):
     """A workflow's status, spelled as DBOS spells it."""
 
     PENDING = "PENDING"
