@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import filecmp
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from baking import COMBINATIONS, Baked, Bakery, combination_id
-from helpers import PG_ADMIN_URL, TEMPLATE_DIR, output_of, project_env, run
+from baking import COMBINATIONS, DEFAULT_COMBINATION, Baked, Bakery, combination_id
+from helpers import PG_ADMIN_URL, TEMPLATE_DIR, free_port, output_of, project_env, run
 
 TEMPLATE_PROJECT = TEMPLATE_DIR / "{{cookiecutter.project_slug}}"
 TEMPLATE_DURABLE = TEMPLATE_PROJECT / "{{cookiecutter.package_name}}" / "durable"
@@ -115,3 +116,30 @@ def test_generated_suite_passes_in_its_own_venv(baked: Baked) -> None:
     extra = {"TEST_DATABASE_URL": PG_ADMIN_URL} if baked.combination["database"] == "postgresql" else {}
     done = run([baked.bin("pytest"), "-q", "-p", "no:cacheprovider"], baked.path, env=project_env(**extra), timeout=600)
     assert done.returncode == 0, output_of(done)
+
+
+@pytest.mark.parametrize(("ci", "expected_exit"), [("true", 1), ("", 0)], ids=["ci-fails", "local-skips"])
+def test_generated_suite_fails_under_ci_when_its_postgresql_is_down(
+    bakery: Bakery, ci: str, expected_exit: int
+) -> None:
+    baked = bakery.get(DEFAULT_COMBINATION)
+    down = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/postgres"  # nothing listens there
+    done = run(
+        [baked.bin("pytest"), "-q", "-p", "no:cacheprovider", "tests/test_health.py"],
+        baked.path, env=project_env(TEST_DATABASE_URL=down, CI=ci), timeout=120,
+    )
+    assert done.returncode == expected_exit, output_of(done)
+    assert "is unreachable" in done.stdout, output_of(done)
+
+
+@pytest.mark.parametrize(("ci", "expected_exit"), [("true", 1), ("", 0)], ids=["ci-fails", "local-passes"])
+def test_template_suite_treats_a_skip_as_failure_under_ci(tmp_path: Path, ci: str, expected_exit: int) -> None:
+    for name in ("conftest.py", "helpers.py", "baking.py"):
+        (tmp_path / name).write_bytes((TEMPLATE_DIR / "tests" / name).read_bytes())
+    (tmp_path / "test_skips.py").write_text("import pytest\n\ndef test_skipped():\n    pytest.skip('no service')\n")
+    done = run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", os.devnull, "--rootdir", tmp_path,
+         tmp_path],
+        tmp_path, env={**os.environ, "CI": ci}, timeout=120,
+    )
+    assert done.returncode == expected_exit, output_of(done)
