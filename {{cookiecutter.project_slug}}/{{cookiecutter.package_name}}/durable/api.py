@@ -56,7 +56,7 @@ def _info_of(func: Callable[..., Any]) -> tuple[FunctionInfo, tuple[Any, ...]]:
     if info is None:
         raise DBOSException(f"{getattr(func, '__qualname__', func)!r} is not a @DBOS.workflow() function")
     if info.kind == "transaction":
-        info = target.__durable_temp_workflow__
+        info = target.__durable_temp_workflow__  # type: ignore[attr-defined]
     return info, bound
 
 
@@ -77,6 +77,7 @@ class DBOS:
     settings: RuntimeSettings
     _runtime: Runtime | None
     _recovery: RecoveryLoop | None
+    _flask_apps: list[Flask]
 
     def __new__(cls, *, config: DBOSConfig, flask: Flask | None = None, **_ignored: Any) -> DBOS:
         global _instance
@@ -93,7 +94,7 @@ class DBOS:
                 instance.settings = settings
                 instance._runtime = None
                 instance._recovery = None
-                instance._flask_apps: list[Flask] = []
+                instance._flask_apps = []
                 PACKAGE_LOGGER.setLevel(settings.log_level)
                 _instance = instance
             if flask is not None:

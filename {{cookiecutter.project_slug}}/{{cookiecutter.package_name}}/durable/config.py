@@ -83,7 +83,7 @@ class RuntimeSettings:
 
 
 def _get(config: DBOSConfig, key: str, default: Any) -> Any:
-    value = config.get(key)  # type: ignore[misc]
+    value = config.get(key)
     return default if value is None else value
 
 

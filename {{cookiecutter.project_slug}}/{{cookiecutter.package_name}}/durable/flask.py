@@ -35,10 +35,11 @@ StartResponse = Callable[..., Any]
 
 def client_ip(environ: dict[str, Any], trusted_proxies: int) -> str | None:
     """The client's address; ``X-Forwarded-For`` is believed only as far as ``trusted_proxies`` hops."""
-    remote = environ.get("REMOTE_ADDR")
+    remote: str | None = environ.get("REMOTE_ADDR")
     if trusted_proxies <= 0:
         return remote
-    forwarded = [part.strip() for part in environ.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+    header: str = environ.get("HTTP_X_FORWARDED_FOR", "")
+    forwarded = [part.strip() for part in header.split(",") if part.strip()]
     if len(forwarded) >= trusted_proxies:
         return forwarded[-trusted_proxies]
     return remote

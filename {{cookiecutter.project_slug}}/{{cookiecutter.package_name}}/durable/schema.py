@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -46,7 +47,7 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
     is_pg = dialect_name == "postgresql"
     schema = pg_schema if is_pg else None
     prefix = "" if is_pg else SQLITE_PREFIX
-    json_type: sa.types.TypeEngine[object] = JSONB() if is_pg else sa.Text()
+    json_type: sa.types.TypeEngine[Any] = JSONB() if is_pg else sa.Text()
     metadata = sa.MetaData(schema=schema)
 
     workflow_status = sa.Table(

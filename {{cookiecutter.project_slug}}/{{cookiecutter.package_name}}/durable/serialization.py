@@ -196,7 +196,7 @@ class Codec:
         tag = v.get(TAG)
         if tag is None:
             return {k: self._from_json(x) for k, x in v.items()}
-        payload = v.get("v")
+        payload: Any = v.get("v")
         match tag:
             case "tuple":
                 return tuple(self._from_json(x) for x in payload)

@@ -6,6 +6,7 @@ needs the project's ``otlp`` extra (opentelemetry-sdk and the OTLP/HTTP exporter
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -19,21 +20,22 @@ _tracer: Any = None
 def enable_tracing(settings: RuntimeSettings) -> None:
     """Install a tracer provider exporting to ``otlp_traces_endpoints`` (or the OTEL_* environment)."""
     global _tracer
-    try:
-        from opentelemetry import trace
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    try:  # imported by name: the otlp extra is optional, so type checkers may not see it
+        trace = importlib.import_module("opentelemetry.trace")
+        exporter = importlib.import_module("opentelemetry.exporter.otlp.proto.http.trace_exporter")
+        resources = importlib.import_module("opentelemetry.sdk.resources")
+        sdk_trace = importlib.import_module("opentelemetry.sdk.trace")
+        export = importlib.import_module("opentelemetry.sdk.trace.export")
     except ImportError as exc:
         raise DBOSInitializationError(
             f"enable_otlp=True needs OpenTelemetry ({exc.name} is missing); install the project's otlp extra: "
             "pip install -e '.[otlp]'"
         ) from exc
-    provider = TracerProvider(resource=Resource.create({"service.name": settings.name, **settings.otlp_attributes}))
+    resource = resources.Resource.create({"service.name": settings.name, **settings.otlp_attributes})
+    provider = sdk_trace.TracerProvider(resource=resource)
     endpoints = settings.otlp_traces_endpoints or (None,)
     for endpoint in endpoints:
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+        provider.add_span_processor(export.BatchSpanProcessor(exporter.OTLPSpanExporter(endpoint=endpoint)))
     trace.set_tracer_provider(provider)
     _tracer = trace.get_tracer("durable")
 
