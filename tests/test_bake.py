@@ -5,7 +5,9 @@ from __future__ import annotations
 import filecmp
 import json
 import os
+import shutil
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -143,3 +145,17 @@ def test_template_suite_treats_a_skip_as_failure_under_ci(tmp_path: Path, ci: st
         tmp_path, env={**os.environ, "CI": ci}, timeout=120,
     )
     assert done.returncode == expected_exit, output_of(done)
+
+
+def test_wheel_ships_the_whole_runtime(bakery: Bakery, tmp_path: Path) -> None:
+    """The Docker image installs the wheel, not the folder: durable/store/ and README.md must be in it."""
+    baked = bakery.get(DEFAULT_COMBINATION)
+    uv = shutil.which("uv")
+    assert uv, "uv not on PATH"
+    done = run([uv, "build", "--wheel", "--out-dir", tmp_path, "."], baked.path, timeout=300)
+    assert done.returncode == 0, output_of(done)
+    with zipfile.ZipFile(next(tmp_path.glob("*.whl"))) as wheel:
+        shipped = set(wheel.namelist())
+    expected = {f"order_service/durable/{name}" for name in relative_tree(TEMPLATE_DURABLE)}
+    assert expected - shipped == set()
+    assert {"order_service/app.py", "order_service/settings.py", "order_service/orders/__init__.py"} <= shipped
