@@ -169,10 +169,13 @@ def test_every_refusal_is_reported_at_once() -> None:
     assert [line.split("=")[0] for line in found] == ["database", "admin_port", "include_example"]
 
 
-def test_project_name_with_punctuation_bakes_to_a_valid_slug_and_package(tmp_path: Path) -> None:
-    project = bake(tmp_path, project_name="Billing Service", run_setup=False)
-    assert project.name == "billing-service"
-    assert (project / "billing_service" / "app.py").is_file()
+@pytest.mark.parametrize(
+    ("name", "slug"), [("Billing Service", "billing-service"), ("Café Orders & Co.", "cafe-orders-co")]
+)
+def test_project_name_bakes_to_a_valid_slug_and_package(tmp_path: Path, name: str, slug: str) -> None:
+    project = bake(tmp_path, project_name=name, run_setup=False)
+    assert project.name == slug
+    assert (project / slug.replace("-", "_") / "app.py").is_file()
 
 
 def test_no_setup_env_variable_skips_set_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
