@@ -107,7 +107,7 @@ class DBOS:
     def _attach_flask(self, app: Flask) -> None:
         from .flask import install
 
-        install(app, trusted_proxies=self.settings.trusted_proxies, launch=_ensure_launched)
+        install(app, trusted_proxies=self.settings.trusted_proxies, runtime=_runtime)
         if app not in self._flask_apps:
             self._flask_apps.append(app)
 

@@ -20,6 +20,8 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from .context import DBOSContext, RequestInfo, entered
 from .error import DBOSException
+from .idempotency import serve_idempotently
+from .runtime import Runtime
 from .serialization import register_type
 
 REQUEST_ID_HEADER = "dbos-request-id"
@@ -72,15 +74,14 @@ class FlaskMiddleware:
 
     def __init__(
         self, app: Callable[..., Iterable[bytes]], *, trusted_proxies: int = 0,
-        launch: Callable[[], None] | None = None,
+        runtime: Callable[[], Runtime] | None = None,
     ) -> None:
         self.app = app
         self.trusted_proxies = trusted_proxies
-        self._launch = launch
+        self._runtime = runtime  # launches on first use; None when used without DBOS(flask=app)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if self._launch is not None:
-            self._launch()
+        rt = self._runtime() if self._runtime is not None else None
         info = request_info(environ, self.trusted_proxies)
         ctx = DBOSContext(request=info)
         key = environ.get(IDEMPOTENCY_ENVIRON_KEY)
@@ -94,13 +95,18 @@ class FlaskMiddleware:
             return start_response(status, headers, exc_info)
 
         with entered(ctx):
+            if key and rt is not None:
+                return serve_idempotently(rt, self.app, environ, start_response_with_id, key)
             return self.app(environ, start_response_with_id)
 
 
-def setup_flask_middleware(app: Flask, *, trusted_proxies: int = 0, launch: Callable[[], None] | None = None) -> None:
+def setup_flask_middleware(
+    app: Flask, *, trusted_proxies: int = 0, runtime: Callable[[], Runtime] | None = None
+) -> None:
     """Wrap ``app.wsgi_app`` with ``FlaskMiddleware`` (what ``DBOS(flask=app)`` does); idempotent."""
     if not isinstance(app.wsgi_app, FlaskMiddleware):
-        app.wsgi_app = FlaskMiddleware(app.wsgi_app, trusted_proxies=trusted_proxies, launch=launch)  # type: ignore[method-assign]
+        app.wsgi_app = FlaskMiddleware(  # type: ignore[method-assign]
+            app.wsgi_app, trusted_proxies=trusted_proxies, runtime=runtime)
 
 
 def error_response(exc: DBOSException) -> tuple[Response, int]:
@@ -124,9 +130,9 @@ def _response_from_json(data: dict[str, Any]) -> Response:
     return Response(base64.b64decode(data["body"]), status=data["status"], headers=[tuple(h) for h in data["headers"]])
 
 
-def install(app: Flask, *, trusted_proxies: int, launch: Callable[[], None]) -> None:
+def install(app: Flask, *, trusted_proxies: int, runtime: Callable[[], Runtime]) -> None:
     """Everything ``DBOS(flask=app)`` does to an app: middleware, response checkpoints, error JSON."""
-    setup_flask_middleware(app, trusted_proxies=trusted_proxies, launch=launch)
+    setup_flask_middleware(app, trusted_proxies=trusted_proxies, runtime=runtime)
     # A route that is itself a workflow returns a Response (jsonify); replay must hand it back.
     register_type("flask.response", WerkzeugResponse, _response_to_json, _response_from_json)
     # A default only: the app's own handler (the guide registers one) must win, whenever it was added.

@@ -94,6 +94,7 @@ class RecoveryLoop:
                 first = False
                 recover_orphans(rt)
                 rt.store.forget_executors(now_ms() - FORGET_AFTER_MS)
+                rt.idempotency.delete_expired()
             except Exception:
                 # The database may be restarting; the next round tries again.
                 logger.warning("recovery sweep failed", exc_info=True)

@@ -23,6 +23,7 @@ from .error import DBOSInitializationError
 from .schema import SCHEMA_VERSION, current_version, upgrade_system_schema
 from .serialization import Codec
 from .store.checkpoint_store import CheckpointStore
+from .store.idempotency_store import IdempotencyStore
 from .store.dialects import create_sqlite_engine, dialect_for, process_identity
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class Runtime:
         self.app_engine = create_app_engine(settings.app_db_url, **settings.engine_kwargs)
         self._prepare_schema(self.sys_engine)
         self.store = CheckpointStore(self.sys_engine, self.sys_dialect)
+        self.idempotency = IdempotencyStore(self.store)
         # With a separate system database, transactions checkpoint into the application database
         # (same commit as their writes) and the runtime copies the row to the system database.
         self.app_store: CheckpointStore | None = None

@@ -34,6 +34,7 @@ class SystemTables:
     workflow_status: sa.Table
     operation_outputs: sa.Table
     executors: sa.Table
+    idempotency_keys: sa.Table
     schema_version: sa.Table
     pg_schema: str | None
 
@@ -105,12 +106,32 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
         sa.Column("started_at", sa.BigInteger, nullable=False),
         sa.Column("heartbeat_at", sa.BigInteger, nullable=False),
     )
+    # HTTP idempotency: one row per dbos-idempotency-key, holding the request's fingerprint and, once
+    # it is done, the response that every retry gets back.
+    idempotency_keys = sa.Table(
+        f"{prefix}idempotency_keys",
+        metadata,
+        sa.Column("idempotency_key", sa.Text, primary_key=True),
+        sa.Column("fingerprint", sa.Text, nullable=False),
+        sa.Column("method", sa.Text, nullable=False),
+        sa.Column("path", sa.Text, nullable=False),
+        sa.Column("state", sa.Text, nullable=False),  # "running" or "done"
+        sa.Column("executor_id", sa.Text),
+        sa.Column("response_status", sa.Text),
+        sa.Column("response_headers", sa.Text),
+        sa.Column("response_body", sa.Text),
+        sa.Column("created_at", sa.BigInteger, nullable=False),
+        sa.Column("expires_at", sa.BigInteger, nullable=False),
+        sa.Index(f"{prefix}idempotency_keys_expires", "expires_at"),
+    )
     schema_version = sa.Table(
         f"{prefix}schema_version",
         metadata,
         sa.Column("version", sa.Integer, nullable=False),
     )
-    return SystemTables(metadata, workflow_status, operation_outputs, executors, schema_version, schema)
+    return SystemTables(
+        metadata, workflow_status, operation_outputs, executors, idempotency_keys, schema_version, schema
+    )
 
 
 def _create_v1(connection: sa.Connection, tables: SystemTables) -> None:

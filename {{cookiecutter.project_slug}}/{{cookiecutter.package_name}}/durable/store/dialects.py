@@ -35,7 +35,7 @@ class Dialect:
 
     def sql(self, text: str) -> str:
         """Turn the store's ``?`` placeholders and ``{table}`` names into this dialect's SQL."""
-        names = {k: self.table(k) for k in ("workflow_status", "operation_outputs", "executors")}
+        names = {k: self.table(k) for k in ("workflow_status", "operation_outputs", "executors", "idempotency_keys")}
         return self._placeholders(text.format(**names))
 
     def _placeholders(self, text: str) -> str:

@@ -1,0 +1,163 @@
+"""HTTP idempotency: replay, 409 while running, 422 on a different request, expiry, takeover."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from conftest import make_config
+from flask import Flask, jsonify, request
+from flask.testing import FlaskClient
+
+from durable import DBOS, api
+
+ran: list[str] = []
+gate = threading.Event()
+
+
+@DBOS.step()
+def charge(amount: int) -> str:
+    ran.append(f"charge {amount}")
+    return f"txn-{len(ran)}"
+
+
+@DBOS.workflow()
+def checkout_flow(amount: int, wait: bool) -> dict[str, object]:
+    if wait:
+        gate.wait(20)
+    return {"transaction": charge(amount), "workflow_id": DBOS.workflow_id}
+
+
+def build_app() -> Flask:
+    app = Flask(__name__)
+
+    @app.post("/checkout")
+    def checkout():  # type: ignore[no-untyped-def]
+        body = request.get_json()
+        return jsonify(checkout_flow(body["amount"], body.get("wait", False))), 201
+
+    @app.post("/flaky")
+    def flaky():  # type: ignore[no-untyped-def]
+        ran.append("flaky")
+        return {"error": "database restarting"}, 503
+
+    return app
+
+
+def client_for(database_url: str, **config: object) -> Iterator[FlaskClient]:
+    DBOS.destroy()
+    ran.clear()
+    gate.clear()
+    app = build_app()
+    DBOS(flask=app, config=make_config(database_url, **config))
+    try:
+        yield app.test_client()
+    finally:
+        gate.set()
+        DBOS.destroy()
+
+
+@pytest.fixture
+def client(database_url: str) -> Iterator[FlaskClient]:
+    yield from client_for(database_url)
+
+
+@pytest.fixture
+def waiting_client(database_url: str) -> Iterator[FlaskClient]:
+    yield from client_for(database_url, idempotency_wait_sec=20)
+
+
+KEY = {"dbos-idempotency-key": "key-1"}
+
+
+def test_retry_replays_the_stored_response_byte_for_byte(client: FlaskClient) -> None:
+    first = client.post("/checkout", json={"amount": 5}, headers=KEY)
+    second = client.post("/checkout", json={"amount": 5}, headers=KEY)
+    assert first.status_code == second.status_code == 201
+    assert second.data == first.data and first.json["workflow_id"] == "key-1"
+    assert "Idempotent-Replayed" not in first.headers and second.headers["Idempotent-Replayed"] == "true"
+    assert second.headers["Content-Type"] == first.headers["Content-Type"]
+    assert ran == ["charge 5"]
+
+
+def test_same_key_for_another_request_is_422_naming_the_difference(client: FlaskClient) -> None:
+    client.post("/checkout", json={"amount": 5}, headers=KEY)
+    other_body = client.post("/checkout", json={"amount": 6}, headers=KEY)
+    assert other_body.status_code == 422 and "request body differs" in other_body.json["error"]
+    other_path = client.post("/flaky", json={"amount": 5}, headers=KEY)
+    assert other_path.status_code == 422 and "path /checkout != /flaky" in other_path.json["error"]
+    assert ran == ["charge 5"]
+
+
+def test_duplicate_while_running_gets_409_with_retry_after(client: FlaskClient) -> None:
+    results: list[int] = []
+    first = threading.Thread(
+        target=lambda: results.append(client.post("/checkout", json={"amount": 5, "wait": True}, headers=KEY).status_code))
+    first.start()
+    time.sleep(0.3)
+    duplicate = client.post("/checkout", json={"amount": 5, "wait": True}, headers=KEY)
+    assert duplicate.status_code == 409 and duplicate.headers["Retry-After"] == "1"
+    gate.set()
+    first.join(timeout=20)
+    assert results == [201]
+    assert client.post("/checkout", json={"amount": 5, "wait": True}, headers=KEY).headers["Idempotent-Replayed"] == "true"
+    assert ran == ["charge 5"]
+
+
+def test_concurrent_duplicates_run_the_body_once(waiting_client: FlaskClient) -> None:
+    responses: list[tuple[int, bytes]] = []
+    lock = threading.Lock()
+
+    def send() -> None:
+        response = waiting_client.post("/checkout", json={"amount": 9, "wait": True}, headers=KEY)
+        with lock:
+            responses.append((response.status_code, response.data))
+
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    gate.set()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(responses) == 6 and {status for status, _ in responses} == {201}
+    assert len({body for _, body in responses}) == 1  # the waiters got the first response
+    assert ran == ["charge 9"]
+
+
+def test_server_errors_are_not_stored(client: FlaskClient) -> None:
+    assert client.post("/flaky", headers=KEY).status_code == 503
+    assert client.post("/flaky", headers=KEY).status_code == 503
+    assert ran == ["flaky", "flaky"]
+
+
+def test_expired_keys_run_again_and_are_swept(database_url: str) -> None:
+    for client in client_for(database_url, idempotency_ttl_sec=0.2):
+        client.post("/checkout", json={"amount": 1}, headers={"dbos-idempotency-key": "short"})
+        client.post("/checkout", json={"amount": 1}, headers={"dbos-idempotency-key": "short-2"})
+        time.sleep(0.3)
+        again = client.post("/checkout", json={"amount": 1}, headers={"dbos-idempotency-key": "short"})
+        assert again.status_code == 201 and "Idempotent-Replayed" not in again.headers
+        # The workflow ID still dedupes: the charge did not run again.
+        assert ran == ["charge 1", "charge 1"]
+        rt = api._runtime()
+        time.sleep(0.3)
+        assert rt.idempotency.delete_expired() == 2
+        assert rt.idempotency.get("short", 0) is None
+
+
+def test_key_of_a_dead_owner_is_taken_over(client: FlaskClient) -> None:
+    rt = api._runtime()
+    body = b'{"amount": 3}'
+    from durable.idempotency import Fingerprint
+    import hashlib
+
+    fp = Fingerprint("POST", "/checkout", hashlib.sha256(body).hexdigest())
+    rt.idempotency.claim("orphan", fp.digest, fp.method, fp.path, "gone-host:1:dead", 60_000)
+    response = client.post("/checkout", data=body, content_type="application/json",
+                           headers={"dbos-idempotency-key": "orphan"})
+    assert response.status_code == 201 and ran == ["charge 3"]
+    assert client.post("/checkout", data=body, content_type="application/json",
+                       headers={"dbos-idempotency-key": "orphan"}).headers["Idempotent-Replayed"] == "true"

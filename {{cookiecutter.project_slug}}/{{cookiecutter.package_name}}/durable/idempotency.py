@@ -1,0 +1,175 @@
+"""Decides idempotency for HTTP: a request with a ``dbos-idempotency-key`` header runs once, end to end.
+
+DBOS only makes the key the first workflow's ID. Here the key also guards the whole response:
+
+* the first request with a key claims it, runs, and stores its response (status, headers, body);
+* a retry after that gets the stored response back byte for byte, marked ``Idempotent-Replayed: true``;
+* a duplicate that arrives while the first still runs gets ``409 Conflict`` with ``Retry-After``
+  (or waits up to ``idempotency_wait_sec`` for the first to finish, then gets its response);
+* the same key with another method, path or body gets ``422`` naming what differs;
+* a key whose first request died with its process is taken over by the retry, which runs the
+  handler again: its workflow, already checkpointed under the key, replays instead of re-running;
+* 5xx responses are not stored, so a retry after a transient failure runs again (the workflow
+  still runs once); keys expire after ``idempotency_ttl_sec`` and a bounded sweep deletes them.
+
+Keyed responses are buffered to be stored, so they do not stream.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .runtime import Runtime
+from .store.base import now_ms
+from .store.idempotency_store import KeyRecord
+
+REPLAY_HEADER = "Idempotent-Replayed"
+MAX_KEYED_BODY_BYTES = 10 * 1024 * 1024
+RETRY_AFTER_SEC = 1
+StartResponse = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What makes two requests "the same request": method, path with query, and a hash of the body."""
+
+    method: str
+    path: str
+    body_sha256: str
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(f"{self.method}\n{self.path}\n{self.body_sha256}".encode()).hexdigest()
+
+
+def read_body(environ: dict[str, Any]) -> bytes:
+    """Read the request body and put it back, so the app can still read it."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    stream = environ.get("wsgi.input")
+    body = stream.read(min(length, MAX_KEYED_BODY_BYTES + 1)) if stream is not None and length > 0 else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
+def fingerprint_of(environ: dict[str, Any], body: bytes) -> Fingerprint:
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    if environ.get("QUERY_STRING"):
+        path += "?" + environ["QUERY_STRING"]
+    return Fingerprint(environ.get("REQUEST_METHOD", "GET"), path, hashlib.sha256(body).hexdigest())
+
+
+def _json_response(start_response: StartResponse, status: str, body: dict[str, Any],
+                   extra: list[tuple[str, str]] | None = None) -> list[bytes]:
+    payload = json.dumps(body).encode()
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))] + (extra or [])
+    start_response(status, headers)
+    return [payload]
+
+
+def _mismatch(record: KeyRecord, fp: Fingerprint) -> str:
+    differs = []
+    if record.method != fp.method:
+        differs.append(f"method {record.method} != {fp.method}")
+    if record.path != fp.path:
+        differs.append(f"path {record.path} != {fp.path}")
+    if not differs:
+        differs.append("request body differs")
+    return "; ".join(differs)
+
+
+def _replay(record: KeyRecord, start_response: StartResponse) -> list[bytes]:
+    headers = [tuple(h) for h in json.loads(record.response_headers or "[]")]
+    start_response(record.response_status, headers + [(REPLAY_HEADER, "true")])
+    return [base64.b64decode(record.response_body or "")]
+
+
+def serve_idempotently(
+    rt: Runtime, app: Callable[..., Iterable[bytes]], environ: dict[str, Any], start_response: StartResponse, key: str
+) -> Iterable[bytes]:
+    """Serve a keyed request: run it once, replay it, or refuse it (see the module docstring)."""
+    body = read_body(environ)
+    if len(body) > MAX_KEYED_BODY_BYTES:
+        return _json_response(start_response, "413 Request Entity Too Large", {
+            "error": f"requests with an idempotency key may carry at most {MAX_KEYED_BODY_BYTES} bytes"})
+    fp = fingerprint_of(environ, body)
+    store, settings = rt.idempotency, rt.settings
+    alive_since = now_ms() - int(settings.executor_timeout_sec * 1000)
+    record: KeyRecord | None = None
+    for _ in range(3):  # a claim can lose to an expiring or vanishing row; try again a little
+        if store.claim(key, fp.digest, fp.method, fp.path, rt.executor_id, int(settings.idempotency_ttl_sec * 1000)):
+            return _run_and_store(rt, app, environ, start_response, key)
+        record = store.get(key, alive_since)
+        if record is not None and record.expires_at < now_ms():
+            store.delete_if_expired(key)
+            record = None
+        if record is not None:
+            break
+    if record is None:
+        return _json_response(start_response, "409 Conflict", {"error": f"idempotency key {key!r} is busy"},
+                              [("Retry-After", str(RETRY_AFTER_SEC))])
+    if record.fingerprint != fp.digest:
+        return _json_response(start_response, "422 Unprocessable Entity", {
+            "error": f"idempotency key {key!r} was first used for another request: {_mismatch(record, fp)}"})
+    deadline = time.monotonic() + settings.idempotency_wait_sec
+    while record.state != "done" and (record.owner_alive or record.executor_id == rt.executor_id):
+        if time.monotonic() >= deadline:
+            return _json_response(
+                start_response, "409 Conflict",
+                {"error": f"a request with idempotency key {key!r} is still in progress; retry later"},
+                [("Retry-After", str(RETRY_AFTER_SEC))])
+        time.sleep(0.05)
+        found = store.get(key, alive_since)
+        if found is None:  # the first request failed and released the key: run this one
+            return serve_idempotently(rt, app, environ, start_response, key)
+        record = found
+    if record.state == "done":
+        return _replay(record, start_response)
+    # The owner died mid-request: take the key over and run the handler again; its workflow replays.
+    if store.adopt(key, record.executor_id, rt.executor_id):
+        return _run_and_store(rt, app, environ, start_response, key)
+    return _json_response(start_response, "409 Conflict", {"error": f"idempotency key {key!r} is busy"},
+                          [("Retry-After", str(RETRY_AFTER_SEC))])
+
+
+def _run_and_store(
+    rt: Runtime, app: Callable[..., Iterable[bytes]], environ: dict[str, Any], start_response: StartResponse, key: str
+) -> Iterable[bytes]:
+    """Run the app, buffer its response, and store it against the key (unless it is a 5xx)."""
+    captured: dict[str, Any] = {}
+    written: list[bytes] = []
+
+    def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+        captured["status"], captured["headers"] = status, list(headers)
+        return written.append
+
+    try:
+        result = app(environ, capture)
+        try:
+            body = b"".join(written) + b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+    except BaseException:
+        rt.idempotency.release(key, rt.executor_id)
+        raise
+    status: str = captured["status"]
+    headers: list[tuple[str, str]] = captured["headers"]
+    if int(status.split(" ", 1)[0]) >= 500:
+        rt.idempotency.release(key, rt.executor_id)
+    else:
+        stored_headers = [[k, v] for k, v in headers if k.lower() != "dbos-request-id"]
+        rt.idempotency.finish(key, rt.executor_id, status, json.dumps(stored_headers),
+                              base64.b64encode(body).decode("ascii"))
+    start_response(status, headers)
+    return [body]

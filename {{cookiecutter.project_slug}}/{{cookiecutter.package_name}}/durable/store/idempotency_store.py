@@ -1,0 +1,88 @@
+"""The idempotency-key table: claim a key, finish it with a response, read it back, expire it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .base import now_ms
+from .checkpoint_store import CheckpointStore
+
+_CLAIM = """
+INSERT INTO {idempotency_keys} (idempotency_key, fingerprint, method, path, state, executor_id, created_at, expires_at)
+VALUES (?, ?, ?, ?, 'running', ?, ?, ?)
+ON CONFLICT (idempotency_key) DO NOTHING"""
+# alive: the owner's heartbeat is recent enough (NULL when the owner is gone from the table).
+_GET = """
+SELECT k.fingerprint, k.method, k.path, k.state, k.executor_id, k.response_status, k.response_headers,
+       k.response_body, k.expires_at, CASE WHEN e.heartbeat_at >= ? THEN 1 ELSE 0 END
+FROM {idempotency_keys} k LEFT JOIN {executors} e ON e.executor_id = k.executor_id
+WHERE k.idempotency_key = ?"""
+_ADOPT = """
+UPDATE {idempotency_keys} SET executor_id = ?
+WHERE idempotency_key = ? AND state = 'running' AND executor_id = ?"""
+_FINISH = """
+UPDATE {idempotency_keys} SET state = 'done', response_status = ?, response_headers = ?, response_body = ?
+WHERE idempotency_key = ? AND executor_id = ?"""
+_RELEASE = "DELETE FROM {idempotency_keys} WHERE idempotency_key = ? AND executor_id = ? AND state = 'running'"
+_DELETE_EXPIRED_ONE = "DELETE FROM {idempotency_keys} WHERE idempotency_key = ? AND expires_at < ?"
+_DELETE_EXPIRED = """
+DELETE FROM {idempotency_keys} WHERE idempotency_key IN (
+    SELECT idempotency_key FROM {idempotency_keys} WHERE expires_at < ? LIMIT ?)"""
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """A stored idempotency key and, when done, its response."""
+
+    fingerprint: str
+    method: str
+    path: str
+    state: str
+    executor_id: str | None
+    response_status: str | None
+    response_headers: str | None
+    response_body: str | None
+    expires_at: int
+    owner_alive: bool
+
+
+class IdempotencyStore:
+    """SQL for ``idempotency.py``; shares the checkpoint store's connections and retry loop."""
+
+    def __init__(self, store: CheckpointStore) -> None:
+        self.store = store
+        sql = store.dialect.sql
+        self._claim, self._get, self._adopt = sql(_CLAIM), sql(_GET), sql(_ADOPT)
+        self._finish, self._release = sql(_FINISH), sql(_RELEASE)
+        self._delete_expired_one, self._delete_expired = sql(_DELETE_EXPIRED_ONE), sql(_DELETE_EXPIRED)
+
+    def claim(self, key: str, fingerprint: str, method: str, path: str, executor_id: str, ttl_ms: int) -> bool:
+        """Take a new key for this executor; False when the key exists already."""
+        now = now_ms()
+        params = (key, fingerprint, method, path, executor_id, now, now + ttl_ms)
+        return bool(self.store.execute(self._claim, params))
+
+    def get(self, key: str, alive_since_ms: int) -> KeyRecord | None:
+        rows = self.store.fetch(self._get, (alive_since_ms, key))
+        if not rows:
+            return None
+        *fields, alive = rows[0]
+        return KeyRecord(*fields, owner_alive=bool(alive))
+
+    def adopt(self, key: str, dead_owner: str | None, executor_id: str) -> bool:
+        """Take over a running key whose owner died; False if someone else got there first."""
+        return bool(self.store.execute(self._adopt, (executor_id, key, dead_owner)))
+
+    def finish(self, key: str, executor_id: str, status: str, headers: str, body: str) -> None:
+        self.store.execute(self._finish, (status, headers, body, key, executor_id))
+
+    def release(self, key: str, executor_id: str) -> None:
+        """Forget a key whose request failed, so that a retry runs it again."""
+        self.store.execute(self._release, (key, executor_id))
+
+    def delete_if_expired(self, key: str) -> bool:
+        return bool(self.store.execute(self._delete_expired_one, (key, now_ms())))
+
+    def delete_expired(self, limit: int = 1000) -> int:
+        """Remove up to ``limit`` expired keys: a bounded clean-up the recovery sweep runs."""
+        return self.store.execute(self._delete_expired, (now_ms(), limit))
