@@ -50,10 +50,12 @@ class Step:
     what: str
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
+    alternative: str = ""  # an easier-to-type equivalent, shown as a comment
 
     def command(self) -> str:
         assignments = [f"{key}={shlex.quote(value)}" for key, value in self.env.items()]
-        return " ".join([*assignments, shlex.join(self.argv)])
+        line = " ".join([*assignments, shlex.join(self.argv)])
+        return f"{line}\n  # or: {self.alternative}" if self.alternative else line
 
 
 class SetupError(Exception):
@@ -119,7 +121,10 @@ def plan_setup(answers: Mapping[str, Any], uv: str | None) -> list[Step]:
         ]
     if answers["database"] == "postgresql":
         conninfo, name = admin_conninfo(answers["postgresql_url"])
-        steps.append(Step("create the database", [python, "-c", CREATE_DATABASE_SCRIPT, conninfo, name]))
+        steps.append(
+            Step("create the database", [python, "-c", CREATE_DATABASE_SCRIPT, conninfo, name],
+                 alternative=shlex.join(["createdb", "--maintenance-db", conninfo, name]))
+        )
     steps.append(Step("migrate the database", [f"{VENV}/bin/alembic", "upgrade", "head"]))
     return steps
 

@@ -196,7 +196,8 @@ def test_unreachable_postgresql_leaves_the_project_and_prints_the_fix(
     assert "Set-up stopped: could not create the database" in out
     conninfo, name = post_gen.admin_conninfo(url)
     create = shlex.join([".venv/bin/python", "-c", post_gen.CREATE_DATABASE_SCRIPT, conninfo, name])
-    assert f"  {create}\n  .venv/bin/alembic upgrade head\n" in out
+    createdb = shlex.join(["createdb", "--maintenance-db", conninfo, name])
+    assert f"  {create}\n  # or: {createdb}\n  .venv/bin/alembic upgrade head\n" in out
     assert f"cd {project}" in out
 
 

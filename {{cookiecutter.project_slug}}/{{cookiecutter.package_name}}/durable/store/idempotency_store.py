@@ -66,8 +66,8 @@ class IdempotencyStore:
         rows = self.store.fetch(self._get, (alive_since_ms, key))
         if not rows:
             return None
-        *fields, alive = rows[0]
-        return KeyRecord(*fields, owner_alive=bool(alive))
+        row = rows[0]
+        return KeyRecord(*row[:-1], bool(row[-1]))
 
     def adopt(self, key: str, dead_owner: str | None, executor_id: str) -> bool:
         """Take over a running key whose owner died; False if someone else got there first."""
