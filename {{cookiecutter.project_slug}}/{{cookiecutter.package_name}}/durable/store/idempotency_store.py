@@ -66,8 +66,8 @@ class IdempotencyStore:
         rows = self.store.fetch(self._get, (alive_since_ms, key))
         if not rows:
             return None
-        row = rows[0]
-        return KeyRecord(*row[:-1], bool(row[-1]))
+        (fingerprint, method, path, state, owner, status, headers, body, expires_at, alive) = rows[0]
+        return KeyRecord(fingerprint, method, path, state, owner, status, headers, body, int(expires_at), bool(alive))
 
     def adopt(self, key: str, dead_owner: str | None, executor_id: str) -> bool:
         """Take over a running key whose owner died; False if someone else got there first."""
