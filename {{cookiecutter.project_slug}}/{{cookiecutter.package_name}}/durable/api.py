@@ -143,10 +143,17 @@ class DBOS:
             instance, _instance = _instance, None
         if instance is None:
             return
+        # Drain first, release last: another executor must not adopt workflows still running here.
         if instance._recovery is not None:
-            instance._recovery.stop(release=True)
+            instance._recovery.stop()
         if instance._runtime is not None:
-            instance._runtime.shutdown(workflow_completion_timeout_sec)
+            left = instance._runtime.drain(workflow_completion_timeout_sec)
+            if left:
+                PACKAGE_LOGGER.warning("%d workflow(s) still running at shutdown; other executors adopt them", left)
+        if instance._recovery is not None:
+            instance._recovery.release()
+        if instance._runtime is not None:
+            instance._runtime.close()
         if destroy_registry:
             REGISTRY.__init__()  # type: ignore[misc]
 

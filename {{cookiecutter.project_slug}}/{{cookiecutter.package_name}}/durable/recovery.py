@@ -72,17 +72,19 @@ class RecoveryLoop:
         """Sweep now instead of at the next interval (tests, admin trigger)."""
         self._wake.set()
 
-    def stop(self, *, release: bool) -> None:
-        """Stop the loop; with ``release``, let other executors adopt this one's workflows at once."""
+    def stop(self) -> None:
+        """Stop heartbeating and adopting."""
         self.rt.stopping.set()
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
-        if release:
-            try:
-                self.rt.store.expire_executor(self.rt.executor_id)
-            except Exception:
-                logger.warning("could not release executor %s", self.rt.executor_id, exc_info=True)
+
+    def release(self) -> None:
+        """Mark this executor dead, so that live ones adopt its unfinished workflows at once."""
+        try:
+            self.rt.store.expire_executor(self.rt.executor_id)
+        except Exception:
+            logger.warning("could not release executor %s", self.rt.executor_id, exc_info=True)
 
     def _run(self) -> None:
         rt = self.rt

@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .config import RuntimeSettings
-from .error import DBOSInitializationError
+from .error import DBOSInitializationError, DBOSNotLaunchedError
 from .schema import SCHEMA_VERSION, current_version, upgrade_system_schema
 from .serialization import Codec
 from .store.checkpoint_store import CheckpointStore
@@ -119,6 +119,9 @@ class Runtime:
             known = self.running.get(workflow_id)
             if known is not None:
                 return known
+            if self.stopping.is_set():
+                # Draining: the row is durable and PENDING, so a live executor adopts and runs it.
+                raise DBOSNotLaunchedError(f"shutting down; workflow {workflow_id} is left for another executor")
             future: Future[Any] = Future()
             self.running[workflow_id] = future
 
@@ -157,12 +160,17 @@ class Runtime:
             else:
                 future.set_exception(value)
 
-    def shutdown(self, wait_sec: float = 0.0) -> None:
+    def drain(self, wait_sec: float = 0.0) -> int:
+        """Take no new background work; wait up to ``wait_sec`` for running workflows; return how many still run."""
         self.stopping.set()
         deadline = time.monotonic() + wait_sec
-        while wait_sec and self.running and time.monotonic() < deadline:
+        while self.running and time.monotonic() < deadline:
             time.sleep(0.05)
         self.pool.shutdown(wait=False, cancel_futures=True)
+        return len(self.running)
+
+    def close(self) -> None:
+        """Close every pooled connection."""
         self.sys_engine.dispose()
         self.app_engine.dispose()
         if self.app_store is not None:
