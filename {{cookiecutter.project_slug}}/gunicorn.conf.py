@@ -36,12 +36,19 @@ def post_fork(server: Any, worker: Any) -> None:
 def post_worker_init(worker: Any) -> None:
     """Connect and start recovery in each worker now, rather than on its first request."""
     from {{ cookiecutter.package_name }}.durable import DBOS
+    from {{ cookiecutter.package_name }}.durable.error import DBOSException
 
-    DBOS.launch()
+    try:
+        DBOS.launch()
+    except DBOSException as exc:
+        # Database down: boot anyway, so /healthz answers and gunicorn does not crash-loop; each
+        # request tries to launch again until the database is back.
+        worker.log.warning("durable runtime not launched yet: %s", exc)
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    """Stop the runtime's threads and close its connections before the worker goes away."""
+    """Drain: let background workflows finish within the graceful timeout, then release the rest
+    so that another worker adopts them at once."""
     from {{ cookiecutter.package_name }}.durable import DBOS
 
-    DBOS.destroy()
+    DBOS.destroy(workflow_completion_timeout_sec=graceful_timeout / 2)

@@ -30,3 +30,20 @@ def dbos(database_url: str) -> Iterator[type[DBOS]]:
         yield DBOS
     finally:
         DBOS.destroy()
+
+
+def reopen_as_orphan(database_url: str, workflow_id: str, *, drop_steps_from: int | None = None) -> None:
+    """Make a finished workflow look like one whose process died mid-run: PENDING, owner unknown."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(database_url)
+    prefix = "dbos." if engine.dialect.name == "postgresql" else "dbos_"
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"UPDATE {prefix}workflow_status SET status = 'PENDING', output = NULL, "
+                                 "executor_id = NULL WHERE workflow_uuid = :id"), {"id": workflow_id})
+            if drop_steps_from is not None:
+                conn.execute(sa.text(f"DELETE FROM {prefix}operation_outputs WHERE workflow_uuid = :id "
+                                     "AND function_id >= :n"), {"id": workflow_id, "n": drop_steps_from})
+    finally:
+        engine.dispose()

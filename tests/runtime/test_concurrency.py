@@ -8,8 +8,8 @@ import threading
 from pathlib import Path
 
 import sqlalchemy as sa
-from conftest import RUNTIME_PARENT
 
+from conftest import RUNTIME_PARENT
 from durable import DBOS, SetWorkflowID
 
 

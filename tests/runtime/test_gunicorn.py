@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import RUNTIME_PARENT
 
+from conftest import RUNTIME_PARENT
 from helpers import free_port, wait_until
 
 SERVICE = f"""

@@ -7,10 +7,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import make_config
 from flask import Flask, jsonify, request
 from flask.testing import FlaskClient
 
+from conftest import make_config
 from durable import DBOS, api
 
 ran: list[str] = []
@@ -151,8 +151,9 @@ def test_expired_keys_run_again_and_are_swept(database_url: str) -> None:
 def test_key_of_a_dead_owner_is_taken_over(client: FlaskClient) -> None:
     rt = api._runtime()
     body = b'{"amount": 3}'
-    from durable.idempotency import Fingerprint
     import hashlib
+
+    from durable.idempotency import Fingerprint
 
     fp = Fingerprint("POST", "/checkout", hashlib.sha256(body).hexdigest())
     rt.idempotency.claim("orphan", fp.digest, fp.method, fp.path, "gone-host:1:dead", 60_000)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import RUNTIME_PARENT, make_config
 
+from conftest import RUNTIME_PARENT, make_config
 from durable import DBOS, error
 from durable.schema import SCHEMA_VERSION, current_version, downgrade_system_schema, upgrade_system_schema
 

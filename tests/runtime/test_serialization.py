@@ -33,7 +33,7 @@ SAMPLES = {
     "frozenset": frozenset({"a"}),
     "non_str_keys": {1: "one", (2, 3): "pair"},
     "tagged_key": {"$t": "not a tag"},
-    "datetime": dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.timezone.utc),
+    "datetime": dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC),
     "naive": dt.datetime(2026, 1, 1, 8, 30),
     "date": dt.date(2026, 11, 25),
     "time": dt.time(23, 59, 1),

@@ -5,10 +5,9 @@ from __future__ import annotations
 import threading
 
 import pytest
-import sqlalchemy as sa
-from conftest import make_config
 
 import durable
+from conftest import make_config, reopen_as_orphan
 from durable import DBOS, DBOSConfig, DBOSConfiguredInstance, SetWorkflowID, error
 
 calls: dict[str, int] = {}
@@ -172,13 +171,7 @@ def test_step_retry_succeeds_on_a_later_attempt(dbos: type[DBOS]) -> None:
 def test_changed_workflow_code_fails_loudly_on_replay(dbos: type[DBOS], database_url: str) -> None:
     with SetWorkflowID("changed-code"):
         adds_twice(1)
-    # Pretend the first execution crashed after its steps: the workflow is PENDING again with its records.
-    engine = sa.create_engine(database_url)
-    table = "dbos.workflow_status" if engine.dialect.name == "postgresql" else "dbos_workflow_status"
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f"UPDATE {table} SET status = 'PENDING', output = NULL, executor_id = NULL "
-                             "WHERE workflow_uuid = 'changed-code'")
-    engine.dispose()
+    reopen_as_orphan(database_url, "changed-code")  # as if the first execution died after its steps
 
     @DBOS.step()
     def another_step() -> int:
@@ -247,3 +240,41 @@ def test_methods_of_registered_classes_are_workflows(dbos: type[DBOS]) -> None:
 def test_a_second_configuration_needs_destroy_first(dbos: type[DBOS], tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(error.DBOSException, match="destroy"):
         DBOS(config=make_config(f"sqlite:///{tmp_path}/other.db"))
+
+
+@DBOS.workflow(name="versioned", version="1")
+def versioned_v1(x: int) -> str:
+    return f"v1:{add_one(x)}"
+
+
+@DBOS.workflow(name="versioned", version="2")
+def versioned_v2(x: int) -> str:
+    return f"v2:{add_one(add_one(x))}"
+
+
+def test_recovery_runs_the_code_of_the_recorded_version(dbos: type[DBOS], database_url: str) -> None:
+    with SetWorkflowID("old-deploy"):
+        assert versioned_v1(1) == "v1:2"
+    with SetWorkflowID("new-deploy"):
+        assert versioned_v2(1) == "v2:3"
+    reopen_as_orphan(database_url, "old-deploy", drop_steps_from=1)
+    reopen_as_orphan(database_url, "new-deploy", drop_steps_from=2)
+    DBOS.recover_pending_workflows()
+    assert DBOS.retrieve_workflow("old-deploy").get_result(timeout_seconds=20) == "v1:2"
+    assert DBOS.retrieve_workflow("new-deploy").get_result(timeout_seconds=20) == "v2:3"
+    assert DBOS.get_workflow_status("old-deploy").workflow_version == "1"  # type: ignore[union-attr]
+
+
+def test_workflow_of_a_version_no_longer_deployed_fails_loudly(dbos: type[DBOS], database_url: str) -> None:
+    with SetWorkflowID("retired"):
+        versioned_v1(5)
+    reopen_as_orphan(database_url, "retired")
+    info = durable.registry.REGISTRY.workflows.pop(("versioned", "1"))
+    try:
+        DBOS.recover_pending_workflows()
+        status = DBOS.get_workflow_status("retired")
+        assert status is not None and status.status == "ERROR"
+        assert "started by version '1' of 'versioned'" in str(status.error)
+        assert "versions ['2']" in str(status.error)
+    finally:
+        durable.registry.REGISTRY.add_workflow(info)

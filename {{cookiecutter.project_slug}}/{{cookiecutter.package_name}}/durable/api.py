@@ -174,12 +174,18 @@ class DBOS:
     # -- decorators -----------------------------------------------------------------------------------
 
     @classmethod
-    def workflow(cls, *, name: str | None = None, max_recovery_attempts: int | None = None) -> Callable[[F], F]:
-        """Make a function a durable workflow: its steps are checkpointed and it resumes after a crash."""
+    def workflow(
+        cls, *, name: str | None = None, max_recovery_attempts: int | None = None, version: str | None = None
+    ) -> Callable[[F], F]:
+        """Make a function a durable workflow: its steps are checkpointed and it resumes after a crash.
+
+        ``version`` marks the code explicitly: bump it when the sequence of steps changes, and keep
+        the old version registered (same ``name``) until the workflows it started have finished.
+        """
 
         def decorator(func: F) -> F:
             info = FunctionInfo(name or func.__qualname__, func, "workflow",
-                                {"max_recovery_attempts": max_recovery_attempts})
+                                {"max_recovery_attempts": max_recovery_attempts}, version=version or "")
             REGISTRY.add_workflow(info)
 
             @functools.wraps(func)

@@ -167,6 +167,7 @@ def begin_workflow(rt: Runtime, call: Invocation) -> Started:
             config_name=call.config_name,
             request=rt.codec.encode(request.to_json(), what="request") if request else None,
             parent_workflow_id=parent_state.workflow_id if parent_state else None,
+            workflow_version=info.version,
         )
     )
     if existing is None:
@@ -175,6 +176,11 @@ def begin_workflow(rt: Runtime, call: Invocation) -> Started:
     if existing.name != info.name:
         raise DBOSConflictingWorkflowError(
             workflow_id, f"it was started as {existing.name!r}, now as {info.name!r}"
+        )
+    if existing.status == PENDING and existing.workflow_version != info.version:
+        raise DBOSConflictingWorkflowError(
+            workflow_id, f"it was started by version {existing.workflow_version!r} of {info.name!r}, "
+            f"this call is version {info.version!r}; recovery runs it with the code of its own version"
         )
     if existing.status in TERMINAL:
         started.finished = existing
@@ -320,7 +326,7 @@ def start_workflow(
 
 def resume_row(rt: Runtime, row: WorkflowRow) -> Future[Any] | None:
     """Run a workflow this executor has just adopted (recovery), from its recorded inputs."""
-    info = REGISTRY.find_workflow(row.name)
+    info = REGISTRY.find_workflow(row.name, row.workflow_version)
     limit = (info.options.get("max_recovery_attempts") if info else None) or rt.settings.max_recovery_attempts
     if row.recovery_attempts > limit:
         # A workflow that keeps killing its process would otherwise take every executor down with it.
@@ -329,7 +335,11 @@ def resume_row(rt: Runtime, row: WorkflowRow) -> Future[Any] | None:
         rt.store.dead_letter(row.workflow_id, row.owner_generation)
         return None
     if info is None:
-        error = DBOSWorkflowFunctionNotFoundError(row.workflow_id, f"no workflow named {row.name!r} is registered")
+        known = REGISTRY.versions_of(row.name)
+        detail = (f"it was started by version {row.workflow_version!r} of {row.name!r}, and this process has "
+                  f"versions {known}; keep that version's code registered until its workflows finish"
+                  if known else f"no workflow named {row.name!r} is registered")
+        error = DBOSWorkflowFunctionNotFoundError(row.workflow_id, detail)
         logger.error("%s", error)
         rt.store.finish_workflow(row.workflow_id, row.owner_generation, ERROR, None, rt.codec.encode_exception(error))
         return None

@@ -11,6 +11,7 @@ users never need to call ``DBOS.launch()``.
 from __future__ import annotations
 
 import base64
+import logging
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -23,6 +24,8 @@ from .error import DBOSException
 from .idempotency import serve_idempotently
 from .runtime import Runtime
 from .serialization import register_type
+
+logger = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "dbos-request-id"
 # DBOS itself reads x-request-id, and proxies set it; the guide names dbos-request-id. Either works.
@@ -81,7 +84,14 @@ class FlaskMiddleware:
         self._runtime = runtime  # launches on first use; None when used without DBOS(flask=app)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        rt = self._runtime() if self._runtime is not None else None
+        rt = None
+        if self._runtime is not None:
+            try:
+                rt = self._runtime()
+            except DBOSException as exc:
+                # The database may be down: health probes must still answer, and durable calls fail
+                # on their own with this error. The next request tries to launch again.
+                logger.warning("durable runtime unavailable: %s", exc)
         info = request_info(environ, self.trusted_proxies)
         ctx = DBOSContext(request=info)
         key = environ.get(IDEMPOTENCY_ENVIRON_KEY)

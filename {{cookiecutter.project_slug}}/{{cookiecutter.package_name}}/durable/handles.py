@@ -36,6 +36,7 @@ class WorkflowStatus:
     queue_name: str | None
     parent_workflow_id: str | None
     request: dict[str, Any] | None
+    workflow_version: str = ""
     authenticated_user: str | None = None
     assumed_role: str | None = None
     authenticated_roles: list[str] | None = None
@@ -62,6 +63,7 @@ class WorkflowStatus:
             queue_name=row.queue_name,
             parent_workflow_id=row.parent_workflow_id,
             request=decode(row.request) if row.request is not None else None,
+            workflow_version=row.workflow_version,
         )
 
 

@@ -22,6 +22,7 @@ class FunctionInfo:
     func: Callable[..., Any]
     kind: str  # "workflow", "step" or "transaction"
     options: dict[str, Any] = field(default_factory=dict)
+    version: str = ""  # explicit code version of a workflow; recovery runs the code of the recorded one
     class_name: str | None = None
     method_kind: str | None = None  # None (plain function), "instance", "class" or "static"
     wrapper: Callable[..., Any] | None = None
@@ -32,19 +33,20 @@ class Registry:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.workflows: dict[str, FunctionInfo] = {}
+        self.workflows: dict[tuple[str, str], FunctionInfo] = {}
         self.classes: dict[str, type] = {}
         self.instances: dict[tuple[str, str], Any] = {}
 
     def add_workflow(self, info: FunctionInfo) -> None:
+        key = (info.name, info.version)
         with self._lock:
-            known = self.workflows.get(info.name)
+            known = self.workflows.get(key)
             if known is not None and known.func is not info.func and known.func.__module__ != info.func.__module__:
                 raise DBOSException(
-                    f"Two different workflow functions are named {info.name!r} "
-                    f"({known.func.__module__} and {info.func.__module__}); pass name=... to one of them"
+                    f"Two different workflow functions are named {info.name!r} version {info.version!r} "
+                    f"({known.func.__module__} and {info.func.__module__}); pass name=... or version=... to one"
                 )
-            self.workflows[info.name] = info
+            self.workflows[key] = info
 
     def add_class(self, cls: type) -> None:
         with self._lock:
@@ -59,8 +61,11 @@ class Registry:
                 )
             self.instances[key] = instance
 
-    def find_workflow(self, name: str) -> FunctionInfo | None:
-        return self.workflows.get(name)
+    def find_workflow(self, name: str, version: str = "") -> FunctionInfo | None:
+        return self.workflows.get((name, version))
+
+    def versions_of(self, name: str) -> list[str]:
+        return sorted(version for known, version in self.workflows if known == name)
 
     def find_instance(self, class_name: str, config_name: str) -> Any:
         return self.instances.get((class_name, config_name))

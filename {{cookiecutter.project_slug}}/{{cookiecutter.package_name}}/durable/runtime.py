@@ -23,8 +23,8 @@ from .error import DBOSInitializationError, DBOSNotLaunchedError
 from .schema import SCHEMA_VERSION, current_version, upgrade_system_schema
 from .serialization import Codec
 from .store.checkpoint_store import CheckpointStore
-from .store.idempotency_store import IdempotencyStore
 from .store.dialects import create_sqlite_engine, dialect_for, process_identity
+from .store.idempotency_store import IdempotencyStore
 
 logger = logging.getLogger(__name__)
 

@@ -69,6 +69,9 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
         sa.Column("owner_generation", sa.Integer, nullable=False, server_default="0"),
         sa.Column("application_version", sa.Text),
         sa.Column("application_id", sa.Text),
+        # The workflow function's own explicit version (@DBOS.workflow(version=...)): recovery runs
+        # the code registered under the recorded one, or fails loudly when no such code exists.
+        sa.Column("workflow_version", sa.Text, nullable=False, server_default=""),
         sa.Column("recovery_attempts", sa.Integer, nullable=False, server_default="0"),
         sa.Column("queue_name", sa.Text),
         sa.Column("priority", sa.Integer, nullable=False, server_default="0"),

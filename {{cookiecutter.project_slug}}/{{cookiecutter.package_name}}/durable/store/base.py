@@ -52,6 +52,7 @@ class NewWorkflow:
     request: str | None = None
     parent_workflow_id: str | None = None
     queue_name: str | None = None
+    workflow_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class WorkflowRow:
     created_at: int
     updated_at: int
     completed_at: int | None
+    workflow_version: str
 
 
 WORKFLOW_COLUMNS = tuple(WorkflowRow.__dataclass_fields__)

@@ -37,8 +37,8 @@ RETRY_DEADLINE_SEC = 30.0
 _INSERT_WORKFLOW = """
 INSERT INTO {workflow_status} (workflow_uuid, status, name, class_name, config_name, inputs, request,
     executor_id, owner_generation, application_version, application_id, recovery_attempts, queue_name,
-    parent_workflow_id, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?J, ?J, ?, 0, ?, ?, 0, ?, ?, ?, ?)
+    parent_workflow_id, created_at, updated_at, workflow_version)
+VALUES (?, ?, ?, ?, ?, ?J, ?J, ?, 0, ?, ?, 0, ?, ?, ?, ?, ?)
 ON CONFLICT (workflow_uuid) DO NOTHING"""
 
 # Fenced: the row goes in only while the workflow is still at the generation this execution holds.
@@ -174,7 +174,7 @@ class CheckpointStore:
             self._insert_workflow,
             (new.workflow_id, new.status, new.name, new.class_name, new.config_name, new.inputs, new.request,
              new.executor_id, new.application_version, new.application_id, new.queue_name,
-             new.parent_workflow_id, now, now),
+             new.parent_workflow_id, now, now, new.workflow_version),
         )
         if inserted:
             return None
