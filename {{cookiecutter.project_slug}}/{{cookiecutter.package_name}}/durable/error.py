@@ -83,7 +83,7 @@ class DBOSBaseException(BaseException):
 
 class DBOSInitializationError(DBOSException):
     def __init__(self, message: str) -> None:
-        super().__init__(message, DBOSErrorCode.InitializationError.value, 500)
+        super().__init__(message, DBOSErrorCode.InitializationError.value, 503)
 
 
 class DBOSConfigError(DBOSInitializationError):

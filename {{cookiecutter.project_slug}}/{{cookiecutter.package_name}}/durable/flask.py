@@ -125,7 +125,9 @@ def error_response(exc: DBOSException) -> tuple[Response, int]:
 
     ctx = current_context()
     status = exc.status_code or 500
-    body = {"error": exc.message if status < 500 else "internal error", "code": exc.dbos_error_code,
+    # A 5xx message may name hosts or internals: the client gets a generic one, the log the rest.
+    hidden = "service unavailable" if status == 503 else "internal error"
+    body = {"error": exc.message if status < 500 else hidden, "code": exc.dbos_error_code,
             "request_id": ctx.request_id if ctx else None}
     return jsonify(body), status
 
