@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from conftest import make_config
 from flask import Flask, current_app, jsonify
 
+from conftest import make_config
 from durable import DBOS, api
 from durable.flask import client_ip
 
