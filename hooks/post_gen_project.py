@@ -26,6 +26,7 @@ PRUNED_WHEN: dict[tuple[str, object], list[str]] = {  # (option, value) -> paths
         "{pkg}/orders",
         "migrations/versions/0002_orders.py",
         "tests/test_orders.py",
+        "tests/test_orders_gunicorn.py",
     ],
     ("enable_otlp", False): ["compose.otlp.yaml"],
 }

@@ -93,3 +93,12 @@ def test_dbos_config_names_the_system_database_only_when_set() -> None:
 def test_the_runtime_accepts_the_generated_config() -> None:
     resolved = resolve_config(Settings.from_env({}).as_dbos_config())
     assert resolved.app_db_url == Settings.from_env({}).database_url
+
+
+def test_flask_prefixed_variables_become_app_config() -> None:
+    settings = Settings.from_env({"FLASK_PAYMENT_FAILURE_RATE": "0.5", "FLASK_SECRET_KEY": "s3cret",
+                                  "FLASK_FEATURES": '["a", "b"]', "FLASK_": "ignored"})
+    config = settings.as_flask_config()
+    assert config["PAYMENT_FAILURE_RATE"] == 0.5  # JSON values are parsed, as Flask's from_prefixed_env does
+    assert config["SECRET_KEY"] == "s3cret" and config["FEATURES"] == ["a", "b"]
+    assert "" not in config

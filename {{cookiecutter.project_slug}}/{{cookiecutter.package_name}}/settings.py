@@ -6,9 +6,10 @@ import, so tests can build apps with private databases side by side.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,8 @@ class Settings:
     otlp_traces_endpoint: str | None = None
     app_version: str = ""
     trusted_proxies: int = 0
+    #: Extra Flask config from ``FLASK_*`` variables, as Flask's ``from_prefixed_env`` reads them.
+    flask_config: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -58,11 +61,12 @@ class Settings:
             otlp_traces_endpoint=env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip() or None,
             app_version=env.get("APP_VERSION", "").strip(),
             trusted_proxies=read_int(env, "TRUSTED_PROXIES", 0, low=0, high=32),
+            flask_config=read_prefixed(env, "FLASK_"),
         )
 
     def as_flask_config(self) -> dict[str, Any]:
         """The values Flask code may want via ``current_app.config``."""
-        return {"DATABASE_URL": self.database_url, "APP_VERSION": self.app_version}
+        return {**self.flask_config, "DATABASE_URL": self.database_url, "APP_VERSION": self.app_version}
 
     def as_dbos_config(self) -> DBOSConfig:
         """The durable runtime's configuration, in DBOS Transact's key names."""
@@ -103,6 +107,19 @@ def resolve_sqlite_url(url: str) -> str:
     if not path or path == ":memory:" or Path(path).is_absolute():
         return url
     return f"sqlite:///{PROJECT_ROOT / path}{sep}{query}"
+
+
+def read_prefixed(env: Mapping[str, str], prefix: str) -> dict[str, Any]:
+    """``FLASK_SECRET_KEY=x`` -> ``{"SECRET_KEY": "x"}``; values that parse as JSON become numbers,
+    booleans, lists (Flask's own convention, so ``FLASK_PAYMENT_FAILURE_RATE=0.5`` is a float)."""
+    found: dict[str, Any] = {}
+    for name in sorted(env):
+        if name.startswith(prefix) and len(name) > len(prefix):
+            try:
+                found[name[len(prefix):]] = json.loads(env[name])
+            except ValueError:
+                found[name[len(prefix):]] = env[name]
+    return found
 
 
 def read_log_level(env: Mapping[str, str], name: str) -> str:

@@ -2,9 +2,11 @@
 
 Replace the fakes with real clients by setting ``app.extensions["payment_gateway"]`` and
 ``app.extensions["notifier"]`` (tests do this too). The fakes fail at random at the rates in
-``PAYMENT_FAILURE_RATE`` and ``NOTIFY_FAILURE_RATE`` (Flask config), to show steps being retried,
-and can append each charge to a ledger file (``PAYMENT_LEDGER``): an effect outside the database
-that a test can count.
+``PAYMENT_FAILURE_RATE`` and ``NOTIFY_FAILURE_RATE`` (Flask config; ``FLASK_PAYMENT_FAILURE_RATE``
+in the environment), to show steps being retried. For crash demos and tests, the payment fake can
+append each charge to a ledger file (``PAYMENT_LEDGER``), an effect outside the database one can
+count, and the notifier waits while the file ``NOTIFY_HOLD_FILE`` exists (up to a minute), which
+leaves time to kill the worker in the middle of a workflow.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import time
 import uuid
 from pathlib import Path
 from typing import Protocol
@@ -55,12 +58,16 @@ class FakePaymentGateway:
 
 
 class FakeNotifier:
-    """Logs the message; fails transiently at random."""
+    """Logs the message; fails transiently at random; waits while a hold file exists."""
 
-    def __init__(self, failure_rate: float = 0.0) -> None:
+    def __init__(self, failure_rate: float = 0.0, hold_file: str | None = None) -> None:
         self.failure_rate = failure_rate
+        self.hold_file = Path(hold_file) if hold_file else None
 
     def notify(self, user_id: str, message: str) -> None:
+        deadline = time.monotonic() + 60
+        while self.hold_file is not None and self.hold_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
         if random.random() < self.failure_rate:
             raise ConnectionError("notification service unavailable")
         logger.info("notify %s: %s", user_id, message)
@@ -70,7 +77,8 @@ def install_fakes(app: Flask) -> None:
     """Default clients, unless the app already has its own."""
     app.extensions.setdefault("payment_gateway", FakePaymentGateway(
         float(app.config.get("PAYMENT_FAILURE_RATE", 0.0)), app.config.get("PAYMENT_LEDGER")))
-    app.extensions.setdefault("notifier", FakeNotifier(float(app.config.get("NOTIFY_FAILURE_RATE", 0.0))))
+    app.extensions.setdefault("notifier", FakeNotifier(
+        float(app.config.get("NOTIFY_FAILURE_RATE", 0.0)), app.config.get("NOTIFY_HOLD_FILE")))
 
 
 def payment_gateway() -> PaymentGateway:
