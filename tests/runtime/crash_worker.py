@@ -25,12 +25,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "{{cookiecutter.pro
 
 from durable import DBOS, DBOSConfig, SetWorkflowID  # noqa: E402
 
-DATABASE_URL, SCENARIO, WORKDIR = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 DEADLINE = time.monotonic() + 60
-engine = sa.create_engine(DATABASE_URL.replace("postgresql://", "postgresql+psycopg://"))
+# Set by main() from argv; a test that imports this module sets them itself.
+RUN = {"url": "", "scenario": "", "workdir": Path(".")}
+_engines: dict[str, sa.Engine] = {}
 
 
 def side_effect(name: str) -> None:
+    url = str(RUN["url"])
+    engine = _engines.get(url) or _engines.setdefault(url, sa.create_engine(url))
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS side_effects (name VARCHAR(50))")
         conn.execute(sa.text("INSERT INTO side_effects (name) VALUES (:n)"), {"n": name})
@@ -51,8 +54,8 @@ def second_step(x: int) -> int:
 @DBOS.workflow()
 def two_steps(x: int) -> dict[str, int]:
     a = first_step(x)
-    if SCENARIO == "start":
-        (WORKDIR / "between-steps").write_text("1")
+    if RUN["scenario"] == "start":
+        (Path(RUN["workdir"]) / "between-steps").write_text("1")
         while time.monotonic() < DEADLINE:  # held here until the test kills the process
             time.sleep(0.05)
     b = second_step(a)
@@ -76,7 +79,9 @@ def status_of(workflow_id: str) -> str | None:
 
 
 def main() -> int:
-    DBOS(config=DBOSConfig(name="crash-test", application_database_url=DATABASE_URL, executor_heartbeat_sec=0.2,
+    RUN.update(url=sys.argv[1], scenario=sys.argv[2], workdir=Path(sys.argv[3]))
+    SCENARIO = sys.argv[2]
+    DBOS(config=DBOSConfig(name="crash-test", application_database_url=sys.argv[1], executor_heartbeat_sec=0.2,
                            executor_timeout_sec=5))
     DBOS.launch()
     if SCENARIO == "start":

@@ -70,3 +70,4 @@ def test_workflow_that_keeps_crashing_is_dead_lettered(database_url: str, tmp_pa
             break
     assert outcomes == [-signal.SIGKILL, -signal.SIGKILL, 0]
     assert side_effects(database_url, "suicide") == 3  # the first run and two recoveries, then no more
+

@@ -278,3 +278,20 @@ def test_workflow_of_a_version_no_longer_deployed_fails_loudly(dbos: type[DBOS],
         assert "versions ['2']" in str(status.error)
     finally:
         durable.registry.REGISTRY.add_workflow(info)
+
+
+def test_operator_recovers_a_named_executor_whose_heartbeat_looks_fresh(dbos: type[DBOS], database_url: str) -> None:
+    """The admin trigger: an executor on another host is known dead before its heartbeat expires."""
+    with SetWorkflowID("remote-work"):
+        adds_twice(1)
+    reopen_as_orphan(database_url, "remote-work", drop_steps_from=2)
+    rt = durable.api._runtime()
+    rt.store.register_executor("elsewhere:7:abc", "elsewhere", 7, "")
+    rt.store.execute(rt.store.dialect.sql("UPDATE {workflow_status} SET executor_id = ? WHERE workflow_uuid = ?"),
+                     ("elsewhere:7:abc", "remote-work"))
+    calls.clear()
+    assert DBOS.recover_pending_workflows() == 0  # its owner's heartbeat is fresh: not an orphan
+    handles = DBOS.recover_executors(["elsewhere:7:abc"])
+    assert [h.workflow_id for h in handles] == ["remote-work"]
+    assert handles[0].get_result(timeout_seconds=20)["value"] == 3
+    assert calls == {"adds_twice": 1, "add_one": 1}  # only the step without a checkpoint ran again

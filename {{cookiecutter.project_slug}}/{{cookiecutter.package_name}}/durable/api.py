@@ -17,7 +17,7 @@ from .context import ContextLogFilter, RequestInfo, current_context
 from .error import DBOSException, DBOSNonExistentWorkflowError, DBOSNotLaunchedError
 from .executor import call_workflow, run_step, start_workflow
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus, step_info
-from .recovery import RecoveryLoop, recover_orphans
+from .recovery import RecoveryLoop, recover_executors, recover_orphans
 from .registry import REGISTRY, FunctionInfo
 from .runtime import Runtime
 from .transactions import run_transaction
@@ -165,6 +165,12 @@ class DBOS:
             instance._runtime.forget_after_fork()
             instance._runtime = None
             instance._recovery = None
+
+    @classmethod
+    def recover_executors(cls, executor_ids: list[str]) -> list[WorkflowHandle[Any]]:
+        """Adopt the unfinished workflows of executors known to be dead, now; return their handles."""
+        rt = _runtime()
+        return [WorkflowHandle(rt, workflow_id) for workflow_id in recover_executors(rt, executor_ids)]
 
     @classmethod
     def recover_pending_workflows(cls) -> int:

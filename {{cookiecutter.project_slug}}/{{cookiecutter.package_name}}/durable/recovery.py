@@ -53,6 +53,23 @@ def recover_orphans(rt: Runtime) -> int:
     return total
 
 
+def recover_executors(rt: Runtime, executor_ids: list[str]) -> list[str]:
+    """Adopt and restart the PENDING workflows of the named executors now (the admin trigger).
+
+    The operator's word replaces the heartbeat: the executors are marked dead and their workflows
+    move here even if their heartbeat is fresh, so use it for executors known to be gone.
+    """
+    adopted: list[str] = []
+    for executor_id in executor_ids:
+        if executor_id == rt.executor_id:
+            continue
+        rt.store.expire_executor(executor_id)
+        for row in rt.store.adopt_from(executor_id, rt.executor_id):
+            resume_row(rt, row)
+            adopted.append(row.workflow_id)
+    return adopted
+
+
 class RecoveryLoop:
     """The executor's background thread: heartbeat, then adopt orphans, every heartbeat interval."""
 
@@ -81,6 +98,7 @@ class RecoveryLoop:
 
     def release(self) -> None:
         """Mark this executor dead, so that live ones adopt its unfinished workflows at once."""
+        self.rt.leadership.resign()
         try:
             self.rt.store.expire_executor(self.rt.executor_id)
         except Exception:
@@ -95,8 +113,9 @@ class RecoveryLoop:
                     rt.store.register_executor(rt.executor_id, rt.hostname, rt.pid, rt.settings.application_version)
                 first = False
                 recover_orphans(rt)
-                rt.store.forget_executors(now_ms() - FORGET_AFTER_MS)
-                rt.idempotency.delete_expired()
+                if rt.leadership.try_lead():  # clean-ups: one process per database is enough
+                    rt.store.forget_executors(now_ms() - FORGET_AFTER_MS)
+                    rt.idempotency.delete_expired()
             except Exception:
                 # The database may be restarting; the next round tries again.
                 logger.warning("recovery sweep failed", exc_info=True)

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from .config import RuntimeSettings
 from .error import DBOSInitializationError, DBOSNotLaunchedError
+from .leadership import Leadership
 from .schema import SCHEMA_VERSION, current_version, upgrade_system_schema
 from .serialization import Codec
 from .store.checkpoint_store import CheckpointStore
@@ -64,6 +65,7 @@ class Runtime:
         self._prepare_schema(self.sys_engine)
         self.store = CheckpointStore(self.sys_engine, self.sys_dialect)
         self.idempotency = IdempotencyStore(self.store)
+        self.leadership = Leadership(self.sys_engine)
         # With a separate system database, transactions checkpoint into the application database
         # (same commit as their writes) and the runtime copies the row to the system database.
         self.app_store: CheckpointStore | None = None
@@ -178,6 +180,7 @@ class Runtime:
 
     def forget_after_fork(self) -> None:
         """In a forked child: drop the parent's connections without closing them under its feet."""
+        self.leadership.forget_after_fork()
         self.sys_engine.dispose(close=False)
         self.app_engine.dispose(close=False)
         if self.app_store is not None:

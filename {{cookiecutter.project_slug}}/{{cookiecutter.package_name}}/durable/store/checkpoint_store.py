@@ -86,6 +86,8 @@ _ADOPT_ORPHANS = (
     " RETURNING {columns}"
 )
 _ADOPT_ONE = "UPDATE {workflow_status} SET " + _ADOPT_SET + " WHERE workflow_uuid = ? AND " + _ORPHAN + " RETURNING {columns}"
+_ADOPT_FROM = ("UPDATE {workflow_status} SET " + _ADOPT_SET
+               + " WHERE status = 'PENDING' AND executor_id = ? RETURNING {columns}")
 _DEAD_LETTER = """
 UPDATE {workflow_status} SET status = 'MAX_RECOVERY_ATTEMPTS_EXCEEDED', updated_at = ?
 WHERE workflow_uuid = ? AND owner_generation = ? AND status = 'PENDING'"""
@@ -120,6 +122,7 @@ class CheckpointStore:
         self._forget_executors = build(_FORGET_EXECUTORS)
         self._adopt_orphans = build(_ADOPT_ORPHANS)
         self._adopt_one = build(_ADOPT_ONE)
+        self._adopt_from = build(_ADOPT_FROM)
         self._dead_letter = build(_DEAD_LETTER)
 
     # -- plumbing -------------------------------------------------------------------------------------
@@ -274,6 +277,10 @@ class CheckpointStore:
         """Take one PENDING workflow whose executor is dead; None if it is finished or owned by a live one."""
         rows = self.fetch(self._adopt_one, (executor_id, now_ms(), workflow_id, alive_since_ms))
         return WorkflowRow(*rows[0]) if rows else None
+
+    def adopt_from(self, dead_executor_id: str, executor_id: str) -> list[WorkflowRow]:
+        """Take every PENDING workflow of an executor an operator declared dead, alive or not."""
+        return [WorkflowRow(*r) for r in self.fetch(self._adopt_from, (executor_id, now_ms(), dead_executor_id))]
 
     # -- queries for the API -------------------------------------------------------------------------
 
