@@ -50,8 +50,9 @@ class Leadership:
             connection = self.engine.raw_connection()
             cursor = connection.cursor()
             cursor.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK_KEY,))
-            (won,) = cursor.fetchone()
+            row = cursor.fetchone()
             cursor.close()
+            won = bool(row and row[0])
             if won:
                 self._connection = connection
                 logger.info("this executor is now the leader")
