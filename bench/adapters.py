@@ -107,6 +107,7 @@ class Runtime:
     url: str  # sqlite:///... or postgresql://...
     major: int  # DBOS major version (ours speaks 2.x)
     table_prefix: str  # how raw SQL names the system tables
+    set_workflow_id: Any  # the SetWorkflowID context manager of the same package
 
     def launch(self) -> None:
         self.dbos.launch()
@@ -130,7 +131,7 @@ def load_runtime(kind: str, url: str, package: str | None = None) -> Runtime:
         durable = importlib.import_module(f"{package}.durable")
         dbos = durable.DBOS
         dbos(config=durable.DBOSConfig(name="bench", application_database_url=url))
-        return Runtime("ours", dbos, url, 2, "dbos." if is_pg else "dbos_")
+        return Runtime("ours", dbos, url, 2, "dbos." if is_pg else "dbos_", durable.SetWorkflowID)
     import dbos as dbos_module
 
     version = dbos_module.__version__ if hasattr(dbos_module, "__version__") else _dist_version("dbos")
@@ -139,7 +140,7 @@ def load_runtime(kind: str, url: str, package: str | None = None) -> Runtime:
     if major < 3:
         config["application_database_url"] = url  # 2.x: @DBOS.transaction runs here
     dbos_module.DBOS(config=config)  # type: ignore[arg-type]
-    return Runtime(f"dbos-{version}", dbos_module.DBOS, url, major, "dbos." if is_pg else "")
+    return Runtime(f"dbos-{version}", dbos_module.DBOS, url, major, "dbos." if is_pg else "", dbos_module.SetWorkflowID)
 
 
 def _dist_version(name: str) -> str:

@@ -160,11 +160,10 @@ def _sqlite_row_size(conn: sa.Connection, table: str) -> str:
 
 def capture_hot_path(rt: Runtime, wf: Workflows, package: str) -> tuple[str, list[tuple[str, Any]]]:
     """The statements one workflow sends, recorded at the driver, with the workflow ID they name."""
-    durable = importlib.import_module(f"{package}.durable")
     template = f"floor-{uuid.uuid4().hex}"
     COUNTERS.capture = []
     try:
-        with durable.SetWorkflowID(template):
+        with rt.set_workflow_id(template):
             wf.three_steps(1)
     finally:
         captured, COUNTERS.capture = COUNTERS.capture, None

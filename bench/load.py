@@ -1,0 +1,80 @@
+"""A small bounded load generator: N threads, keep-alive http.client, fixed count and duration, loopback only.
+
+    python load.py --port 8000 --path /orders --connections 4 --count 5000 --seconds 5 --body '{...}'
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import threading
+import time
+
+from common import LOOPBACK, emit, latency_summary, require_loopback
+
+
+def run_load(host: str, port: int, path: str, body: bytes, connections: int, count: int,
+             seconds: float) -> dict[str, float]:
+    """Send POSTs until ``count`` are done or ``seconds`` pass; never more, never elsewhere."""
+    require_loopback(host)
+    latencies: list[list[float]] = [[] for _ in range(connections)]
+    errors = [0] * connections
+    remaining = [count]
+    lock = threading.Lock()
+    gate = threading.Barrier(connections + 1)
+    stop = [0.0]
+    headers = {"Content-Type": "application/json", "Connection": "keep-alive"}
+
+    def client(n: int) -> None:
+        conn = http.client.HTTPConnection(host, port, timeout=30)
+        gate.wait()
+        while time.perf_counter() < stop[0]:
+            with lock:
+                if remaining[0] <= 0:
+                    break
+                remaining[0] -= 1
+            t0 = time.perf_counter()
+            try:
+                conn.request("POST", path, body=body, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                if response.status >= 300:
+                    errors[n] += 1
+                if response.will_close:  # sync workers close after each response: reconnect next time
+                    conn.close()
+            except (OSError, http.client.HTTPException):
+                errors[n] += 1
+                conn.close()
+                continue
+            latencies[n].append(time.perf_counter() - t0)
+        conn.close()
+
+    pool = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(connections)]
+    for t in pool:
+        t.start()
+    began = time.perf_counter()
+    stop[0] = began + seconds
+    gate.wait()
+    for t in pool:
+        t.join(seconds + 35)
+    elapsed = time.perf_counter() - began
+    flat = [x for mine in latencies for x in mine]
+    return {"rps": len(flat) / elapsed, "requests": len(flat), "errors": sum(errors), **latency_summary(flat)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--path", default="/orders")
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--count", type=int, default=5000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--body", default=json.dumps({"user_id": "ada", "items": [
+        {"sku": "book", "quantity": 2, "price_cents": 1250}]}))
+    args = parser.parse_args()
+    emit(run_load(LOOPBACK, args.port, args.path, args.body.encode(), args.connections, args.count, args.seconds))
+
+
+if __name__ == "__main__":
+    main()
