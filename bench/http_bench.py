@@ -99,12 +99,14 @@ def main() -> None:
                           for _ in range(args.reps)]
             result[f"{mode}-{'plain' if plain else 'durable'}"] = rounds
     # One sync worker, so that every order lands in the worker we measure.
-    with gunicorn(args.project, args.package, ["--workers", "1", "--worker-class", "sync"], False) as (port, master):
-        worker = worker_pids(master)[0]
-        before = rss_kib(worker)
-        done = run_load(LOOPBACK, port, "/orders", BODY, 2, args.rss_orders, 300)
-        after = rss_kib(worker)
-    result["rss"] = {"orders": done["requests"], "errors": done["errors"], "before_kib": before, "after_kib": after}
+    if args.rss_orders > 0:
+        with gunicorn(args.project, args.package, ["--workers", "1", "--worker-class", "sync"], False) as (port, master):
+            worker = worker_pids(master)[0]
+            before = rss_kib(worker)
+            done = run_load(LOOPBACK, port, "/orders", BODY, 2, args.rss_orders, 300)
+            after = rss_kib(worker)
+        result["rss"] = {"orders": done["requests"], "errors": done["errors"], "before_kib": before,
+                         "after_kib": after}
     result["summary"] = {k: median_min_max([r["rps"] for r in v]) for k, v in result.items()
                          if isinstance(v, list)}
     emit(result)

@@ -1,0 +1,198 @@
+"""Run every benchmark in one go and write ``results/<date>.md`` and a PNG of the ratios.
+
+Bakes the default project (SQLite) and a PostgreSQL variant, gives each runtime its own database on
+the same server (or its own file on the same disk), runs each workload in the right venv, one at a
+time (2 cores: parallel runs would measure each other), and prints ratios side by side.
+Called by ``bench/run``; see bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import report
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
+
+
+@dataclass
+class Plan:
+    """Counts for a full run and for --quick (which only proves the scripts still run)."""
+
+    reps: int = 3
+    limit_seconds: float = 1.5
+    seq: int = 1500
+    threaded: int = 2000
+    fanout: int = 1000
+    cost_count: int = 200
+    seconds: float = 2.0
+    recovery_ours: int = 10_000
+    recovery_dbos: int = 1_000
+    recovery_timeout: float = 40.0
+    growth_sizes: str = "100000,1000000"
+    growth_calls: int = 300
+    http_seconds: float = 2.5
+    rss_orders: int = 10_000
+
+    @classmethod
+    def quick(cls) -> Plan:
+        return cls(reps=1, limit_seconds=0.3, seq=30, threaded=40, fanout=30, cost_count=10, seconds=0.5,
+                   recovery_ours=100, recovery_dbos=50, recovery_timeout=20, growth_sizes="500,1000",
+                   growth_calls=10, http_seconds=0.5, rss_orders=100)
+
+
+@dataclass
+class Run:
+    """What this run did: results by key, the exact commands, and how long each took."""
+
+    results: dict[str, Any] = field(default_factory=dict)
+    commands: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    timings: list[tuple[str, float]] = field(default_factory=list)
+
+    def call(self, key: str, argv: list[str], cwd: Path = BENCH, timeout: float = 400) -> Any:
+        """Run one benchmark process; keep its BENCH-RESULT, or note its failure and go on."""
+        self.commands.append(f"(cd {cwd} && {' '.join(_quote(a) for a in argv)})")
+        print(f"[bench] {key}: {' '.join(argv[1:3])} ...", flush=True)
+        began = time.monotonic()
+        try:
+            done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+            line = next((x for x in reversed(done.stdout.splitlines()) if x.startswith("BENCH-RESULT ")), None)
+            if done.returncode != 0 or line is None:
+                raise RuntimeError(f"exit {done.returncode}: {(done.stderr or done.stdout)[-1500:]}")
+            self.results[key] = json.loads(line[len("BENCH-RESULT "):])
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            self.notes.append(f"{key} failed: {exc}")
+            print(f"[bench] {key} FAILED: {str(exc)[-600:]}", flush=True)
+        self.timings.append((key, time.monotonic() - began))
+        print(f"[bench] {key}: {self.timings[-1][1]:.0f}s", flush=True)
+        return self.results.get(key)
+
+
+def _quote(arg: str) -> str:
+    return arg if all(c.isalnum() or c in "/._-=:,+@" for c in arg) else "'" + arg.replace("'", "'\\''") + "'"
+
+
+def psql(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True, connect_timeout=10) as conn:
+        conn.execute(sql)
+
+
+def bake(work: Path, database: str, pg_db: str) -> Path:
+    """Bake the template as a user would; its post-gen hook makes .venv and migrates."""
+    out = work / f"bake-{database}"
+    argv = [str(BENCH / ".venvs/tools/bin/cookiecutter"), "--no-input", "-o", str(out), str(REPO)]
+    if database == "postgresql":
+        argv += ["database=postgresql", f"postgresql_url=postgresql+psycopg://postgres@127.0.0.1:5432/{pg_db}"]
+    env_path = f"{BENCH / '.venvs/tools/bin'}:{Path(sys.executable).parent}:/usr/bin:/bin"
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600,
+                          env={"PATH": env_path, "HOME": str(Path.home())})
+    project = out / "order-service"
+    if not (project / ".venv/bin/python").exists():
+        raise SystemExit(f"bake of {database} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return project
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="tiny counts: check the scripts run (CI)")
+    parser.add_argument("--dbos", default="2.31.1,3.4.0", help="DBOS versions whose venvs exist to compare with")
+    parser.add_argument("--only", default="", help="comma list of phases: limit,workflows,recovery,growth,http")
+    args = parser.parse_args()
+    plan = Plan.quick() if args.quick else Plan()
+    phases = set(args.only.split(",")) if args.only else {"limit", "workflows", "recovery", "growth", "http"}
+    stamp = dt.datetime.now().strftime("%Y-%m-%d-%H%M")
+    tag = f"bench_{uuid.uuid4().hex[:8]}"
+    work = BENCH / ".work" / stamp
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    run = Run()
+    started = time.monotonic()
+
+    runtimes: list[tuple[str, str]] = [("ours", "")]  # (label, venv python or "" for the bake's own)
+    for version in filter(None, args.dbos.split(",")):
+        py = BENCH / f".venvs/dbos-{version}/bin/python"
+        if py.exists():
+            runtimes.append((f"dbos-{version}", str(py)))
+        else:
+            run.notes.append(f"DBOS {version} skipped: its venv was not installed (not in the uv cache)")
+    databases = ["sqlite", "postgresql"]
+    pg_names = {name: f"{tag}_{name.replace('-', '_').replace('.', '_')}" for name in
+                ["app", "limit"] + [label for label, _ in runtimes]}
+    for name in pg_names.values():
+        psql(f'CREATE DATABASE "{name}"')
+    try:
+        projects = {"sqlite": bake(work, "sqlite", pg_names["app"]),
+                    "postgresql": bake(work, "postgresql", pg_names["app"])}
+        run.commands.append(f"cookiecutter --no-input -o {work}/bake-sqlite {REPO}")
+        run.commands.append(f"cookiecutter --no-input -o {work}/bake-postgresql {REPO} database=postgresql "
+                            f"postgresql_url=postgresql+psycopg://postgres@127.0.0.1:5432/{pg_names['app']}")
+        tools = str(BENCH / ".venvs/tools/bin/python")
+
+        def url(database: str, label: str) -> str:
+            if database == "postgresql":
+                return f"{PG_SERVER}/{pg_names[label]}"
+            return f"sqlite:///{work / f'{label}.sqlite'}"
+
+        def runtime_argv(database: str, label: str, py: str, script: str) -> list[str]:
+            python = py or str(projects[database] / ".venv/bin/python")
+            kind = ["--runtime", "ours", "--package", "order_service"] if label == "ours" else ["--runtime", "dbos"]
+            return [python, script, *kind, "--url", url(database, label)]
+
+        if "limit" in phases:
+            run.call("limit", [tools, "limit.py", "--pg-url", f"{PG_SERVER}/{pg_names['limit']}",
+                               "--sqlite-path", str(work / "limit.sqlite"), "--seconds", str(plan.limit_seconds),
+                               "--reps", str(plan.reps)])
+        for database in databases:
+            for label, py in runtimes:
+                if "workflows" in phases:
+                    run.call(f"workflows/{database}/{label}", runtime_argv(database, label, py, "workflows.py") + [
+                        "--reps", str(plan.reps), "--seq", str(plan.seq), "--threaded", str(plan.threaded),
+                        "--fanout", str(plan.fanout), "--count", str(plan.cost_count),
+                        "--seconds", str(plan.seconds)])
+                if "recovery" in phases:
+                    count = plan.recovery_ours if label == "ours" else plan.recovery_dbos
+                    reps = plan.reps if label == "ours" else 1  # DBOS recovers ~80/s: one round is all we can afford
+                    run.call(f"recovery/{database}/{label}", runtime_argv(database, label, py, "recovery.py") + [
+                        "--count", str(count), "--reps", str(reps), "--timeout", str(plan.recovery_timeout)])
+                if "growth" in phases:
+                    run.call(f"growth/{database}/{label}", runtime_argv(database, label, py, "growth.py") + [
+                        "--sizes", plan.growth_sizes, "--calls", str(plan.growth_calls)])
+            if "http" in phases:
+                rss = plan.rss_orders if database == "sqlite" else 0
+                run.call(f"http/{database}", [tools, "http_bench.py", "--project", str(projects[database]),
+                                              "--package", "order_service", "--seconds", str(plan.http_seconds),
+                                              "--reps", str(plan.reps), "--rss-orders", str(rss)])
+    finally:
+        for name in pg_names.values():
+            try:
+                psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            except Exception as exc:  # noqa: BLE001 - report and go on; a leftover database is harmless
+                run.notes.append(f"could not drop database {name}: {exc}")
+    elapsed = time.monotonic() - started
+    out_dir = BENCH / "results" if not args.quick else work
+    out_dir.mkdir(exist_ok=True)
+    name = stamp + ("-quick" if args.quick else "")
+    md = report.write(out_dir / f"{name}.md", out_dir / f"{name}.png", run, plan, elapsed, quick=args.quick)
+    print(md)
+    print(f"[bench] wrote {out_dir / (name + '.md')} and .png in {elapsed:.0f}s")
+    if not args.quick:
+        shutil.rmtree(work, ignore_errors=True)  # SQLite files and bakes: hundreds of MB after growth
+
+
+if __name__ == "__main__":
+    main()
