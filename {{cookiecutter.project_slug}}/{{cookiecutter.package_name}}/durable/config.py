@@ -40,6 +40,7 @@ class DBOSConfig(TypedDict, total=False):
     trusted_proxies: int | None
     idempotency_ttl_sec: float | None
     idempotency_wait_sec: float | None
+    idempotency_stale_sec: float | None
 
 
 KNOWN_KEYS = frozenset(DBOSConfig.__annotations__)
@@ -75,6 +76,7 @@ class RuntimeSettings:
     trusted_proxies: int = 0
     idempotency_ttl_sec: float = 24 * 3600.0
     idempotency_wait_sec: float = 0.0
+    idempotency_stale_sec: float = 300.0
 
     @property
     def shares_database(self) -> bool:
@@ -172,4 +174,5 @@ def resolve_config(config: DBOSConfig) -> RuntimeSettings:
         trusted_proxies=int(_get(config, "trusted_proxies", 0)),
         idempotency_ttl_sec=_positive_number(config, "idempotency_ttl_sec", 24 * 3600.0),
         idempotency_wait_sec=float(_get(config, "idempotency_wait_sec", 0.0)),
+        idempotency_stale_sec=_positive_number(config, "idempotency_stale_sec", 300.0),
     )

@@ -16,7 +16,8 @@ The hierarchy, as DBOS Transact for Python names it (``from <package>.durable im
         ├── DBOSAwaitedWorkflowCancelledError  the awaited workflow was cancelled
         ├── DBOSNotLaunchedError               durable work asked for before launch could happen (ours)
         ├── DBOSSerializationError             a value cannot be checkpointed (ours)
-        └── DBOSFencedError                    this process lost ownership of the workflow (ours)
+        ├── DBOSFencedError                    this process lost ownership of the workflow (ours)
+        └── DBOSDatabaseUnavailableError       the database stayed unreachable past the retries (ours)
     BaseException
     └── DBOSBaseException                      not meant to be caught by user code
         ├── DBOSWorkflowCancelledError
@@ -47,6 +48,7 @@ class DBOSErrorCode(Enum):
     SerializationError = 100
     Fenced = 101
     NotLaunched = 102
+    DatabaseUnavailable = 103
 
 
 def _format(message: str, code: int | str | None) -> str:
@@ -186,6 +188,14 @@ class DBOSFencedError(DBOSException):
             DBOSErrorCode.Fenced.value,
             409,
         )
+
+
+class DBOSDatabaseUnavailableError(DBOSException):
+    """The database did not answer within the retry deadline. Not a workflow's outcome: the workflow
+    stays PENDING and its executor runs it again once the database is back."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, DBOSErrorCode.DatabaseUnavailable.value, 503)
 
 
 class DBOSWorkflowCancelledError(DBOSBaseException):

@@ -25,6 +25,7 @@ from .context import (
 from .error import (
     DBOSAwaitedWorkflowCancelledError,
     DBOSConflictingWorkflowError,
+    DBOSDatabaseUnavailableError,
     DBOSException,
     DBOSFencedError,
     DBOSMaxStepRetriesExceeded,
@@ -222,8 +223,10 @@ def run_body(rt: Runtime, call: Invocation, state: WorkflowState, request: Reque
         try:
             result = call.call()
             output = rt.codec.encode(result, what=f"workflow {name!r} output")
-        except (DBOSFencedError, DBOSWorkflowCancelledError):
-            raise  # not ours to record: another executor owns it, or it was cancelled
+        except (DBOSFencedError, DBOSWorkflowCancelledError, DBOSDatabaseUnavailableError):
+            # Not the workflow's outcome: another executor owns it, it was cancelled, or the database
+            # is away (it stays PENDING and this executor resumes it once the database is back).
+            raise
         except Exception as exc:
             try:
                 rt.store.finish_workflow(state.workflow_id, state.generation, ERROR, None, rt.codec.encode_exception(exc))
@@ -254,7 +257,11 @@ def run_inline(rt: Runtime, call: Invocation, started: Started) -> Any:
         else:
             outcome: tuple[bool, Any] = (False, None)
             try:
-                result = _checked_child(rt, call, started, lambda: run_body(rt, call, state, started.request))
+                try:
+                    result = _checked_child(rt, call, started, lambda: run_body(rt, call, state, started.request))
+                except DBOSFencedError:
+                    # Another run took the workflow over (recovery here or elsewhere): its outcome counts.
+                    result = _checked_child(rt, call, started, lambda: wait_for_result(rt, workflow_id))
                 outcome = (True, result)
             except BaseException as exc:
                 outcome = (False, exc)
@@ -269,7 +276,7 @@ def _checked_child(rt: Runtime, call: Invocation, started: Started, get: Callabl
     try:
         result = get()
     except Exception as exc:
-        if not isinstance(exc, DBOSFencedError):
+        if not isinstance(exc, (DBOSFencedError, DBOSDatabaseUnavailableError)):
             _record_child(rt, call, started, None, exc)
         raise
     _record_child(rt, call, started, result, None)

@@ -21,6 +21,7 @@ import base64
 import hashlib
 import io
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from typing import Any
 from .runtime import Runtime
 from .store.base import now_ms
 from .store.idempotency_store import KeyRecord
+
+logger = logging.getLogger(__name__)
 
 REPLAY_HEADER = "Idempotent-Replayed"
 MAX_KEYED_BODY_BYTES = 10 * 1024 * 1024
@@ -121,7 +124,7 @@ def serve_idempotently(
         return _json_response(start_response, "422 Unprocessable Entity", {
             "error": f"idempotency key {key!r} was first used for another request: {_mismatch(record, fp)}"})
     deadline = time.monotonic() + settings.idempotency_wait_sec
-    while record.state != "done" and (record.owner_alive or record.executor_id == rt.executor_id):
+    while record.state != "done" and _in_progress(rt, key, record):
         if time.monotonic() >= deadline:
             return _json_response(
                 start_response, "409 Conflict",
@@ -141,6 +144,15 @@ def serve_idempotently(
                           [("Retry-After", str(RETRY_AFTER_SEC))])
 
 
+def _in_progress(rt: Runtime, key: str, record: KeyRecord) -> bool:
+    """Whether the first request with this key may still answer: else a retry takes the key over."""
+    if record.executor_id == rt.executor_id:
+        with rt.running_lock:
+            return key in rt.serving_keys  # ours: we know whether a thread still serves it
+    stale = record.created_at < now_ms() - int(rt.settings.idempotency_stale_sec * 1000)
+    return record.owner_alive and not stale  # a live process may have lost the request on an error
+
+
 def _run_and_store(
     rt: Runtime, app: Callable[..., Iterable[bytes]], environ: dict[str, Any], start_response: StartResponse, key: str
 ) -> Iterable[bytes]:
@@ -152,6 +164,8 @@ def _run_and_store(
         captured["status"], captured["headers"] = status, list(headers)
         return written.append
 
+    with rt.running_lock:
+        rt.serving_keys.add(key)
     try:
         result = app(environ, capture)
         try:
@@ -161,15 +175,26 @@ def _run_and_store(
             if close is not None:
                 close()
     except BaseException:
-        rt.idempotency.release(key, rt.executor_id)
+        _release_quietly(rt, key)
         raise
+    finally:
+        with rt.running_lock:
+            rt.serving_keys.discard(key)
     status: str = captured["status"]
     headers: list[tuple[str, str]] = captured["headers"]
     if int(status.split(" ", 1)[0]) >= 500:
-        rt.idempotency.release(key, rt.executor_id)
+        _release_quietly(rt, key)
     else:
         stored_headers = [[k, v] for k, v in headers if k.lower() != "dbos-request-id"]
         rt.idempotency.finish(key, rt.executor_id, status, json.dumps(stored_headers),
                               base64.b64encode(body).decode("ascii"))
     start_response(status, headers)
     return [body]
+
+
+def _release_quietly(rt: Runtime, key: str) -> None:
+    """Forget the key after a failure; if the database is away too, a retry takes the key over later."""
+    try:
+        rt.idempotency.release(key, rt.executor_id)
+    except Exception:
+        logger.warning("could not release idempotency key %r", key, exc_info=True)

@@ -70,6 +70,28 @@ def recover_executors(rt: Runtime, executor_ids: list[str]) -> list[str]:
     return adopted
 
 
+def resume_stalled(rt: Runtime) -> int:
+    """Restart this executor's own PENDING workflows that no thread here runs any more.
+
+    That happens when a run stopped on an infrastructure error (the database was restarting, a
+    commit kept conflicting): the workflow is not finished, and no other executor may take it while
+    this one is alive. The grace period keeps a workflow that is just starting out of the way.
+    """
+    grace_ms = int(max(5.0, 4 * rt.settings.executor_heartbeat_sec) * 1000)
+    resumed = 0
+    for workflow_id in rt.store.own_pending(rt.executor_id, now_ms() - grace_ms, ADOPT_BATCH):
+        with rt.running_lock:
+            if workflow_id in rt.running:
+                continue
+        row = rt.store.readopt(workflow_id, rt.executor_id)
+        if row is not None:
+            resume_row(rt, row)
+            resumed += 1
+    if resumed:
+        logger.info("resumed %d stalled workflow(s) of this executor", resumed)
+    return resumed
+
+
 class RecoveryLoop:
     """The executor's background thread: heartbeat, then adopt orphans, every heartbeat interval."""
 
@@ -82,7 +104,6 @@ class RecoveryLoop:
     def start(self) -> None:
         rt = self.rt
         rt.store.register_executor(rt.executor_id, rt.hostname, rt.pid, rt.settings.application_version)
-        expire_dead_local_executors(rt)
         self._thread.start()
 
     def wake(self) -> None:
@@ -112,7 +133,9 @@ class RecoveryLoop:
                 if not first and not rt.store.heartbeat(rt.executor_id):
                     rt.store.register_executor(rt.executor_id, rt.hostname, rt.pid, rt.settings.application_version)
                 first = False
+                expire_dead_local_executors(rt)  # a sibling worker SIGKILLed: adopt now, not after the timeout
                 recover_orphans(rt)
+                resume_stalled(rt)
                 if rt.leadership.try_lead():  # clean-ups: one process per database is enough
                     rt.store.forget_executors(now_ms() - FORGET_AFTER_MS)
                     rt.idempotency.delete_expired()

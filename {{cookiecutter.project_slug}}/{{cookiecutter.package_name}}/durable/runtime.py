@@ -79,6 +79,8 @@ class Runtime:
         # Workflows running in this process, so a duplicate start waits instead of running twice.
         self.running: dict[str, Future[Any]] = {}
         self.running_lock = threading.Lock()
+        # Idempotency keys whose request this process is serving right now.
+        self.serving_keys: set[str] = set()
         self.stopping = threading.Event()
 
     def checkpoint_in_transaction(self, connection: sa.Connection, params: tuple[Any, ...]) -> bool:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .context import DBOSContext, current_context, entered
-from .error import DBOSSerializationError
+from .error import DBOSDatabaseUnavailableError
 from .executor import decode_step, replay_step
 from .registry import FunctionInfo
 from .runtime import Runtime
@@ -27,6 +27,7 @@ from .store.base import now_ms
 logger = logging.getLogger(__name__)
 
 MAX_CONFLICT_RETRIES = 10
+UNAVAILABLE_DEADLINE_SEC = 30.0
 DEFAULT_ISOLATION = "SERIALIZABLE"  # PostgreSQL's default for @DBOS.transaction, as in DBOS
 
 
@@ -38,12 +39,6 @@ def _isolation_for(engine: sa.Engine, requested: str | None) -> str | None:
     if engine.dialect.name != "postgresql":
         return None  # SQLite transactions are serializable already (one writer at a time)
     return (requested or DEFAULT_ISOLATION).upper().replace("_", " ")
-
-
-def _is_conflict(rt: Runtime, exc: BaseException) -> bool:
-    """Serialization failure, deadlock, or a locked SQLite file: retry the whole transaction."""
-    original = getattr(exc, "orig", exc)
-    return rt.sys_dialect.is_retryable(original) and not rt.sys_dialect.is_disconnect(original)
 
 
 def run_transaction(
@@ -62,14 +57,18 @@ def run_transaction(
     isolation = _isolation_for(rt.app_engine, info.options.get("isolation_level"))
     started_ms = now_ms()
     delay = 0.01
-    for attempt in range(1, MAX_CONFLICT_RETRIES + 1):
-        connection = rt.app_engine.connect()
-        if isolation:
-            connection = connection.execution_options(isolation_level=isolation)
-        session = Session(bind=connection, expire_on_commit=False)
-        step_ctx = DBOSContext(request=ctx.request, workflow=state, step_id=step_id, step_kind="transaction",
-                               sql_session=session)
+    conflicts = 0
+    deadline = time.monotonic() + UNAVAILABLE_DEADLINE_SEC
+    while True:
+        connection: sa.Connection | None = None
+        session: Session | None = None
         try:
+            connection = rt.app_engine.connect()
+            if isolation:
+                connection = connection.execution_options(isolation_level=isolation)
+            session = Session(bind=connection, expire_on_commit=False)
+            step_ctx = DBOSContext(request=ctx.request, workflow=state, step_id=step_id, step_kind="transaction",
+                                   sql_session=session)
             with connection.begin():
                 with entered(step_ctx):
                     result = func(*args, **kwargs)
@@ -82,22 +81,40 @@ def run_transaction(
         except _StepTaken:
             return decode_step(rt, rt.store.step_conflict(state.workflow_id, state.generation, step_id))
         except Exception as exc:
-            if _is_conflict(rt, exc) and attempt < MAX_CONFLICT_RETRIES:
-                logger.info("transaction %s conflicted (%s); retry %d", info.name, exc, attempt)
-                time.sleep(delay * (1 + random.random()))
-                delay = min(delay * 2, 1.0)
-                continue
-            if isinstance(exc, DBOSSerializationError) or not _is_conflict(rt, exc):
+            kind = _classify(rt, exc)
+            if kind == "user":
                 # The user's error (or an unstorable result): rolled back; record it so replay raises it too.
                 winner = rt.store.record_step(state.workflow_id, state.generation, step_id, info.name, None,
                                               rt.codec.encode_exception(exc), started_ms)
                 if winner is not None:
                     return decode_step(rt, winner)
-            raise
+                raise
+            if (kind == "unavailable" and time.monotonic() > deadline) or conflicts >= MAX_CONFLICT_RETRIES:
+                # Still not the step's outcome: the workflow stays PENDING and is resumed later.
+                raise DBOSDatabaseUnavailableError(f"transaction {info.name!r} could not commit: {exc}") from exc
+            # A conflict, or the database away for a moment: nothing committed, so run it again. (If the
+            # COMMIT went through just before the connection dropped, the checkpoint insert of the retry
+            # finds the step taken and the recorded result is returned: still exactly once.)
+            conflicts += kind == "conflict"
+            logger.info("transaction %s: %s; retrying", info.name, exc)
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 1.0)
+            continue
         finally:
-            session.close()
-            connection.close()
+            if session is not None:
+                session.close()
+            if connection is not None:
+                connection.close()
         if rt.app_store is not None:  # separate system database: copy the checkpoint there too
             rt.store.record_step(state.workflow_id, state.generation, step_id, info.name, output, None, started_ms)
         return result
-    raise AssertionError("unreachable")
+
+
+def _classify(rt: Runtime, exc: BaseException) -> str:
+    """"unavailable" (connection lost), "conflict" (retry the transaction) or "user" (the step's outcome)."""
+    original = getattr(exc, "orig", None) or exc
+    if rt.sys_dialect.is_disconnect(original):
+        return "unavailable"
+    if rt.sys_dialect.is_retryable(original):
+        return "conflict"
+    return "user"

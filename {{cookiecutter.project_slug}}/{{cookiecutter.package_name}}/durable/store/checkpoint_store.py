@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from ..error import DBOSFencedError
+from ..error import DBOSDatabaseUnavailableError, DBOSFencedError
 from .base import (
     STEP_SELECT,
     WORKFLOW_SELECT,
@@ -88,6 +88,10 @@ _ADOPT_ORPHANS = (
 _ADOPT_ONE = "UPDATE {workflow_status} SET " + _ADOPT_SET + " WHERE workflow_uuid = ? AND " + _ORPHAN + " RETURNING {columns}"
 _ADOPT_FROM = ("UPDATE {workflow_status} SET " + _ADOPT_SET
                + " WHERE status = 'PENDING' AND executor_id = ? RETURNING {columns}")
+_OWN_PENDING = """SELECT workflow_uuid FROM {workflow_status}
+WHERE status = 'PENDING' AND executor_id = ? AND updated_at < ? ORDER BY created_at LIMIT ?"""
+_READOPT = ("UPDATE {workflow_status} SET " + _ADOPT_SET
+            + " WHERE workflow_uuid = ? AND executor_id = ? AND status = 'PENDING' RETURNING {columns}")
 _DEAD_LETTER = """
 UPDATE {workflow_status} SET status = 'MAX_RECOVERY_ATTEMPTS_EXCEEDED', updated_at = ?
 WHERE workflow_uuid = ? AND owner_generation = ? AND status = 'PENDING'"""
@@ -123,6 +127,8 @@ class CheckpointStore:
         self._adopt_orphans = build(_ADOPT_ORPHANS)
         self._adopt_one = build(_ADOPT_ONE)
         self._adopt_from = build(_ADOPT_FROM)
+        self._own_pending = build(_OWN_PENDING)
+        self._readopt = build(_READOPT)
         self._dead_letter = build(_DEAD_LETTER)
 
     # -- plumbing -------------------------------------------------------------------------------------
@@ -132,25 +138,32 @@ class CheckpointStore:
         deadline = time.monotonic() + RETRY_DEADLINE_SEC
         delay = 0.005
         while True:
-            conn = self.engine.raw_connection()
+            conn = None
             try:
+                conn = self.engine.raw_connection()  # inside the try: connecting fails while the server restarts
                 cursor = conn.cursor()
                 try:
                     return work(cursor)
                 finally:
                     cursor.close()
             except Exception as exc:
-                if self.dialect.is_disconnect(exc):
-                    conn.invalidate()
-                else:
-                    _rollback_quietly(conn)
-                if not self.dialect.is_retryable(exc) or time.monotonic() > deadline:
+                original = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps failures to connect
+                if conn is not None:
+                    if self.dialect.is_disconnect(original):
+                        conn.invalidate()
+                    else:
+                        _rollback_quietly(conn)
+                if not self.dialect.is_retryable(original):
                     raise
-                logger.debug("retrying after %s", exc)
+                if time.monotonic() > deadline:
+                    raise DBOSDatabaseUnavailableError(
+                        f"the database did not answer for {RETRY_DEADLINE_SEC:.0f}s: {original}") from exc
+                logger.debug("retrying after %s", original)
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 0.5)
             finally:
-                conn.close()
+                if conn is not None:
+                    conn.close()
 
     def execute(self, sql: str, params: Sequence[Any]) -> int:
         """One statement in its own commit; returns the row count."""
@@ -281,6 +294,15 @@ class CheckpointStore:
     def adopt_from(self, dead_executor_id: str, executor_id: str) -> list[WorkflowRow]:
         """Take every PENDING workflow of an executor an operator declared dead, alive or not."""
         return [WorkflowRow(*r) for r in self.fetch(self._adopt_from, (executor_id, now_ms(), dead_executor_id))]
+
+    def own_pending(self, executor_id: str, untouched_since_ms: int, limit: int) -> list[str]:
+        """IDs of PENDING workflows this executor owns, unchanged since the given time."""
+        return [r[0] for r in self.fetch(self._own_pending, (executor_id, untouched_since_ms, limit))]
+
+    def readopt(self, workflow_id: str, executor_id: str) -> WorkflowRow | None:
+        """Take one of our own workflows again under a new fencing generation (its run here stopped)."""
+        rows = self.fetch(self._readopt, (executor_id, now_ms(), workflow_id, executor_id))
+        return WorkflowRow(*rows[0]) if rows else None
 
     # -- queries for the API -------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ ON CONFLICT (idempotency_key) DO NOTHING"""
 # alive: the owner's heartbeat is recent enough (NULL when the owner is gone from the table).
 _GET = """
 SELECT k.fingerprint, k.method, k.path, k.state, k.executor_id, k.response_status, k.response_headers,
-       k.response_body, k.expires_at, CASE WHEN e.heartbeat_at >= ? THEN 1 ELSE 0 END
+       k.response_body, k.expires_at, k.created_at, CASE WHEN e.heartbeat_at >= ? THEN 1 ELSE 0 END
 FROM {idempotency_keys} k LEFT JOIN {executors} e ON e.executor_id = k.executor_id
 WHERE k.idempotency_key = ?"""
 _ADOPT = """
@@ -43,6 +43,7 @@ class KeyRecord:
     response_headers: str | None
     response_body: str | None
     expires_at: int
+    created_at: int
     owner_alive: bool
 
 
@@ -66,8 +67,9 @@ class IdempotencyStore:
         rows = self.store.fetch(self._get, (alive_since_ms, key))
         if not rows:
             return None
-        (fingerprint, method, path, state, owner, status, headers, body, expires_at, alive) = rows[0]
-        return KeyRecord(fingerprint, method, path, state, owner, status, headers, body, int(expires_at), bool(alive))
+        (fingerprint, method, path, state, owner, status, headers, body, expires_at, created_at, alive) = rows[0]
+        return KeyRecord(fingerprint, method, path, state, owner, status, headers, body, int(expires_at),
+                         int(created_at), bool(alive))
 
     def adopt(self, key: str, dead_owner: str | None, executor_id: str) -> bool:
         """Take over a running key whose owner died; False if someone else got there first."""
