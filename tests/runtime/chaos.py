@@ -100,14 +100,16 @@ def prepare(database_url: str, workdir: Path) -> None:
 class Cluster:
     """One gunicorn master (a "host") serving the chaos service on its own port."""
 
-    def __init__(self, database_url: str, workdir: Path, workers: int = 4, name: str = "a") -> None:
+    def __init__(self, database_url: str, workdir: Path, workers: int = 4, name: str = "a",
+                 preload: bool = False) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, DATABASE_URL=database_url, PYTHONPATH=f"{RUNTIME_PARENT}{os.pathsep}{workdir}")
         self.log = open(workdir / f"gunicorn-{name}.log", "w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{self.port}",
-             "--config", str(workdir / "hooks.py"), "--graceful-timeout", "10", "--timeout", "30", "svc:app"],
+             "--config", str(workdir / "hooks.py"), "--graceful-timeout", "10", "--timeout", "30",
+             *(["--preload"] if preload else []), "svc:app"],
             cwd=workdir, env=env, stdout=self.log, stderr=self.log, start_new_session=True,
         )
         wait_until(lambda: http_status(self.base + "/nowhere") == 404, timeout=30, what=f"gunicorn {name} to serve")

@@ -28,9 +28,10 @@ def check(figures, name: str) -> None:  # type: ignore[no-untyped-def]
     assert figures.stranded == 0
 
 
-def test_workers_killed_repeatedly_under_load(database_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("preload", [False, True], ids=["fork-then-import", "preload"])
+def test_workers_killed_repeatedly_under_load(database_url: str, tmp_path: Path, preload: bool) -> None:
     prepare(database_url, tmp_path)
-    cluster = Cluster(database_url, tmp_path, workers=4)
+    cluster = Cluster(database_url, tmp_path, workers=4, preload=preload)
     try:
         load = Load([cluster.base], total=240, threads=8)
         killer = Killer(cluster, database_url, kills=5, every=1.2)
@@ -41,7 +42,7 @@ def test_workers_killed_repeatedly_under_load(database_url: str, tmp_path: Path)
         figures = settle_and_measure(database_url, load, killer.delays, kills=len(killer.delays))
     finally:
         cluster.stop()
-    check(figures, f"kill-workers/{database_url.split(':')[0]}")
+    check(figures, f"kill-workers/{database_url.split(':')[0]}/{'preload' if preload else 'no-preload'}")
     assert figures.kills >= 3
 
 

@@ -99,3 +99,17 @@ def test_service_answers_while_the_database_is_down(tmp_path) -> None:  # type: 
         assert down.json["request_id"] == down.headers["dbos-request-id"]
     finally:
         DBOS.destroy()
+
+
+def test_runtime_built_before_the_app_attaches_with_init_app(database_url: str) -> None:
+    DBOS.destroy()
+    DBOS(config=make_config(database_url))  # e.g. in an extensions module, before create_app()
+    try:
+        app = build_app()
+        DBOS.init_app(app)
+        client = app.test_client()
+        started = client.get("/start", headers={"x-request-id": "late"}).json
+        result = DBOS.retrieve_workflow(started["workflow_id"]).get_result(timeout_seconds=20)
+        assert result["greeting"] == "hello" and result["request_id"] == "late"
+    finally:
+        DBOS.destroy()

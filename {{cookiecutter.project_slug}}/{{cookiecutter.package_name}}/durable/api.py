@@ -131,6 +131,14 @@ class DBOS:
     # -- lifecycle ------------------------------------------------------------------------------------
 
     @classmethod
+    def init_app(cls, app: Flask) -> None:
+        """Attach an app to a runtime configured earlier with ``DBOS(config=...)`` (the extension pattern)."""
+        instance = _instance
+        if instance is None:
+            raise DBOSNotLaunchedError("call DBOS(config=DBOSConfig(...)) before DBOS.init_app(app)")
+        instance._attach_flask(app)
+
+    @classmethod
     def launch(cls) -> None:
         """Connect, prepare the system tables and start recovery. Safe to call more than once."""
         _ensure_launched()
