@@ -90,9 +90,11 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20_000, help="cap on requests per repetition")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--rss-orders", type=int, default=10_000)
+    parser.add_argument("--modes", default=",".join(MODES))
     args = parser.parse_args()
     result: dict[str, object] = {}
-    for mode, (flags, connections) in MODES.items():
+    for mode in args.modes.split(","):
+        flags, connections = MODES[mode]
         for plain in (False, True):
             with gunicorn(args.project, args.package, flags, plain) as (port, _):
                 rounds = [run_load(LOOPBACK, port, "/orders", BODY, connections, args.count, args.seconds)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -39,18 +40,27 @@ class Plan:
     cost_count: int = 200
     seconds: float = 2.0
     recovery_ours: int = 10_000
-    recovery_dbos: int = 1_000
+    recovery_dbos: int = 500
     recovery_timeout: float = 40.0
     growth_sizes: str = "100000,1000000"
     growth_calls: int = 300
     http_seconds: float = 2.5
     rss_orders: int = 10_000
+    http_modes: str = "sync-2,gthread-2x8"
+    dbos_phases: tuple[str, ...] = ("workflows", "recovery", "growth")
+    dbos_databases: tuple[str, ...] = ("sqlite", "postgresql")
+    dbos_growth_databases: tuple[str, ...] = ("postgresql",)  # 1M rows per DBOS version: PG only, for time
+    dbos_versions_max: int = 2
+    http_databases: tuple[str, ...] = ("sqlite", "postgresql")
 
     @classmethod
     def quick(cls) -> Plan:
         return cls(reps=1, limit_seconds=0.3, seq=30, threaded=40, fanout=30, cost_count=10, seconds=0.5,
                    recovery_ours=100, recovery_dbos=50, recovery_timeout=20, growth_sizes="500,1000",
-                   growth_calls=10, http_seconds=0.5, rss_orders=100)
+                   growth_calls=10, http_seconds=0.5, rss_orders=50, http_modes="sync-2",
+                   # Under a minute: each script runs once; DBOS only through workflows.py, on SQLite.
+                   dbos_phases=("workflows",), dbos_databases=("sqlite",), http_databases=("sqlite",),
+                   dbos_versions_max=1)
 
 
 @dataclass
@@ -92,17 +102,28 @@ def psql(sql: str) -> None:
         conn.execute(sql)
 
 
-def bake(work: Path, database: str, pg_db: str) -> Path:
+def snapshot_template(work: Path) -> tuple[Path, str]:
+    """The committed template (HEAD), exported: the work tree may hold someone's edits and caches."""
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, check=True).stdout.strip()
+    target = work / "template"
+    target.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", "HEAD"], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target, commit
+
+
+def bake(template: Path, work: Path, database: str, pg_db: str) -> Path:
     """Bake the template as a user would; its post-gen hook makes .venv and migrates."""
     out = work / f"bake-{database}"
-    argv = [str(BENCH / ".venvs/tools/bin/cookiecutter"), "--no-input", "-o", str(out), str(REPO)]
+    argv = [str(BENCH / ".venvs/tools/bin/cookiecutter"), "--no-input", "-o", str(out), str(template)]
     if database == "postgresql":
         argv += ["database=postgresql", f"postgresql_url=postgresql+psycopg://postgres@127.0.0.1:5432/{pg_db}"]
-    env_path = f"{BENCH / '.venvs/tools/bin'}:{Path(sys.executable).parent}:/usr/bin:/bin"
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=600,
-                          env={"PATH": env_path, "HOME": str(Path.home())})
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "DATABASE_URL", "SYSTEM_DATABASE_URL")}
+    env["PATH"] = f"{BENCH / '.venvs/tools/bin'}:{env.get('PATH', '/usr/bin:/bin')}"  # the hook wants uv
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env)
     project = out / "order-service"
-    if not (project / ".venv/bin/python").exists():
+    if not (project / ".venv/bin/gunicorn").exists() or "Set-up stopped" in done.stdout:
         raise SystemExit(f"bake of {database} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     return project
 
@@ -122,6 +143,7 @@ def main() -> None:
     work.mkdir(parents=True)
     run = Run()
     started = time.monotonic()
+    run.notes.append("load average at start (1/5/15 min): %.2f %.2f %.2f" % os.getloadavg())
 
     runtimes: list[tuple[str, str]] = [("ours", "")]  # (label, venv python or "" for the bake's own)
     for version in filter(None, args.dbos.split(",")):
@@ -130,16 +152,22 @@ def main() -> None:
             runtimes.append((f"dbos-{version}", str(py)))
         else:
             run.notes.append(f"DBOS {version} skipped: its venv was not installed (not in the uv cache)")
+    if len(runtimes) - 1 > plan.dbos_versions_max:
+        run.notes.append(f"--quick: compared with {runtimes[1][0]} only")
+        runtimes = runtimes[: plan.dbos_versions_max + 1]
     databases = ["sqlite", "postgresql"]
     pg_names = {name: f"{tag}_{name.replace('-', '_').replace('.', '_')}" for name in
                 ["app", "limit"] + [label for label, _ in runtimes]}
     for name in pg_names.values():
         psql(f'CREATE DATABASE "{name}"')
     try:
-        projects = {"sqlite": bake(work, "sqlite", pg_names["app"]),
-                    "postgresql": bake(work, "postgresql", pg_names["app"])}
-        run.commands.append(f"cookiecutter --no-input -o {work}/bake-sqlite {REPO}")
-        run.commands.append(f"cookiecutter --no-input -o {work}/bake-postgresql {REPO} database=postgresql "
+        template, commit = snapshot_template(work)
+        run.notes.append(f"baked the template at commit {commit} (git archive HEAD)")
+        projects = {"sqlite": bake(template, work, "sqlite", pg_names["app"]),
+                    "postgresql": bake(template, work, "postgresql", pg_names["app"])}
+        run.commands.append(f"git -C {REPO} archive HEAD | tar -x -C {template}")
+        run.commands.append(f"cookiecutter --no-input -o {work}/bake-sqlite {template}")
+        run.commands.append(f"cookiecutter --no-input -o {work}/bake-postgresql {template} database=postgresql "
                             f"postgresql_url=postgresql+psycopg://postgres@127.0.0.1:5432/{pg_names['app']}")
         tools = str(BENCH / ".venvs/tools/bin/python")
 
@@ -159,24 +187,27 @@ def main() -> None:
                                "--reps", str(plan.reps)])
         for database in databases:
             for label, py in runtimes:
-                if "workflows" in phases:
+                todo = phases if label == "ours" else (
+                    phases & set(plan.dbos_phases) if database in plan.dbos_databases else set())
+                if "workflows" in todo:
                     run.call(f"workflows/{database}/{label}", runtime_argv(database, label, py, "workflows.py") + [
                         "--reps", str(plan.reps), "--seq", str(plan.seq), "--threaded", str(plan.threaded),
                         "--fanout", str(plan.fanout), "--count", str(plan.cost_count),
                         "--seconds", str(plan.seconds)])
-                if "recovery" in phases:
+                if "recovery" in todo:
                     count = plan.recovery_ours if label == "ours" else plan.recovery_dbos
                     reps = plan.reps if label == "ours" else 1  # DBOS recovers ~80/s: one round is all we can afford
                     run.call(f"recovery/{database}/{label}", runtime_argv(database, label, py, "recovery.py") + [
                         "--count", str(count), "--reps", str(reps), "--timeout", str(plan.recovery_timeout)])
-                if "growth" in phases:
+                if "growth" in todo and (label == "ours" or database in plan.dbos_growth_databases):
                     run.call(f"growth/{database}/{label}", runtime_argv(database, label, py, "growth.py") + [
                         "--sizes", plan.growth_sizes, "--calls", str(plan.growth_calls)])
-            if "http" in phases:
+            if "http" in phases and database in plan.http_databases:
                 rss = plan.rss_orders if database == "sqlite" else 0
                 run.call(f"http/{database}", [tools, "http_bench.py", "--project", str(projects[database]),
                                               "--package", "order_service", "--seconds", str(plan.http_seconds),
-                                              "--reps", str(plan.reps), "--rss-orders", str(rss)])
+                                              "--reps", str(plan.reps), "--rss-orders", str(rss),
+                                              "--modes", plan.http_modes])
     finally:
         for name in pg_names.values():
             try:
@@ -184,6 +215,7 @@ def main() -> None:
             except Exception as exc:  # noqa: BLE001 - report and go on; a leftover database is harmless
                 run.notes.append(f"could not drop database {name}: {exc}")
     elapsed = time.monotonic() - started
+    run.notes.append("load average at end (1/5/15 min): %.2f %.2f %.2f" % os.getloadavg())
     out_dir = BENCH / "results" if not args.quick else work
     out_dir.mkdir(exist_ok=True)
     name = stamp + ("-quick" if args.quick else "")
