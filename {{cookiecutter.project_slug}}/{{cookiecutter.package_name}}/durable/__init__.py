@@ -12,7 +12,7 @@ from __future__ import annotations
 from . import error
 from .api import DBOS, DBOSConfiguredInstance
 from .config import DBOSConfig
-from .context import DBOSContext, RequestInfo, SetWorkflowID, assert_current_dbos_context
+from .context import DBOSContext, RequestInfo, SetWorkflowID, SetWorkflowTimeout, assert_current_dbos_context
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus
 from .store.base import WorkflowStatusString
 
@@ -23,6 +23,7 @@ __all__ = [
     "DBOSContext",
     "RequestInfo",
     "SetWorkflowID",
+    "SetWorkflowTimeout",
     "StepInfo",
     "WorkflowHandle",
     "WorkflowStatus",

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from . import management, messaging
 from .config import DBOSConfig, RuntimeSettings, resolve_config
 from .context import ContextLogFilter, RequestInfo, current_context
 from .error import DBOSException, DBOSNonExistentWorkflowError, DBOSNotLaunchedError
@@ -364,6 +365,63 @@ class DBOS:
     def list_workflow_steps(cls, workflow_id: str) -> list[StepInfo]:
         rt = _runtime()
         return [step_info(rt, record) for record in rt.store.load_steps(workflow_id).values()]
+
+    # -- sleep, messages and events (messaging.py) ---------------------------------------------------
+
+    @classmethod
+    def sleep(cls, seconds: float) -> None:
+        """Sleep durably: a workflow records its wake-up time, so after a crash it wakes at that time.
+
+        Outside a workflow (or inside a step) this is ``time.sleep``.
+        """
+        ctx = current_context()
+        in_workflow = ctx is not None and ctx.workflow is not None and ctx.step_kind is None
+        messaging.sleep(_runtime() if in_workflow else None, seconds)
+
+    @classmethod
+    def send(
+        cls, destination_id: str, message: Any, topic: str | None = None, *, idempotency_key: str | None = None
+    ) -> None:
+        """Send ``message`` to the workflow ``destination_id``; exactly once from a workflow, or per ``idempotency_key``."""
+        messaging.send(_runtime(), destination_id, message, topic, idempotency_key)
+
+    @classmethod
+    def recv(cls, topic: str | None = None, timeout_seconds: float = 60) -> Any:
+        """In a workflow: the oldest message sent to it on ``topic``, waiting up to ``timeout_seconds`` (else None)."""
+        return messaging.recv(_runtime(), topic, timeout_seconds)
+
+    @classmethod
+    def set_event(cls, key: str, value: Any) -> None:
+        """In a workflow: publish ``value`` under ``key`` for ``get_event`` callers (the latest value wins)."""
+        messaging.set_event(_runtime(), key, value)
+
+    @classmethod
+    def get_event(cls, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
+        """The value a workflow set under ``key``, waiting up to ``timeout_seconds`` for it (else None)."""
+        return messaging.get_event(_runtime(), workflow_id, key, timeout_seconds)
+
+    # -- cancel, resume, fork (management.py) ---------------------------------------------------------
+
+    @classmethod
+    def cancel_workflow(cls, workflow_id: str, *, cancel_children: bool = False) -> None:
+        """Cancel a workflow that has not finished: it stops at its next step and is not recovered."""
+        management.cancel_workflows(_runtime(), [workflow_id], cancel_children=cancel_children)
+
+    @classmethod
+    def cancel_workflows(cls, workflow_ids: list[str], *, cancel_children: bool = False) -> None:
+        management.cancel_workflows(_runtime(), list(workflow_ids), cancel_children=cancel_children)
+
+    @classmethod
+    def resume_workflow(cls, workflow_id: str) -> WorkflowHandle[Any]:
+        """Run a cancelled, failed or dead-lettered workflow again from its checkpoints, in this process."""
+        return management.resume_workflow(_runtime(), workflow_id)
+
+    @classmethod
+    def fork_workflow(
+        cls, workflow_id: str, start_step: int, *, application_version: str | None = None
+    ) -> WorkflowHandle[Any]:
+        """Start a copy of a workflow under a new ID that reuses the checkpoints of steps before ``start_step``."""
+        return management.fork_workflow(_runtime(), workflow_id, start_step, application_version)
 
     # -- what is running now --------------------------------------------------------------------------
 

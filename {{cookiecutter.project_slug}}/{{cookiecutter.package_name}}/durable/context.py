@@ -67,6 +67,8 @@ class WorkflowState:
     # Steps recorded by an earlier execution; None when the workflow is brand new, so no step needs a read.
     recorded: dict[int, StepRecord] | None
     next_step_id: int = 0
+    # The workflow's durable deadline (epoch ms), if it has a timeout; its children inherit it.
+    deadline_epoch_ms: int | None = None
 
     def allocate_step_id(self) -> int:
         self.next_step_id += 1
@@ -84,6 +86,7 @@ class DBOSContext:
     sql_session: Session | None = None
     next_workflow_id: str | None = None  # set by SetWorkflowID, taken by the next workflow started
     in_set_workflow_id_block: bool = False
+    workflow_timeout_ms: int | None = None  # set by SetWorkflowTimeout for the workflows started in its block
 
     @property
     def workflow_id(self) -> str | None:
@@ -189,6 +192,41 @@ class SetWorkflowID:
         ctx = _current.get()
         if ctx is not None and self._saved is not None:
             ctx.next_workflow_id, ctx.in_set_workflow_id_block = self._saved
+        if self._token is not None:
+            _current.reset(self._token)
+            self._token = None
+
+
+class SetWorkflowTimeout:
+    """``with SetWorkflowTimeout(seconds):`` gives the workflows started in the block a durable deadline.
+
+    The deadline (now + seconds, at start) is stored with the workflow, so it holds across crashes
+    and recovery elsewhere; when it passes the workflow is cancelled, with its children. ``None``
+    starts workflows without a timeout, even inside a parent that has one.
+    """
+
+    def __init__(self, workflow_timeout_sec: float | None) -> None:
+        if workflow_timeout_sec is not None and not workflow_timeout_sec > 0:
+            raise ValueError(f"SetWorkflowTimeout needs a positive number of seconds (or None), "
+                             f"got {workflow_timeout_sec!r}")
+        self.workflow_timeout_ms = int(workflow_timeout_sec * 1000) if workflow_timeout_sec is not None else None
+        self._saved: int | None = None
+        self._token: Any = None
+
+    def __enter__(self) -> SetWorkflowTimeout:
+        ctx = _current.get()
+        if ctx is None:
+            ctx = DBOSContext()
+            self._token = _current.set(ctx)
+        self._saved = ctx.workflow_timeout_ms
+        # 0 means "explicitly none", so a child started here does not inherit its parent's deadline.
+        ctx.workflow_timeout_ms = self.workflow_timeout_ms if self.workflow_timeout_ms is not None else 0
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        ctx = _current.get()
+        if ctx is not None:
+            ctx.workflow_timeout_ms = self._saved
         if self._token is not None:
             _current.reset(self._token)
             self._token = None

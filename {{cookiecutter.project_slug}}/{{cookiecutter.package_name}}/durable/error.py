@@ -21,6 +21,7 @@ The hierarchy, as DBOS Transact for Python names it (``from <package>.durable im
     BaseException
     └── DBOSBaseException                      not meant to be caught by user code
         ├── DBOSWorkflowCancelledError
+        ├── DBOSShutdownError                  this process stops; the workflow stays PENDING (ours)
         └── DBOSWorkflowConflictIDError
 """
 
@@ -201,6 +202,18 @@ class DBOSDatabaseUnavailableError(DBOSException):
 class DBOSWorkflowCancelledError(DBOSBaseException):
     def __init__(self, msg: str) -> None:
         super().__init__(msg, DBOSErrorCode.WorkflowCancelled.value)
+
+
+class DBOSShutdownError(DBOSBaseException):
+    """A workflow waiting in sleep/recv/get_event was interrupted because this process is stopping.
+
+    Not the workflow's outcome: it stays PENDING, and another executor resumes it from its checkpoints
+    (a durable sleep keeps its original wake-up time).
+    """
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(f"Workflow {workflow_id} was interrupted: this process is shutting down; another "
+                         "executor resumes it", DBOSErrorCode.NotLaunched.value)
 
 
 class DBOSWorkflowConflictIDError(DBOSBaseException):

@@ -31,6 +31,7 @@ from .error import (
     DBOSMaxStepRetriesExceeded,
     DBOSNonExistentWorkflowError,
     DBOSSerializationError,
+    DBOSShutdownError,
     DBOSUnexpectedStepError,
     DBOSWorkflowCancelledError,
     DBOSWorkflowFunctionNotFoundError,
@@ -100,7 +101,10 @@ def wait_for_result(rt: Runtime, workflow_id: str, timeout: float | None = None)
     with rt.running_lock:
         future = rt.running.get(workflow_id)
     if future is not None:
-        return future.result(timeout)
+        try:
+            return future.result(timeout)
+        except (DBOSFencedError, DBOSWorkflowCancelledError, DBOSShutdownError):
+            pass  # not the outcome: cancelled (the row says so) or run elsewhere now; read the row
     deadline = None if timeout is None else time.monotonic() + timeout
     delay = 0.005
     while True:
@@ -156,6 +160,7 @@ def begin_workflow(rt: Runtime, call: Invocation) -> Started:
     if record is not None and record.child_workflow_id and (record.output is not None or record.error is not None):
         return started  # the parent already holds this child's outcome: nothing to start
     inputs = rt.codec.encode({"args": list(call.args), "kwargs": call.kwargs}, what=f"workflow {info.name!r} input")
+    timeout_ms, deadline = _timeout_for(parent)
     existing = rt.store.create_workflow(
         NewWorkflow(
             workflow_id=workflow_id,
@@ -169,10 +174,12 @@ def begin_workflow(rt: Runtime, call: Invocation) -> Started:
             request=rt.codec.encode(request.to_json(), what="request") if request else None,
             parent_workflow_id=parent_state.workflow_id if parent_state else None,
             workflow_version=info.version,
+            workflow_timeout_ms=timeout_ms,
+            workflow_deadline_epoch_ms=deadline,
         )
     )
     if existing is None:
-        started.state = WorkflowState(workflow_id, info.name, generation=0, recorded=None)
+        started.state = WorkflowState(workflow_id, info.name, generation=0, recorded=None, deadline_epoch_ms=deadline)
         return started
     if existing.name != info.name:
         raise DBOSConflictingWorkflowError(
@@ -190,6 +197,16 @@ def begin_workflow(rt: Runtime, call: Invocation) -> Started:
     return started
 
 
+def _timeout_for(ctx: DBOSContext | None) -> tuple[int | None, int | None]:
+    """(timeout ms, deadline epoch ms) of a workflow about to start: SetWorkflowTimeout's, else the parent's."""
+    timeout_ms = ctx.workflow_timeout_ms if ctx is not None else None
+    if timeout_ms:
+        return timeout_ms, now_ms() + timeout_ms
+    if timeout_ms is None and ctx is not None and ctx.workflow is not None:
+        return None, ctx.workflow.deadline_epoch_ms  # a child shares its parent's deadline, as in DBOS
+    return None, None
+
+
 def take_over(rt: Runtime, row: WorkflowRow) -> WorkflowState | None:
     """For a workflow that already has a row: the state to resume it here, or None if it needs no run here."""
     if row.status != PENDING:
@@ -203,7 +220,8 @@ def take_over(rt: Runtime, row: WorkflowRow) -> WorkflowState | None:
             return None  # a live executor owns it; callers wait for its outcome
         row = adopted
     return WorkflowState(
-        row.workflow_id, row.name, generation=row.owner_generation, recorded=rt.store.load_steps(row.workflow_id)
+        row.workflow_id, row.name, generation=row.owner_generation, recorded=rt.store.load_steps(row.workflow_id),
+        deadline_epoch_ms=row.workflow_deadline_epoch_ms,
     )
 
 
@@ -258,7 +276,7 @@ def run_inline(rt: Runtime, call: Invocation, started: Started) -> Any:
             outcome: tuple[bool, Any] = (False, None)
             try:
                 try:
-                    result = _checked_child(rt, call, started, lambda: run_body(rt, call, state, started.request))
+                    result = _checked_child(rt, call, started, lambda: _run_cancellable(rt, call, state, started))
                 except DBOSFencedError:
                     # Another run took the workflow over (recovery here or elsewhere): its outcome counts.
                     result = _checked_child(rt, call, started, lambda: wait_for_result(rt, workflow_id))
@@ -269,6 +287,16 @@ def run_inline(rt: Runtime, call: Invocation, started: Started) -> Any:
             finally:
                 rt.release_inline(workflow_id, outcome)
     return result
+
+
+def _run_cancellable(rt: Runtime, call: Invocation, state: WorkflowState, started: Started) -> Any:
+    """Run the body inline; if the workflow is cancelled, its caller sees DBOSAwaitedWorkflowCancelledError."""
+    try:
+        return run_body(rt, call, state, started.request)
+    except DBOSWorkflowCancelledError:
+        # The caller (a parent, or plain code) awaited this workflow: as with a handle, it learns the
+        # workflow was cancelled. A parent records that as its step, unless it was cancelled too.
+        raise DBOSAwaitedWorkflowCancelledError(started.workflow_id) from None
 
 
 def _checked_child(rt: Runtime, call: Invocation, started: Started, get: Callable[[], Any]) -> Any:
@@ -359,7 +387,7 @@ def resume_row(rt: Runtime, row: WorkflowRow) -> Future[Any] | None:
     call = Invocation(info, bound, tuple(inputs["args"]), dict(inputs["kwargs"]))
     request = RequestInfo.from_json(rt.codec.decode(row.request)) if row.request is not None else None
     state = WorkflowState(row.workflow_id, row.name, generation=row.owner_generation,
-                          recorded=rt.store.load_steps(row.workflow_id))
+                          recorded=rt.store.load_steps(row.workflow_id), deadline_epoch_ms=row.workflow_deadline_epoch_ms)
     logger.info("recovering workflow %s (%s)", row.workflow_id, row.name)
     return rt.submit(row.workflow_id, lambda: run_body(rt, call, state, request))
 

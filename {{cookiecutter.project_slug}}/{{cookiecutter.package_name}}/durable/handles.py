@@ -6,7 +6,12 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Generic, TypedDict, TypeVar
 
-from .error import DBOSFencedError, DBOSNonExistentWorkflowError
+from .error import (
+    DBOSFencedError,
+    DBOSNonExistentWorkflowError,
+    DBOSShutdownError,
+    DBOSWorkflowCancelledError,
+)
 from .executor import wait_for_result
 from .runtime import Runtime
 from .store.base import StepRecord, WorkflowRow
@@ -107,8 +112,10 @@ class WorkflowHandle(Generic[R]):
         if self._future is not None:
             try:
                 return self._future.result(timeout_seconds)  # type: ignore[no-any-return]
-            except DBOSFencedError:
-                pass  # another executor took the workflow over: its outcome is in the database
+            except (DBOSFencedError, DBOSWorkflowCancelledError, DBOSShutdownError):
+                # Another executor took it over, or it was cancelled: the database has the outcome
+                # (a cancelled workflow raises DBOSAwaitedWorkflowCancelledError from there).
+                pass
         return wait_for_result(self._rt, self.workflow_id, timeout_seconds)  # type: ignore[no-any-return]
 
     def get_status(self) -> WorkflowStatus:

@@ -15,6 +15,7 @@ import threading
 from .executor import resume_row
 from .runtime import Runtime, pid_is_alive
 from .store.base import now_ms
+from .timeouts import cancel_expired
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +135,7 @@ class RecoveryLoop:
                     rt.store.register_executor(rt.executor_id, rt.hostname, rt.pid, rt.settings.application_version)
                 first = False
                 expire_dead_local_executors(rt)  # a sibling worker SIGKILLed: adopt now, not after the timeout
+                cancel_expired(rt)  # before adopting: a workflow past its deadline is not run again
                 recover_orphans(rt)
                 resume_stalled(rt)
                 if rt.leadership.try_lead():  # clean-ups: one process per database is enough

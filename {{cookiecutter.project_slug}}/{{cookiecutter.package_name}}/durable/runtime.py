@@ -26,6 +26,9 @@ from .serialization import Codec
 from .store.checkpoint_store import CheckpointStore
 from .store.dialects import create_sqlite_engine, dialect_for, process_identity
 from .store.idempotency_store import IdempotencyStore
+from .store.management_store import ManagementStore
+from .store.messaging_store import MessagingStore
+from .wakeups import Wakeups
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +69,10 @@ class Runtime:
         self.store = CheckpointStore(self.sys_engine, self.sys_dialect)
         self.idempotency = IdempotencyStore(self.store)
         self.leadership = Leadership(self.sys_engine)
+        self.messages = MessagingStore(self.store)
+        self.management = ManagementStore(self.store)
+        # Threads waiting in recv/get_event/sleep; on PostgreSQL one LISTEN connection, opened on first wait.
+        self.wakeups = Wakeups(settings.sys_db_url if self.sys_dialect.name == "postgresql" else None)
         # With a separate system database, transactions checkpoint into the application database
         # (same commit as their writes) and the runtime copies the row to the system database.
         self.app_store: CheckpointStore | None = None
@@ -89,7 +96,7 @@ class Runtime:
             return bool(connection.exec_driver_sql(self.store.record_step_sql, params).rowcount)
         # The application database holds no workflow rows to fence against: the copy to the system
         # database, right after the commit, is fenced instead.
-        return bool(connection.exec_driver_sql(self.app_store.record_step_unfenced_sql, params[:-2]).rowcount)
+        return bool(connection.exec_driver_sql(self.app_store.record_step_unfenced_sql, params[:-3]).rowcount)
 
     def _prepare_schema(self, engine: sa.Engine) -> None:
         """Create or check the system tables, as ``run_migrations`` says."""
@@ -167,6 +174,7 @@ class Runtime:
     def drain(self, wait_sec: float = 0.0) -> int:
         """Take no new background work; wait up to ``wait_sec`` for running workflows; return how many still run."""
         self.stopping.set()
+        self.wakeups.wake_all()  # waits in sleep/recv stop; those workflows stay PENDING for another executor
         deadline = time.monotonic() + wait_sec
         while self.running and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -174,7 +182,8 @@ class Runtime:
         return len(self.running)
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection and the notification listener."""
+        self.wakeups.close()
         self.sys_engine.dispose()
         self.app_engine.dispose()
         if self.app_store is not None:
@@ -183,6 +192,7 @@ class Runtime:
     def forget_after_fork(self) -> None:
         """In a forked child: drop the parent's connections without closing them under its feet."""
         self.leadership.forget_after_fork()
+        self.wakeups.forget_after_fork()
         self.sys_engine.dispose(close=False)
         self.app_engine.dispose(close=False)
         if self.app_store is not None:

@@ -35,6 +35,9 @@ class SystemTables:
     operation_outputs: sa.Table
     executors: sa.Table
     idempotency_keys: sa.Table
+    notifications: sa.Table
+    workflow_events: sa.Table
+    workflow_events_history: sa.Table
     schema_version: sa.Table
     pg_schema: str | None
 
@@ -127,13 +130,46 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
         sa.Column("expires_at", sa.BigInteger, nullable=False),
         sa.Index(f"{prefix}idempotency_keys_expires", "expires_at"),
     )
+    # DBOS.send / DBOS.recv: one row per message. The sequence orders a topic's messages (FIFO);
+    # message_uuid makes a send idempotent (a workflow's step, or the caller's idempotency key).
+    notifications = sa.Table(
+        f"{prefix}notifications",
+        metadata,
+        sa.Column("message_seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
+                  autoincrement=True),
+        sa.Column("message_uuid", sa.Text, nullable=False, unique=True),
+        sa.Column("destination_uuid", sa.Text, nullable=False),
+        sa.Column("topic", sa.Text, nullable=False),
+        sa.Column("message", json_type, nullable=False),
+        sa.Column("consumed", sa.Integer, nullable=False, server_default="0"),  # 0/1: same SQL on both
+        sa.Column("created_at_epoch_ms", sa.BigInteger, nullable=False),
+        sa.Index(f"{prefix}notifications_destination", "destination_uuid", "topic", "consumed", "message_seq"),
+    )
+    # DBOS.set_event / DBOS.get_event: the latest value of each key, and every value with the step
+    # that set it (fork_workflow copies the history of the steps it keeps, then rebuilds the latest).
+    workflow_events = sa.Table(
+        f"{prefix}workflow_events",
+        metadata,
+        sa.Column("workflow_uuid", sa.Text, primary_key=True),
+        sa.Column("key", sa.Text, primary_key=True),
+        sa.Column("value", json_type, nullable=False),
+    )
+    workflow_events_history = sa.Table(
+        f"{prefix}workflow_events_history",
+        metadata,
+        sa.Column("workflow_uuid", sa.Text, primary_key=True),
+        sa.Column("function_id", sa.Integer, primary_key=True),
+        sa.Column("key", sa.Text, primary_key=True),
+        sa.Column("value", json_type, nullable=False),
+    )
     schema_version = sa.Table(
         f"{prefix}schema_version",
         metadata,
         sa.Column("version", sa.Integer, nullable=False),
     )
     return SystemTables(
-        metadata, workflow_status, operation_outputs, executors, idempotency_keys, schema_version, schema
+        metadata, workflow_status, operation_outputs, executors, idempotency_keys, notifications, workflow_events,
+        workflow_events_history, schema_version, schema,
     )
 
 

@@ -53,6 +53,8 @@ class NewWorkflow:
     parent_workflow_id: str | None = None
     queue_name: str | None = None
     workflow_version: str = ""
+    workflow_timeout_ms: int | None = None
+    workflow_deadline_epoch_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class WorkflowRow:
     updated_at: int
     completed_at: int | None
     workflow_version: str
+    workflow_deadline_epoch_ms: int | None = None
 
 
 WORKFLOW_COLUMNS = tuple(WorkflowRow.__dataclass_fields__)

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from ..error import DBOSDatabaseUnavailableError, DBOSFencedError
+from ..error import DBOSDatabaseUnavailableError, DBOSFencedError, DBOSWorkflowCancelledError
 from .base import (
     STEP_SELECT,
     WORKFLOW_SELECT,
@@ -32,21 +32,26 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PENDING = WorkflowStatusString.PENDING.value
+CANCELLED = WorkflowStatusString.CANCELLED.value
 RETRY_DEADLINE_SEC = 30.0
 
 _INSERT_WORKFLOW = """
 INSERT INTO {workflow_status} (workflow_uuid, status, name, class_name, config_name, inputs, request,
     executor_id, owner_generation, application_version, application_id, recovery_attempts, queue_name,
-    parent_workflow_id, created_at, updated_at, workflow_version)
-VALUES (?, ?, ?, ?, ?, ?J, ?J, ?, 0, ?, ?, 0, ?, ?, ?, ?, ?)
+    parent_workflow_id, created_at, updated_at, workflow_version, workflow_timeout_ms, workflow_deadline_epoch_ms)
+VALUES (?, ?, ?, ?, ?, ?J, ?J, ?, 0, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (workflow_uuid) DO NOTHING"""
 
-# Fenced: the row goes in only while the workflow is still at the generation this execution holds.
+# Fenced: the row goes in only while the workflow is still PENDING at the generation this execution
+# holds, and before its deadline if it has one. So cancellation and timeouts cost the hot path
+# nothing: a cancelled or late workflow's next checkpoint inserts no row, and only then does
+# ``step_conflict`` read why.
 _RECORD_STEP = """
 INSERT INTO {operation_outputs} (workflow_uuid, function_id, function_name, output, error,
     child_workflow_id, started_at_epoch_ms, completed_at_epoch_ms)
 SELECT ?, ?, ?, ?J, ?J, ?, ?, ?
-WHERE EXISTS (SELECT 1 FROM {workflow_status} WHERE workflow_uuid = ? AND owner_generation = ?)
+WHERE EXISTS (SELECT 1 FROM {workflow_status} WHERE workflow_uuid = ? AND owner_generation = ?
+    AND status = 'PENDING' AND (workflow_deadline_epoch_ms IS NULL OR workflow_deadline_epoch_ms > ?))
 ON CONFLICT (workflow_uuid, function_id) DO NOTHING"""
 
 _RECORD_STEP_UNFENCED = """
@@ -59,6 +64,9 @@ _FINISH = """
 UPDATE {workflow_status} SET status = ?, output = ?J, error = ?J, updated_at = ?, completed_at = ?
 WHERE workflow_uuid = ? AND owner_generation = ? AND status = 'PENDING'"""
 
+_CANCEL_EXPIRED = """
+UPDATE {workflow_status} SET status = 'CANCELLED', updated_at = ?, completed_at = ?
+WHERE workflow_uuid = ? AND status = 'PENDING'"""
 _GET_WORKFLOW = "SELECT {columns} FROM {workflow_status} WHERE workflow_uuid = ?"
 _GET_OUTCOME = "SELECT status, output, error FROM {workflow_status} WHERE workflow_uuid = ?"
 _LOAD_STEPS = "SELECT {step_columns} FROM {operation_outputs} WHERE workflow_uuid = ? ORDER BY function_id"
@@ -115,6 +123,7 @@ class CheckpointStore:
         self.record_step_sql = build(_RECORD_STEP)
         self.record_step_unfenced_sql = build(_RECORD_STEP_UNFENCED)
         self._finish = build(_FINISH)
+        self._cancel_expired = build(_CANCEL_EXPIRED)
         self._get_workflow = build(_GET_WORKFLOW)
         self._get_outcome = build(_GET_OUTCOME)
         self._load_steps = build(_LOAD_STEPS)
@@ -165,6 +174,29 @@ class CheckpointStore:
                 if conn is not None:
                     conn.close()
 
+    def transaction(self, work: Callable[[Any], T]) -> T:
+        """Run ``work(cursor)`` inside BEGIN ... COMMIT (rolled back if it raises), with ``run``'s retries.
+
+        For the few writes that must land together (a message and the step that sent it); the hot
+        path stays one statement per commit.
+        """
+        begin = self.dialect.begin_sql
+
+        def wrapped(cursor: Any) -> T:
+            cursor.execute(begin)
+            try:
+                result = work(cursor)
+            except BaseException:
+                try:
+                    cursor.execute("ROLLBACK")
+                except Exception:  # a broken connection: run() discards it; the first error counts
+                    pass
+                raise
+            cursor.execute("COMMIT")
+            return result
+
+        return self.run(wrapped)
+
     def execute(self, sql: str, params: Sequence[Any]) -> int:
         """One statement in its own commit; returns the row count."""
 
@@ -190,7 +222,8 @@ class CheckpointStore:
             self._insert_workflow,
             (new.workflow_id, new.status, new.name, new.class_name, new.config_name, new.inputs, new.request,
              new.executor_id, new.application_version, new.application_id, new.queue_name,
-             new.parent_workflow_id, now, now, new.workflow_version),
+             new.parent_workflow_id, now, now, new.workflow_version, new.workflow_timeout_ms,
+             new.workflow_deadline_epoch_ms),
         )
         if inserted:
             return None
@@ -214,13 +247,26 @@ class CheckpointStore:
         now = now_ms()
         updated = self.execute(self._finish, (status, output, error, now, now, workflow_id, generation))
         if not updated:
-            self._explain_missed_write(workflow_id, generation)
+            self.explain_refused_write(workflow_id, generation)
 
-    def _explain_missed_write(self, workflow_id: str, generation: int) -> None:
+    def explain_refused_write(self, workflow_id: str, generation: int) -> None:
+        """A fenced write matched no row: raise why (fenced or cancelled); return if it already finished.
+
+        The rare path only: the hot path learns nothing until a write is refused.
+        """
         row = self.get_workflow(workflow_id)
         if row is None or row.owner_generation != generation:
             raise DBOSFencedError(workflow_id)
-        # Same generation but no longer PENDING: cancelled, or finished by a retried statement. Nothing to do.
+        if row.status == CANCELLED:
+            raise DBOSWorkflowCancelledError(f"Workflow {workflow_id} was cancelled")
+        deadline = row.workflow_deadline_epoch_ms
+        if row.status == PENDING and deadline is not None and deadline <= now_ms():
+            # Its timeout passed: cancel it here; its children share the deadline (the recovery
+            # loop's sweep cancels any that are not writing checkpoints).
+            now = now_ms()
+            self.execute(self._cancel_expired, (now, now, workflow_id))
+            raise DBOSWorkflowCancelledError(f"Workflow {workflow_id} was cancelled: its timeout passed")
+        # Same generation, finished: a retried statement had already written it. Nothing to do.
 
     def dead_letter(self, workflow_id: str, generation: int) -> None:
         self.execute(self._dead_letter, (now_ms(), workflow_id, generation))
@@ -232,8 +278,9 @@ class CheckpointStore:
         started_ms: int, child_workflow_id: str | None = None,
     ) -> tuple[Any, ...]:
         """Parameters of ``record_step_sql``; transactions run that SQL on their own connection."""
-        return (workflow_id, step_id, name, output, error, child_workflow_id, started_ms, now_ms(),
-                workflow_id, generation)
+        now = now_ms()
+        return (workflow_id, step_id, name, output, error, child_workflow_id, started_ms, now,
+                workflow_id, generation, now)
 
     def record_step(
         self, workflow_id: str, generation: int, step_id: int, name: str, output: str | None, error: str | None,
@@ -247,10 +294,15 @@ class CheckpointStore:
         return self.step_conflict(workflow_id, generation, step_id)
 
     def step_conflict(self, workflow_id: str, generation: int, step_id: int) -> StepRecord:
-        """After a refused step write: the winner's record, or ``DBOSFencedError`` if we lost ownership."""
+        """After a refused step write: the winner's record, or raise why the write was refused.
+
+        ``DBOSFencedError`` when another execution owns the workflow now, ``DBOSWorkflowCancelledError``
+        when it was cancelled.
+        """
         existing = self.get_step(workflow_id, step_id)
         if existing is None:
-            raise DBOSFencedError(workflow_id)
+            self.explain_refused_write(workflow_id, generation)
+            raise DBOSFencedError(workflow_id)  # finished by another execution at this generation
         return existing
 
     def get_step(self, workflow_id: str, step_id: int) -> StepRecord | None:

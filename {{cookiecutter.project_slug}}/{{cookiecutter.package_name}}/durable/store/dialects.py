@@ -15,6 +15,10 @@ from sqlalchemy.engine import make_url
 
 from ..schema import DEFAULT_PG_SCHEMA, SystemTables, system_tables
 
+# The ``{name}`` placeholders the store's SQL may use.
+TABLE_KEYS = ("workflow_status", "operation_outputs", "executors", "idempotency_keys", "notifications",
+              "workflow_events", "workflow_events_history")
+
 # SQLite: how long a writer waits for the lock inside the driver before the store's own retry loop.
 SQLITE_BUSY_TIMEOUT_MS = 5_000
 
@@ -35,7 +39,7 @@ class Dialect:
 
     def sql(self, text: str) -> str:
         """Turn the store's ``?`` placeholders and ``{table}`` names into this dialect's SQL."""
-        names = {k: self.table(k) for k in ("workflow_status", "operation_outputs", "executors", "idempotency_keys")}
+        names = {k: self.table(k) for k in TABLE_KEYS}
         return self._placeholders(text.format(**names))
 
     def _placeholders(self, text: str) -> str:

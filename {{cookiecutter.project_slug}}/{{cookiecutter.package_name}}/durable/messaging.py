@@ -1,0 +1,244 @@
+"""Durable sleep, messages (send/recv) and events (set_event/get_event), each a step of its workflow.
+
+- ``sleep`` records its wake-up time (now + seconds) as a step, so after a crash the workflow wakes
+  at the original time, not a full duration later.
+- ``send`` inside a workflow commits the message with its step's checkpoint: replay never sends
+  again. Outside a workflow, ``idempotency_key`` makes a retried send store one message.
+- ``recv`` takes the oldest message of its topic and checkpoints it in one transaction, so a message
+  is consumed exactly once and replay returns the same one. Its timeout is a durable sleep of its
+  own (the next step ID), so a recovered recv does not restart the clock; on timeout it records None.
+- ``set_event`` stores the latest value of a key (and its history, for ``fork_workflow``);
+  ``get_event`` waits for it and, inside a workflow, records what it saw.
+
+Waiting is done by ``wakeups.py``: local signals, ``LISTEN/NOTIFY`` on PostgreSQL, a short poll on
+SQLite. A waiting workflow also wakes when it is cancelled or its process stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from .context import WorkflowState, current_context
+from .error import (
+    DBOSException,
+    DBOSFencedError,
+    DBOSNonExistentWorkflowError,
+    DBOSShutdownError,
+    DBOSWorkflowCancelledError,
+)
+from .executor import decode_step, replay_step
+from .runtime import Runtime
+from .store.base import WorkflowStatusString, now_ms
+from .store.messaging_store import NULL_TOPIC
+from .store.messaging_store import WorkflowState as StoredState
+from .timeouts import expire_if_past_deadline
+from .wakeups import event_key, message_key, status_key
+
+logger = logging.getLogger(__name__)
+
+# The step names DBOS records for these operations.
+SLEEP = "DBOS.sleep"
+SEND = "DBOS.send"
+RECV = "DBOS.recv"
+SET_EVENT = "DBOS.setEvent"
+GET_EVENT = "DBOS.getEvent"
+
+PENDING = WorkflowStatusString.PENDING.value
+CANCELLED = WorkflowStatusString.CANCELLED.value
+
+
+def _workflow_body() -> WorkflowState | None:
+    """The running workflow when called from its body (not from inside one of its steps), else None."""
+    ctx = current_context()
+    if ctx is None or ctx.workflow is None or ctx.step_kind is not None:
+        return None
+    return ctx.workflow
+
+
+def _check_still_ours(rt: Runtime, state: WorkflowState, stored: StoredState | None) -> None:
+    """Raise when a waiting workflow must stop: stopping process, new owner, cancelled, or timed out."""
+    if rt.stopping.is_set():
+        raise DBOSShutdownError(state.workflow_id)
+    if stored is None or stored.owner_generation != state.generation:
+        raise DBOSFencedError(state.workflow_id)
+    if stored.status == CANCELLED:
+        raise DBOSWorkflowCancelledError(f"Workflow {state.workflow_id} was cancelled")
+    if stored.status != PENDING:
+        raise DBOSFencedError(state.workflow_id)  # finished by another execution
+    if stored.deadline_epoch_ms is not None and expire_if_past_deadline(rt, state.workflow_id, stored.deadline_epoch_ms):
+        raise DBOSWorkflowCancelledError(f"Workflow {state.workflow_id} was cancelled: its timeout passed")
+
+
+def _until_deadline(state: WorkflowState | None) -> float:
+    """Seconds until the workflow's timeout, so a wait wakes in time to cancel it (inf without one)."""
+    if state is None or state.deadline_epoch_ms is None:
+        return float("inf")
+    return max(0.0, state.deadline_epoch_ms / 1000 - time.time())
+
+
+def _wake_time(rt: Runtime, state: WorkflowState, step_id: int, seconds: float) -> float:
+    """The recorded wake-up time (epoch seconds) of a durable sleep; the first execution records it."""
+    found, value = replay_step(rt, state, step_id, SLEEP)
+    if found:
+        return float(value)
+    wake_at = time.time() + seconds
+    winner = rt.store.record_step(state.workflow_id, state.generation, step_id, SLEEP,
+                                  rt.codec.encode(wake_at, what="sleep wake-up time"), None, now_ms())
+    return float(decode_step(rt, winner)) if winner is not None else wake_at
+
+
+# -- sleep -----------------------------------------------------------------------------------------
+
+
+def sleep(rt: Runtime | None, seconds: float) -> None:
+    """``DBOS.sleep``: durable in a workflow body, a plain ``time.sleep`` anywhere else."""
+    state = _workflow_body()
+    if state is None or rt is None:
+        time.sleep(max(0.0, seconds))
+        return
+    if seconds <= 0:
+        return  # no step, as in DBOS
+    wake_at = _wake_time(rt, state, state.allocate_step_id(), seconds)
+    if wake_at <= time.time():
+        return  # a replayed sleep that is already over costs no read
+    with rt.wakeups.watching(status_key(state.workflow_id)) as waiter:
+        while True:
+            waiter.clear()
+            remaining = wake_at - time.time()
+            if remaining <= 0:
+                return
+            waiter.wait(min(remaining, rt.wakeups.status_poll_sec, _until_deadline(state)))
+            if wake_at > time.time():  # still asleep: cancelled, fenced, late or stopping?
+                _check_still_ours(rt, state, rt.messages.workflow_state(state.workflow_id))
+
+
+# -- messages --------------------------------------------------------------------------------------
+
+
+def send(rt: Runtime, destination_id: str, message: Any, topic: str | None, idempotency_key: str | None) -> None:
+    """``DBOS.send``: deliver ``message`` to a workflow's ``topic`` exactly once."""
+    topic_name = topic if topic is not None else NULL_TOPIC
+    text = rt.codec.encode(message, what=f"message to workflow {destination_id!r}")
+    wake = message_key(destination_id, topic_name)
+    state = _workflow_body()
+    step: tuple[Any, ...] | None = None
+    step_id = 0
+    if state is not None:
+        step_id = state.allocate_step_id()
+        found, _ = replay_step(rt, state, step_id, SEND)
+        if found:
+            return  # sent by an earlier execution
+        message_uuid = f"{idempotency_key}::{destination_id}" if idempotency_key else f"{state.workflow_id}::{step_id}"
+        step = rt.store.step_params(state.workflow_id, state.generation, step_id, SEND, None, None, now_ms())
+    else:
+        message_uuid = f"{idempotency_key}::{destination_id}" if idempotency_key else str(uuid.uuid4())
+    outcome = rt.messages.send(message_uuid, destination_id, topic_name, text, wake, step)
+    if outcome == "no-destination":
+        raise DBOSNonExistentWorkflowError("`send` destination", destination_id)
+    if outcome == "refused" and state is not None:
+        rt.store.step_conflict(state.workflow_id, state.generation, step_id)  # raises, or it was recorded
+        return
+    if outcome == "sent":
+        rt.wakeups.wake(wake)
+
+
+def recv(rt: Runtime, topic: str | None, timeout_seconds: float) -> Any:
+    """``DBOS.recv``: the oldest unread message on ``topic``, waiting up to ``timeout_seconds``; else None."""
+    state = _workflow_body()
+    if state is None:
+        raise DBOSException("DBOS.recv() must be called from a workflow's body (not outside it, nor in a step): "
+                            "messages are addressed to a workflow ID")
+    step_id = state.allocate_step_id()
+    sleep_id = state.allocate_step_id()  # the durable timeout, as DBOS numbers it
+    found, value = replay_step(rt, state, step_id, RECV)
+    if found:
+        return value
+    workflow_id, generation = state.workflow_id, state.generation
+    topic_name = topic if topic is not None else NULL_TOPIC
+    started = now_ms()
+    no_message = rt.codec.encode(None, what="recv timeout")
+
+    def step_of(message: str | None) -> tuple[Any, ...]:
+        output = message if message is not None else no_message
+        return rt.store.step_params(workflow_id, generation, step_id, RECV, output, None, started)
+
+    with rt.wakeups.watching(message_key(workflow_id, topic_name), status_key(workflow_id)) as waiter:
+        wake_at = _wake_time(rt, state, sleep_id, timeout_seconds)
+        while True:
+            waiter.clear()
+            stored, has_message = rt.messages.recv_state(workflow_id, topic_name)
+            _check_still_ours(rt, state, stored)
+            final = time.time() >= wake_at
+            if has_message or final:
+                outcome, text = rt.messages.consume(workflow_id, topic_name, step_of, final=final)
+                if outcome == "taken":
+                    return rt.codec.decode(text) if text is not None else None
+                if outcome == "refused":
+                    return decode_step(rt, rt.store.step_conflict(workflow_id, generation, step_id))
+                # "empty": another execution took it first; it will be fenced. Wait on.
+            waiter.wait(min(max(0.0, wake_at - time.time()), rt.wakeups.poll_sec, _until_deadline(state)))
+
+
+# -- events ----------------------------------------------------------------------------------------
+
+
+def set_event(rt: Runtime, key: str, value: Any) -> None:
+    """``DBOS.set_event``: publish ``value`` under ``key`` for this workflow (the last value wins)."""
+    ctx = current_context()
+    if ctx is None or ctx.workflow is None:
+        raise DBOSException("DBOS.set_event() must be called from within a workflow: events belong to a workflow ID")
+    state = ctx.workflow
+    text = rt.codec.encode(value, what=f"event {key!r}")
+    wake = event_key(state.workflow_id, key)
+    step: tuple[Any, ...] | None = None
+    if ctx.step_kind is None:
+        function_id = state.allocate_step_id()
+        found, _ = replay_step(rt, state, function_id, SET_EVENT)
+        if found:
+            return
+        step = rt.store.step_params(state.workflow_id, state.generation, function_id, SET_EVENT, None, None, now_ms())
+    else:
+        function_id = ctx.step_id or 0  # from inside a step: that step's checkpoint covers it
+    if not rt.messages.set_event(state.workflow_id, function_id, key, text, wake, step):
+        rt.store.step_conflict(state.workflow_id, state.generation, function_id)  # raises, or it was recorded
+        return
+    rt.wakeups.wake(wake)
+
+
+def get_event(rt: Runtime, workflow_id: str, key: str, timeout_seconds: float) -> Any:
+    """``DBOS.get_event``: the latest value of a workflow's event, waiting up to ``timeout_seconds``; else None."""
+    state = _workflow_body()
+    step_id = 0
+    keys = [event_key(workflow_id, key)]
+    if state is not None:
+        step_id = state.allocate_step_id()
+        sleep_id = state.allocate_step_id()
+        found, value = replay_step(rt, state, step_id, GET_EVENT)
+        if found:
+            return value
+        keys.append(status_key(state.workflow_id))
+    started = now_ms()
+    with rt.wakeups.watching(*keys) as waiter:
+        wake_at = _wake_time(rt, state, sleep_id, timeout_seconds) if state else time.time() + timeout_seconds
+        first = True
+        while True:
+            waiter.clear()
+            if state is not None and not first:
+                _check_still_ours(rt, state, rt.messages.workflow_state(state.workflow_id))
+            first = False
+            text = rt.messages.get_event(workflow_id, key)
+            remaining = wake_at - time.time()
+            if text is not None or remaining <= 0:
+                break
+            if rt.stopping.is_set():
+                raise DBOSShutdownError(state.workflow_id if state else workflow_id)
+            waiter.wait(min(remaining, rt.wakeups.poll_sec, _until_deadline(state)))
+    if state is not None:
+        output = text if text is not None else rt.codec.encode(None, what="get_event timeout")
+        winner = rt.store.record_step(state.workflow_id, state.generation, step_id, GET_EVENT, output, None, started)
+        if winner is not None:
+            return decode_step(rt, winner)
+    return rt.codec.decode(text) if text is not None else None
