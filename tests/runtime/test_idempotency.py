@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 
 from conftest import make_config
 from durable import DBOS, api
+from helpers import wait_until
 
 ran: list[str] = []
 gate = threading.Event()
@@ -96,7 +97,8 @@ def test_duplicate_while_running_gets_409_with_retry_after(client: FlaskClient) 
     first = threading.Thread(
         target=lambda: results.append(client.post("/checkout", json={"amount": 5, "wait": True}, headers=KEY).status_code))
     first.start()
-    time.sleep(0.3)
+    rt = api._runtime()
+    wait_until(lambda: rt.idempotency.get("key-1", 0) is not None, timeout=10, what="the first request's claim")
     duplicate = client.post("/checkout", json={"amount": 5, "wait": True}, headers=KEY)
     assert duplicate.status_code == 409 and duplicate.headers["Retry-After"] == "1"
     gate.set()

@@ -108,18 +108,23 @@ def serve_idempotently(
     store, settings = rt.idempotency, rt.settings
     alive_since = now_ms() - int(settings.executor_timeout_sec * 1000)
     record: KeyRecord | None = None
-    for _ in range(3):  # a claim can lose to an expiring or vanishing row; try again a little
-        if store.claim(key, fp.digest, fp.method, fp.path, rt.executor_id, int(settings.idempotency_ttl_sec * 1000)):
-            return _run_and_store(rt, app, environ, start_response, key)
+    # Claim the key, or read who has it. A row can be missing for a moment: another thread here has
+    # reserved the key but not inserted it yet, or an expired row was just deleted.
+    give_up = time.monotonic() + max(settings.idempotency_wait_sec, 2.0)
+    while record is None:
+        if _reserve(rt, key):
+            if store.claim(key, fp.digest, fp.method, fp.path, rt.executor_id, int(settings.idempotency_ttl_sec * 1000)):
+                return _run_and_store(rt, app, environ, start_response, key)
+            _unreserve(rt, key)
         record = store.get(key, alive_since)
         if record is not None and record.expires_at < now_ms():
             store.delete_if_expired(key)
             record = None
-        if record is not None:
-            break
-    if record is None:
-        return _json_response(start_response, "409 Conflict", {"error": f"idempotency key {key!r} is busy"},
-                              [("Retry-After", str(RETRY_AFTER_SEC))])
+        if record is None:
+            if time.monotonic() > give_up:
+                return _json_response(start_response, "409 Conflict", {"error": f"idempotency key {key!r} is busy"},
+                                      [("Retry-After", str(RETRY_AFTER_SEC))])
+            time.sleep(0.01)
     if record.fingerprint != fp.digest:
         return _json_response(start_response, "422 Unprocessable Entity", {
             "error": f"idempotency key {key!r} was first used for another request: {_mismatch(record, fp)}"})
@@ -138,10 +143,27 @@ def serve_idempotently(
     if record.state == "done":
         return _replay(record, start_response)
     # The owner died mid-request: take the key over and run the handler again; its workflow replays.
-    if store.adopt(key, record.executor_id, rt.executor_id):
-        return _run_and_store(rt, app, environ, start_response, key)
+    if _reserve(rt, key):
+        if store.adopt(key, record.executor_id, rt.executor_id):
+            return _run_and_store(rt, app, environ, start_response, key)
+        _unreserve(rt, key)
     return _json_response(start_response, "409 Conflict", {"error": f"idempotency key {key!r} is busy"},
                           [("Retry-After", str(RETRY_AFTER_SEC))])
+
+
+def _reserve(rt: Runtime, key: str) -> bool:
+    """Mark the key as served by this process before claiming it, so a duplicate arriving in between
+    on another thread sees it in progress instead of taking it over."""
+    with rt.running_lock:
+        if key in rt.serving_keys:
+            return False
+        rt.serving_keys.add(key)
+        return True
+
+
+def _unreserve(rt: Runtime, key: str) -> None:
+    with rt.running_lock:
+        rt.serving_keys.discard(key)
 
 
 def _in_progress(rt: Runtime, key: str, record: KeyRecord) -> bool:
@@ -156,7 +178,9 @@ def _in_progress(rt: Runtime, key: str, record: KeyRecord) -> bool:
 def _run_and_store(
     rt: Runtime, app: Callable[..., Iterable[bytes]], environ: dict[str, Any], start_response: StartResponse, key: str
 ) -> Iterable[bytes]:
-    """Run the app, buffer its response, and store it against the key (unless it is a 5xx)."""
+    """Run the app, buffer its response, and store it against the key (unless it is a 5xx).
+
+    The caller has reserved the key; it is released here, however the request ends."""
     captured: dict[str, Any] = {}
     written: list[bytes] = []
 
@@ -164,8 +188,6 @@ def _run_and_store(
         captured["status"], captured["headers"] = status, list(headers)
         return written.append
 
-    with rt.running_lock:
-        rt.serving_keys.add(key)
     try:
         result = app(environ, capture)
         try:
@@ -178,8 +200,7 @@ def _run_and_store(
         _release_quietly(rt, key)
         raise
     finally:
-        with rt.running_lock:
-            rt.serving_keys.discard(key)
+        _unreserve(rt, key)
     status: str = captured["status"]
     headers: list[tuple[str, str]] = captured["headers"]
     if int(status.split(" ", 1)[0]) >= 500:
