@@ -107,3 +107,15 @@ def project_env(**extra: str) -> dict[str, str]:
 
 def output_of(done: subprocess.CompletedProcess[str]) -> str:
     return f"exit {done.returncode}\n--- stdout\n{done.stdout[-6000:]}\n--- stderr\n{done.stderr[-6000:]}"
+
+
+def http_status(url: str) -> int:
+    """The status code of a GET on ``url`` (an HTTP error is an answer too)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code

@@ -23,7 +23,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from conftest import RUNTIME_PARENT
-from helpers import free_port, wait_until
+from helpers import free_port, http_status, wait_until
 
 SERVICE = f"""
 import os, sys, time
@@ -135,14 +135,6 @@ class Cluster:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)
         self.log.close()
-
-
-def http_status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
 
 
 def post_work(base: str, n: int, key: str) -> int:

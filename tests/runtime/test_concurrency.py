@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import threading
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from conftest import RUNTIME_PARENT
 from durable import DBOS, SetWorkflowID
+from parallel import in_processes, in_threads
 
 
 @DBOS.step()
@@ -24,22 +22,12 @@ def doubles_three_times(x: int) -> int:
 
 
 def test_many_threads_run_workflows_at_once(dbos: type[DBOS]) -> None:
-    errors: list[BaseException] = []
-
     def worker(n: int) -> None:
-        try:
-            for i in range(15):
-                with SetWorkflowID(f"t{n}-{i}"):
-                    assert doubles_three_times(i) == 8 * i
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
+        for i in range(15):
+            with SetWorkflowID(f"t{n}-{i}"):
+                assert doubles_three_times(i) == 8 * i
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert errors == []
+    assert in_threads(worker, 8) == []
     done = DBOS.list_workflows(status="SUCCESS")
     assert len(done) == 120
     assert all(len(DBOS.list_workflow_steps(w.workflow_id)) == 3 for w in done[:10])
@@ -80,10 +68,8 @@ print("ok")
 def test_processes_starting_the_same_workflows_record_each_step_once(database_url: str, tmp_path: Path) -> None:
     script = tmp_path / "proc.py"
     script.write_text(PROCESS)
-    procs = [subprocess.Popen([sys.executable, str(script), database_url], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
-    results = [p.communicate(timeout=120) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0, 0], [err[-3000:] for _, err in results]
+    results = in_processes(script, [database_url], count=3)
+    assert [p.returncode for p in results] == [0, 0, 0], [p.stderr[-3000:] for p in results]
     engine = sa.create_engine(database_url)
     prefix = "dbos." if engine.dialect.name == "postgresql" else "dbos_"
     try:

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import RUNTIME_PARENT
-from helpers import free_port, wait_until
+from helpers import free_port, http_status, wait_until
 
 SERVICE = f"""
 import os, signal, sys
@@ -86,7 +86,7 @@ def service(database_url: str, tmp_path: Path) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: _get_status(base + "/nowhere") == 404, timeout=30, what="gunicorn to serve")
+        wait_until(lambda: http_status(base + "/nowhere") == 404, timeout=30, what="gunicorn to serve")
         yield base
     finally:
         server.send_signal(signal.SIGTERM)
@@ -95,14 +95,6 @@ def service(database_url: str, tmp_path: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=5)
-
-
-def _get_status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
 
 
 def post(url: str, body: dict[str, object], key: str) -> tuple[int, dict[str, str], bytes]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ import sqlalchemy as sa
 from conftest import RUNTIME_PARENT, make_config
 from durable import DBOS, error
 from durable.schema import SCHEMA_VERSION, current_version, downgrade_system_schema, upgrade_system_schema
+from parallel import in_processes
 
 
 def test_launch_refuses_a_missing_schema_when_it_may_not_migrate(database_url: str) -> None:
@@ -55,10 +54,8 @@ print("launched")
 def test_workers_launching_together_migrate_once(database_url: str, tmp_path: Path) -> None:
     script = tmp_path / "launch.py"
     script.write_text(LAUNCHER)
-    procs = [subprocess.Popen([sys.executable, str(script), database_url], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
-    results = [p.communicate(timeout=60) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0, 0, 0], [err for _, err in results]
+    results = in_processes(script, [database_url], count=4, timeout=60)
+    assert [p.returncode for p in results] == [0, 0, 0, 0], [p.stderr for p in results]
     engine = sa.create_engine(database_url)
     try:
         with engine.connect() as conn:

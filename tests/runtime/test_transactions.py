@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 import sqlalchemy as sa
 
 from durable import DBOS, SetWorkflowID
+from parallel import in_threads
 
 runs: list[str] = []
 
@@ -86,21 +85,11 @@ def test_transaction_outside_a_workflow_runs_as_its_own_workflow(dbos: type[DBOS
 def test_concurrent_transactions_on_one_row_all_commit(dbos: type[DBOS], database_url: str) -> None:
     """Contended SERIALIZABLE updates (PostgreSQL) and a locked SQLite file are retried, never surfaced."""
     engine = setup_ledger(database_url)
-    errors: list[BaseException] = []
-
     def worker(n: int) -> None:
-        try:
-            for i in range(5):
-                with SetWorkflowID(f"contended-{n}-{i}"):
-                    deposit_twice(1)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+        for i in range(5):
+            with SetWorkflowID(f"contended-{n}-{i}"):
+                deposit_twice(1)
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert errors == []
+    assert in_threads(worker, 8) == []
     assert balance(engine) == 8 * 5 * 2
     assert len(runs) >= 80  # retries re-run the body, but each commit happened once
