@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+
 from durable import DBOS, SetWorkflowID, SetWorkflowTimeout, api
 from durable.error import (
     DBOSAwaitedWorkflowCancelledError,
@@ -222,8 +223,12 @@ def test_timeout_is_checked_by_the_next_checkpoint(dbos: type[DBOS]) -> None:
 
 
 def test_workflow_within_its_timeout_succeeds(dbos: type[DBOS]) -> None:
-    with SetWorkflowTimeout(30):
+    before = time.time() * 1000
+    with SetWorkflowID("in-time"), SetWorkflowTimeout(30):
         assert steps_and_event(False) == ["a", "b", "c"]
+    found = DBOS.get_workflow_status("in-time")
+    assert found is not None and found.workflow_deadline_epoch_ms is not None
+    assert before + 29_000 <= found.workflow_deadline_epoch_ms <= time.time() * 1000 + 30_000
 
 
 def test_recovery_sweep_cancels_workflows_past_their_deadline(dbos: type[DBOS]) -> None:

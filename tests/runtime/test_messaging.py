@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+
 from conftest import reopen_as_orphan
 from durable import DBOS, SetWorkflowID, api
 from durable.error import DBOSException, DBOSNonExistentWorkflowError

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+
 from durable import DBOS, SetWorkflowID
 from helpers import wait_until
 

@@ -42,6 +42,7 @@ class WorkflowStatus:
     parent_workflow_id: str | None
     request: dict[str, Any] | None
     workflow_version: str = ""
+    workflow_deadline_epoch_ms: int | None = None
     authenticated_user: str | None = None
     assumed_role: str | None = None
     authenticated_roles: list[str] | None = None
@@ -69,6 +70,7 @@ class WorkflowStatus:
             parent_workflow_id=row.parent_workflow_id,
             request=decode(row.request) if row.request is not None else None,
             workflow_version=row.workflow_version,
+            workflow_deadline_epoch_ms=row.workflow_deadline_epoch_ms,
         )
 
 
