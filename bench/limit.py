@@ -24,7 +24,7 @@ MAX_COMMITS = 200_000  # a bound on count as well as on time
 def pg_connect(url: str) -> Any:
     import psycopg
 
-    return psycopg.connect(url, autocommit=True)
+    return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=True)
 
 
 def sqlite_connect(path: str) -> sqlite3.Connection:

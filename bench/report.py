@@ -62,8 +62,6 @@ def write(md_path: Path, png_path: Path, run: Any, plan: Any, elapsed: float, qu
         wf = {label: res.get(f"workflows/{db}/{label}") for label in labels}
         rec = {label: res.get(f"recovery/{db}/{label}") for label in labels}
         grow = {label: res.get(f"growth/{db}/{label}") for label in labels}
-        ceiling_1 = med(limit.get(f"{LIMIT_KEY[db]}_1"), "commits_per_s")
-        commit_p50 = med(limit.get(f"{LIMIT_KEY[db]}_1"), "p50_ms")
         head = " | ".join(labels)
         lines += ["", f"## 2. The runtime on {DBS[db]}", "",
                   f"| workload | {head} | ours / best DBOS |", "|---" * (len(labels) + 2) + "|"]
@@ -78,11 +76,16 @@ def write(md_path: Path, png_path: Path, run: Any, plan: Any, elapsed: float, qu
             lines.append(f"| {title} | {' | '.join(cells)} | {num(r)}{'x' if r else ''} |")
             return r
 
-        seq_ratio = row("sequential 3-step workflows/s (1 thread)", "sequential", "wf_per_s")
+        seq_raw = row("sequential 3-step workflows/s (1 thread)", "sequential", "wf_per_s")
+        row("  raw commits/s on the same database just before (paired ceiling)", "sequential",
+            "ceiling_commits_per_s")
+        seq_ratio = row("  workflows/s / (paired ceiling / 5)  <- compare this", "sequential", "per_ceiling", 2)
         row("  latency p50 ms (ratio: DBOS/ours)", "sequential", "p50_ms", 2, higher_better=False)
         row("  latency p99 ms (ratio: DBOS/ours)", "sequential", "p99_ms", 2, higher_better=False)
         row("  one step p50 ms, as the workflow sees it", "sequential", "step_p50_ms", 3, higher_better=False)
-        thr_ratio = row("8 threads: workflows/s", "threads8", "wf_per_s")
+        thr_raw = row("8 threads: workflows/s", "threads8", "wf_per_s")
+        row("  raw commits/s from 8 threads just before (paired ceiling)", "threads8", "ceiling_commits_per_s")
+        thr_ratio = row("  workflows/s / (paired ceiling / 5)  <- compare this", "threads8", "per_ceiling", 2)
         row("  latency p50 ms", "threads8", "p50_ms", 2, higher_better=False)
         row("  latency p99 ms", "threads8", "p99_ms", 2, higher_better=False)
         fan_ratio = row(f"start_workflow x{plan.fanout}, wait all: workflows/s", "fanout", "wf_per_s")
@@ -123,24 +126,28 @@ def write(md_path: Path, png_path: Path, run: Any, plan: Any, elapsed: float, qu
         ours = wf.get("ours") or {}
         floor = med(ours.get("statement_floor"), "wf_per_s")
         seq = med(ours.get("sequential"), "wf_per_s")
-        budget = ceiling_1 / 5 if ceiling_1 else None
-        lines += ["", f"Ours against the ceiling on {DBS[db]}: raw commits/s / 5 = {num(budget, 0)} workflows/s; "
-                  f"sequential = {num(seq, 0)} ({num(ratio(seq, budget))}x). The same five statements replayed "
-                  f"through the bare driver (no runtime code) reach {num(floor, 0)} workflows/s "
-                  f"(runtime at {num(ratio(seq, floor))}x of that): the rest of the gap to the ceiling is what "
-                  "its rows and indexes cost the database."]
-        step_p50 = med(ours.get("sequential"), "step_p50_ms")
+        per_ceiling = med(ours.get("sequential"), "per_ceiling")
+        paired_ceiling = med(ours.get("sequential"), "ceiling_commits_per_s")
+        lines += ["", f"Ours against the ceiling on {DBS[db]}: sequential {num(seq, 0)} workflows/s against a paired "
+                  f"ceiling of {num(paired_ceiling, 0)} raw commits/s, i.e. {num(per_ceiling)}x of ceiling/5. "
+                  f"The same five statements replayed through the bare driver (no runtime code) reach "
+                  f"{num(floor, 0)} workflows/s (runtime at {num(ratio(seq, floor))}x of that): the gap between "
+                  "that floor and ceiling/5 is what the runtime's rows and indexes cost the database; the gap "
+                  "between the floor and the runtime is its Python."]
+        step_vs_commit = [r["step_p50_ms"] / r["ceiling_p50_ms"] for r in ours.get("sequential") or []
+                          if r.get("ceiling_p50_ms")]
+        step_ratio = statistics.median(step_vs_commit) if step_vs_commit else None
         targets += [
-            (f"{db}: sequential >= 0.6x ceiling/5", f"{num(ratio(seq, budget))}x", ">= 0.60x",
-             None if ratio(seq, budget) is None else ratio(seq, budget) >= 0.6),
-            (f"{db}: sequential vs faster DBOS", f"{num(seq_ratio)}x", "3.5-4x",
-             None if seq_ratio is None else seq_ratio >= 3.5),
-            (f"{db}: 8 threads vs faster DBOS", f"{num(thr_ratio)}x", ">= 3x",
-             None if thr_ratio is None else thr_ratio >= 3),
+            (f"{db}: sequential >= 0.6x ceiling/5 (paired)", f"{num(per_ceiling)}x", ">= 0.60x",
+             None if per_ceiling is None else per_ceiling >= 0.6),
+            (f"{db}: sequential vs faster DBOS (ceiling-normalised; raw {num(seq_raw)}x)", f"{num(seq_ratio)}x",
+             "3.5-4x", None if seq_ratio is None else seq_ratio >= 3.5),
+            (f"{db}: 8 threads vs faster DBOS (ceiling-normalised; raw {num(thr_raw)}x)", f"{num(thr_ratio)}x",
+             ">= 3x", None if thr_ratio is None else thr_ratio >= 3),
             (f"{db}: commits per 3-step workflow", num(commits[0]), "<= 5",
              None if commits[0] is None else commits[0] <= 5.05),
-            (f"{db}: step p50 / raw commit p50", f"{num(ratio(step_p50, commit_p50))}x", "<= 1.3x",
-             None if ratio(step_p50, commit_p50) is None else ratio(step_p50, commit_p50) <= 1.3),
+            (f"{db}: step p50 / raw commit p50 (paired)", f"{num(step_ratio)}x", "<= 1.3x",
+             None if step_ratio is None else step_ratio <= 1.3),
         ]
         r_ours = rec.get("ours")
         if r_ours:
@@ -150,7 +157,7 @@ def write(md_path: Path, png_path: Path, run: Any, plan: Any, elapsed: float, qu
         if g_top:
             targets.append((f"{db}: get-status p99 at {plan.growth_sizes.split(',')[-1]} rows",
                             f"{g_top['p99_ms']:.2f} ms", "< 5 ms", g_top["p99_ms"] < 5))
-        chart[db] = {"seq / (ceiling/5)": ratio(seq, budget) or 0, "seq vs best DBOS": seq_ratio or 0,
+        chart[db] = {"seq / (ceiling/5)": per_ceiling or 0, "seq vs best DBOS": seq_ratio or 0,
                      "8 threads vs best DBOS": thr_ratio or 0, "fan-out vs best DBOS": fan_ratio or 0}
         http = res.get(f"http/{db}")
         lines += ["", f"## 3. HTTP POST /orders on {DBS[db]} (gunicorn, load from 127.0.0.1)", "",
