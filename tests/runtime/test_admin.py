@@ -72,3 +72,18 @@ def test_second_server_on_the_same_port_steps_aside(admin: str) -> None:
     port = int(admin.rsplit(":", 1)[1])
     other = AdminServer(AdminActions(lambda ids: [], lambda **kw: [], lambda i: None, lambda i: []), port)
     assert other.start() is False
+
+
+def test_run_admin_server_serves_on_admin_port(database_url: str) -> None:
+    from conftest import make_config
+
+    port = free_port()
+    DBOS.destroy()
+    DBOS(config=make_config(database_url, run_admin_server=True, admin_port=port))
+    try:
+        DBOS.launch()
+        assert fetch(f"http://127.0.0.1:{port}/dbos-healthz") == (200, "healthy")
+    finally:
+        DBOS.destroy()
+    with pytest.raises(OSError):
+        fetch(f"http://127.0.0.1:{port}/dbos-healthz")  # stopped with the runtime

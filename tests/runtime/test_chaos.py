@@ -13,8 +13,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from chaos import Cluster, Killer, Load, count, pending_of, pg_ctl, prepare, private_postgres, settle_and_measure
 
+from chaos import Cluster, Killer, Load, count, pending_of, pg_ctl, prepare, private_postgres, settle_and_measure
 from helpers import PG_SERVER_URL, create_database, drop_database, require_postgres, wait_until
 
 pytestmark = pytest.mark.chaos

@@ -102,3 +102,9 @@ def test_flask_prefixed_variables_become_app_config() -> None:
     assert config["PAYMENT_FAILURE_RATE"] == 0.5  # JSON values are parsed, as Flask's from_prefixed_env does
     assert config["SECRET_KEY"] == "s3cret" and config["FEATURES"] == ["a", "b"]
     assert "" not in config
+
+
+def test_admin_server_is_off_unless_asked_for() -> None:
+    assert Settings.from_env({}).as_dbos_config()["run_admin_server"] is False
+    config = Settings.from_env({"RUN_ADMIN_SERVER": "true", "ADMIN_PORT": "3999"}).as_dbos_config()
+    assert (config["run_admin_server"], config["admin_port"]) == (True, 3999)

@@ -41,6 +41,7 @@ class Settings:
     system_database_url: str | None = None
     log_level: str = "INFO"
     admin_port: int = DEFAULT_ADMIN_PORT
+    run_admin_server: bool = False
     enable_otlp: bool = DEFAULT_ENABLE_OTLP
     otlp_traces_endpoint: str | None = None
     app_version: str = ""
@@ -57,6 +58,7 @@ class Settings:
             system_database_url=read_database_url(env, "SYSTEM_DATABASE_URL", system_url) if system_url else None,
             log_level=read_log_level(env, "LOG_LEVEL"),
             admin_port=read_int(env, "ADMIN_PORT", DEFAULT_ADMIN_PORT, low=1, high=65535),
+            run_admin_server=read_bool(env, "RUN_ADMIN_SERVER", False),
             enable_otlp=read_bool(env, "ENABLE_OTLP", DEFAULT_ENABLE_OTLP),
             otlp_traces_endpoint=env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip() or None,
             app_version=env.get("APP_VERSION", "").strip(),
@@ -75,6 +77,7 @@ class Settings:
             application_database_url=self.database_url,
             log_level=self.log_level,
             admin_port=self.admin_port,
+            run_admin_server=self.run_admin_server,
             enable_otlp=self.enable_otlp,
             otlp_traces_endpoints=[self.otlp_traces_endpoint] if self.otlp_traces_endpoint else [],
             application_version=self.app_version,

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import management, messaging
+from .admin import AdminActions, AdminServer
 from .config import DBOSConfig, RuntimeSettings, resolve_config
 from .context import ContextLogFilter, RequestInfo, current_context
 from .error import DBOSException, DBOSNonExistentWorkflowError, DBOSNotLaunchedError
@@ -79,6 +80,7 @@ class DBOS:
     _runtime: Runtime | None
     _recovery: RecoveryLoop | None
     _flask_apps: list[Flask]
+    _admin: AdminServer | None
 
     def __new__(cls, *, config: DBOSConfig, flask: Flask | None = None, **_ignored: Any) -> DBOS:
         global _instance
@@ -96,6 +98,7 @@ class DBOS:
                 instance._runtime = None
                 instance._recovery = None
                 instance._flask_apps = []
+                instance._admin = None
                 PACKAGE_LOGGER.setLevel(settings.log_level)
                 _instance = instance
             if flask is not None:
@@ -122,6 +125,8 @@ class DBOS:
             self._runtime = runtime
             self._recovery = recovery
             recovery.start()
+            if self.settings.run_admin_server:
+                self._admin = _admin_server(self.settings.admin_port)
             if self.settings.enable_otlp:
                 from .tracing import enable_tracing
 
@@ -152,6 +157,8 @@ class DBOS:
             instance, _instance = _instance, None
         if instance is None:
             return
+        if instance._admin is not None:
+            instance._admin.stop()
         # Drain first, release last: another executor must not adopt workflows still running here.
         if instance._recovery is not None:
             instance._recovery.stop()
@@ -174,6 +181,7 @@ class DBOS:
             instance._runtime.forget_after_fork()
             instance._runtime = None
             instance._recovery = None
+            instance._admin = None  # the master's listening socket is the master's
 
     @classmethod
     def recover_executors(cls, executor_ids: list[str]) -> list[WorkflowHandle[Any]]:
@@ -464,6 +472,18 @@ class DBOSConfiguredInstance:
     def __init__(self, config_name: str) -> None:
         self.config_name = config_name
         DBOS.register_instance(self)
+
+
+def _admin_server(port: int) -> AdminServer | None:
+    """Start the admin server if this process gets the port (one gunicorn worker does)."""
+    actions = AdminActions(
+        recover_executors=lambda ids: [h.workflow_id for h in DBOS.recover_executors(ids)],
+        list_workflows=DBOS.list_workflows,
+        get_workflow=DBOS.get_workflow_status,
+        list_steps=DBOS.list_workflow_steps,
+    )
+    server = AdminServer(actions, port)
+    return server if server.start() else None
 
 
 def _ensure_launched() -> None:

@@ -82,9 +82,13 @@ class Leadership:
         """Give leadership up (shutdown, or a connection found broken)."""
         if self._connection is not None:
             try:
-                self._connection.invalidate()  # closing the session releases the advisory lock
+                # Unlock explicitly: the server releases a closed session's locks only when it notices.
+                cursor = self._connection.cursor()
+                cursor.execute("SELECT pg_advisory_unlock(%s)", (LEADER_LOCK_KEY,))
+                cursor.close()
+                self._connection.close()
             except Exception:
-                pass
+                self._connection.invalidate()  # broken: the server drops the lock with the session
             self._connection = None
         if self._lock_file is not None:
             os.close(self._lock_file)
