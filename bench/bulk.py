@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import sqlalchemy as sa
-
 from adapters import Runtime
 
 ID_COLUMN = "workflow_uuid"
@@ -71,7 +70,7 @@ def clone_workflow(rt: Runtime, template_id: str, count: int, prefix: str,
             else:
                 sql = (f"WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < {int(count)}) "
                        f"INSERT INTO {table} ({names}) {select} CROSS JOIN g WHERE t.{ID_COLUMN} = :tpl")
-            conn.execute(sa.text(sql) if not is_pg else sa.text(sql.replace("%(tpl)s", ":tpl")), {"tpl": template_id})
+            conn.execute(sa.text(sql.replace("%(tpl)s", ":tpl")), {"tpl": template_id})
     with engine.connect() as conn:  # fresh statistics, as autovacuum would have after real traffic
         conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
     engine.dispose()
@@ -80,7 +79,8 @@ def clone_workflow(rt: Runtime, template_id: str, count: int, prefix: str,
 def count_status(rt: Runtime, status: str) -> int:
     engine = rt.sql_engine()
     with engine.connect() as conn:
-        n = conn.exec_driver_sql(f"SELECT count(*) FROM {quoted(rt, 'workflow_status')} WHERE status = '{status}'").scalar()
+        sql = f"SELECT count(*) FROM {quoted(rt, 'workflow_status')} WHERE status = '{status}'"
+        n = conn.exec_driver_sql(sql).scalar()
     engine.dispose()
     return int(n or 0)
 

@@ -15,8 +15,8 @@ import socket
 import subprocess
 import time
 import urllib.request
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from common import LOOPBACK, emit, median_min_max
@@ -56,7 +56,7 @@ def gunicorn(project: Path, package: str, flags: list[str], plain: bool) -> Iter
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"gunicorn did not come up; see {log.name}")
+                    raise SystemExit(f"gunicorn did not come up; see {log.name}") from None
                 time.sleep(0.1)
         run_load(LOOPBACK, port, "/orders", BODY, 2, 50, 10)  # warm both workers' pools and runtimes
         yield port, proc.pid
@@ -102,7 +102,8 @@ def main() -> None:
             result[f"{mode}-{'plain' if plain else 'durable'}"] = rounds
     # One sync worker, so that every order lands in the worker we measure.
     if args.rss_orders > 0:
-        with gunicorn(args.project, args.package, ["--workers", "1", "--worker-class", "sync"], False) as (port, master):
+        one_sync_worker = ["--workers", "1", "--worker-class", "sync"]
+        with gunicorn(args.project, args.package, one_sync_worker, False) as (port, master):
             worker = worker_pids(master)[0]
             before = rss_kib(worker)
             done = run_load(LOOPBACK, port, "/orders", BODY, 2, args.rss_orders, 300)

@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -145,7 +144,7 @@ def main() -> None:
     work.mkdir(parents=True)
     run = Run()
     started = time.monotonic()
-    run.notes.append("load average at start (1/5/15 min): %.2f %.2f %.2f" % os.getloadavg())
+    run.notes.append("load average at start (1/5/15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
     runtimes: list[tuple[str, str]] = [("ours", "")]  # (label, venv python or "" for the bake's own)
     for version in filter(None, args.dbos.split(",")):
@@ -219,7 +218,7 @@ def main() -> None:
             except Exception as exc:  # noqa: BLE001 - report and go on; a leftover database is harmless
                 run.notes.append(f"could not drop database {name}: {exc}")
     elapsed = time.monotonic() - started
-    run.notes.append("load average at end (1/5/15 min): %.2f %.2f %.2f" % os.getloadavg())
+    run.notes.append("load average at end (1/5/15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     out_dir = BENCH / "results" if not args.quick else work
     out_dir.mkdir(exist_ok=True)
     name = stamp + ("-quick" if args.quick else "")

@@ -55,7 +55,8 @@ def restarted(args: argparse.Namespace) -> None:
 
 def one_round(args: argparse.Namespace) -> dict[str, float]:
     me = [sys.executable, os.path.abspath(__file__), "--runtime", args.runtime, "--url", args.url,
-          "--count", str(args.count), "--timeout", str(args.timeout)] + (["--package", args.package] if args.package else [])
+          "--count", str(args.count), "--timeout", str(args.timeout)]
+    me += ["--package", args.package] if args.package else []
     doomed_proc = subprocess.Popen([*me, "--role", "doomed"], stdout=subprocess.PIPE, text=True)
     assert doomed_proc.stdout is not None
     ready = False

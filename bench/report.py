@@ -96,7 +96,7 @@ def write(md_path: Path, png_path: Path, run: Any, plan: Any, elapsed: float, qu
             lines.append(f"| {title} | {' | '.join(num(v, digits) for v in values)} | |")
             return values
 
-        stmts = single("statements sent per workflow (driver)", "cost", "statements_per_wf", 2)
+        single("statements sent per workflow (driver)", "cost", "statements_per_wf", 2)
         commits = single("commits per workflow (PG: server xact_commit incl. read-only; SQLite: traced)",
                          "cost", "commits_per_wf", 2)
         single("bytes per step checkpoint row", "bytes", "step_bytes", 0)
@@ -110,7 +110,7 @@ def write(md_path: Path, png_path: Path, run: Any, plan: Any, elapsed: float, qu
             rounds = r["rounds"]
             n = plan.recovery_ours if label == "ours" else plan.recovery_dbos
             done = [n - x["left_pending"] for x in rounds]
-            rate = [d / x["seconds_from_spawn"] for d, x in zip(done, rounds)]
+            rate = [d / x["seconds_from_spawn"] for d, x in zip(done, rounds, strict=True)]
             rec_cells.append(f"{cell(rounds, 'seconds_from_spawn', 1)} s for {n}"
                              f"{'' if not any(x['left_pending'] for x in rounds) else ' (timed out)'}; "
                              f"{statistics.median(rate):.0f}/s")

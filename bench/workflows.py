@@ -11,16 +11,14 @@ in that runtime's venv:
 from __future__ import annotations
 
 import argparse
-import importlib
-import uuid
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
-import sqlalchemy as sa
-
 import limit
+import sqlalchemy as sa
 from adapters import COUNTERS, Runtime, Workflows, define_workflows, install_counters, load_runtime
 from common import emit, latency_summary, percentile
 
@@ -215,7 +213,9 @@ def probe_target(url: str) -> tuple[str, str]:
     return "sqlite", url[len("sqlite:///"):] + ".probe"
 
 
-def paired(probe: tuple[str, str], threads: int, seconds: float, run: Callable[[], dict[str, float]]) -> dict[str, float]:
+def paired(
+    probe: tuple[str, str], threads: int, seconds: float, run: Callable[[], dict[str, float]]
+) -> dict[str, float]:
     """One repetition, preceded by the raw-commit ceiling measured right then on the same database.
 
     The machine is shared: pairing each repetition with its own ceiling makes workflows/s over
