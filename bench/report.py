@@ -144,8 +144,8 @@ def write(md_path: Path, png_path: Path, run: Any, plan: Any, elapsed: float, qu
              "3.5-4x", None if seq_ratio is None else seq_ratio >= 3.5),
             (f"{db}: 8 threads vs faster DBOS (ceiling-normalised; raw {num(thr_raw)}x)", f"{num(thr_ratio)}x",
              ">= 3x", None if thr_ratio is None else thr_ratio >= 3),
-            (f"{db}: commits per 3-step workflow", num(commits[0]), "<= 5",
-             None if commits[0] is None else commits[0] <= 5.05),
+            (f"{db}: commits per 3-step workflow", num(commits[0] if commits else None), "<= 5",
+             None if not commits or commits[0] is None else commits[0] <= 5.05),
             (f"{db}: step p50 / raw commit p50 (paired)", f"{num(step_ratio)}x", "<= 1.3x",
              None if step_ratio is None else step_ratio <= 1.3),
         ]
