@@ -386,10 +386,16 @@ def resume_row(rt: Runtime, row: WorkflowRow) -> Future[Any] | None:
     bound = _bound_object(info, row)
     call = Invocation(info, bound, tuple(inputs["args"]), dict(inputs["kwargs"]))
     request = RequestInfo.from_json(rt.codec.decode(row.request)) if row.request is not None else None
-    state = WorkflowState(row.workflow_id, row.name, generation=row.owner_generation,
-                          recorded=rt.store.load_steps(row.workflow_id), deadline_epoch_ms=row.workflow_deadline_epoch_ms)
     logger.info("recovering workflow %s (%s)", row.workflow_id, row.name)
-    return rt.submit(row.workflow_id, lambda: run_body(rt, call, state, request))
+
+    def resume() -> Any:
+        # Read the checkpoints on the worker thread: the recovery thread adopts thousands in a row.
+        state = WorkflowState(row.workflow_id, row.name, generation=row.owner_generation,
+                              recorded=rt.store.load_steps(row.workflow_id),
+                              deadline_epoch_ms=row.workflow_deadline_epoch_ms)
+        return run_body(rt, call, state, request)
+
+    return rt.submit(row.workflow_id, resume)
 
 
 def _bound_object(info: FunctionInfo, row: WorkflowRow) -> Any:

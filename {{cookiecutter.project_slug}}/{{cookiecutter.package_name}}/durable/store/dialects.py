@@ -94,6 +94,9 @@ class PostgresDialect(Dialect):
         options: dict[str, Any] = {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": False}
         if autocommit:
             options["isolation_level"] = "AUTOCOMMIT"
+            # Nothing to roll back on an autocommit connection: skip the reset on every check-in
+            # (the store rolls back itself when a statement or an explicit transaction fails).
+            options["pool_reset_on_return"] = None
         options.update(kwargs)
         engine = sa.create_engine(url, **options)
         sa.event.listen(engine, "connect", _json_as_text)
@@ -144,6 +147,8 @@ def create_sqlite_engine(url: str, *, pool_size: int = 20, autocommit: bool = Fa
         "max_overflow": pool_size,
         "connect_args": {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
     }
+    if autocommit:
+        options["pool_reset_on_return"] = None  # as for PostgreSQL: no transaction is left to undo
     options.update(kwargs)
     engine = sa.create_engine(url, **options)
     sa.event.listen(engine, "connect", _on_sqlite_connect)
