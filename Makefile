@@ -5,7 +5,7 @@ DEMO := .demo
 # Hooks look for uv on PATH; the one installed into $(VENV) will do.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint bench clean
 
 $(VENV)/.installed: requirements-dev.txt
 	@if command -v uv >/dev/null 2>&1; then \
@@ -33,6 +33,9 @@ demo: $(VENV)/.installed
 	@echo "  curl -s http://127.0.0.1:8000/readyz"
 	@echo
 	cd $(DEMO)/order-service && BIND=127.0.0.1:8000 exec .venv/bin/gunicorn --config gunicorn.conf.py
+
+bench:  ## the full benchmark against DBOS and the database's commit limit (under 10 minutes)
+	bench/run
 
 clean:
 	rm -rf $(DEMO) $(VENV)
