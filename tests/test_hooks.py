@@ -219,3 +219,23 @@ def test_prune_removes_example_files_and_the_folders_they_leave_empty(tmp_path: 
 def test_answers_file_leaves_out_private_keys(tmp_path: Path) -> None:
     post_gen.write_answers_file(tmp_path, {"database": "sqlite", "_output_dir": "/home/me", "_template": "."})
     assert json.loads((tmp_path / ".cookiecutter.json").read_text()) == {"database": "sqlite"}
+
+
+def test_tool_caches_left_in_the_template_are_neither_rendered_nor_generated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Running ruff or the tests inside a checkout leaves caches (not UTF-8) that Jinja cannot read."""
+    import shutil
+
+    from cookiecutter.main import cookiecutter
+
+    template = tmp_path / "template"
+    shutil.copytree(TEMPLATE_DIR, template, ignore=shutil.ignore_patterns(".venv*", ".demo", ".git", "bench"))
+    package = template / "{{cookiecutter.project_slug}}" / "{{cookiecutter.package_name}}"
+    for cache in (".ruff_cache", "__pycache__", "durable/__pycache__"):
+        (package / cache).mkdir(parents=True, exist_ok=True)
+        (package / cache / "blob").write_bytes(b"\x90\xff\x00 not utf-8")
+    monkeypatch.setenv("DBOS_FLASK_NO_SETUP", "1")
+    project = Path(cookiecutter(str(template), no_input=True, output_dir=str(tmp_path / "out")))
+    assert (project / "order_service" / "app.py").is_file()
+    assert not [p for p in project.rglob("*") if p.name in (".ruff_cache", "__pycache__")]
