@@ -8,6 +8,8 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from sqlalchemy.orm import Session, sessionmaker
 
+from .durable.runtime import create_app_engine
+
 EXTENSION_KEY = "database"
 
 
@@ -26,7 +28,9 @@ class Database:
     def engine(self) -> sa.Engine:
         if self._engine is None:
             ensure_sqlite_folder(self.url)
-            self._engine = sa.create_engine(self.url, pool_pre_ping=True)
+            # The runtime's factory: on SQLite, WAL, a busy timeout and BEGIN IMMEDIATE, so that several
+            # gunicorn workers writing at once wait for the lock instead of failing "database is locked".
+            self._engine = create_app_engine(self.url, pool_pre_ping=True)
         return self._engine
 
     def session(self) -> Session:
