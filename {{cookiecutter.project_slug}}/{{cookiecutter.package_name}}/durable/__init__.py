@@ -14,6 +14,7 @@ from .api import DBOS, DBOSConfiguredInstance
 from .config import DBOSConfig
 from .context import DBOSContext, RequestInfo, SetWorkflowID, SetWorkflowTimeout, assert_current_dbos_context
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus
+from .queues import Queue, SetEnqueueOptions
 from .store.base import WorkflowStatusString
 
 __all__ = [
@@ -21,7 +22,9 @@ __all__ = [
     "DBOSConfig",
     "DBOSConfiguredInstance",
     "DBOSContext",
+    "Queue",
     "RequestInfo",
+    "SetEnqueueOptions",
     "SetWorkflowID",
     "SetWorkflowTimeout",
     "StepInfo",

@@ -19,6 +19,7 @@ from .context import ContextLogFilter, RequestInfo, current_context
 from .error import DBOSException, DBOSNonExistentWorkflowError, DBOSNotLaunchedError
 from .executor import call_workflow, run_step, start_workflow
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus, step_info
+from .queues import Dequeuer, enqueue_workflow, find_queue
 from .recovery import RecoveryLoop, recover_executors, recover_orphans
 from .registry import REGISTRY, FunctionInfo
 from .runtime import Runtime
@@ -79,6 +80,7 @@ class DBOS:
     settings: RuntimeSettings
     _runtime: Runtime | None
     _recovery: RecoveryLoop | None
+    _dequeuer: Dequeuer | None
     _flask_apps: list[Flask]
     _admin: AdminServer | None
 
@@ -97,6 +99,7 @@ class DBOS:
                 instance.settings = settings
                 instance._runtime = None
                 instance._recovery = None
+                instance._dequeuer = None
                 instance._flask_apps = []
                 instance._admin = None
                 PACKAGE_LOGGER.setLevel(settings.log_level)
@@ -125,6 +128,8 @@ class DBOS:
             self._runtime = runtime
             self._recovery = recovery
             recovery.start()
+            self._dequeuer = Dequeuer(runtime)
+            self._dequeuer.start()
             if self.settings.run_admin_server:
                 self._admin = _admin_server(self.settings.admin_port)
             if self.settings.enable_otlp:
@@ -159,6 +164,8 @@ class DBOS:
             return
         if instance._admin is not None:
             instance._admin.stop()
+        if instance._dequeuer is not None:
+            instance._dequeuer.stop()
         # Drain first, release last: another executor must not adopt workflows still running here.
         if instance._recovery is not None:
             instance._recovery.stop()
@@ -181,6 +188,7 @@ class DBOS:
             instance._runtime.forget_after_fork()
             instance._runtime = None
             instance._recovery = None
+            instance._dequeuer = None
             instance._admin = None  # the master's listening socket is the master's
 
     @classmethod
@@ -316,6 +324,17 @@ class DBOS:
         info, bound = _info_of(func)
         rt = _runtime()
         workflow_id, future = start_workflow(rt, info, (*bound, *args), kwargs)
+        return WorkflowHandle(rt, workflow_id, future)
+
+    @classmethod
+    def enqueue_workflow(cls, queue_name: str, func: Callable[..., T], *args: Any, **kwargs: Any) -> WorkflowHandle[T]:
+        """Enqueue a workflow on a declared ``Queue``; its row is durable (ENQUEUED) before this returns."""
+        queue = find_queue(queue_name)
+        info, bound = _info_of(func)
+        rt = _runtime()
+        workflow_id = enqueue_workflow(rt, queue, info, (*bound, *args), kwargs)
+        with rt.running_lock:
+            future = rt.running.get(workflow_id)
         return WorkflowHandle(rt, workflow_id, future)
 
     @classmethod

@@ -28,6 +28,7 @@ from .store.dialects import create_sqlite_engine, dialect_for, process_identity
 from .store.idempotency_store import IdempotencyStore
 from .store.management_store import ManagementStore
 from .store.messaging_store import MessagingStore
+from .store.queue_store import QueueStore
 from .wakeups import Wakeups
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,9 @@ class Runtime:
         self.leadership = Leadership(self.sys_engine)
         self.messages = MessagingStore(self.store)
         self.management = ManagementStore(self.store)
+        self.queues = QueueStore(self.store)
+        # Set by an enqueue in this process: the queue thread claims at once.
+        self.queue_wakeup = threading.Event()
         # Threads waiting in recv/get_event/sleep; on PostgreSQL one LISTEN connection, opened on first wait.
         self.wakeups = Wakeups(settings.sys_db_url if self.sys_dialect.name == "postgresql" else None)
         # With a separate system database, transactions checkpoint into the application database

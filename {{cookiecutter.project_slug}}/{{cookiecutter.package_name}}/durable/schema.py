@@ -79,6 +79,7 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
         sa.Column("queue_name", sa.Text),
         sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
         sa.Column("deduplication_id", sa.Text),
+        sa.Column("started_at_epoch_ms", sa.BigInteger),  # when a queue dequeued it (the rate limiter counts these)
         sa.Column("parent_workflow_id", sa.Text),
         sa.Column("workflow_timeout_ms", sa.BigInteger),
         sa.Column("workflow_deadline_epoch_ms", sa.BigInteger),
@@ -89,6 +90,7 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
         sa.Index(f"{prefix}workflow_status_executor_status", "executor_id", "status"),
         sa.Index(f"{prefix}workflow_status_created", "created_at"),
         sa.Index(f"{prefix}workflow_status_name", "name"),
+        sa.Index(f"{prefix}workflow_status_queue_status", "queue_name", "status", "priority", "created_at"),
     )
     operation_outputs = sa.Table(
         f"{prefix}operation_outputs",

@@ -1,0 +1,140 @@
+"""The SQL of queues: enqueue a workflow row as ENQUEUED, and claim queued rows within a queue's limits.
+
+A claim is one short transaction per queue: read how many of the queue's workflows run (everywhere and
+here) and how many started within the rate limiter's period, then move at most that many ENQUEUED rows
+to PENDING, owned by this executor under a new fencing generation, in one ``UPDATE ... RETURNING``.
+PostgreSQL serialises claims of one queue on a transaction-scoped advisory lock (so the counts stay
+true while the UPDATE runs) and skips rows locked by anyone else; SQLite serialises on its write lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .base import WORKFLOW_SELECT, NewWorkflow, WorkflowRow, now_ms
+from .checkpoint_store import CheckpointStore
+from .listener import NOTIFY_SQL
+
+_INSERT_ENQUEUED = """
+INSERT INTO {workflow_status} (workflow_uuid, status, name, class_name, config_name, inputs, request,
+    executor_id, owner_generation, application_version, application_id, recovery_attempts, queue_name,
+    priority, parent_workflow_id, created_at, updated_at, workflow_version, workflow_timeout_ms,
+    workflow_deadline_epoch_ms)
+VALUES (?, 'ENQUEUED', ?, ?, ?, ?J, ?J, NULL, 0, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (workflow_uuid) DO NOTHING"""
+
+_HAS_WAITING = "SELECT 1 FROM {workflow_status} WHERE queue_name = ? AND status = 'ENQUEUED' LIMIT 1"
+_LOCK_QUEUE = "SELECT pg_advisory_xact_lock(hashtext(?))"
+
+# What limits a claim: running everywhere, running here, started within the limiter's period, waiting.
+_QUEUE_LOAD = """
+SELECT
+    COALESCE(SUM(CASE WHEN status = 'PENDING' THEN 1 ELSE 0 END), 0),
+    COALESCE(SUM(CASE WHEN status = 'PENDING' AND executor_id = ? THEN 1 ELSE 0 END), 0),
+    COALESCE(SUM(CASE WHEN status <> 'ENQUEUED' AND started_at_epoch_ms >= ? THEN 1 ELSE 0 END), 0),
+    COALESCE(SUM(CASE WHEN status = 'ENQUEUED' THEN 1 ELSE 0 END), 0)
+FROM {workflow_status}
+WHERE queue_name = ? AND (status IN ('PENDING', 'ENQUEUED') OR started_at_epoch_ms >= ?)"""
+
+# A workflow's timeout counts from its dequeue, as in DBOS: its deadline is set here. The rows are
+# picked once, in a materialised CTE: as an IN (subquery), PostgreSQL may re-run the LIMIT per row.
+_CLAIM = """
+WITH picked AS MATERIALIZED (
+    SELECT workflow_uuid FROM {workflow_status} WHERE queue_name = ? AND status = 'ENQUEUED'
+    ORDER BY priority, created_at, workflow_uuid LIMIT ?{skip_locked})
+UPDATE {workflow_status} SET status = 'PENDING', executor_id = ?, owner_generation = owner_generation + 1,
+    started_at_epoch_ms = ?, updated_at = ?,
+    workflow_deadline_epoch_ms = CASE WHEN workflow_timeout_ms IS NOT NULL AND workflow_timeout_ms > 0
+        THEN ? + workflow_timeout_ms ELSE workflow_deadline_epoch_ms END
+WHERE status = 'ENQUEUED' AND workflow_uuid IN (SELECT workflow_uuid FROM picked)
+RETURNING {columns}"""
+
+
+@dataclass(frozen=True)
+class QueueLimits:
+    """A queue's limits as the claim applies them (None: no limit)."""
+
+    concurrency: int | None = None
+    worker_concurrency: int | None = None
+    limit: int | None = None
+    period_ms: int = 0
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What one claim took, and whether the queue still holds ENQUEUED rows it could not take."""
+
+    rows: list[WorkflowRow]
+    backlog: bool
+
+
+class QueueStore:
+    """Queue rows, on the checkpoint store's connections and retries."""
+
+    def __init__(self, store: CheckpointStore) -> None:
+        self.store = store
+        dialect = store.dialect
+        self.is_postgres = dialect.name == "postgresql"
+        skip = " FOR UPDATE SKIP LOCKED" if dialect.supports_skip_locked else ""
+        self._insert = dialect.sql(_INSERT_ENQUEUED)
+        self._has_waiting = dialect.sql(_HAS_WAITING)
+        self._lock_queue = dialect.sql(_LOCK_QUEUE)
+        self._load = dialect.sql(_QUEUE_LOAD)
+        self._claim = dialect.sql(_CLAIM.replace("{columns}", WORKFLOW_SELECT).replace("{skip_locked}", skip))
+        self._notify = dialect.sql(NOTIFY_SQL) if self.is_postgres else ""
+
+    def enqueue(self, new: NewWorkflow, priority: int, wake_key: str) -> WorkflowRow | None:
+        """Insert an ENQUEUED workflow row. Return None when inserted, else the row that already exists.
+
+        On PostgreSQL the same transaction notifies ``wake_key``, so other processes dequeue at commit.
+        """
+        now = now_ms()
+        params = (new.workflow_id, new.name, new.class_name, new.config_name, new.inputs, new.request,
+                  new.application_version, new.application_id, new.queue_name, priority,
+                  new.parent_workflow_id, now, now, new.workflow_version, new.workflow_timeout_ms,
+                  new.workflow_deadline_epoch_ms)
+
+        def work(cursor: Any) -> int:
+            cursor.execute(self._insert, params)
+            inserted = int(cursor.rowcount)
+            if inserted and self.is_postgres:
+                cursor.execute(self._notify, (wake_key,))
+            return inserted
+
+        if self.store.transaction(work):
+            return None
+        existing = self.store.get_workflow(new.workflow_id)
+        assert existing is not None, "a conflicting workflow row vanished"
+        return existing
+
+    def claim(self, queue_name: str, executor_id: str, limits: QueueLimits, batch: int) -> Claimed:
+        """Move up to ``batch`` ENQUEUED rows of a queue to PENDING here, within its limits.
+
+        An empty queue costs one indexed read and no write lock (the dequeuer polls every queue).
+        """
+        if not self.store.fetch(self._has_waiting, (queue_name,)):
+            return Claimed([], False)
+
+        def work(cursor: Any) -> Claimed:
+            now = now_ms()
+            if self.is_postgres:
+                cursor.execute(self._lock_queue, (queue_name,))
+                cursor.fetchall()
+            since = now - limits.period_ms if limits.limit is not None else now + 1
+            cursor.execute(self._load, (executor_id, since, queue_name, since))
+            running, running_here, started, waiting = (int(v) for v in cursor.fetchone())
+            room = batch
+            if limits.concurrency is not None:
+                room = min(room, limits.concurrency - running)
+            if limits.worker_concurrency is not None:
+                room = min(room, limits.worker_concurrency - running_here)
+            if limits.limit is not None:
+                room = min(room, limits.limit - started)
+            if room <= 0 or waiting == 0:
+                return Claimed([], waiting > 0)
+            cursor.execute(self._claim, (queue_name, room, executor_id, now, now, now))
+            rows = sorted((WorkflowRow(*r) for r in cursor.fetchall()), key=lambda r: r.created_at)
+            return Claimed(rows, waiting > len(rows))
+
+        return self.store.transaction(work)
