@@ -117,15 +117,23 @@ def test_priority_needs_a_priority_enabled_queue(dbos: type[DBOS]) -> None:
         plain_queue.enqueue(double_it, 1)
 
 
-def test_rate_limiter_caps_starts_per_period(dbos: type[DBOS]) -> None:
+def test_rate_limiter_caps_starts_per_period(dbos: type[DBOS], database_url: str) -> None:
     handles = [limited_queue.enqueue(labelled, str(i)) for i in range(5)]
     for handle in handles:
         handle.get_result()
-    times = sorted(t for _, t in STARTS)
+    engine = sa.create_engine(database_url)
+    prefix = "dbos." if engine.dialect.name == "postgresql" else "dbos_"
+    try:
+        with engine.connect() as conn:
+            times = [row[0] for row in conn.exec_driver_sql(
+                f"SELECT started_at_epoch_ms FROM {prefix}workflow_status WHERE queue_name = 'test-limited' "
+                "ORDER BY started_at_epoch_ms").all()]
+    finally:
+        engine.dispose()
     assert len(times) == 5
-    # At most 2 starts in any 1 s: the third start of any run of three is a period after the first.
+    # At most 2 dequeues in any 1 s: the third of any run of three comes a full period after the first.
     for first, third in zip(times, times[2:], strict=False):
-        assert third - first >= 0.9, times
+        assert third - first >= 1000, times
 
 
 PROCESS = f"""
