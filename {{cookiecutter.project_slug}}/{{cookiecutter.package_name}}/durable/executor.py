@@ -136,47 +136,63 @@ class Started:
     finished: WorkflowRow | None = None  # the workflow had already ended: its row holds the outcome
 
 
+def assign_workflow_id(
+    parent: DBOSContext | None, parent_state: WorkflowState | None, name: str
+) -> tuple[str, int | None, StepRecord | None]:
+    """The new workflow's ID, and for a child its step in the parent and what an earlier run recorded there.
+
+    A child is one step of its parent; its ID derives from the parent's, so replay finds it again.
+    """
+    if parent is None or parent_state is None:
+        return take_workflow_id(parent)[0], None, None
+    step_id = parent_state.allocate_step_id()
+    record = parent_state.recorded.get(step_id) if parent_state.recorded else None
+    if record is not None and record.function_name != name:
+        raise DBOSUnexpectedStepError(parent_state.workflow_id, step_id, name, record.function_name)
+    chosen, was_set = take_workflow_id(parent)
+    workflow_id = (record.child_workflow_id if record else None) or (
+        chosen if was_set else f"{parent_state.workflow_id}-{step_id}"
+    )
+    return workflow_id, step_id, record
+
+
+def new_workflow_row(
+    rt: Runtime, call: Invocation, workflow_id: str, request: RequestInfo | None, parent_state: WorkflowState | None,
+    timeout_ms: int | None, deadline: int | None, queue_name: str | None = None,
+) -> NewWorkflow:
+    """The row a starting (or enqueued) workflow writes: its inputs checked and encoded at the call."""
+    info = call.info
+    return NewWorkflow(
+        workflow_id=workflow_id,
+        name=info.name,
+        inputs=rt.codec.encode({"args": list(call.args), "kwargs": call.kwargs}, what=f"workflow {info.name!r} input"),
+        executor_id=rt.executor_id,
+        application_version=rt.settings.application_version,
+        application_id=rt.settings.name,
+        class_name=info.class_name,
+        config_name=call.config_name,
+        request=rt.codec.encode(request.to_json(), what="request") if request else None,
+        parent_workflow_id=parent_state.workflow_id if parent_state else None,
+        queue_name=queue_name,
+        workflow_version=info.version,
+        workflow_timeout_ms=timeout_ms,
+        workflow_deadline_epoch_ms=deadline,
+    )
+
+
 def begin_workflow(rt: Runtime, call: Invocation) -> Started:
     """Create the workflow's row (or find it) and decide who runs the body."""
     info = call.info
     parent = current_context()
     parent_state = parent.workflow if parent is not None else None
-    step_id: int | None = None
-    record: StepRecord | None = None
-    if parent is not None and parent_state is not None:
-        # A child is one step of its parent; its ID derives from the parent's, so replay finds it again.
-        step_id = parent_state.allocate_step_id()
-        record = parent_state.recorded.get(step_id) if parent_state.recorded else None
-        if record is not None and record.function_name != info.name:
-            raise DBOSUnexpectedStepError(parent_state.workflow_id, step_id, info.name, record.function_name)
-        chosen, was_set = take_workflow_id(parent)
-        workflow_id = (record.child_workflow_id if record else None) or (
-            chosen if was_set else f"{parent_state.workflow_id}-{step_id}"
-        )
-    else:
-        workflow_id, _ = take_workflow_id(parent)
+    workflow_id, step_id, record = assign_workflow_id(parent, parent_state, info.name)
     request = parent.request if parent is not None else None
     started = Started(workflow_id, None, request, parent_state, step_id, record)
     if record is not None and record.child_workflow_id and (record.output is not None or record.error is not None):
         return started  # the parent already holds this child's outcome: nothing to start
-    inputs = rt.codec.encode({"args": list(call.args), "kwargs": call.kwargs}, what=f"workflow {info.name!r} input")
     timeout_ms, deadline = _timeout_for(parent)
     existing = rt.store.create_workflow(
-        NewWorkflow(
-            workflow_id=workflow_id,
-            name=info.name,
-            inputs=inputs,
-            executor_id=rt.executor_id,
-            application_version=rt.settings.application_version,
-            application_id=rt.settings.name,
-            class_name=info.class_name,
-            config_name=call.config_name,
-            request=rt.codec.encode(request.to_json(), what="request") if request else None,
-            parent_workflow_id=parent_state.workflow_id if parent_state else None,
-            workflow_version=info.version,
-            workflow_timeout_ms=timeout_ms,
-            workflow_deadline_epoch_ms=deadline,
-        )
+        new_workflow_row(rt, call, workflow_id, request, parent_state, timeout_ms, deadline)
     )
     if existing is None:
         started.state = WorkflowState(workflow_id, info.name, generation=0, recorded=None, deadline_epoch_ms=deadline)

@@ -17,12 +17,11 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from .context import current_context, take_workflow_id
-from .error import DBOSUnexpectedStepError
-from .executor import Invocation, _timeout_for, resume_row
+from .context import current_context
+from .executor import Invocation, _timeout_for, assign_workflow_id, new_workflow_row, resume_row
 from .registry import FunctionInfo
 from .runtime import Runtime
-from .store.base import NewWorkflow, now_ms
+from .store.base import now_ms
 from .store.checkpoint_store import CheckpointStore
 from .store.queue_store import QueueLimits, QueueStore
 
@@ -150,42 +149,13 @@ def enqueue_workflow(rt: Runtime, queue: Queue, info: FunctionInfo, args: tuple[
     call = Invocation.of(info, args, kwargs)
     parent = current_context()
     parent_state = parent.workflow if parent is not None and parent.step_kind is None else None
-    step_id: int | None = None
-    if parent is not None and parent_state is not None:
-        step_id = parent_state.allocate_step_id()
-        record = parent_state.recorded.get(step_id) if parent_state.recorded else None
-        if record is not None and record.function_name != info.name:
-            raise DBOSUnexpectedStepError(parent_state.workflow_id, step_id, info.name, record.function_name)
-        chosen, was_set = take_workflow_id(parent)
-        workflow_id = (record.child_workflow_id if record else None) or (
-            chosen if was_set else f"{parent_state.workflow_id}-{step_id}")
-    else:
-        workflow_id, _ = take_workflow_id(parent)
+    workflow_id, step_id, _record = assign_workflow_id(parent, parent_state, info.name)
     timeout_ms, deadline = _timeout_for(parent)
     if timeout_ms:
         deadline = None  # a queued workflow's timeout counts from its dequeue, as in DBOS
     request = parent.request if parent is not None else None
-    inputs = rt.codec.encode({"args": list(call.args), "kwargs": call.kwargs}, what=f"workflow {info.name!r} input")
-    existing = rt.queues.enqueue(
-        NewWorkflow(
-            workflow_id=workflow_id,
-            name=info.name,
-            inputs=inputs,
-            executor_id=rt.executor_id,
-            application_version=rt.settings.application_version,
-            application_id=rt.settings.name,
-            class_name=info.class_name,
-            config_name=call.config_name,
-            request=rt.codec.encode(request.to_json(), what="request") if request else None,
-            parent_workflow_id=parent_state.workflow_id if parent_state else None,
-            queue_name=queue.name,
-            workflow_version=info.version,
-            workflow_timeout_ms=timeout_ms,
-            workflow_deadline_epoch_ms=deadline,
-        ),
-        priority,
-        QUEUE_KEY,
-    )
+    row = new_workflow_row(rt, call, workflow_id, request, parent_state, timeout_ms, deadline, queue_name=queue.name)
+    existing = rt.queues.enqueue(row, priority, QUEUE_KEY)
     if parent_state is not None and step_id is not None:
         if not (parent_state.recorded and step_id in parent_state.recorded):
             rt.store.record_step(parent_state.workflow_id, parent_state.generation, step_id, info.name,
