@@ -6,6 +6,7 @@ import json
 import os
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -54,3 +55,26 @@ def require_loopback(host: str) -> None:
     """Every benchmark talks to this machine only."""
     if host not in (LOOPBACK, "localhost"):
         raise SystemExit(f"refusing to send traffic to {host!r}: benchmarks use {LOOPBACK} only")
+
+
+Worker = Callable[[int, threading.Barrier, list[float], list[float]], None]
+
+
+def run_together(threads: int, work: Worker, seconds: float, join_slack: float) -> tuple[float, list[float]]:
+    """Run ``work(n, gate, stop, latencies)`` on ``threads`` threads released at once through ``gate``.
+
+    ``stop[0]`` is the deadline (perf_counter) the workers watch. Returns the elapsed seconds and
+    every latency the workers appended.
+    """
+    latencies: list[list[float]] = [[] for _ in range(threads)]
+    gate = threading.Barrier(threads + 1)
+    stop = [0.0]
+    pool = [threading.Thread(target=work, args=(n, gate, stop, latencies[n]), daemon=True) for n in range(threads)]
+    for t in pool:
+        t.start()
+    began = time.perf_counter()
+    stop[0] = began + seconds
+    gate.wait()
+    for t in pool:
+        t.join(seconds + join_slack)
+    return time.perf_counter() - began, [x for mine in latencies for x in mine]

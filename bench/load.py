@@ -11,22 +11,19 @@ import json
 import threading
 import time
 
-from common import LOOPBACK, emit, latency_summary, require_loopback
+from common import LOOPBACK, emit, latency_summary, require_loopback, run_together
 
 
 def run_load(host: str, port: int, path: str, body: bytes, connections: int, count: int,
              seconds: float) -> dict[str, float]:
     """Send POSTs until ``count`` are done or ``seconds`` pass; never more, never elsewhere."""
     require_loopback(host)
-    latencies: list[list[float]] = [[] for _ in range(connections)]
     errors = [0] * connections
     remaining = [count]
     lock = threading.Lock()
-    gate = threading.Barrier(connections + 1)
-    stop = [0.0]
     headers = {"Content-Type": "application/json", "Connection": "keep-alive"}
 
-    def client(n: int) -> None:
+    def client(n: int, gate: threading.Barrier, stop: list[float], latencies: list[float]) -> None:
         conn = http.client.HTTPConnection(host, port, timeout=30)
         gate.wait()
         while time.perf_counter() < stop[0]:
@@ -47,19 +44,10 @@ def run_load(host: str, port: int, path: str, body: bytes, connections: int, cou
                 errors[n] += 1
                 conn.close()
                 continue
-            latencies[n].append(time.perf_counter() - t0)
+            latencies.append(time.perf_counter() - t0)
         conn.close()
 
-    pool = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(connections)]
-    for t in pool:
-        t.start()
-    began = time.perf_counter()
-    stop[0] = began + seconds
-    gate.wait()
-    for t in pool:
-        t.join(seconds + 35)
-    elapsed = time.perf_counter() - began
-    flat = [x for mine in latencies for x in mine]
+    elapsed, flat = run_together(connections, client, seconds, join_slack=35)
     return {"rps": len(flat) / elapsed, "requests": len(flat), "errors": sum(errors), **latency_summary(flat)}
 
 

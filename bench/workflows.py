@@ -20,7 +20,7 @@ from typing import Any
 import limit
 import sqlalchemy as sa
 from adapters import COUNTERS, Runtime, Workflows, define_workflows, install_counters, load_runtime
-from common import emit, latency_summary, percentile
+from common import emit, latency_summary, percentile, run_together
 
 
 def sequential(wf: Workflows, count: int, seconds: float) -> dict[str, float]:
@@ -43,29 +43,16 @@ def sequential(wf: Workflows, count: int, seconds: float) -> dict[str, float]:
 
 def threaded(wf: Workflows, threads: int, count: int, seconds: float) -> dict[str, float]:
     """``threads`` callers running workflows inline, as request threads of a gthread worker would."""
-    latencies: list[list[float]] = [[] for _ in range(threads)]
-    gate = threading.Barrier(threads + 1)
-    stop = [0.0]
-
-    def caller(mine: list[float], base: int) -> None:
+    def caller(n: int, gate: threading.Barrier, stop: list[float], mine: list[float]) -> None:
         gate.wait()
         for i in range(count // threads):
             t0 = time.perf_counter()
-            wf.three_steps(base + i)
+            wf.three_steps(n * 1_000_000 + i)
             mine.append(time.perf_counter() - t0)
             if t0 > stop[0]:
                 break
 
-    pool = [threading.Thread(target=caller, args=(latencies[n], n * 1_000_000)) for n in range(threads)]
-    for t in pool:
-        t.start()
-    began = time.perf_counter()
-    stop[0] = began + seconds
-    gate.wait()
-    for t in pool:
-        t.join(seconds + 120)
-    elapsed = time.perf_counter() - began
-    flat = [x for mine in latencies for x in mine]
+    elapsed, flat = run_together(threads, caller, seconds, join_slack=120)
     return {"wf_per_s": len(flat) / elapsed, "workflows": len(flat), **latency_summary(flat)}
 
 
