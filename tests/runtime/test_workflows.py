@@ -171,19 +171,22 @@ def test_step_retry_succeeds_on_a_later_attempt(dbos: type[DBOS]) -> None:
 def test_changed_workflow_code_fails_loudly_on_replay(dbos: type[DBOS], database_url: str) -> None:
     with SetWorkflowID("changed-code"):
         adds_twice(1)
-    reopen_as_orphan(database_url, "changed-code")  # as if the first execution died after its steps
 
     @DBOS.step()
     def another_step() -> int:
         return 0
 
+    # The new code is registered before the workflow looks orphaned, because the background recovery
+    # sweep may adopt it at any moment: whichever path replays it must meet the new code.
     @DBOS.workflow(name="adds_twice")
     def adds_twice_v2(x: int) -> int:
         return another_step()
 
+    reopen_as_orphan(database_url, "changed-code")  # as if the first execution died after its steps
     try:
+        DBOS.recover_pending_workflows()
         with pytest.raises(error.DBOSUnexpectedStepError, match="add_one was recorded when .*another_step"):
-            DBOS.recover_pending_workflows() and DBOS.retrieve_workflow("changed-code").get_result()
+            DBOS.retrieve_workflow("changed-code").get_result()
         status = DBOS.get_workflow_status("changed-code")
         assert status is not None and status.status == "ERROR"
     finally:
