@@ -32,8 +32,12 @@ def dbos(database_url: str) -> Iterator[type[DBOS]]:
         DBOS.destroy()
 
 
-def reopen_as_orphan(database_url: str, workflow_id: str, *, drop_steps_from: int | None = None) -> None:
-    """Make a finished workflow look like one whose process died mid-run: PENDING, owner unknown."""
+def reopen_as_orphan(database_url: str, workflow_id: str, *, drop_steps_from: int | None = None,
+                     owner: str | None = None) -> None:
+    """Make a finished workflow look like one whose process died mid-run: PENDING, owned by `owner`.
+
+    One transaction, because the background recovery sweep may look at the row between two.
+    """
     import sqlalchemy as sa
 
     engine = sa.create_engine(database_url)
@@ -41,7 +45,7 @@ def reopen_as_orphan(database_url: str, workflow_id: str, *, drop_steps_from: in
     try:
         with engine.begin() as conn:
             conn.execute(sa.text(f"UPDATE {prefix}workflow_status SET status = 'PENDING', output = NULL, "
-                                 "executor_id = NULL WHERE workflow_uuid = :id"), {"id": workflow_id})
+                                 "executor_id = :owner WHERE workflow_uuid = :id"), {"id": workflow_id, "owner": owner})
             if drop_steps_from is not None:
                 conn.execute(sa.text(f"DELETE FROM {prefix}operation_outputs WHERE workflow_uuid = :id "
                                      "AND function_id >= :n"), {"id": workflow_id, "n": drop_steps_from})
