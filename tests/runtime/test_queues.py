@@ -112,9 +112,20 @@ def test_lower_priority_number_is_dequeued_first(dbos: type[DBOS]) -> None:
     assert [label for label, _ in STARTS] == ["p1", "p3", "p5"]
 
 
-def test_priority_needs_a_priority_enabled_queue(dbos: type[DBOS]) -> None:
-    with SetEnqueueOptions(priority=1), pytest.raises(ValueError, match="priority_enabled"):
-        plain_queue.enqueue(double_it, 1)
+def test_priority_is_recorded_on_any_queue(dbos: type[DBOS]) -> None:
+    """As in DBOS 2.31, priorities need no flag: priority_enabled is accepted and changes nothing."""
+    with SetEnqueueOptions(priority=7):
+        handle = plain_queue.enqueue(double_it, 1)
+    assert handle.get_result() == 2
+    status = DBOS.get_workflow_status(handle.workflow_id)
+    assert status is not None and status.priority == 7
+
+
+def test_bad_enqueue_options_are_refused_with_the_value(dbos: type[DBOS]) -> None:
+    with pytest.raises(ValueError, match="priority must be an integer from 1"):
+        SetEnqueueOptions(priority=0)
+    with pytest.raises(ValueError, match="deduplication_id must be a non-empty string"):
+        SetEnqueueOptions(deduplication_id="")
 
 
 def test_rate_limiter_caps_starts_per_period(dbos: type[DBOS], database_url: str) -> None:

@@ -14,7 +14,7 @@ from .api import DBOS, DBOSConfiguredInstance
 from .config import DBOSConfig
 from .context import DBOSContext, RequestInfo, SetWorkflowID, SetWorkflowTimeout, assert_current_dbos_context
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus
-from .queues import Queue, SetEnqueueOptions
+from .queues import EnqueueInTransaction, Queue, SetEnqueueOptions
 from .store.base import WorkflowStatusString
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "DBOSConfig",
     "DBOSConfiguredInstance",
     "DBOSContext",
+    "EnqueueInTransaction",
     "Queue",
     "RequestInfo",
     "SetEnqueueOptions",

@@ -16,18 +16,30 @@ from . import management, messaging
 from .admin import AdminActions, AdminServer
 from .config import DBOSConfig, RuntimeSettings, resolve_config
 from .context import ContextLogFilter, RequestInfo, current_context
+from .dequeuer import Dequeuer
 from .error import DBOSException, DBOSNonExistentWorkflowError, DBOSNotLaunchedError
 from .executor import call_workflow, run_step, start_workflow
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus, step_info
-from .queues import Dequeuer, enqueue_workflow, find_queue
+from .queues import (
+    INTERNAL_QUEUE_NAME,
+    QUEUES,
+    Queue,
+    QueueRateLimit,
+    QueueSettings,
+    enqueue_workflow,
+    find_queue,
+    open_transaction,
+    register_queue,
+)
 from .recovery import RecoveryLoop, recover_executors, recover_orphans
 from .registry import REGISTRY, FunctionInfo
 from .runtime import Runtime
 from .transactions import run_transaction
 
 if TYPE_CHECKING:
-    from flask import Flask
     from sqlalchemy.orm import Session
+
+    from flask import Flask
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -320,7 +332,13 @@ class DBOS:
 
     @classmethod
     def start_workflow(cls, func: Callable[..., T], *args: Any, **kwargs: Any) -> WorkflowHandle[T]:
-        """Start a workflow in the background; its row is durable before this returns."""
+        """Start a workflow in the background; its row is durable before this returns.
+
+        Inside an open transaction it is enqueued through that transaction instead, so it starts
+        only if the transaction commits.
+        """
+        if open_transaction(current_context()) is not None:
+            return cls.enqueue_workflow(INTERNAL_QUEUE_NAME, func, *args, **kwargs)
         info, bound = _info_of(func)
         rt = _runtime()
         workflow_id, future = start_workflow(rt, info, (*bound, *args), kwargs)
@@ -336,6 +354,50 @@ class DBOS:
         with rt.running_lock:
             future = rt.running.get(workflow_id)
         return WorkflowHandle(rt, workflow_id, future)
+
+    @classmethod
+    def register_queue(
+        cls,
+        name: str,
+        *,
+        worker_concurrency: int | None = None,
+        global_concurrency: int | None = None,
+        partition_concurrency: int | None = None,
+        partition_worker_concurrency: int | None = None,
+        partition_limiter: QueueRateLimit | None = None,
+        limiter: QueueRateLimit | None = None,
+        polling_interval_sec: float = 1.0,
+        on_conflict: str = "update_if_latest_version",
+        concurrency: int | None = None,
+        priority_enabled: bool = False,
+        partition_queue: bool = False,
+    ) -> Queue:
+        """Declare a queue in this process, or give a declared one these limits (DBOS 2.31's spelling).
+
+        Every process declares its queues from the same code, so the limits live with the code, not
+        in a table: ``on_conflict="never_update"`` keeps a declared queue's limits; the other modes
+        replace them.
+        """
+        if on_conflict not in ("update_if_latest_version", "always_update", "never_update"):
+            raise ValueError(f"on_conflict must be 'update_if_latest_version', 'always_update' or 'never_update', "
+                             f"got {on_conflict!r}")
+        if polling_interval_sec <= 0:
+            raise ValueError(f"Queue {name!r}: polling_interval_sec must be positive, got {polling_interval_sec}")
+        settings = QueueSettings(
+            concurrency=concurrency if global_concurrency is None else global_concurrency,
+            worker_concurrency=worker_concurrency,
+            limiter=limiter,
+            partition_concurrency=partition_concurrency,
+            partition_worker_concurrency=partition_worker_concurrency,
+            partition_limiter=partition_limiter,
+            partition_queue=partition_queue,
+        )
+        return register_queue(name, settings, update=on_conflict != "never_update")
+
+    @classmethod
+    def retrieve_queue(cls, name: str) -> Queue | None:
+        """The queue declared under ``name`` in this process, if any."""
+        return QUEUES.get(name)
 
     @classmethod
     def retrieve_workflow(cls, workflow_id: str, existing_workflow: bool = True) -> WorkflowHandle[Any]:
@@ -365,6 +427,7 @@ class DBOS:
         app_version: str | list[str] | None = None,
         executor_id: str | list[str] | None = None,
         workflow_id_prefix: str | None = None,
+        queue_name: str | list[str] | None = None,
         limit: int | None = None,
         offset: int | None = None,
         sort_desc: bool = False,
@@ -372,21 +435,29 @@ class DBOS:
         load_output: bool = True,
     ) -> list[WorkflowStatus]:
         """Workflows matching every filter given, oldest first (or newest with ``sort_desc``)."""
-        rt = _runtime()
-        rows = rt.store.list_workflows(
-            workflow_ids=workflow_ids,
-            status=_as_list(status),
-            name=_as_list(name),
-            app_version=_as_list(app_version),
-            executor_id=_as_list(executor_id),
-            start_time_ms=_epoch_ms(start_time),
-            end_time_ms=_epoch_ms(end_time),
-            workflow_id_prefix=workflow_id_prefix,
-            limit=limit,
-            offset=offset,
-            sort_desc=sort_desc,
-        )
-        return [WorkflowStatus.from_row(rt, r, load_input=load_input, load_output=load_output) for r in rows]
+        return _list_workflows(locals(), queues_only=False)
+
+    @classmethod
+    def list_queued_workflows(
+        cls,
+        *,
+        workflow_ids: list[str] | None = None,
+        status: str | list[str] | None = None,
+        start_time: str | None = None,
+        end_time: str | None = None,
+        name: str | list[str] | None = None,
+        app_version: str | list[str] | None = None,
+        executor_id: str | list[str] | None = None,
+        workflow_id_prefix: str | None = None,
+        queue_name: str | list[str] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        sort_desc: bool = False,
+        load_input: bool = True,
+        load_output: bool = True,
+    ) -> list[WorkflowStatus]:
+        """Workflows of queues; without a ``status`` filter, only those still waiting or running."""
+        return _list_workflows(locals(), queues_only=True)
 
     @classmethod
     def list_workflow_steps(cls, workflow_id: str) -> list[StepInfo]:
@@ -509,6 +580,30 @@ def _ensure_launched() -> None:
     instance = _instance
     if instance is not None and instance._runtime is None:
         instance._launch()
+
+
+def _list_workflows(filters: dict[str, Any], *, queues_only: bool) -> list[WorkflowStatus]:
+    rt = _runtime()
+    status = _as_list(filters["status"])
+    if queues_only and status is None:
+        status = ["ENQUEUED", "PENDING"]
+    rows = rt.store.list_workflows(
+        workflow_ids=filters["workflow_ids"],
+        status=status,
+        name=_as_list(filters["name"]),
+        app_version=_as_list(filters["app_version"]),
+        executor_id=_as_list(filters["executor_id"]),
+        queue_name=_as_list(filters["queue_name"]),
+        queues_only=queues_only,
+        start_time_ms=_epoch_ms(filters["start_time"]),
+        end_time_ms=_epoch_ms(filters["end_time"]),
+        workflow_id_prefix=filters["workflow_id_prefix"],
+        limit=filters["limit"],
+        offset=filters["offset"],
+        sort_desc=filters["sort_desc"],
+    )
+    load_input, load_output = filters["load_input"], filters["load_output"]
+    return [WorkflowStatus.from_row(rt, r, load_input=load_input, load_output=load_output) for r in rows]
 
 
 def _as_list(value: str | list[str] | None) -> list[str] | None:

@@ -107,6 +107,21 @@ class DBOSConflictingWorkflowError(DBOSException):
         )
 
 
+class DBOSQueueDeduplicatedError(DBOSException):
+    """An enqueue named a deduplication ID that a waiting or running workflow of the queue holds."""
+
+    def __init__(self, workflow_id: str, queue_name: str, deduplication_id: str) -> None:
+        self.workflow_id = workflow_id
+        self.queue_name = queue_name
+        self.deduplication_id = deduplication_id
+        super().__init__(
+            f"Workflow {workflow_id} was deduplicated due to an existing workflow in queue {queue_name} "
+            f"with deduplication ID {deduplication_id}.",
+            DBOSErrorCode.QueueDeduplicated.value,
+            409,
+        )
+
+
 class DBOSRecoveryError(DBOSException):
     def __init__(self, workflow_id: str, message: str | None = None) -> None:
         super().__init__(

@@ -375,8 +375,8 @@ def start_workflow(
     return started.workflow_id, rt.submit(started.workflow_id, lambda: run_body(rt, call, state, started.request))
 
 
-def resume_row(rt: Runtime, row: WorkflowRow) -> Future[Any] | None:
-    """Run a workflow this executor has just adopted (recovery), from its recorded inputs."""
+def resume_row(rt: Runtime, row: WorkflowRow, *, dequeued: bool = False) -> Future[Any] | None:
+    """Run a workflow this executor has just adopted (recovery) or dequeued, from its recorded inputs."""
     info = REGISTRY.find_workflow(row.name, row.workflow_version)
     limit = (info.options.get("max_recovery_attempts") if info else None) or rt.settings.max_recovery_attempts
     if row.recovery_attempts > limit:
@@ -402,7 +402,10 @@ def resume_row(rt: Runtime, row: WorkflowRow) -> Future[Any] | None:
     bound = _bound_object(info, row)
     call = Invocation(info, bound, tuple(inputs["args"]), dict(inputs["kwargs"]))
     request = RequestInfo.from_json(rt.codec.decode(row.request)) if row.request is not None else None
-    logger.info("recovering workflow %s (%s)", row.workflow_id, row.name)
+    if dequeued:
+        logger.debug("starting queued workflow %s (%s)", row.workflow_id, row.name)
+    else:
+        logger.info("recovering workflow %s (%s)", row.workflow_id, row.name)
 
     def resume() -> Any:
         # Read the checkpoints on the worker thread: the recovery thread adopts thousands in a row.

@@ -43,6 +43,9 @@ class WorkflowStatus:
     request: dict[str, Any] | None
     workflow_version: str = ""
     workflow_deadline_epoch_ms: int | None = None
+    priority: int = 0
+    deduplication_id: str | None = None
+    queue_partition_key: str | None = None
     authenticated_user: str | None = None
     assumed_role: str | None = None
     authenticated_roles: list[str] | None = None
@@ -71,6 +74,9 @@ class WorkflowStatus:
             request=decode(row.request) if row.request is not None else None,
             workflow_version=row.workflow_version,
             workflow_deadline_epoch_ms=row.workflow_deadline_epoch_ms,
+            priority=row.priority,
+            deduplication_id=row.deduplication_id,
+            queue_partition_key=row.queue_partition_key,
         )
 
 

@@ -1,45 +1,41 @@
-"""Queues: enqueue workflows as ENQUEUED rows; a thread per process dequeues them within the queue's limits.
+"""Queues: declare them, and enqueue workflows on them as ENQUEUED rows (``dequeuer.py`` runs them).
 
-``Queue(name, concurrency=..., worker_concurrency=..., limiter=..., priority_enabled=...)`` registers the
-queue in this process (by name, as DBOS does). ``queue.enqueue(fn, ...)`` commits the workflow row as
-ENQUEUED and returns a handle. The dequeuer thread claims rows of every queue this process declared
-(``store/queue_store.py``: one transaction per queue, bounded by the global concurrency, this
-executor's concurrency and the rate limiter), then runs each like a recovered workflow, from its
-recorded inputs. An enqueue in this process wakes the dequeuer at once; on PostgreSQL an enqueue in
-another process wakes it through ``NOTIFY``; otherwise it re-reads every ``QUEUE_POLL_SEC``.
+``Queue(name, concurrency, limiter, worker_concurrency=..., partition_concurrency=..., ...)`` declares a
+queue in this process, by name, as DBOS does; ``DBOS.register_queue`` declares or updates one.
+``queue.enqueue(fn, ...)`` commits the workflow row as ENQUEUED and returns a handle.
+``SetEnqueueOptions`` gives the next enqueues a priority, a deduplication ID or a partition key.
+Inside an open transaction (``@DBOS.transaction``, or ``EnqueueInTransaction(session)``) the row is
+written through that transaction, so the workflow exists only if the transaction commits.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from .context import current_context
-from .executor import Invocation, _timeout_for, assign_workflow_id, new_workflow_row, resume_row
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from .context import DBOSContext, current_context
+from .error import DBOSException, DBOSQueueDeduplicatedError
+from .executor import Invocation, _timeout_for, assign_workflow_id, new_workflow_row
 from .registry import FunctionInfo
 from .runtime import Runtime
-from .store.base import now_ms
-from .store.checkpoint_store import CheckpointStore
-from .store.queue_store import QueueLimits, QueueStore
+from .store.base import NewWorkflow, now_ms
+from .store.queue_store import DuplicateDeduplicationID, QueueLimits, is_unique_violation
 
 if TYPE_CHECKING:
     from .handles import WorkflowHandle
 
-logger = logging.getLogger(__name__)
-
 # The wake-up key of the dequeuer (in-process, and the pg_notify payload).
 QUEUE_KEY = '["queues"]'
-# How often the dequeuer re-reads when nothing signals it: SQLite has no notifications; a queue with
-# work waiting for a free slot or for the rate limiter is re-read as often.
-QUEUE_POLL_SEC = 0.1
-# On PostgreSQL enqueues notify; this re-read catches slots freed by other processes.
-POSTGRES_QUEUE_POLL_SEC = 1.0
-# At most this many rows are claimed from one queue per round.
-DEQUEUE_BATCH = 100
 MAX_PRIORITY = 2**31 - 1
+# Where start_workflow inside an open transaction puts its workflow (and where schedules enqueue).
+INTERNAL_QUEUE_NAME = "_dbos_internal_queue"
 
 
 class QueueRateLimit(TypedDict):
@@ -54,46 +50,161 @@ QUEUES: dict[str, Queue] = {}
 _QUEUES_LOCK = threading.Lock()
 
 
+def declared_queues() -> list[Queue]:
+    with _QUEUES_LOCK:
+        return list(QUEUES.values())
+
+
+def _check_limiter(name: str, label: str, limiter: QueueRateLimit | None) -> None:
+    if limiter is None:
+        return
+    if not isinstance(limiter, dict) or limiter.get("limit") is None or limiter.get("period") is None:
+        raise ValueError(f"Queue {name!r}: {label} must give both 'limit' and 'period', got {limiter!r}")
+    if int(limiter["limit"]) < 1 or float(limiter["period"]) <= 0:
+        raise ValueError(f"Queue {name!r}: {label} needs a positive 'limit' and 'period', got {limiter!r}")
+
+
+def _rate(limiter: QueueRateLimit | None) -> dict[str, Any]:
+    if limiter is None:
+        return {}
+    return {"limit": int(limiter["limit"]), "period_ms": int(float(limiter["period"]) * 1000)}
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """A queue's limits, checked; ``partition_*`` limits (or ``partition_queue``) partition the queue."""
+
+    concurrency: int | None = None
+    worker_concurrency: int | None = None
+    limiter: QueueRateLimit | None = None
+    partition_concurrency: int | None = None
+    partition_worker_concurrency: int | None = None
+    partition_limiter: QueueRateLimit | None = None
+    # DBOS's older spelling: every limit above applies per partition instead of to the whole queue.
+    partition_queue: bool = False
+
+    def check(self, name: str) -> None:
+        counts = (("concurrency", self.concurrency), ("worker_concurrency", self.worker_concurrency),
+                  ("partition_concurrency", self.partition_concurrency),
+                  ("partition_worker_concurrency", self.partition_worker_concurrency))
+        for label, value in counts:
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"Queue {name!r}: {label} must be an integer of at least 1 (or None for no "
+                                 f"limit), got {value!r}")
+        for small, big in (("worker_concurrency", "concurrency"),
+                           ("partition_worker_concurrency", "partition_concurrency"),
+                           ("partition_concurrency", "concurrency"),
+                           ("partition_worker_concurrency", "worker_concurrency")):
+            low, high = getattr(self, small), getattr(self, big)
+            if low is not None and high is not None and low > high:
+                raise ValueError(f"Queue {name!r}: {small} ({low}) may not exceed {big} ({high})")
+        _check_limiter(name, "limiter", self.limiter)
+        _check_limiter(name, "partition_limiter", self.partition_limiter)
+        if self.partition_queue and self._has_partition_limits():
+            raise ValueError(f"Queue {name!r}: partition_queue=True makes every limit per partition; give "
+                             "either it or the partition_* limits, not both")
+
+    def _has_partition_limits(self) -> bool:
+        return any(v is not None for v in (self.partition_concurrency, self.partition_worker_concurrency,
+                                           self.partition_limiter))
+
+    @property
+    def partitioned(self) -> bool:
+        return self.partition_queue or self._has_partition_limits()
+
+    def whole_queue_limits(self) -> QueueLimits:
+        if self.partition_queue:
+            return QueueLimits()
+        return QueueLimits(self.concurrency, self.worker_concurrency, **_rate(self.limiter))
+
+    def per_partition_limits(self) -> QueueLimits | None:
+        if self.partition_queue:
+            return QueueLimits(self.concurrency, self.worker_concurrency, **_rate(self.limiter))
+        if not self._has_partition_limits():
+            return None
+        return QueueLimits(self.partition_concurrency, self.partition_worker_concurrency,
+                           **_rate(self.partition_limiter))
+
+
 class Queue:
-    """A named queue of workflows, with optional concurrency limits, a rate limiter and priorities."""
+    """A named queue of workflows, with optional concurrency limits, rate limiters and partitions.
+
+    Priorities always work (``priority_enabled`` is accepted, as DBOS still does, and changes
+    nothing). ``polling_interval_sec`` is accepted for DBOS's signature: enqueues wake the dequeuer,
+    so there is no poll to tune.
+    """
 
     def __init__(
         self,
         name: str,
         concurrency: int | None = None,
-        worker_concurrency: int | None = None,
         limiter: QueueRateLimit | None = None,
+        *,
+        worker_concurrency: int | None = None,
+        global_concurrency: int | None = None,
+        partition_concurrency: int | None = None,
+        partition_worker_concurrency: int | None = None,
+        partition_limiter: QueueRateLimit | None = None,
+        polling_interval_sec: float = 1.0,
         priority_enabled: bool = False,
+        partition_queue: bool = False,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"a Queue needs a non-empty string name, got {name!r}")
-        for label, value in (("concurrency", concurrency), ("worker_concurrency", worker_concurrency)):
-            if value is not None and value < 1:
-                raise ValueError(f"Queue {name!r}: {label} must be at least 1 (or None for no limit), got {value}")
-        if concurrency is not None and worker_concurrency is not None and worker_concurrency > concurrency:
-            raise ValueError(f"Queue {name!r}: worker_concurrency ({worker_concurrency}) may not exceed "
-                             f"concurrency ({concurrency})")
-        if limiter is not None and (limiter.get("limit", 0) < 1 or float(limiter.get("period", 0)) <= 0):
-            raise ValueError(f"Queue {name!r}: limiter needs a positive 'limit' and 'period', got {limiter!r}")
+        if polling_interval_sec <= 0:
+            raise ValueError(f"Queue {name!r}: polling_interval_sec must be positive, got {polling_interval_sec}")
+        if partition_queue and global_concurrency is not None:
+            raise ValueError(f"Queue {name!r}: partition_queue=True applies every limit per partition; use "
+                             "partition_concurrency with global_concurrency instead")
+        settings = QueueSettings(
+            concurrency=concurrency if global_concurrency is None else global_concurrency,
+            worker_concurrency=worker_concurrency,
+            limiter=limiter,
+            partition_concurrency=partition_concurrency,
+            partition_worker_concurrency=partition_worker_concurrency,
+            partition_limiter=partition_limiter,
+            partition_queue=partition_queue,
+        )
+        settings.check(name)
         self.name = name
-        self.concurrency = concurrency
-        self.worker_concurrency = worker_concurrency
-        self.limiter = limiter
+        self.settings = settings
         self.priority_enabled = priority_enabled
+        self.polling_interval_sec = polling_interval_sec
         with _QUEUES_LOCK:
             if name in QUEUES:
-                raise ValueError(f"Queue {name!r} has already been declared in this process; declare it once")
+                raise ValueError(f"Queue {name!r} has already been declared in this process; declare it once "
+                                 "(or use DBOS.register_queue to update it)")
             QUEUES[name] = self
 
     @property
+    def concurrency(self) -> int | None:
+        return self.settings.concurrency
+
+    @property
+    def worker_concurrency(self) -> int | None:
+        return self.settings.worker_concurrency
+
+    @property
+    def limiter(self) -> QueueRateLimit | None:
+        return self.settings.limiter
+
+    @property
+    def partitioned(self) -> bool:
+        return self.settings.partitioned
+
+    @property
     def limits(self) -> QueueLimits:
-        limiter = self.limiter
-        return QueueLimits(
-            concurrency=self.concurrency,
-            worker_concurrency=self.worker_concurrency,
-            limit=limiter["limit"] if limiter else None,
-            period_ms=int(float(limiter["period"]) * 1000) if limiter else 0,
-        )
+        return self.settings.whole_queue_limits()
+
+    @property
+    def partition_limits(self) -> QueueLimits | None:
+        """Limits that apply to each partition key separately; None if the queue has no partitions."""
+        return self.settings.per_partition_limits()
+
+    def reconfigure(self, settings: QueueSettings) -> None:
+        """Take new limits (``DBOS.register_queue`` on a declared queue); the next claim applies them."""
+        settings.check(self.name)
+        self.settings = settings
 
     def enqueue(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
         """Commit ``func(*args, **kwargs)`` as an ENQUEUED workflow of this queue; return its handle."""
@@ -102,37 +213,105 @@ class Queue:
         return DBOS.enqueue_workflow(self.name, func, *args, **kwargs)
 
 
-_enqueue_options: ContextVar[dict[str, Any] | None] = ContextVar("durable_enqueue_options", default=None)
+def register_queue(name: str, settings: QueueSettings, *, update: bool) -> Queue:
+    """Declare a queue, or give a declared one new limits when ``update``."""
+    with _QUEUES_LOCK:
+        existing = QUEUES.get(name)
+    if existing is None:
+        queue = Queue(name)
+        queue.reconfigure(settings)
+        return queue
+    if update:
+        existing.reconfigure(settings)
+    return existing
+
+
+# -- enqueue options -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EnqueueOptions:
+    priority: int = 0
+    deduplication_id: str | None = None
+    queue_partition_key: str | None = None
+
+
+_enqueue_options: ContextVar[EnqueueOptions | None] = ContextVar("durable_enqueue_options", default=None)
 
 
 class SetEnqueueOptions:
-    """``with SetEnqueueOptions(priority=...):`` applies to the workflows enqueued in the block.
+    """``with SetEnqueueOptions(...):`` applies to the workflows enqueued in the block.
 
-    A lower priority number runs first (1 is the highest; without one, 0, ahead of all); the queue
-    must be declared with ``priority_enabled=True``.
+    - ``priority``: a lower number runs first (1 is the highest; without one, 0, ahead of all).
+    - ``deduplication_id``: while a workflow of the queue holding this ID waits or runs, another
+      enqueue with it raises ``DBOSQueueDeduplicatedError``.
+    - ``queue_partition_key``: the partition of a partitioned queue (required there, refused elsewhere).
     """
 
-    def __init__(self, *, priority: int | None = None) -> None:
+    def __init__(self, *, priority: int | None = None, deduplication_id: str | None = None,
+                 queue_partition_key: str | None = None) -> None:
         if priority is not None and not (isinstance(priority, int) and 1 <= priority <= MAX_PRIORITY):
             raise ValueError(f"priority must be an integer from 1 to {MAX_PRIORITY}, got {priority!r}")
-        self.priority = priority
+        for label, value in (("deduplication_id", deduplication_id), ("queue_partition_key", queue_partition_key)):
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ValueError(f"{label} must be a non-empty string, got {value!r}")
+        self.options = EnqueueOptions(priority or 0, deduplication_id, queue_partition_key)
         self._token: Any = None
 
     def __enter__(self) -> SetEnqueueOptions:
-        self._token = _enqueue_options.set({"priority": self.priority})
+        self._token = _enqueue_options.set(self.options)
         return self
 
     def __exit__(self, *exc: object) -> None:
         _enqueue_options.reset(self._token)
 
 
+_outer_transaction: ContextVar[Session | sa.Connection | None] = ContextVar("durable_outer_tx", default=None)
+
+
+@contextmanager
+def EnqueueInTransaction(transaction: Session | sa.Connection) -> Iterator[None]:  # noqa: N802 - reads as a class
+    """Enqueue (or start) workflows in the block through the application's own open transaction.
+
+    The workflow rows commit or roll back with it, so a workflow exists exactly when the business
+    writes beside it do. The system tables must live in the application database.
+    """
+    token = _outer_transaction.set(transaction)
+    try:
+        yield
+    finally:
+        _outer_transaction.reset(token)
+
+
 def find_queue(queue_name: str) -> Queue:
     queue = QUEUES.get(queue_name)
     if queue is None:
-        known = ", ".join(sorted(QUEUES)) or "none"
+        known = ", ".join(sorted(n for n in QUEUES if n != INTERNAL_QUEUE_NAME)) or "none"
         raise ValueError(f"no Queue named {queue_name!r} is declared in this process (declared: {known}); "
                          "create it with Queue(name) at import time")
     return queue
+
+
+def _checked_options(queue: Queue) -> EnqueueOptions:
+    options = _enqueue_options.get() or EnqueueOptions()
+    if queue.partitioned and options.queue_partition_key is None:
+        raise ValueError(f"Queue {queue.name!r} is partitioned: enqueue inside "
+                         "SetEnqueueOptions(queue_partition_key=...)")
+    if not queue.partitioned and options.queue_partition_key is not None:
+        raise ValueError(f"Queue {queue.name!r} is not partitioned, so queue_partition_key "
+                         f"{options.queue_partition_key!r} has no meaning there; declare it with partition limits")
+    if queue.partitioned and options.deduplication_id is not None:
+        raise ValueError(f"Queue {queue.name!r} is partitioned; deduplication IDs work on unpartitioned queues "
+                         "only (as in DBOS)")
+    return options
+
+
+def open_transaction(parent: DBOSContext | None) -> Session | sa.Connection | None:
+    """The application transaction an enqueue here must join, if any."""
+    outer = _outer_transaction.get()
+    if outer is not None:
+        return outer
+    return parent.sql_session if parent is not None else None
 
 
 def enqueue_workflow(rt: Runtime, queue: Queue, info: FunctionInfo, args: tuple[Any, ...],
@@ -141,111 +320,72 @@ def enqueue_workflow(rt: Runtime, queue: Queue, info: FunctionInfo, args: tuple[
 
     Inside a workflow, the enqueue is a step of the parent: replay finds the same child again.
     """
-    options = _enqueue_options.get() or {}
-    priority = options.get("priority") or 0
-    if priority and not queue.priority_enabled:
-        raise ValueError(f"Queue {queue.name!r} was declared without priority_enabled=True; "
-                         f"enqueue without a priority or enable priorities on the queue")
+    options = _checked_options(queue)
     call = Invocation.of(info, args, kwargs)
     parent = current_context()
     parent_state = parent.workflow if parent is not None and parent.step_kind is None else None
+    transaction = open_transaction(parent)
+    if transaction is not None and parent_state is not None:
+        raise DBOSException(f"workflow {parent_state.workflow_id!r} enqueues {info.name!r} inside an application "
+                            "transaction from its body; do it in a @DBOS.transaction, whose checkpoint commits "
+                            "with the transaction")
     workflow_id, step_id, _record = assign_workflow_id(parent, parent_state, info.name)
     timeout_ms, deadline = _timeout_for(parent)
     if timeout_ms:
         deadline = None  # a queued workflow's timeout counts from its dequeue, as in DBOS
     request = parent.request if parent is not None else None
-    row = new_workflow_row(rt, call, workflow_id, request, parent_state, timeout_ms, deadline, queue_name=queue.name)
-    existing = rt.queues.enqueue(row, priority, QUEUE_KEY)
+    row = replace(new_workflow_row(rt, call, workflow_id, request, parent_state, timeout_ms, deadline,
+                                   queue_name=queue.name),
+                  priority=options.priority, deduplication_id=options.deduplication_id,
+                  queue_partition_key=options.queue_partition_key)
+    if transaction is not None:
+        _enqueue_in_transaction(rt, transaction, row)
+        return workflow_id
+    try:
+        existing = rt.queues.enqueue(row, QUEUE_KEY)
+    except DuplicateDeduplicationID:
+        raise DBOSQueueDeduplicatedError(workflow_id, queue.name, options.deduplication_id or "") from None
     if parent_state is not None and step_id is not None:
         if not (parent_state.recorded and step_id in parent_state.recorded):
             rt.store.record_step(parent_state.workflow_id, parent_state.generation, step_id, info.name,
                                  None, None, now_ms(), child_workflow_id=workflow_id)
     if existing is None:
-        rt.queue_wakeup.set()
-        rt.wakeups.wake(QUEUE_KEY)
+        wake_dequeuer(rt)
     return workflow_id
 
 
-class Dequeuer:
-    """The thread that claims queued workflows of this process's queues and runs them."""
+def wake_dequeuer(rt: Runtime) -> None:
+    rt.queue_wakeup.set()
+    rt.wakeups.wake(QUEUE_KEY)
 
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
-        # Its own connection: polling stays off the workflows' pool (and out of their statement counts).
-        engine = rt.sys_dialect.create_engine(rt.settings.sys_db_url, pool_size=1, autocommit=True)
-        self.store = QueueStore(CheckpointStore(engine, rt.sys_dialect))
-        self.claimed_any = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="durable-queues", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
+def _enqueue_in_transaction(rt: Runtime, transaction: Session | sa.Connection, row: NewWorkflow) -> None:
+    """Insert the row through the caller's transaction; a refusal leaves the transaction usable.
 
-    def stop(self) -> None:
-        """Claim nothing more; workflows already claimed keep running (or stay PENDING for recovery)."""
-        self._stop.set()
-        self.rt.queue_wakeup.set()
-        self.rt.wakeups.wake(QUEUE_KEY)
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-        self.store.store.engine.dispose()
+    PostgreSQL aborts a transaction at its first error, so the insert runs in a savepoint there. SQLite
+    undoes only the failed statement, and pysqlite may open no transaction before a SAVEPOINT (whose
+    RELEASE would then commit on its own), so there it runs bare.
 
-    def _on_done(self, _future: Any) -> None:
-        self.rt.queue_wakeup.set()  # a slot is free: claim the next one now
-        self.rt.wakeups.wake(QUEUE_KEY)
+    No in-process wake-up: it would come before the COMMIT. PostgreSQL's NOTIFY is delivered at the
+    COMMIT; on SQLite the dequeuer's short poll finds the row.
+    """
+    if rt.app_store is not None:
+        raise DBOSException("a workflow can join an application transaction only when the system tables live in "
+                            "the application database; with a separate system_database_url, enqueue after "
+                            "the commit instead")
+    connection = transaction.connection() if isinstance(transaction, Session) else transaction
+    try:
+        if rt.queues.is_postgres:
+            with connection.begin_nested():
+                connection.exec_driver_sql(rt.queues.insert_sql, rt.queues.insert_params(row))
+                connection.exec_driver_sql(rt.queues.notify_sql, (QUEUE_KEY,))  # delivered at COMMIT
+        else:
+            connection.exec_driver_sql(rt.queues.insert_sql, rt.queues.insert_params(row))
+    except sa.exc.DBAPIError as exc:
+        if row.deduplication_id is not None and is_unique_violation(exc):
+            raise DBOSQueueDeduplicatedError(row.workflow_id, row.queue_name or "", row.deduplication_id) from None
+        raise
 
-    def dequeue(self) -> bool:
-        """Claim and start what each queue allows now; True if some queue still has work waiting."""
-        rt = self.rt
-        backlog = False
-        with _QUEUES_LOCK:
-            queues = list(QUEUES.values())
-        for queue in queues:
-            if self._stop.is_set() or rt.stopping.is_set():
-                break
-            claimed = self.store.claim(queue.name, rt.executor_id, queue.limits, DEQUEUE_BATCH)
-            backlog = backlog or claimed.backlog
-            self.claimed_any = self.claimed_any or bool(claimed.rows)
-            for row in claimed.rows:
-                try:
-                    future = resume_row(rt, row)
-                except Exception:
-                    logger.exception("could not start queued workflow %s", row.workflow_id)
-                    continue
-                if future is not None:
-                    future.add_done_callback(self._on_done)
-        return backlog
 
-    def _round(self) -> tuple[bool, bool]:
-        """One dequeue round: (some queue has work waiting, this round claimed or saw work)."""
-        try:
-            backlog = self.dequeue()
-        except Exception:
-            # The database may be restarting; the next round tries again.
-            logger.warning("dequeue failed", exc_info=True)
-            return True, False
-        return backlog, backlog or self.claimed_any
-
-    def _running(self) -> bool:
-        return not self._stop.is_set() and not self.rt.stopping.is_set()
-
-    def _run(self) -> None:
-        rt = self.rt
-        idle_sec = POSTGRES_QUEUE_POLL_SEC if self.store.is_postgres else QUEUE_POLL_SEC
-        # Until this process has queue work, wait on the in-process flag only: a process that never
-        # uses queues opens no LISTEN connection for them.
-        active = False
-        while self._running() and not active:
-            rt.queue_wakeup.clear()
-            backlog, active = self._round()
-            active = active or rt.queue_wakeup.is_set()
-            if not active:
-                rt.queue_wakeup.wait(QUEUE_POLL_SEC if backlog else idle_sec)
-                active = rt.queue_wakeup.is_set()
-        if not self._running():
-            return
-        with rt.wakeups.watching(QUEUE_KEY) as waiter:
-            while self._running():
-                waiter.clear()
-                backlog, _ = self._round()
-                waiter.wait(QUEUE_POLL_SEC if backlog else idle_sec)
+# start_workflow inside an open transaction enqueues here, so the workflow starts once the transaction commits.
+INTERNAL_QUEUE = Queue(INTERNAL_QUEUE_NAME)

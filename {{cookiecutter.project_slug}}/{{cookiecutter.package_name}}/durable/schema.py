@@ -24,6 +24,8 @@ SQLITE_PREFIX = "dbos_"
 
 # A fixed key for pg_advisory_xact_lock, so that workers starting together migrate one at a time.
 _MIGRATION_LOCK_KEY = 0x64626F73  # "dbos"
+# A deduplication ID is held only while its workflow waits or runs.
+_ACTIVE_QUEUE_ROW = sa.text("status IN ('ENQUEUED', 'PENDING')")
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,11 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
         sa.Column("recovery_attempts", sa.Integer, nullable=False, server_default="0"),
         sa.Column("queue_name", sa.Text),
         sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
+        # Unique per queue among waiting and running workflows (the index below): a second enqueue with
+        # the same ID is refused until the first finishes.
         sa.Column("deduplication_id", sa.Text),
+        # A partitioned queue applies its per-partition limits to the rows of each key separately.
+        sa.Column("queue_partition_key", sa.Text),
         sa.Column("started_at_epoch_ms", sa.BigInteger),  # when a queue dequeued it (the rate limiter counts these)
         sa.Column("parent_workflow_id", sa.Text),
         sa.Column("workflow_timeout_ms", sa.BigInteger),
@@ -91,6 +97,8 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
         sa.Index(f"{prefix}workflow_status_created", "created_at"),
         sa.Index(f"{prefix}workflow_status_name", "name"),
         sa.Index(f"{prefix}workflow_status_queue_status", "queue_name", "status", "priority", "created_at"),
+        sa.Index(f"{prefix}workflow_status_queue_dedup", "queue_name", "deduplication_id", unique=True,
+                 postgresql_where=_ACTIVE_QUEUE_ROW, sqlite_where=_ACTIVE_QUEUE_ROW),
     )
     operation_outputs = sa.Table(
         f"{prefix}operation_outputs",

@@ -55,6 +55,9 @@ class NewWorkflow:
     workflow_version: str = ""
     workflow_timeout_ms: int | None = None
     workflow_deadline_epoch_ms: int | None = None
+    priority: int = 0
+    deduplication_id: str | None = None
+    queue_partition_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,9 @@ class WorkflowRow:
     completed_at: int | None
     workflow_version: str
     workflow_deadline_epoch_ms: int | None = None
+    priority: int = 0
+    deduplication_id: str | None = None
+    queue_partition_key: str | None = None
 
 
 WORKFLOW_COLUMNS = tuple(WorkflowRow.__dataclass_fields__)

@@ -366,6 +366,8 @@ class CheckpointStore:
         name: Sequence[str] | None = None,
         executor_id: Sequence[str] | None = None,
         app_version: Sequence[str] | None = None,
+        queue_name: Sequence[str] | None = None,
+        queues_only: bool = False,
         start_time_ms: int | None = None,
         end_time_ms: int | None = None,
         workflow_id_prefix: str | None = None,
@@ -377,7 +379,8 @@ class CheckpointStore:
         where: list[str] = []
         params: list[Any] = []
         for values, column in ((workflow_ids, "workflow_uuid"), (status, "status"), (name, "name"),
-                               (executor_id, "executor_id"), (app_version, "application_version")):
+                               (executor_id, "executor_id"), (app_version, "application_version"),
+                               (queue_name, "queue_name")):
             if values is not None:
                 values = list(values)
                 where.append(f"{column} IN ({', '.join('?' * len(values))})" if values else "1 = 0")
@@ -386,6 +389,8 @@ class CheckpointStore:
             if bound is not None:
                 where.append(f"created_at {operator} ?")
                 params.append(bound)
+        if queues_only:
+            where.append("queue_name IS NOT NULL")
         if workflow_id_prefix:
             where.append("substr(workflow_uuid, 1, ?) = ?")
             params.extend([len(workflow_id_prefix), workflow_id_prefix])

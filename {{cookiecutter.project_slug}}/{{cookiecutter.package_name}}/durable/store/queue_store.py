@@ -3,6 +3,7 @@
 A claim is one short transaction per queue: read how many of the queue's workflows run (everywhere and
 here) and how many started within the rate limiter's period, then move at most that many ENQUEUED rows
 to PENDING, owned by this executor under a new fencing generation, in one ``UPDATE ... RETURNING``.
+A partitioned queue does the same per partition key, inside the room the whole queue's limits leave.
 PostgreSQL serialises claims of one queue on a transaction-scoped advisory lock (so the counts stay
 true while the UPDATE runs) and skips rows locked by anyone else; SQLite serialises on its write lock.
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
+
 from .base import WORKFLOW_SELECT, NewWorkflow, WorkflowRow, now_ms
 from .checkpoint_store import CheckpointStore
 from .listener import NOTIFY_SQL
@@ -19,13 +22,16 @@ from .listener import NOTIFY_SQL
 _INSERT_ENQUEUED = """
 INSERT INTO {workflow_status} (workflow_uuid, status, name, class_name, config_name, inputs, request,
     executor_id, owner_generation, application_version, application_id, recovery_attempts, queue_name,
-    priority, parent_workflow_id, created_at, updated_at, workflow_version, workflow_timeout_ms,
-    workflow_deadline_epoch_ms)
-VALUES (?, 'ENQUEUED', ?, ?, ?, ?J, ?J, NULL, 0, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)
+    priority, deduplication_id, queue_partition_key, parent_workflow_id, created_at, updated_at,
+    workflow_version, workflow_timeout_ms, workflow_deadline_epoch_ms)
+VALUES (?, 'ENQUEUED', ?, ?, ?, ?J, ?J, NULL, 0, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (workflow_uuid) DO NOTHING"""
 
 _HAS_WAITING = "SELECT 1 FROM {workflow_status} WHERE queue_name = ? AND status = 'ENQUEUED' LIMIT 1"
 _LOCK_QUEUE = "SELECT pg_advisory_xact_lock(hashtext(?))"
+_WAITING_PARTITIONS = """
+SELECT DISTINCT queue_partition_key FROM {workflow_status}
+WHERE queue_name = ? AND status = 'ENQUEUED' AND queue_partition_key IS NOT NULL"""
 
 # What limits a claim: running everywhere, running here, started within the limiter's period, waiting.
 _QUEUE_LOAD = """
@@ -35,13 +41,13 @@ SELECT
     COALESCE(SUM(CASE WHEN status <> 'ENQUEUED' AND started_at_epoch_ms >= ? THEN 1 ELSE 0 END), 0),
     COALESCE(SUM(CASE WHEN status = 'ENQUEUED' THEN 1 ELSE 0 END), 0)
 FROM {workflow_status}
-WHERE queue_name = ? AND (status IN ('PENDING', 'ENQUEUED') OR started_at_epoch_ms >= ?)"""
+WHERE queue_name = ? AND (status IN ('PENDING', 'ENQUEUED') OR started_at_epoch_ms >= ?){partition}"""
 
 # A workflow's timeout counts from its dequeue, as in DBOS: its deadline is set here. The rows are
 # picked once, in a materialised CTE: as an IN (subquery), PostgreSQL may re-run the LIMIT per row.
 _CLAIM = """
 WITH picked AS MATERIALIZED (
-    SELECT workflow_uuid FROM {workflow_status} WHERE queue_name = ? AND status = 'ENQUEUED'
+    SELECT workflow_uuid FROM {workflow_status} WHERE queue_name = ? AND status = 'ENQUEUED'{partition}
     ORDER BY priority, created_at, workflow_uuid LIMIT ?{skip_locked})
 UPDATE {workflow_status} SET status = 'PENDING', executor_id = ?, owner_generation = owner_generation + 1,
     started_at_epoch_ms = ?, updated_at = ?,
@@ -50,10 +56,12 @@ UPDATE {workflow_status} SET status = 'PENDING', executor_id = ?, owner_generati
 WHERE status = 'ENQUEUED' AND workflow_uuid IN (SELECT workflow_uuid FROM picked)
 RETURNING {columns}"""
 
+_PARTITION_FILTER = " AND queue_partition_key = ?"
+
 
 @dataclass(frozen=True)
 class QueueLimits:
-    """A queue's limits as the claim applies them (None: no limit)."""
+    """Limits as a claim applies them (None: no limit), to the whole queue or to each partition."""
 
     concurrency: int | None = None
     worker_concurrency: int | None = None
@@ -69,6 +77,16 @@ class Claimed:
     backlog: bool
 
 
+class DuplicateDeduplicationID(Exception):
+    """The insert met a waiting or running workflow of the queue holding the same deduplication ID."""
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    """An IntegrityError from either driver (raw, or wrapped by SQLAlchemy)."""
+    original = getattr(exc, "orig", None) or exc
+    return isinstance(exc, sa.exc.IntegrityError) or type(original).__name__ in ("IntegrityError", "UniqueViolation")
+
+
 class QueueStore:
     """Queue rows, on the checkpoint store's connections and retries."""
 
@@ -77,40 +95,56 @@ class QueueStore:
         dialect = store.dialect
         self.is_postgres = dialect.name == "postgresql"
         skip = " FOR UPDATE SKIP LOCKED" if dialect.supports_skip_locked else ""
-        self._insert = dialect.sql(_INSERT_ENQUEUED)
+        self.insert_sql = dialect.sql(_INSERT_ENQUEUED)
         self._has_waiting = dialect.sql(_HAS_WAITING)
         self._lock_queue = dialect.sql(_LOCK_QUEUE)
-        self._load = dialect.sql(_QUEUE_LOAD)
-        self._claim = dialect.sql(_CLAIM.replace("{columns}", WORKFLOW_SELECT).replace("{skip_locked}", skip))
-        self._notify = dialect.sql(NOTIFY_SQL) if self.is_postgres else ""
+        self._partitions = dialect.sql(_WAITING_PARTITIONS)
+        self._load = {p: dialect.sql(_QUEUE_LOAD.replace("{partition}", _PARTITION_FILTER if p else ""))
+                      for p in (False, True)}
+        claim = _CLAIM.replace("{columns}", WORKFLOW_SELECT).replace("{skip_locked}", skip)
+        self._claim = {p: dialect.sql(claim.replace("{partition}", _PARTITION_FILTER if p else ""))
+                       for p in (False, True)}
+        self.notify_sql = dialect.sql(NOTIFY_SQL) if self.is_postgres else ""
 
-    def enqueue(self, new: NewWorkflow, priority: int, wake_key: str) -> WorkflowRow | None:
+    @staticmethod
+    def insert_params(new: NewWorkflow) -> tuple[Any, ...]:
+        now = now_ms()
+        return (new.workflow_id, new.name, new.class_name, new.config_name, new.inputs, new.request,
+                new.application_version, new.application_id, new.queue_name, new.priority, new.deduplication_id,
+                new.queue_partition_key, new.parent_workflow_id, now, now, new.workflow_version,
+                new.workflow_timeout_ms, new.workflow_deadline_epoch_ms)
+
+    def enqueue(self, new: NewWorkflow, wake_key: str) -> WorkflowRow | None:
         """Insert an ENQUEUED workflow row. Return None when inserted, else the row that already exists.
 
         On PostgreSQL the same transaction notifies ``wake_key``, so other processes dequeue at commit.
+        Raises DuplicateDeduplicationID when another active workflow of the queue holds its ID.
         """
-        now = now_ms()
-        params = (new.workflow_id, new.name, new.class_name, new.config_name, new.inputs, new.request,
-                  new.application_version, new.application_id, new.queue_name, priority,
-                  new.parent_workflow_id, now, now, new.workflow_version, new.workflow_timeout_ms,
-                  new.workflow_deadline_epoch_ms)
+        params = self.insert_params(new)
 
         def work(cursor: Any) -> int:
-            cursor.execute(self._insert, params)
+            cursor.execute(self.insert_sql, params)
             inserted = int(cursor.rowcount)
             if inserted and self.is_postgres:
-                cursor.execute(self._notify, (wake_key,))
+                cursor.execute(self.notify_sql, (wake_key,))
             return inserted
 
-        if self.store.transaction(work):
-            return None
+        try:
+            if self.store.transaction(work):
+                return None
+        except Exception as exc:
+            if new.deduplication_id is not None and is_unique_violation(exc):
+                raise DuplicateDeduplicationID() from exc
+            raise
         existing = self.store.get_workflow(new.workflow_id)
         assert existing is not None, "a conflicting workflow row vanished"
         return existing
 
-    def claim(self, queue_name: str, executor_id: str, limits: QueueLimits, batch: int) -> Claimed:
+    def claim(self, queue_name: str, executor_id: str, limits: QueueLimits, batch: int,
+              partition_limits: QueueLimits | None = None) -> Claimed:
         """Move up to ``batch`` ENQUEUED rows of a queue to PENDING here, within its limits.
 
+        With ``partition_limits`` the queue is partitioned: each partition key gets its own room.
         An empty queue costs one indexed read and no write lock (the dequeuer polls every queue).
         """
         if not self.store.fetch(self._has_waiting, (queue_name,)):
@@ -121,20 +155,45 @@ class QueueStore:
             if self.is_postgres:
                 cursor.execute(self._lock_queue, (queue_name,))
                 cursor.fetchall()
-            since = now - limits.period_ms if limits.limit is not None else now + 1
-            cursor.execute(self._load, (executor_id, since, queue_name, since))
-            running, running_here, started, waiting = (int(v) for v in cursor.fetchone())
-            room = batch
-            if limits.concurrency is not None:
-                room = min(room, limits.concurrency - running)
-            if limits.worker_concurrency is not None:
-                room = min(room, limits.worker_concurrency - running_here)
-            if limits.limit is not None:
-                room = min(room, limits.limit - started)
-            if room <= 0 or waiting == 0:
-                return Claimed([], waiting > 0)
-            cursor.execute(self._claim, (queue_name, room, executor_id, now, now, now))
-            rows = sorted((WorkflowRow(*r) for r in cursor.fetchall()), key=lambda r: r.created_at)
-            return Claimed(rows, waiting > len(rows))
+            room, waiting = self._room(cursor, queue_name, None, executor_id, limits, batch, now)
+            if partition_limits is None:
+                rows = self._take(cursor, queue_name, None, executor_id, room, now)
+                return Claimed(rows, waiting > len(rows))
+            rows = []
+            backlog = False
+            cursor.execute(self._partitions, (queue_name,))
+            for (key,) in cursor.fetchall():
+                if room <= 0:
+                    return Claimed(rows, True)
+                part_room, part_waiting = self._room(cursor, queue_name, key, executor_id, partition_limits, room, now)
+                taken = self._take(cursor, queue_name, key, executor_id, part_room, now)
+                rows.extend(taken)
+                room -= len(taken)
+                backlog = backlog or part_waiting > len(taken)
+            return Claimed(sorted(rows, key=lambda r: r.created_at), backlog)
 
         return self.store.transaction(work)
+
+    def _room(self, cursor: Any, queue_name: str, partition: str | None, executor_id: str, limits: QueueLimits,
+              batch: int, now: int) -> tuple[int, int]:
+        """(how many rows the limits let this claim take, how many wait) for the queue or one partition."""
+        since = now - limits.period_ms if limits.limit is not None else now + 1
+        params: tuple[Any, ...] = (executor_id, since, queue_name, since)
+        cursor.execute(self._load[partition is not None], params if partition is None else (*params, partition))
+        running, running_here, started, waiting = (int(v) for v in cursor.fetchone())
+        room = batch
+        if limits.concurrency is not None:
+            room = min(room, limits.concurrency - running)
+        if limits.worker_concurrency is not None:
+            room = min(room, limits.worker_concurrency - running_here)
+        if limits.limit is not None:
+            room = min(room, limits.limit - started)
+        return (room if waiting else 0), waiting
+
+    def _take(self, cursor: Any, queue_name: str, partition: str | None, executor_id: str, room: int,
+              now: int) -> list[WorkflowRow]:
+        if room <= 0:
+            return []
+        head: tuple[Any, ...] = (queue_name,) if partition is None else (queue_name, partition)
+        cursor.execute(self._claim[partition is not None], (*head, room, executor_id, now, now, now))
+        return sorted((WorkflowRow(*r) for r in cursor.fetchall()), key=lambda r: r.created_at)

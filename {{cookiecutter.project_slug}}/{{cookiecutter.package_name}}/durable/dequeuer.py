@@ -1,0 +1,114 @@
+"""The dequeuer: a thread per process that claims queued workflows of the declared queues and runs them.
+
+It claims rows of every queue this process declared (``store/queue_store.py``: one transaction per
+queue, bounded by the global concurrency, this executor's concurrency and the rate limiter, and per
+partition for a partitioned queue), then runs each like a recovered workflow, from its recorded inputs.
+An enqueue in this process wakes it at once; on PostgreSQL an enqueue in another process wakes it
+through ``NOTIFY``; otherwise it re-reads every ``QUEUE_POLL_SEC``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from .executor import resume_row
+from .queues import QUEUE_KEY, declared_queues
+from .runtime import Runtime
+from .store.checkpoint_store import CheckpointStore
+from .store.queue_store import QueueStore
+
+logger = logging.getLogger(__name__)
+
+# How often the dequeuer re-reads when nothing signals it: SQLite has no notifications; a queue with
+# work waiting for a free slot or for the rate limiter is re-read as often.
+QUEUE_POLL_SEC = 0.1
+# On PostgreSQL enqueues notify; this re-read catches slots freed by other processes.
+POSTGRES_QUEUE_POLL_SEC = 1.0
+# At most this many rows are claimed from one queue per round.
+DEQUEUE_BATCH = 100
+
+
+class Dequeuer:
+    """The thread that claims queued workflows of this process's queues and runs them."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        # Its own connection: polling stays off the workflows' pool (and out of their statement counts).
+        engine = rt.sys_dialect.create_engine(rt.settings.sys_db_url, pool_size=1, autocommit=True)
+        self.store = QueueStore(CheckpointStore(engine, rt.sys_dialect))
+        self.claimed_any = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="durable-queues", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Claim nothing more; workflows already claimed keep running (or stay PENDING for recovery)."""
+        self._stop.set()
+        self.rt.queue_wakeup.set()
+        self.rt.wakeups.wake(QUEUE_KEY)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self.store.store.engine.dispose()
+
+    def _on_done(self, _future: Any) -> None:
+        self.rt.queue_wakeup.set()  # a slot is free: claim the next one now
+        self.rt.wakeups.wake(QUEUE_KEY)
+
+    def dequeue(self) -> bool:
+        """Claim and start what each queue allows now; True if some queue still has work waiting."""
+        rt = self.rt
+        backlog = False
+        for queue in declared_queues():
+            if self._stop.is_set() or rt.stopping.is_set():
+                break
+            claimed = self.store.claim(queue.name, rt.executor_id, queue.limits, DEQUEUE_BATCH,
+                                       queue.partition_limits)
+            backlog = backlog or claimed.backlog
+            self.claimed_any = self.claimed_any or bool(claimed.rows)
+            for row in claimed.rows:
+                try:
+                    future = resume_row(rt, row, dequeued=True)
+                except Exception:
+                    logger.exception("could not start queued workflow %s", row.workflow_id)
+                    continue
+                if future is not None:
+                    future.add_done_callback(self._on_done)
+        return backlog
+
+    def _round(self) -> tuple[bool, bool]:
+        """One dequeue round: (some queue has work waiting, this round claimed or saw work)."""
+        try:
+            backlog = self.dequeue()
+        except Exception:
+            # The database may be restarting; the next round tries again.
+            logger.warning("dequeue failed", exc_info=True)
+            return True, False
+        return backlog, backlog or self.claimed_any
+
+    def _running(self) -> bool:
+        return not self._stop.is_set() and not self.rt.stopping.is_set()
+
+    def _run(self) -> None:
+        rt = self.rt
+        idle_sec = POSTGRES_QUEUE_POLL_SEC if self.store.is_postgres else QUEUE_POLL_SEC
+        # Until this process has queue work, wait on the in-process flag only: a process that never
+        # uses queues opens no LISTEN connection for them.
+        active = False
+        while self._running() and not active:
+            rt.queue_wakeup.clear()
+            backlog, active = self._round()
+            active = active or rt.queue_wakeup.is_set()
+            if not active:
+                rt.queue_wakeup.wait(QUEUE_POLL_SEC if backlog else idle_sec)
+                active = rt.queue_wakeup.is_set()
+        if not self._running():
+            return
+        with rt.wakeups.watching(QUEUE_KEY) as waiter:
+            while self._running():
+                waiter.clear()
+                backlog, _ = self._round()
+                waiter.wait(QUEUE_POLL_SEC if backlog else idle_sec)
