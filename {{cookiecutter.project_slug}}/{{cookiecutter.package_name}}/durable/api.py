@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from . import management, messaging
+from . import management, messaging, patching
 from .admin import AdminActions, AdminServer
 from .config import DBOSConfig, RuntimeSettings, resolve_config
 from .context import ContextLogFilter, RequestInfo, current_context
@@ -497,6 +497,19 @@ class DBOS:
     def get_event(cls, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
         """The value a workflow set under ``key``, waiting up to ``timeout_seconds`` for it (else None)."""
         return messaging.get_event(_runtime(), workflow_id, key, timeout_seconds)
+
+    # -- patching (patching.py) -----------------------------------------------------------------------
+
+    @classmethod
+    def patch(cls, patch_name: str) -> bool:
+        """In a workflow: True on the new code path (a marker step is recorded), False when replaying an
+        execution that an older deploy started. Needs ``enable_patching=True``."""
+        return patching.patch(cls.config, _runtime, patch_name)
+
+    @classmethod
+    def deprecate_patch(cls, patch_name: str) -> bool:
+        """True always: the patch's old branch is gone, but markers recorded earlier still replay."""
+        return patching.deprecate_patch(cls.config, patch_name)
 
     # -- cancel, resume, fork (management.py) ---------------------------------------------------------
 

@@ -31,6 +31,7 @@ class DBOSConfig(TypedDict, total=False):
     otlp_traces_endpoints: list[str] | None
     otlp_logs_endpoints: list[str] | None
     otlp_attributes: dict[str, str] | None
+    enable_patching: bool | None
     # Ours: limits and process model (documented in durable/README.md).
     max_checkpoint_bytes: int | None
     allow_pickle: bool | None
@@ -47,6 +48,9 @@ KNOWN_KEYS = frozenset(DBOSConfig.__annotations__)
 
 DEFAULT_MAX_CHECKPOINT_BYTES = 2 * 1024 * 1024
 DEFAULT_MAX_RECOVERY_ATTEMPTS = 100
+# DBOS's application version when patching is on: one version for every deploy, so code changes are
+# made with DBOS.patch rather than by letting old workflows wait for their own version.
+PATCHING_VERSION = "PATCHING_ENABLED"
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ class RuntimeSettings:
     enable_otlp: bool = False
     otlp_traces_endpoints: tuple[str, ...] = ()
     otlp_attributes: dict[str, str] = field(default_factory=dict)
+    enable_patching: bool = False
     max_checkpoint_bytes: int = DEFAULT_MAX_CHECKPOINT_BYTES
     allow_pickle: bool = False
     max_recovery_attempts: int = DEFAULT_MAX_RECOVERY_ATTEMPTS
@@ -150,6 +155,7 @@ def resolve_config(config: DBOSConfig) -> RuntimeSettings:
         raise DBOSConfigError(
             f"DBOSConfig executor_timeout_sec={timeout} must exceed executor_heartbeat_sec={heartbeat}"
         )
+    enable_patching = config.get("enable_patching") is True
     return RuntimeSettings(
         name=name,
         app_db_url=app_url,
@@ -157,7 +163,7 @@ def resolve_config(config: DBOSConfig) -> RuntimeSettings:
         pg_schema=_get(config, "dbos_system_schema", "dbos"),
         run_migrations=bool(_get(config, "run_migrations", True)),
         log_level=log_level,
-        application_version=str(_get(config, "application_version", "")),
+        application_version=str(_get(config, "application_version", PATCHING_VERSION if enable_patching else "")),
         executor_id=config.get("executor_id"),
         engine_kwargs=dict(_get(config, "db_engine_kwargs", {})),
         pool_size=int(_get(config, "sys_db_pool_size", 20)),
@@ -166,6 +172,7 @@ def resolve_config(config: DBOSConfig) -> RuntimeSettings:
         enable_otlp=bool(_get(config, "enable_otlp", False)),
         otlp_traces_endpoints=tuple(_get(config, "otlp_traces_endpoints", ())),
         otlp_attributes=dict(_get(config, "otlp_attributes", {})),
+        enable_patching=enable_patching,
         max_checkpoint_bytes=cap,
         allow_pickle=bool(_get(config, "allow_pickle", False)),
         max_recovery_attempts=int(_get(config, "max_recovery_attempts", DEFAULT_MAX_RECOVERY_ATTEMPTS)),
