@@ -34,6 +34,7 @@ from .queues import (
 from .recovery import RecoveryLoop, recover_executors, recover_orphans
 from .registry import REGISTRY, FunctionInfo
 from .runtime import Runtime
+from .step_timeouts import check_timeout
 from .transactions import run_transaction
 
 if TYPE_CHECKING:
@@ -250,13 +251,22 @@ class DBOS:
         interval_seconds: float = 1.0,
         max_attempts: int = 3,
         backoff_rate: float = 2.0,
+        should_retry: Callable[[BaseException], bool] | None = None,
+        timeout_seconds: float | None = None,
     ) -> Callable[[F], F]:
-        """Make a function a step: inside a workflow its result is checkpointed and never recomputed."""
+        """Make a function a step: inside a workflow its result is checkpointed and never recomputed.
+
+        ``should_retry(exc)`` returning False raises the error at once; ``timeout_seconds`` bounds each
+        attempt (``step_timeouts.py``: the workflow stops waiting, the body cannot be stopped).
+        """
 
         def decorator(func: F) -> F:
-            info = FunctionInfo(name or func.__qualname__, func, "step", {
+            step_name = name or func.__qualname__
+            check_timeout(step_name, timeout_seconds)
+            info = FunctionInfo(step_name, func, "step", {
                 "retries_allowed": retries_allowed, "interval_seconds": interval_seconds,
                 "max_attempts": max_attempts, "backoff_rate": backoff_rate,
+                "should_retry": should_retry, "timeout_seconds": timeout_seconds,
             })
 
             @functools.wraps(func)

@@ -46,6 +46,7 @@ class DBOSErrorCode(Enum):
     UnexpectedStep = 11
     QueueDeduplicated = 12
     AwaitedWorkflowCancelled = 13
+    StepTimeout = 18
     SerializationError = 100
     Fenced = 101
     NotLaunched = 102
@@ -119,6 +120,18 @@ class DBOSQueueDeduplicatedError(DBOSException):
             f"with deduplication ID {deduplication_id}.",
             DBOSErrorCode.QueueDeduplicated.value,
             409,
+        )
+
+
+class DBOSStepTimeoutError(DBOSException):
+    """A step attempt ran longer than its ``timeout_seconds``."""
+
+    def __init__(self, step_name: str, timeout_seconds: float) -> None:
+        self.step_name = step_name
+        self.timeout_seconds = timeout_seconds
+        super().__init__(
+            f"Step {step_name} was cancelled after exceeding its timeout of {timeout_seconds} seconds",
+            DBOSErrorCode.StepTimeout.value,
         )
 
 

@@ -39,6 +39,7 @@ from .error import (
 )
 from .registry import REGISTRY, FunctionInfo
 from .runtime import Runtime
+from .step_timeouts import call_with_timeout
 from .store.base import NewWorkflow, StepRecord, WorkflowRow, WorkflowStatusString, now_ms
 from .tracing import span
 
@@ -468,6 +469,8 @@ def run_step(
         return value
     options = info.options
     attempts = int(options.get("max_attempts", 3)) if options.get("retries_allowed") else 1
+    should_retry: Callable[[BaseException], bool] | None = options.get("should_retry")
+    timeout: float | None = options.get("timeout_seconds")
     interval = float(options.get("interval_seconds", 1.0))
     backoff = float(options.get("backoff_rate", 2.0))
     started_ms = now_ms()
@@ -476,14 +479,16 @@ def run_step(
     for attempt in range(1, attempts + 1):
         try:
             with entered(step_ctx), span(f"step {name}", workflow_id=state.workflow_id, step_id=step_id):
-                result = func(*args, **kwargs)
+                result = (func(*args, **kwargs) if timeout is None
+                          else call_with_timeout(name, timeout, func, args, kwargs))
         except Exception as exc:
             errors.append(exc)
-            if attempt < attempts:
+            if attempt < attempts and (should_retry is None or should_retry(exc)):
                 logger.warning("step %s attempt %d/%d failed: %r; retrying", name, attempt, attempts, exc)
                 time.sleep(interval * backoff ** (attempt - 1))
                 continue
-            final: Exception = DBOSMaxStepRetriesExceeded(name, attempts, errors) if attempts > 1 else exc
+            retried_out = attempt == attempts > 1  # a should_retry refusal raises the error itself, as in DBOS
+            final: Exception = DBOSMaxStepRetriesExceeded(name, attempts, errors) if retried_out else exc
             _record_step_outcome(rt, state, step_id, name, None, rt.codec.encode_exception(final), started_ms)
             raise final from (exc if final is not exc else None)
         try:

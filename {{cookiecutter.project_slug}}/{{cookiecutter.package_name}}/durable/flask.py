@@ -16,8 +16,9 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import Flask, Response, jsonify
 from werkzeug.wrappers import Response as WerkzeugResponse
+
+from flask import Flask, Response, jsonify
 
 from .context import DBOSContext, RequestInfo, entered
 from .error import DBOSException
