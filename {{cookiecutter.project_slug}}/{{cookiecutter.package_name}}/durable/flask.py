@@ -16,9 +16,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from werkzeug.wrappers import Response as WerkzeugResponse
-
 from flask import Flask, Response, jsonify
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from .context import DBOSContext, RequestInfo, entered
 from .error import DBOSException
