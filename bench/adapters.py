@@ -108,6 +108,7 @@ class Runtime:
     major: int  # DBOS major version (ours speaks 2.x)
     table_prefix: str  # how raw SQL names the system tables
     set_workflow_id: Any  # the SetWorkflowID context manager of the same package
+    queue_class: Any  # the package's Queue
 
     def launch(self) -> None:
         self.dbos.launch()
@@ -131,7 +132,7 @@ def load_runtime(kind: str, url: str, package: str | None = None) -> Runtime:
         durable = importlib.import_module(f"{package}.durable")
         dbos = durable.DBOS
         dbos(config=durable.DBOSConfig(name="bench", application_database_url=url))
-        return Runtime("ours", dbos, url, 2, "dbos." if is_pg else "dbos_", durable.SetWorkflowID)
+        return Runtime("ours", dbos, url, 2, "dbos." if is_pg else "dbos_", durable.SetWorkflowID, durable.Queue)
     import dbos as dbos_module
 
     version = dbos_module.__version__ if hasattr(dbos_module, "__version__") else _dist_version("dbos")
@@ -140,7 +141,8 @@ def load_runtime(kind: str, url: str, package: str | None = None) -> Runtime:
     if major < 3:
         config["application_database_url"] = url  # 2.x: @DBOS.transaction runs here
     dbos_module.DBOS(config=config)  # type: ignore[arg-type]
-    return Runtime(f"dbos-{version}", dbos_module.DBOS, url, major, "dbos." if is_pg else "", dbos_module.SetWorkflowID)
+    return Runtime(f"dbos-{version}", dbos_module.DBOS, url, major, "dbos." if is_pg else "", dbos_module.SetWorkflowID,
+                   dbos_module.Queue)
 
 
 def _dist_version(name: str) -> str:
@@ -192,3 +194,23 @@ def define_workflows(dbos: Any) -> Workflows:
         return c
 
     return Workflows(three_steps, step_seconds, release)
+
+
+@dataclass
+class QueuedProbe:
+    """A queue and a workflow that notes when its body starts: enqueue-to-start latency."""
+
+    enqueue: Callable[[int], Any]  # enqueue(key) -> handle
+    started: dict[int, float]  # key -> perf_counter() as the body began
+
+
+def define_queued_probe(rt: Runtime) -> QueuedProbe:
+    """Register before launch, as DBOS wants: one queue, one one-line workflow."""
+    started: dict[int, float] = {}
+    queue = rt.queue_class("bench_latency")
+
+    @rt.dbos.workflow(name="bench_queued")
+    def queued(key: int) -> None:
+        started[key] = time.perf_counter()
+
+    return QueuedProbe(lambda key: queue.enqueue(queued, key), started)

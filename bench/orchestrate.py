@@ -38,6 +38,8 @@ class Plan:
     fanout: int = 1000
     cost_count: int = 200
     seconds: float = 1.5
+    queue_ours: int = 300
+    queue_dbos: int = 20  # DBOS polls each queue once a second: 20 samples cost ~20 s
     recovery_ours: int = 10_000
     recovery_dbos: int = 500
     recovery_timeout: float = 40.0
@@ -56,7 +58,7 @@ class Plan:
 
     @classmethod
     def quick(cls) -> Plan:
-        return cls(reps=1, limit_seconds=0.3, seq=30, threaded=40, fanout=30, cost_count=10, seconds=0.5,
+        return cls(reps=1, limit_seconds=0.3, seq=30, threaded=40, fanout=30, cost_count=10, seconds=0.5, queue_ours=20, queue_dbos=3,
                    recovery_ours=100, recovery_dbos=50, recovery_timeout=20, growth_sizes="500,1000",
                    growth_calls=10, http_seconds=0.5, rss_orders=50, http_modes="sync-2",
                    # Under a minute: each script runs once; DBOS only through workflows.py, on SQLite.
@@ -194,7 +196,8 @@ def main() -> None:
                     run.call(f"workflows/{database}/{label}", runtime_argv(database, label, py, "workflows.py") + [
                         "--reps", str(plan.reps), "--seq", str(plan.seq), "--threaded", str(plan.threaded),
                         "--fanout", str(plan.fanout), "--count", str(plan.cost_count),
-                        "--seconds", str(plan.seconds)] + (
+                        "--seconds", str(plan.seconds),
+                        "--queue-count", str(plan.queue_ours if label == "ours" else plan.queue_dbos)] + (
                         [] if label == "ours" else ["--fanout-reps", str(plan.dbos_fanout_reps)]))
                 if "recovery" in todo:
                     count = plan.recovery_ours if label == "ours" else plan.recovery_dbos

@@ -96,6 +96,8 @@ def write(md_path: Path, png_path: Path, run: Any, plan: Any, elapsed: float, qu
             lines.append(f"| {title} | {' | '.join(num(v, digits) for v in values)} | |")
             return values
 
+        queue_p50 = single("enqueue to start, idle queue: p50 ms", "queue_latency", "p50_ms", 2)
+        single("enqueue to start, idle queue: p99 ms", "queue_latency", "p99_ms", 2)
         single("statements sent per workflow (driver)", "cost", "statements_per_wf", 2)
         commits = single("commits per workflow (PG: server xact_commit incl. read-only; SQLite: traced)",
                          "cost", "commits_per_wf", 2)
@@ -146,6 +148,8 @@ def write(md_path: Path, png_path: Path, run: Any, plan: Any, elapsed: float, qu
              ">= 3x", None if thr_ratio is None else thr_ratio >= 3),
             (f"{db}: commits per 3-step workflow", num(commits[0] if commits else None), "<= 5",
              None if not commits or commits[0] is None else commits[0] <= 5.05),
+            (f"{db}: enqueue to start p50", f"{num(queue_p50[0] if queue_p50 else None)} ms", "< 10 ms",
+             None if not queue_p50 or queue_p50[0] is None else queue_p50[0] < 10),
             (f"{db}: step p50 / raw commit p50 (paired)", f"{num(step_ratio)}x", "<= 1.3x",
              None if step_ratio is None else step_ratio <= 1.3),
         ]

@@ -19,7 +19,16 @@ from typing import Any
 
 import limit
 import sqlalchemy as sa
-from adapters import COUNTERS, Runtime, Workflows, define_workflows, install_counters, load_runtime
+from adapters import (
+    COUNTERS,
+    QueuedProbe,
+    Runtime,
+    Workflows,
+    define_queued_probe,
+    define_workflows,
+    install_counters,
+    load_runtime,
+)
 from common import emit, latency_summary, percentile, run_together
 
 
@@ -67,6 +76,20 @@ def fan_out(rt: Runtime, wf: Workflows, count: int, timeout: float) -> dict[str,
             raise SystemExit(f"fan-out of {count} not done after {timeout}s")
     elapsed = time.perf_counter() - began
     return {"wf_per_s": count / elapsed, "seconds": elapsed, "start_seconds": started}
+
+
+def queue_latency(probe: QueuedProbe, count: int) -> dict[str, float]:
+    """Enqueue on an idle queue, wait for the result, repeat: how long a queued workflow waits to start.
+
+    The enqueuing process also dequeues (one process, as in one gunicorn worker), so this is the
+    wake-up path; DBOS polls its queues every second instead.
+    """
+    waits = []
+    for key in range(count):
+        t0 = time.perf_counter()
+        probe.enqueue(key).get_result()
+        waits.append(probe.started[key] - t0)
+    return {"count": count, **latency_summary(waits)}
 
 
 def server_commits(url: str) -> int | None:
@@ -228,12 +251,14 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=200, help="workflows in the cost-counting window")
     parser.add_argument("--seconds", type=float, default=4.0, help="time cap of one repetition")
     parser.add_argument("--fanout-reps", type=int, default=None, help="default: --reps")
+    parser.add_argument("--queue-count", type=int, default=100, help="enqueue-to-start samples")
     parser.add_argument("--probe-seconds", type=float, default=0.6, help="raw-commit probe before each repetition")
     args = parser.parse_args()
 
     install_counters()
     rt = load_runtime(args.runtime, args.url, args.package)
     wf = define_workflows(rt.dbos)
+    queued = define_queued_probe(rt)
     rt.launch()
     try:
         for i in range(min(50, args.seq)):  # warm pools and caches
@@ -245,6 +270,7 @@ def main() -> None:
                                 for _ in range(args.reps)]
         result["threads8"] = [paired(probe, 8, args.probe_seconds, lambda: threaded(wf, 8, args.threaded, args.seconds))
                               for _ in range(args.reps)]
+        result["queue_latency"] = queue_latency(queued, args.queue_count)
         result["fanout"] = [fan_out(rt, wf, args.fanout, 120.0) for _ in range(args.fanout_reps or args.reps)]
         if args.runtime == "ours":
             result["statement_floor"] = [statement_floor(rt, wf, args.package, args.seconds / 2, args.seq)

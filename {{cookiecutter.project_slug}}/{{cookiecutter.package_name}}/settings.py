@@ -45,6 +45,7 @@ class Settings:
     enable_otlp: bool = DEFAULT_ENABLE_OTLP
     otlp_traces_endpoint: str | None = None
     app_version: str = ""
+    enable_patching: bool = False
     trusted_proxies: int = 0
     #: Extra Flask config from ``FLASK_*`` variables, as Flask's ``from_prefixed_env`` reads them.
     flask_config: Mapping[str, Any] = field(default_factory=dict)
@@ -62,6 +63,7 @@ class Settings:
             enable_otlp=read_bool(env, "ENABLE_OTLP", DEFAULT_ENABLE_OTLP),
             otlp_traces_endpoint=env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip() or None,
             app_version=env.get("APP_VERSION", "").strip(),
+            enable_patching=read_bool(env, "ENABLE_PATCHING", False),
             trusted_proxies=read_int(env, "TRUSTED_PROXIES", 0, low=0, high=32),
             flask_config=read_prefixed(env, "FLASK_"),
         )
@@ -80,9 +82,11 @@ class Settings:
             run_admin_server=self.run_admin_server,
             enable_otlp=self.enable_otlp,
             otlp_traces_endpoints=[self.otlp_traces_endpoint] if self.otlp_traces_endpoint else [],
-            application_version=self.app_version,
             trusted_proxies=self.trusted_proxies,
+            enable_patching=self.enable_patching,
         )
+        if self.app_version:  # unset: the runtime's default ("PATCHING_ENABLED" with patching, as in DBOS)
+            config["application_version"] = self.app_version
         if self.system_database_url:
             config["system_database_url"] = self.system_database_url
         return config
