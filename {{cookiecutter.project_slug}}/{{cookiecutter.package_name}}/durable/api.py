@@ -143,6 +143,7 @@ class DBOS:
             recovery.start()
             self._dequeuer = Dequeuer(runtime)
             self._dequeuer.start()
+            runtime.start_scheduler()
             if self.settings.run_admin_server:
                 self._admin = _admin_server(self.settings.admin_port)
             if self.settings.enable_otlp:
@@ -307,6 +308,20 @@ class DBOS:
             wrapper.__durable_info__ = info  # type: ignore[attr-defined]
             wrapper.__durable_temp_workflow__ = temp_info  # type: ignore[attr-defined]
             return wrapper  # type: ignore[return-value]
+
+        return decorator
+
+    @classmethod
+    def scheduled(cls, cron: str) -> Callable[[F], F]:
+        """Run a workflow once per tick of ``cron`` across all processes (six fields, seconds first; or five).
+
+        Stack it above ``@DBOS.workflow()``; the workflow takes ``(scheduled_time, actual_time)``.
+        """
+        from .scheduler import declare_schedule  # on use: a project without schedules never loads it
+
+        def decorator(func: F) -> F:
+            declare_schedule(func, cron)
+            return func
 
         return decorator
 

@@ -36,6 +36,8 @@ class Registry:
         self.workflows: dict[tuple[str, str], FunctionInfo] = {}
         self.classes: dict[str, type] = {}
         self.instances: dict[tuple[str, str], Any] = {}
+        # (workflow, cron) pairs from @DBOS.scheduled; the scheduler thread reads them at launch.
+        self.schedules: list[tuple[FunctionInfo, str]] = []
 
     def add_workflow(self, info: FunctionInfo) -> None:
         key = (info.name, info.version)
@@ -60,6 +62,12 @@ class Registry:
                     f"Another instance of {key[0]} is already registered as {key[1]!r}; config names must be unique"
                 )
             self.instances[key] = instance
+
+    def add_schedule(self, info: FunctionInfo, cron: str) -> None:
+        with self._lock:
+            # A module imported twice decorates again: one schedule per (workflow name, cron).
+            self.schedules = [(known, c) for known, c in self.schedules if (known.name, c) != (info.name, cron)]
+            self.schedules.append((info, cron))
 
     def find_workflow(self, name: str, version: str = "") -> FunctionInfo | None:
         return self.workflows.get((name, version))

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -30,6 +30,9 @@ from .store.management_store import ManagementStore
 from .store.messaging_store import MessagingStore
 from .store.queue_store import QueueStore
 from .wakeups import Wakeups
+
+if TYPE_CHECKING:
+    from .scheduler import Scheduler
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +96,7 @@ class Runtime:
         # Idempotency keys whose request this process is serving right now.
         self.serving_keys: set[str] = set()
         self.stopping = threading.Event()
+        self.scheduler: Scheduler | None = None  # started by start_scheduler() at launch
 
     def checkpoint_in_transaction(self, connection: sa.Connection, params: tuple[Any, ...]) -> bool:
         """Insert a transaction's checkpoint through its own connection; False if the step is taken."""
@@ -175,9 +179,22 @@ class Runtime:
             else:
                 future.set_exception(value)
 
+    def start_scheduler(self) -> None:
+        """Start the thread that enqueues ``@DBOS.scheduled`` ticks, if any workflow has a schedule."""
+        from .registry import REGISTRY
+
+        if not REGISTRY.schedules:
+            return
+        from .scheduler import Scheduler  # imported here: scheduler.py imports this module
+
+        self.scheduler = Scheduler(self, REGISTRY.schedules)
+        self.scheduler.start()
+
     def drain(self, wait_sec: float = 0.0) -> int:
         """Take no new background work; wait up to ``wait_sec`` for running workflows; return how many still run."""
         self.stopping.set()
+        if self.scheduler is not None:
+            self.scheduler.stop()  # it wakes on ``stopping``: enqueues nothing after the engines close
         self.wakeups.wake_all()  # waits in sleep/recv stop; those workflows stay PENDING for another executor
         deadline = time.monotonic() + wait_sec
         while self.running and time.monotonic() < deadline:
