@@ -62,9 +62,13 @@ class Dequeuer:
         """Claim and start what each queue allows now; True if some queue still has work waiting."""
         rt = self.rt
         backlog = False
-        for queue in declared_queues():
+        queues = declared_queues()
+        waiting = self.store.waiting_queues([queue.name for queue in queues])
+        for queue in queues:
             if self._stop.is_set() or rt.stopping.is_set():
                 break
+            if queue.name not in waiting:
+                continue
             claimed = self.store.claim(queue.name, rt.executor_id, queue.limits, DEQUEUE_BATCH,
                                        queue.partition_limits)
             backlog = backlog or claimed.backlog

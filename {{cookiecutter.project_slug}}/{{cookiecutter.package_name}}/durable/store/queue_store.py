@@ -27,7 +27,7 @@ INSERT INTO {workflow_status} (workflow_uuid, status, name, class_name, config_n
 VALUES (?, 'ENQUEUED', ?, ?, ?, ?J, ?J, NULL, 0, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (workflow_uuid) DO NOTHING"""
 
-_HAS_WAITING = "SELECT 1 FROM {workflow_status} WHERE queue_name = ? AND status = 'ENQUEUED' LIMIT 1"
+_WAITING_QUEUES = "SELECT DISTINCT queue_name FROM {workflow_status} WHERE status = 'ENQUEUED' AND queue_name IN ({names})"
 _LOCK_QUEUE = "SELECT pg_advisory_xact_lock(hashtext(?))"
 _WAITING_PARTITIONS = """
 SELECT DISTINCT queue_partition_key FROM {workflow_status}
@@ -96,7 +96,7 @@ class QueueStore:
         self.is_postgres = dialect.name == "postgresql"
         skip = " FOR UPDATE SKIP LOCKED" if dialect.supports_skip_locked else ""
         self.insert_sql = dialect.sql(_INSERT_ENQUEUED)
-        self._has_waiting = dialect.sql(_HAS_WAITING)
+        self._waiting_sql: dict[int, str] = {}
         self._lock_queue = dialect.sql(_LOCK_QUEUE)
         self._partitions = dialect.sql(_WAITING_PARTITIONS)
         self._load = {p: dialect.sql(_QUEUE_LOAD.replace("{partition}", _PARTITION_FILTER if p else ""))
@@ -140,15 +140,25 @@ class QueueStore:
         assert existing is not None, "a conflicting workflow row vanished"
         return existing
 
+    def waiting_queues(self, queue_names: list[str]) -> set[str]:
+        """Which of these queues hold ENQUEUED rows: one indexed read for all, and no write lock.
+
+        The dequeuer asks this every round, so idle queues cost it one statement, not one each.
+        """
+        if not queue_names:
+            return set()
+        sql = self._waiting_sql.get(len(queue_names))
+        if sql is None:
+            sql = self.store.dialect.sql(_WAITING_QUEUES.replace("{names}", ", ".join("?" * len(queue_names))))
+            self._waiting_sql[len(queue_names)] = sql
+        return {row[0] for row in self.store.fetch(sql, queue_names)}
+
     def claim(self, queue_name: str, executor_id: str, limits: QueueLimits, batch: int,
               partition_limits: QueueLimits | None = None) -> Claimed:
         """Move up to ``batch`` ENQUEUED rows of a queue to PENDING here, within its limits.
 
         With ``partition_limits`` the queue is partitioned: each partition key gets its own room.
-        An empty queue costs one indexed read and no write lock (the dequeuer polls every queue).
         """
-        if not self.store.fetch(self._has_waiting, (queue_name,)):
-            return Claimed([], False)
 
         def work(cursor: Any) -> Claimed:
             now = now_ms()
