@@ -38,9 +38,8 @@ from .step_timeouts import check_timeout
 from .transactions import run_transaction
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
     from flask import Flask
+    from sqlalchemy.orm import Session
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")

@@ -99,9 +99,10 @@ class Dequeuer:
     def _run(self) -> None:
         rt = self.rt
         idle_sec = POSTGRES_QUEUE_POLL_SEC if self.store.is_postgres else QUEUE_POLL_SEC
-        # Until this process has queue work, wait on the in-process flag only: a process that never
-        # uses queues opens no LISTEN connection for them.
-        active = False
+        # On PostgreSQL, until this process has queue work, wait on the in-process flag only: a process
+        # that never uses queues opens no LISTEN connection for them. On SQLite watching costs no
+        # connection, and it is how enqueues in other processes reach this one at once.
+        active = not self.store.is_postgres
         while self._running() and not active:
             rt.queue_wakeup.clear()
             backlog, active = self._round()

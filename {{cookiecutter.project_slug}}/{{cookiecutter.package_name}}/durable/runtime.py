@@ -54,6 +54,14 @@ def create_app_engine(url: str, **kwargs: Any) -> sa.Engine:
     return sa.create_engine(url, **options)
 
 
+def sqlite_signal_path(url: str) -> str | None:
+    """The wake-up file beside a SQLite database file (``signal_file.py``); None for PostgreSQL or memory."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return parsed.database + "-wake"
+
+
 class Runtime:
     """Everything ``launch()`` builds and ``destroy()`` tears down."""
 
@@ -79,7 +87,8 @@ class Runtime:
         # Set by an enqueue in this process: the queue thread claims at once.
         self.queue_wakeup = threading.Event()
         # Threads waiting in recv/get_event/sleep; on PostgreSQL one LISTEN connection, opened on first wait.
-        self.wakeups = Wakeups(settings.sys_db_url if self.sys_dialect.name == "postgresql" else None)
+        self.wakeups = Wakeups(settings.sys_db_url if self.sys_dialect.name == "postgresql" else None,
+                               sqlite_signal_path(settings.sys_db_url))
         # With a separate system database, transactions checkpoint into the application database
         # (same commit as their writes) and the runtime copies the row to the system database.
         self.app_store: CheckpointStore | None = None

@@ -6,8 +6,9 @@ read the database, wait. Anything that may change the answer wakes the keys it c
 - in this process, the writer calls ``wake(key)`` right after its commit;
 - on PostgreSQL, the writer also ``pg_notify``s the key in its transaction, and one listener thread
   per process (``store/listener.py``) wakes the local waiters, so other processes hear it at commit;
-- on SQLite, which has no notifications, waiters re-read every ``SQLITE_POLL_SEC`` to hear other
-  processes (the read is one indexed SELECT).
+- on SQLite, which has no notifications, the writer bumps a file beside the database
+  (``signal_file.py``) that a thread in each process watches; waiters also re-read every
+  ``SQLITE_POLL_SEC`` (one indexed SELECT), the safety net.
 
 Every wait is bounded and always followed by a read, so a lost wake-up only delays an answer.
 """
@@ -20,6 +21,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from .signal_file import SignalFile
 from .store.listener import PostgresListener
 
 # How often a waiter re-reads the database when another process may have written without a signal.
@@ -72,11 +74,12 @@ class Waiter:
 class Wakeups:
     """The waiters of one process, by key, and (on PostgreSQL) the listener that wakes them."""
 
-    def __init__(self, postgres_url: str | None) -> None:
+    def __init__(self, postgres_url: str | None, sqlite_signal_path: str | None = None) -> None:
         self._lock = threading.Lock()
         self._waiting: dict[str, set[Waiter]] = {}
         self._postgres_url = postgres_url
         self._listener: PostgresListener | None = None
+        self._signal = SignalFile(sqlite_signal_path, self.wake_all) if sqlite_signal_path else None
         self._closed = False
 
     @property
@@ -108,6 +111,12 @@ class Wakeups:
                             del self._waiting[key]
 
     def wake(self, key: str) -> None:
+        """After a commit that ``key``'s waiters care about: wake them here, and other SQLite processes."""
+        self.wake_local(key)
+        if self._signal is not None:
+            self._signal.bump()
+
+    def wake_local(self, key: str) -> None:
         with self._lock:
             waiters = list(self._waiting.get(key, ()))
         for waiter in waiters:
@@ -122,12 +131,16 @@ class Wakeups:
 
     def _ensure_listener(self) -> None:
         """Start the LISTEN thread on first use: processes that never wait hold no extra connection."""
-        if self._postgres_url is None or self._closed:
+        if self._closed:
+            return
+        if self._signal is not None:
+            self._signal.watch()
+        if self._postgres_url is None:
             return
         with self._lock:
             listener = self._listener
             if listener is None:
-                listener = PostgresListener(self._postgres_url, self.wake, self.wake_all)
+                listener = PostgresListener(self._postgres_url, self.wake_local, self.wake_all)
                 self._listener = listener
                 listener.start()
         listener.listening.wait(5.0)  # if the database is slow, the periodic re-read covers the gap
@@ -136,9 +149,13 @@ class Wakeups:
         self._closed = True
         if self._listener is not None:
             self._listener.stop()
+        if self._signal is not None:
+            self._signal.stop()
         self.wake_all()
 
     def forget_after_fork(self) -> None:
         self._closed = True
         if self._listener is not None:
             self._listener.forget_after_fork()
+        if self._signal is not None:
+            self._signal.forget_after_fork()

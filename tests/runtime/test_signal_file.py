@@ -1,0 +1,61 @@
+"""The SQLite wake-up file: a bump in one process wakes the watchers of the others, not its own."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from conftest import RUNTIME_PARENT
+from durable.runtime import sqlite_signal_path
+from durable.signal_file import SignalFile
+
+
+def test_a_bump_wakes_another_watcher_but_not_the_bumper(tmp_path: Path) -> None:
+    path = str(tmp_path / "app.db-wake")
+    heard_here: list[float] = []
+    heard_there = threading.Event()
+    here = SignalFile(path, lambda: heard_here.append(time.monotonic()))
+    there = SignalFile(path, heard_there.set)
+    here.watch()
+    there.watch()
+    try:
+        time.sleep(0.05)
+        here.bump()  # creates the file on first use
+        assert heard_there.wait(2), "the other watcher never heard the bump"
+        time.sleep(0.1)
+        assert heard_here == [], "a process woke itself on its own bump"
+        heard_there.clear()
+        here.bump()
+        assert heard_there.wait(2), "a second bump was not heard"
+    finally:
+        here.stop()
+        there.stop()
+
+
+def test_a_bump_from_another_process_is_heard(tmp_path: Path) -> None:
+    path = str(tmp_path / "app.db-wake")
+    heard = threading.Event()
+    watcher = SignalFile(path, heard.set)
+    watcher.watch()
+    try:
+        time.sleep(0.05)
+        code = (f"import sys; sys.path.insert(0, {str(RUNTIME_PARENT)!r}); "
+                f"from durable.signal_file import SignalFile; SignalFile({path!r}, lambda: None).bump()")
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
+        assert heard.wait(2)
+    finally:
+        watcher.stop()
+
+
+def test_an_unwritable_folder_only_loses_the_shortcut(tmp_path: Path) -> None:
+    SignalFile(str(tmp_path / "missing-folder" / "app.db-wake"), lambda: None).bump()  # no exception
+
+
+def test_only_sqlite_files_get_a_signal_file() -> None:
+    assert sqlite_signal_path("sqlite:////srv/app/instance/app.db") == "/srv/app/instance/app.db-wake"
+    assert sqlite_signal_path("sqlite://") is None
+    assert sqlite_signal_path("sqlite:///:memory:") is None
+    assert sqlite_signal_path("postgresql+psycopg://postgres@127.0.0.1:5432/app") is None
