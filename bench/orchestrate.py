@@ -40,6 +40,8 @@ class Plan:
     seconds: float = 1.5
     queue_ours: int = 300
     queue_dbos: int = 20  # DBOS polls each queue once a second: 20 samples cost ~20 s
+    messages_ours: int = 200
+    messages_dbos: int = 10  # DBOS on SQLite polls once a second: 10 round trips cost ~10 s
     recovery_ours: int = 10_000
     recovery_dbos: int = 500
     recovery_timeout: float = 40.0
@@ -48,7 +50,7 @@ class Plan:
     http_seconds: float = 2.0
     rss_orders: int = 10_000
     http_modes: str = "sync-2,gthread-2x8"
-    dbos_phases: tuple[str, ...] = ("workflows", "recovery", "growth")
+    dbos_phases: tuple[str, ...] = ("workflows", "messages", "recovery", "growth")
     dbos_databases: tuple[str, ...] = ("sqlite", "postgresql")
     dbos_growth_databases: tuple[str, ...] = ("postgresql",)  # 1M rows per DBOS version: PG only, for time
     dbos_growth_versions: tuple[str, ...] = ("dbos-2.31.1",)
@@ -58,11 +60,11 @@ class Plan:
 
     @classmethod
     def quick(cls) -> Plan:
-        return cls(reps=1, limit_seconds=0.3, seq=30, threaded=40, fanout=30, cost_count=10, seconds=0.5, queue_ours=20, queue_dbos=3,
+        return cls(reps=1, limit_seconds=0.3, seq=30, threaded=40, fanout=30, cost_count=10, seconds=0.5, queue_ours=20, queue_dbos=3, messages_ours=20, messages_dbos=3,
                    recovery_ours=100, recovery_dbos=50, recovery_timeout=20, growth_sizes="500,1000",
                    growth_calls=10, http_seconds=0.5, rss_orders=50, http_modes="sync-2",
                    # Under a minute: each script runs once; DBOS only through workflows.py, on SQLite.
-                   dbos_phases=("workflows",), dbos_databases=("sqlite",), http_databases=("sqlite",),
+                   dbos_phases=("workflows", "messages"), dbos_databases=("sqlite",), http_databases=("sqlite",),
                    dbos_versions_max=1, dbos_fanout_reps=1)
 
 
@@ -135,10 +137,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="tiny counts: check the scripts run (CI)")
     parser.add_argument("--dbos", default="2.31.1,3.4.0", help="DBOS versions whose venvs exist to compare with")
-    parser.add_argument("--only", default="", help="comma list of phases: limit,workflows,recovery,growth,http")
+    parser.add_argument("--only", default="", help="comma list of phases: limit,workflows,messages,recovery,growth,http")
     args = parser.parse_args()
     plan = Plan.quick() if args.quick else Plan()
-    phases = set(args.only.split(",")) if args.only else {"limit", "workflows", "recovery", "growth", "http"}
+    phases = set(args.only.split(",")) if args.only else {"limit", "workflows", "messages", "recovery", "growth",
+                                                          "http"}
     stamp = dt.datetime.now().strftime("%Y-%m-%d-%H%M")
     tag = f"bench_{uuid.uuid4().hex[:8]}"
     work = BENCH / ".work" / stamp
@@ -199,6 +202,10 @@ def main() -> None:
                         "--seconds", str(plan.seconds),
                         "--queue-count", str(plan.queue_ours if label == "ours" else plan.queue_dbos)] + (
                         [] if label == "ours" else ["--fanout-reps", str(plan.dbos_fanout_reps)]))
+                if "messages" in todo:
+                    count = plan.messages_ours if label == "ours" else plan.messages_dbos
+                    run.call(f"messages/{database}/{label}", runtime_argv(database, label, py, "messages.py") + [
+                        "--count", str(count)])
                 if "recovery" in todo:
                     count = plan.recovery_ours if label == "ours" else plan.recovery_dbos
                     reps = plan.reps if label == "ours" else 1  # DBOS recovers ~80/s: one round is all we can afford
