@@ -8,12 +8,25 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import RUNTIME_PARENT
+from durable import signal_file
 from durable.runtime import sqlite_signal_path
 from durable.signal_file import SignalFile
 
 
-def test_a_bump_wakes_another_watcher_but_not_the_bumper(tmp_path: Path) -> None:
+@pytest.fixture(params=["inotify", "polling"])
+def watch_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Linux watches with inotify; elsewhere (forced here) the timestamp is polled."""
+    if request.param == "polling":
+        monkeypatch.setattr(signal_file, "_inotify_fd", lambda path: None)
+    elif signal_file._inotify_fd(__file__) is None:
+        pytest.skip("no inotify on this system")
+    return str(request.param)
+
+
+def test_a_bump_wakes_another_watcher_but_not_the_bumper(tmp_path: Path, watch_mode: str) -> None:
     path = str(tmp_path / "app.db-wake")
     heard_here: list[float] = []
     heard_there = threading.Event()
@@ -35,7 +48,7 @@ def test_a_bump_wakes_another_watcher_but_not_the_bumper(tmp_path: Path) -> None
         there.stop()
 
 
-def test_a_bump_from_another_process_is_heard(tmp_path: Path) -> None:
+def test_a_bump_from_another_process_is_heard(tmp_path: Path, watch_mode: str) -> None:
     path = str(tmp_path / "app.db-wake")
     heard = threading.Event()
     watcher = SignalFile(path, heard.set)
@@ -51,7 +64,18 @@ def test_a_bump_from_another_process_is_heard(tmp_path: Path) -> None:
 
 
 def test_an_unwritable_folder_only_loses_the_shortcut(tmp_path: Path) -> None:
-    SignalFile(str(tmp_path / "missing-folder" / "app.db-wake"), lambda: None).bump()  # no exception
+    watcher = SignalFile(str(tmp_path / "missing-folder" / "app.db-wake"), lambda: None)
+    watcher.bump()  # no exception
+    watcher.watch()
+    watcher.stop()
+
+
+def test_stop_returns_at_once(tmp_path: Path, watch_mode: str) -> None:
+    watcher = SignalFile(str(tmp_path / "app.db-wake"), lambda: None)
+    watcher.watch()
+    started = time.monotonic()
+    watcher.stop()
+    assert time.monotonic() - started < 0.5, "stop waited for the watcher's re-check interval"
 
 
 def test_only_sqlite_files_get_a_signal_file() -> None:
