@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 from conftest import RUNTIME_PARENT
-from durable import DBOS, Queue, api
+from durable import DBOS
+from durable.queues import QUEUES
 from helpers import wait_until
 
 WORKER = f"""
@@ -37,7 +38,6 @@ for n in range(3):
 time.sleep(120)
 """
 
-crash_queue = Queue("crash-queue", concurrency=1)
 RAN: list[int] = []
 
 
@@ -55,21 +55,26 @@ def test_a_claim_of_a_killed_worker_is_recovered_and_the_queue_moves_on(
     log.touch()
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    worker = subprocess.Popen([sys.executable, str(script), database_url, str(log)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_until(lambda: "start 0" in log.read_text(), timeout=30, what="the worker to start job 0")
-        # concurrency=1 and job 0 running in the worker: nobody may take jobs 1 and 2 yet.
-        time.sleep(0.5)
-        assert RAN == [] and "start 1" not in log.read_text()
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=10)
+        worker = subprocess.Popen([sys.executable, str(script), database_url, str(log)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_until(lambda: "start 0" in log.read_text(), timeout=30, what="the worker to start job 0")
+            # This process declares the queue only now, so that the worker (not we) claimed job 0.
+            DBOS.register_queue("crash-queue", concurrency=1)
+            # concurrency=1 and job 0 running in the worker: nobody may take jobs 1 and 2 yet.
+            time.sleep(0.5)
+            assert RAN == [] and "start 1" not in log.read_text()
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(timeout=10)
+        finally:
+            worker.kill()
+            worker.communicate(timeout=10)
+        results = [DBOS.retrieve_workflow(f"crash-job-{n}").get_result(timeout_seconds=60) for n in range(3)]
+        assert results == [0, 1, 2]
+        assert sorted(RAN) == [0, 1, 2], "the killed worker's job ran again here, the others once"
+        for n in range(3):
+            status = DBOS.get_workflow_status(f"crash-job-{n}")
+            assert status is not None and status.status == "SUCCESS" and status.executor_id == DBOS.executor_id
     finally:
-        worker.kill()
-        worker.communicate(timeout=10)
-    results = [DBOS.retrieve_workflow(f"crash-job-{n}").get_result(timeout_seconds=60) for n in range(3)]
-    assert results == [0, 1, 2]
-    assert sorted(RAN) == [0, 1, 2], "the killed worker's job ran again here, the others once"
-    for n in range(3):
-        status = DBOS.get_workflow_status(f"crash-job-{n}")
-        assert status is not None and status.status == "SUCCESS" and status.executor_id == api._runtime().executor_id
+        QUEUES.pop("crash-queue", None)  # declared by the test: the next one starts without it

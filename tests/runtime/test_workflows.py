@@ -296,3 +296,17 @@ def test_operator_recovers_a_named_executor_whose_heartbeat_looks_fresh(dbos: ty
     assert [h.workflow_id for h in handles] == ["remote-work"]
     assert handles[0].get_result(timeout_seconds=20)["value"] == 3
     assert calls == {"adds_twice": 1, "add_one": 1}  # only the step without a checkpoint ran again
+
+
+def test_executor_id_and_application_version_name_this_process(database_url: str) -> None:
+    DBOS.destroy()
+    DBOS(config=make_config(database_url, application_version="v7"))
+    try:
+        with SetWorkflowID("who-ran-me"):
+            adds_twice(1)
+        status = DBOS.get_workflow_status("who-ran-me")
+        assert status is not None
+        assert status.executor_id == DBOS.executor_id and DBOS.executor_id.count(":") == 2
+        assert status.app_version == DBOS.application_version == "v7"
+    finally:
+        DBOS.destroy()

@@ -580,6 +580,16 @@ class DBOS:
         return PACKAGE_LOGGER
 
     @classproperty
+    def executor_id(cls) -> str:
+        """This process's executor ID (``host:pid:random``), once launched."""
+        return _runtime().executor_id
+
+    @classproperty
+    def application_version(cls) -> str:
+        """The version recorded on the workflows this process starts (``application_version``)."""
+        return _runtime().settings.application_version
+
+    @classproperty
     def sql_session(cls) -> Session:
         ctx = current_context()
         if ctx is None or ctx.sql_session is None:
