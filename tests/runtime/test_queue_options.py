@@ -78,6 +78,30 @@ def test_a_deduplication_id_is_held_while_its_workflow_waits_or_runs(dbos: type[
     assert again.get_result(timeout_seconds=10) == "again"
 
 
+@DBOS.workflow()
+def fails_once_queued() -> str:
+    raise RuntimeError("boom")
+
+
+def test_resuming_a_workflow_whose_deduplication_id_is_taken_again(dbos: type[DBOS]) -> None:
+    """Its ID was freed when it failed; resume drops it (as DBOS does) instead of colliding."""
+    with SetWorkflowID("dedup-failed"), SetEnqueueOptions(deduplication_id="again"):
+        failed = dedup_queue.enqueue(fails_once_queued)
+    with pytest.raises(RuntimeError):
+        failed.get_result(timeout_seconds=10)
+    GATES["holder"] = threading.Event()
+    with SetEnqueueOptions(deduplication_id="again"):
+        holder = dedup_queue.enqueue(waits_for, "holder")
+    wait_for_status(holder.workflow_id, "PENDING")
+    resumed = DBOS.resume_workflow("dedup-failed")
+    with pytest.raises(RuntimeError):
+        resumed.get_result(timeout_seconds=10)
+    status = DBOS.get_workflow_status("dedup-failed")
+    assert status is not None and status.deduplication_id is None
+    GATES["holder"].set()
+    holder.get_result(timeout_seconds=10)
+
+
 def test_the_same_deduplication_id_on_another_queue_is_independent(dbos: type[DBOS]) -> None:
     GATES["held"] = threading.Event()
     with SetEnqueueOptions(deduplication_id="same"):

@@ -40,6 +40,32 @@ def test_upgrade_and_downgrade_are_reversible_and_idempotent(database_url: str) 
         engine.dispose()
 
 
+def test_a_database_made_by_the_first_release_is_brought_up_to_date(database_url: str) -> None:
+    """Version 1 as it first shipped had no partition keys and no deduplication index; step 2 adds them."""
+    engine = sa.create_engine(database_url)
+    is_pg = engine.dialect.name == "postgresql"
+    table, index = ("dbos.workflow_status", "dbos.workflow_status_queue_dedup") if is_pg else (
+        "dbos_workflow_status", "dbos_workflow_status_queue_dedup")
+    try:
+        with engine.begin() as conn:
+            upgrade_system_schema(conn, target=1)
+            conn.exec_driver_sql(f"DROP INDEX {index}")
+            conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN queue_partition_key")
+        with engine.begin() as conn:
+            assert current_version(conn) == 1
+            assert upgrade_system_schema(conn) == SCHEMA_VERSION == 2
+        schema = "dbos" if is_pg else None
+        columns = {c["name"] for c in sa.inspect(engine).get_columns(table.rpartition(".")[2], schema=schema)}
+        assert "queue_partition_key" in columns
+        indexes = {i["name"]: i for i in sa.inspect(engine).get_indexes(table.rpartition(".")[2], schema=schema)}
+        assert indexes[index.rpartition(".")[2]]["unique"]
+        with engine.begin() as conn:  # and back: version 1's shape again, then nothing
+            assert downgrade_system_schema(conn, target=1) == 1
+            assert downgrade_system_schema(conn) == 0
+    finally:
+        engine.dispose()
+
+
 LAUNCHER = f"""
 import sys
 sys.path.insert(0, {str(RUNTIME_PARENT)!r})

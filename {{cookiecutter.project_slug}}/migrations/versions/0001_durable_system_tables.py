@@ -4,8 +4,10 @@ Revision ID: 0001
 Revises:
 Create Date: 2025-01-01
 
-The runtime owns their shape: this revision only hands Alembic's connection to its versioned steps,
-so upgrading the vendored durable/ never needs a hand-written migration here.
+The runtime owns their shape: each revision of ours only hands Alembic's connection to the runtime's
+numbered steps (``durable/schema.py``) up to a fixed version. A newer vendored durable/ that adds a
+step ships with a revision like ``0003`` that moves the pin; ``DBOS.launch()`` applies missing steps
+by itself too, unless ``run_migrations`` is off.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    upgrade_system_schema(op.get_bind())
+    upgrade_system_schema(op.get_bind(), target=1)
 
 
 def downgrade() -> None:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 #: The version this build of the runtime needs; launch refuses an older schema when it may not migrate.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_PG_SCHEMA = "dbos"
 SQLITE_PREFIX = "dbos_"
 
@@ -193,9 +193,36 @@ def _drop_v1(connection: sa.Connection, tables: SystemTables) -> None:
     tables.metadata.drop_all(connection, checkfirst=True)
 
 
-# version -> (upgrade to it, downgrade from it). Append; never edit a released step.
+def _dedup_index(tables: SystemTables) -> sa.Index:
+    return next(i for i in tables.workflow_status.indexes if i.name and i.name.endswith("workflow_status_queue_dedup"))
+
+
+def _workflow_columns(connection: sa.Connection, tables: SystemTables) -> set[str]:
+    table = tables.workflow_status
+    return {c["name"] for c in sa.inspect(connection).get_columns(table.name, schema=tables.pg_schema)}
+
+
+def _add_queue_options_v2(connection: sa.Connection, tables: SystemTables) -> None:
+    """Queue partition keys, and the index that makes deduplication IDs unique per queue."""
+    table = connection.dialect.identifier_preparer.format_table(tables.workflow_status)
+    if "queue_partition_key" not in _workflow_columns(connection, tables):
+        connection.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN queue_partition_key TEXT"))
+    _dedup_index(tables).create(connection, checkfirst=True)
+
+
+def _drop_queue_options_v2(connection: sa.Connection, tables: SystemTables) -> None:
+    table = connection.dialect.identifier_preparer.format_table(tables.workflow_status)
+    _dedup_index(tables).drop(connection, checkfirst=True)
+    if "queue_partition_key" in _workflow_columns(connection, tables):
+        connection.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN queue_partition_key"))
+
+
+# version -> (upgrade to it, downgrade from it). Append; never edit a released step. Step 1 creates
+# the tables as defined above, today's shape; each later step brings a database made by an older
+# runtime up to it and must therefore be a no-op where its change is already there.
 _STEPS: dict[int, tuple[Callable[[sa.Connection, SystemTables], None], Callable[[sa.Connection, SystemTables], None]]] = {
     1: (_create_v1, _drop_v1),
+    2: (_add_queue_options_v2, _drop_queue_options_v2),
 }
 
 

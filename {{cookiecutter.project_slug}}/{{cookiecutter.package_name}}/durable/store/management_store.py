@@ -15,11 +15,12 @@ UPDATE {workflow_status} SET status = 'CANCELLED', updated_at = ?, completed_at 
 WHERE workflow_uuid = ? AND status NOT IN ('SUCCESS', 'ERROR', 'CANCELLED')"""
 _CHILDREN = "SELECT workflow_uuid FROM {workflow_status} WHERE parent_workflow_id = ?"
 # Back to PENDING under a new fencing generation (a late write of the old run is refused), owned
-# by the caller, with the recovery counter and the deadline cleared, as DBOS does.
+# by the caller, with the recovery counter and the deadline cleared, as DBOS does. Its deduplication
+# ID was released when it finished and may be held by another workflow now: it is dropped, as in DBOS.
 _RESUME = """
 UPDATE {workflow_status} SET status = 'PENDING', executor_id = ?, owner_generation = owner_generation + 1,
     recovery_attempts = 0, workflow_deadline_epoch_ms = NULL, output = NULL, error = NULL,
-    completed_at = NULL, updated_at = ?
+    completed_at = NULL, updated_at = ?, deduplication_id = NULL
 WHERE workflow_uuid = ? AND status IN ('CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')
 RETURNING {columns}"""
 _FORK = """
