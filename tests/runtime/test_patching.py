@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
 from conftest import make_config, reopen_as_orphan
 from durable import DBOS, SetWorkflowID, error
 

@@ -171,6 +171,39 @@ def test_legacy_partition_queue_applies_concurrency_per_key(dbos: type[DBOS]) ->
     assert min(e1, e2) > max(s1, s2), "concurrency=1 with partition_queue=True is per partition"
 
 
+def test_rows_enqueued_before_the_queue_was_partitioned_still_run(dbos: type[DBOS]) -> None:
+    """A rolling deploy adds partition limits while un-keyed rows wait: they form a partition of their own."""
+    queue = DBOS.register_queue("test-becomes-partitioned", concurrency=1)
+    GATES["first"] = threading.Event()
+    first = queue.enqueue(waits_for, "first")
+    wait_for_status(first.workflow_id, "PENDING")
+    waiting = queue.enqueue(echo_value, "enqueued without a key")
+    DBOS.register_queue("test-becomes-partitioned", concurrency=2, partition_concurrency=1)
+    GATES["first"].set()
+    with SetEnqueueOptions(queue_partition_key="k"):
+        keyed = queue.enqueue(echo_value, "keyed")
+    assert keyed.get_result(timeout_seconds=10) == "keyed"
+    assert waiting.get_result(timeout_seconds=10) == "enqueued without a key"
+
+
+def test_partitions_share_the_queue_oldest_first(dbos: type[DBOS]) -> None:
+    """With room for one at a time, interleaved partitions run in enqueue order, not one partition first."""
+    queue = DBOS.register_queue("test-fair-partitions", concurrency=1, partition_concurrency=1)
+    GATES["blocker"] = threading.Event()
+    with SetEnqueueOptions(queue_partition_key="a"):
+        blocker = queue.enqueue(waits_for, "blocker")
+    wait_for_status(blocker.workflow_id, "PENDING")
+    handles = []
+    for label in ("a1", "b1", "c1", "a2", "b2", "c2"):
+        with SetEnqueueOptions(queue_partition_key=label[0]):
+            handles.append(queue.enqueue(busy, label, 0.01))
+        time.sleep(0.005)  # distinct creation times
+    GATES["blocker"].set()
+    for handle in handles:
+        handle.get_result(timeout_seconds=20)
+    assert [label for label, _, _ in RUNNING] == ["a1", "b1", "c1", "a2", "b2", "c2"]
+
+
 def test_partition_keys_are_required_exactly_on_partitioned_queues(dbos: type[DBOS]) -> None:
     with pytest.raises(ValueError, match="is partitioned"):
         partitioned.enqueue(echo_value, "no key")
@@ -207,6 +240,9 @@ def test_register_queue_declares_then_updates(dbos: type[DBOS]) -> None:
     assert DBOS.enqueue_workflow("test-registered", echo_value, "registered").get_result(timeout_seconds=10) == "registered"
     with pytest.raises(ValueError, match="on_conflict"):
         DBOS.register_queue("test-registered", on_conflict="sometimes")
+    with pytest.raises(ValueError, match="worker_concurrency .5. may not exceed concurrency .2."):
+        DBOS.register_queue("test-never-declared", concurrency=2, worker_concurrency=5)
+    assert DBOS.retrieve_queue("test-never-declared") is None, "a refused registration declared the queue"
 
 
 def test_list_queued_workflows_shows_waiting_and_running_ones(dbos: type[DBOS]) -> None:

@@ -109,3 +109,19 @@ def test_should_retry_false_raises_the_error_itself_at_once(dbos: type[DBOS]) ->
     with pytest.raises(error.DBOSMaxStepRetriesExceeded):
         run_picky("transient")
     assert len(ATTEMPTS) == 5
+
+
+def test_should_retry_is_asked_on_the_last_attempt_too(dbos: type[DBOS]) -> None:
+    @DBOS.step(retries_allowed=True, max_attempts=3, interval_seconds=0.01,
+               should_retry=lambda exc: not isinstance(exc, ValueError))
+    def fails_differently_at_the_end() -> None:
+        ATTEMPTS.append(time.monotonic())
+        raise ValueError("permanent") if len(ATTEMPTS) == 3 else TimeoutError("transient")
+
+    @DBOS.workflow()
+    def run_it() -> None:
+        fails_differently_at_the_end()
+
+    with pytest.raises(ValueError, match="permanent"):
+        run_it()
+    assert len(ATTEMPTS) == 3

@@ -483,11 +483,14 @@ def run_step(
                           else call_with_timeout(name, timeout, func, args, kwargs))
         except Exception as exc:
             errors.append(exc)
-            if attempt < attempts and (should_retry is None or should_retry(exc)):
+            # Asked on every failure of a retrying step, the last included: a refusal raises the error
+            # itself, as in DBOS.
+            refused = attempts > 1 and should_retry is not None and not should_retry(exc)
+            if attempt < attempts and not refused:
                 logger.warning("step %s attempt %d/%d failed: %r; retrying", name, attempt, attempts, exc)
                 time.sleep(interval * backoff ** (attempt - 1))
                 continue
-            retried_out = attempt == attempts > 1  # a should_retry refusal raises the error itself, as in DBOS
+            retried_out = attempt == attempts > 1 and not refused
             final: Exception = DBOSMaxStepRetriesExceeded(name, attempts, errors) if retried_out else exc
             _record_step_outcome(rt, state, step_id, name, None, rt.codec.encode_exception(final), started_ms)
             raise final from (exc if final is not exc else None)

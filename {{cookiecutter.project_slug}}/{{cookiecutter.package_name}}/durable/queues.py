@@ -213,17 +213,24 @@ class Queue:
         return DBOS.enqueue_workflow(self.name, func, *args, **kwargs)
 
 
+_REGISTER_LOCK = threading.Lock()  # one register_queue at a time: look up, then declare or update
+
+
 def register_queue(name: str, settings: QueueSettings, *, update: bool) -> Queue:
-    """Declare a queue, or give a declared one new limits when ``update``."""
-    with _QUEUES_LOCK:
+    """Declare a queue, or give a declared one new limits when ``update``; bad limits change nothing."""
+    settings.check(name)
+    with _REGISTER_LOCK:
         existing = QUEUES.get(name)
-    if existing is None:
-        queue = Queue(name)
-        queue.reconfigure(settings)
-        return queue
-    if update:
-        existing.reconfigure(settings)
-    return existing
+        if existing is None:
+            # Declared with its limits from the start: the dequeuer never sees it without them.
+            return Queue(name, settings.concurrency, settings.limiter,
+                         worker_concurrency=settings.worker_concurrency,
+                         partition_concurrency=settings.partition_concurrency,
+                         partition_worker_concurrency=settings.partition_worker_concurrency,
+                         partition_limiter=settings.partition_limiter, partition_queue=settings.partition_queue)
+        if update:
+            existing.reconfigure(settings)
+        return existing
 
 
 # -- enqueue options -----------------------------------------------------------------------------------

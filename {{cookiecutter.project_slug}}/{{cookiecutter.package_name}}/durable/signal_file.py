@@ -64,25 +64,34 @@ def _drain(fd: int) -> None:
 
 
 class SignalFile:
-    """Bump the file after a commit that others may wait for; watch it to hear other processes' bumps."""
+    """Bump the file after a commit that others may wait for; watch it to hear other processes' bumps.
+
+    Every change wakes the local waiters, our own bumps included: telling ours from another
+    process's bump made within the same moment cannot be done reliably, and a spare re-read is cheap.
+    """
 
     def __init__(self, path: str, on_change: Callable[[], None]) -> None:
         self.path = path
         self._on_change = on_change
-        self._last_bump = 0  # our own bump: seeing it change is no news
         self._stop = threading.Event()
+        self._pid = os.getpid()
+        self._inotify: int | None = None
         self._stop_pipe: tuple[int, int] | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def bump(self) -> None:
-        stamp = time.time_ns()
-        self._last_bump = stamp
+        stamp = time.time_ns()  # explicit nanoseconds: the kernel's own stamp is as coarse as its tick
         try:
             os.utime(self.path, ns=(stamp, stamp))
         except FileNotFoundError:
             if self._create():
                 self.bump()
+        except PermissionError:
+            try:  # another user's file: setting "now" needs only write access
+                os.utime(self.path)
+            except OSError:
+                pass
         except OSError:
             pass  # a read-only folder: other processes hear us at their next database re-read
 
@@ -99,54 +108,71 @@ class SignalFile:
             if self._thread is not None or self._stop.is_set():
                 return
             self._create()
-            fd = _inotify_fd(self.path)
-            if fd is not None:
+            self._pid = os.getpid()
+            self._inotify = _inotify_fd(self.path)
+            if self._inotify is not None:
                 self._stop_pipe = os.pipe()
-            target = (lambda: self._run_inotify(fd)) if fd is not None else self._run_polling
-            self._thread = threading.Thread(target=target, name="durable-sqlite-signal", daemon=True)
+                inotify, stop_read = self._inotify, self._stop_pipe[0]
+                self._thread = threading.Thread(target=lambda: self._run_inotify(inotify, stop_read),
+                                                name="durable-sqlite-signal", daemon=True)
+            else:
+                self._thread = threading.Thread(target=self._run_polling, name="durable-sqlite-signal", daemon=True)
             self._thread.start()
 
-    def _changed(self, seen: int) -> int:
-        """Wake local waiters if the timestamp moved and not by our own bump; return the new one."""
-        stamp = _mtime_ns(self.path)
-        if stamp != seen and stamp != self._last_bump:
-            try:
-                self._on_change()
-            except Exception:  # a waiter's bug must not end cross-process wake-ups
-                logger.exception("waking local waiters failed")
-        return stamp
+    def _wake(self) -> None:
+        try:
+            self._on_change()
+        except Exception:  # a waiter's bug must not end cross-process wake-ups
+            logger.exception("waking local waiters failed")
 
-    def _run_inotify(self, fd: int) -> None:
-        assert self._stop_pipe is not None
-        stop_read = self._stop_pipe[0]
+    def _run_inotify(self, inotify: int, stop_read: int) -> None:
         seen = _mtime_ns(self.path)
         try:
             while not self._stop.is_set():
-                ready, _, _ = select.select([fd, stop_read], [], [], INOTIFY_RECHECK_SEC)
-                if fd in ready:
-                    _drain(fd)
-                seen = self._changed(seen)
+                ready, _, _ = select.select([inotify, stop_read], [], [], INOTIFY_RECHECK_SEC)
+                if stop_read in ready:
+                    return
+                stamp = _mtime_ns(self.path)
+                if inotify in ready:
+                    _drain(inotify)
+                    self._wake()  # an event is news even when two bumps left one timestamp
+                elif stamp != seen:  # the watch was lost (file replaced): the timestamp still tells
+                    self._wake()
+                seen = stamp
         finally:
-            os.close(fd)
+            os.close(inotify)
+            os.close(stop_read)
 
     def _run_polling(self) -> None:
         seen = _mtime_ns(self.path)
         while not self._stop.wait(STAT_POLL_SEC):
-            seen = self._changed(seen)
+            stamp = _mtime_ns(self.path)
+            if stamp != seen:
+                seen = stamp
+                self._wake()
 
     def stop(self) -> None:
+        if os.getpid() != self._pid:
+            self.forget_after_fork()  # a forked child: the thread and its wake-up pipe are the parent's
+            return
         self._stop.set()
-        if self._stop_pipe is not None:
-            os.write(self._stop_pipe[1], struct.pack("B", 1))
+        pipe, self._stop_pipe = self._stop_pipe, None
+        if pipe is not None:
+            os.write(pipe[1], struct.pack("B", 1))
+            os.close(pipe[1])  # the thread closes the read end (and inotify) as it ends
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=2)
-        if self._stop_pipe is not None:
-            for end in self._stop_pipe:
-                os.close(end)
-            self._stop_pipe = None
 
     def forget_after_fork(self) -> None:
-        """In a forked child the thread does not exist; make sure nothing waits for it."""
+        """In a forked child the thread does not exist: close the inherited descriptors, start nothing."""
         self._stop.set()
         self._thread = None
+        inherited = [self._inotify, *(self._stop_pipe or ())]
+        self._inotify, self._stop_pipe = None, None
+        for fd in inherited:
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass

@@ -29,9 +29,11 @@ ON CONFLICT (workflow_uuid) DO NOTHING"""
 
 _WAITING_QUEUES = "SELECT DISTINCT queue_name FROM {workflow_status} WHERE status = 'ENQUEUED' AND queue_name IN ({names})"
 _LOCK_QUEUE = "SELECT pg_advisory_xact_lock(hashtext(?))"
+# Oldest (and most urgent) first, so the queue-wide room goes where the queue's order says. Rows
+# without a key (enqueued before the queue was partitioned) form a partition of their own.
 _WAITING_PARTITIONS = """
-SELECT DISTINCT queue_partition_key FROM {workflow_status}
-WHERE queue_name = ? AND status = 'ENQUEUED' AND queue_partition_key IS NOT NULL"""
+SELECT queue_partition_key FROM {workflow_status} WHERE queue_name = ? AND status = 'ENQUEUED'
+GROUP BY queue_partition_key ORDER BY MIN(priority), MIN(created_at)"""
 
 # What limits a claim: running everywhere, running here, started within the limiter's period, waiting.
 _QUEUE_LOAD = """
@@ -56,7 +58,8 @@ UPDATE {workflow_status} SET status = 'PENDING', executor_id = ?, owner_generati
 WHERE status = 'ENQUEUED' AND workflow_uuid IN (SELECT workflow_uuid FROM picked)
 RETURNING {columns}"""
 
-_PARTITION_FILTER = " AND queue_partition_key = ?"
+# The whole queue, one partition key, or the rows that have none.
+_PARTITION_FILTERS = {"all": "", "key": " AND queue_partition_key = ?", "none": " AND queue_partition_key IS NULL"}
 
 
 @dataclass(frozen=True)
@@ -99,11 +102,11 @@ class QueueStore:
         self._waiting_sql: dict[int, str] = {}
         self._lock_queue = dialect.sql(_LOCK_QUEUE)
         self._partitions = dialect.sql(_WAITING_PARTITIONS)
-        self._load = {p: dialect.sql(_QUEUE_LOAD.replace("{partition}", _PARTITION_FILTER if p else ""))
-                      for p in (False, True)}
+        self._load = {mode: dialect.sql(_QUEUE_LOAD.replace("{partition}", where))
+                      for mode, where in _PARTITION_FILTERS.items()}
         claim = _CLAIM.replace("{columns}", WORKFLOW_SELECT).replace("{skip_locked}", skip)
-        self._claim = {p: dialect.sql(claim.replace("{partition}", _PARTITION_FILTER if p else ""))
-                       for p in (False, True)}
+        self._claim = {mode: dialect.sql(claim.replace("{partition}", where))
+                       for mode, where in _PARTITION_FILTERS.items()}
         self.notify_sql = dialect.sql(NOTIFY_SQL) if self.is_postgres else ""
 
     @staticmethod
@@ -165,9 +168,9 @@ class QueueStore:
             if self.is_postgres:
                 cursor.execute(self._lock_queue, (queue_name,))
                 cursor.fetchall()
-            room, waiting = self._room(cursor, queue_name, None, executor_id, limits, batch, now)
+            room, waiting = self._room(cursor, queue_name, _WHOLE, executor_id, limits, batch, now)
             if partition_limits is None:
-                rows = self._take(cursor, queue_name, None, executor_id, room, now)
+                rows = self._take(cursor, queue_name, _WHOLE, executor_id, room, now)
                 return Claimed(rows, waiting > len(rows))
             rows = []
             backlog = False
@@ -184,12 +187,12 @@ class QueueStore:
 
         return self.store.transaction(work)
 
-    def _room(self, cursor: Any, queue_name: str, partition: str | None, executor_id: str, limits: QueueLimits,
+    def _room(self, cursor: Any, queue_name: str, partition: object, executor_id: str, limits: QueueLimits,
               batch: int, now: int) -> tuple[int, int]:
         """(how many rows the limits let this claim take, how many wait) for the queue or one partition."""
         since = now - limits.period_ms if limits.limit is not None else now + 1
-        params: tuple[Any, ...] = (executor_id, since, queue_name, since)
-        cursor.execute(self._load[partition is not None], params if partition is None else (*params, partition))
+        mode, extra = _partition_mode(partition)
+        cursor.execute(self._load[mode], (executor_id, since, queue_name, since, *extra))
         running, running_here, started, waiting = (int(v) for v in cursor.fetchone())
         room = batch
         if limits.concurrency is not None:
@@ -200,10 +203,22 @@ class QueueStore:
             room = min(room, limits.limit - started)
         return (room if waiting else 0), waiting
 
-    def _take(self, cursor: Any, queue_name: str, partition: str | None, executor_id: str, room: int,
+    def _take(self, cursor: Any, queue_name: str, partition: object, executor_id: str, room: int,
               now: int) -> list[WorkflowRow]:
         if room <= 0:
             return []
-        head: tuple[Any, ...] = (queue_name,) if partition is None else (queue_name, partition)
-        cursor.execute(self._claim[partition is not None], (*head, room, executor_id, now, now, now))
+        mode, extra = _partition_mode(partition)
+        cursor.execute(self._claim[mode], (queue_name, *extra, room, executor_id, now, now, now))
         return sorted((WorkflowRow(*r) for r in cursor.fetchall()), key=lambda r: r.created_at)
+
+
+# Marks "the whole queue" where a partition key (or None, rows without one) is expected.
+_WHOLE = object()
+
+
+def _partition_mode(partition: object) -> tuple[str, tuple[Any, ...]]:
+    if partition is _WHOLE:
+        return "all", ()
+    if partition is None:
+        return "none", ()
+    return "key", (partition,)
