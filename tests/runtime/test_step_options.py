@@ -125,3 +125,21 @@ def test_should_retry_is_asked_on_the_last_attempt_too(dbos: type[DBOS]) -> None
     with pytest.raises(ValueError, match="permanent"):
         run_it()
     assert len(ATTEMPTS) == 3
+
+
+def test_a_workflow_started_from_inside_a_step_is_refused(dbos: type[DBOS]) -> None:
+    """As in DBOS: a step's body is not replayed, so a child started there would shift later step IDs."""
+    @DBOS.workflow()
+    def child() -> str:
+        return "child"
+
+    @DBOS.step()
+    def starts_a_child() -> str:
+        return DBOS.start_workflow(child).get_result()
+
+    @DBOS.workflow()
+    def parent() -> str:
+        return starts_a_child()
+
+    with pytest.raises(error.DBOSException, match="from inside a step of workflow"):
+        parent()

@@ -185,6 +185,13 @@ def begin_workflow(rt: Runtime, call: Invocation) -> Started:
     """Create the workflow's row (or find it) and decide who runs the body."""
     info = call.info
     parent = current_context()
+    if parent is not None and parent.step_kind is not None:
+        # A step's body is not replayed, so a child started there would shift every later step ID.
+        raise DBOSException(
+            f"workflow {info.name!r} was called or started from inside a {parent.step_kind} of workflow "
+            f"{parent.workflow_id!r}; as in DBOS, start workflows from the workflow's body (a queue's "
+            "enqueue inside @DBOS.transaction commits with the transaction)"
+        )
     parent_state = parent.workflow if parent is not None else None
     workflow_id, step_id, record = assign_workflow_id(parent, parent_state, info.name)
     request = parent.request if parent is not None else None
