@@ -51,3 +51,14 @@ def reopen_as_orphan(database_url: str, workflow_id: str, *, drop_steps_from: in
                                      "AND function_id >= :n"), {"id": workflow_id, "n": drop_steps_from})
     finally:
         engine.dispose()
+
+
+def wait_for_status(workflow_id: str, status: str, timeout: float = 10) -> None:
+    """Wait (bounded) until a workflow's row shows ``status``."""
+    from helpers import wait_until
+
+    def reached() -> bool:
+        found = DBOS.get_workflow_status(workflow_id)
+        return found is not None and found.status == status
+
+    wait_until(reached, timeout=timeout, what=f"{workflow_id} to reach {status}", interval=0.02)

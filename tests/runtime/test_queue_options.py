@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from conftest import wait_for_status
 from durable import DBOS, EnqueueInTransaction, Queue, SetEnqueueOptions, SetWorkflowID
 from durable.error import DBOSException, DBOSQueueDeduplicatedError
 
@@ -44,16 +45,6 @@ def busy(label: str, seconds: float) -> str:
 @DBOS.workflow()
 def echo_value(value: str) -> str:
     return value
-
-
-def wait_for_status(workflow_id: str, status: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = DBOS.get_workflow_status(workflow_id)
-        if found is not None and found.status == status:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{workflow_id} never reached {status}")
 
 
 # -- deduplication ---------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from conftest import RUNTIME_PARENT
+from conftest import RUNTIME_PARENT, wait_for_status
 from durable import DBOS, Queue, SetEnqueueOptions, SetWorkflowID
 from parallel import in_processes
 
@@ -57,16 +57,6 @@ def labelled(label: str) -> str:
 def gated() -> str:
     GATE.wait(10)
     return "opened"
-
-
-def wait_for_status(workflow_id: str, status: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = DBOS.get_workflow_status(workflow_id)
-        if found is not None and found.status == status:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{workflow_id} never reached {status}")
 
 
 def test_enqueued_workflow_runs_and_returns_its_result(dbos: type[DBOS]) -> None:

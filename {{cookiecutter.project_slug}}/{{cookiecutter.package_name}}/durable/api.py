@@ -25,10 +25,10 @@ from .queues import (
     QUEUES,
     Queue,
     QueueRateLimit,
-    QueueSettings,
     enqueue_workflow,
     find_queue,
     open_transaction,
+    queue_settings,
     register_queue,
 )
 from .recovery import RecoveryLoop, recover_executors, recover_orphans
@@ -405,16 +405,11 @@ class DBOS:
         if on_conflict not in ("update_if_latest_version", "always_update", "never_update"):
             raise ValueError(f"on_conflict must be 'update_if_latest_version', 'always_update' or 'never_update', "
                              f"got {on_conflict!r}")
-        if polling_interval_sec <= 0:
-            raise ValueError(f"Queue {name!r}: polling_interval_sec must be positive, got {polling_interval_sec}")
-        settings = QueueSettings(
-            concurrency=concurrency if global_concurrency is None else global_concurrency,
-            worker_concurrency=worker_concurrency,
-            limiter=limiter,
-            partition_concurrency=partition_concurrency,
-            partition_worker_concurrency=partition_worker_concurrency,
-            partition_limiter=partition_limiter,
-            partition_queue=partition_queue,
+        settings = queue_settings(
+            name, concurrency=concurrency, global_concurrency=global_concurrency,
+            worker_concurrency=worker_concurrency, limiter=limiter, partition_concurrency=partition_concurrency,
+            partition_worker_concurrency=partition_worker_concurrency, partition_limiter=partition_limiter,
+            partition_queue=partition_queue, polling_interval_sec=polling_interval_sec,
         )
         return register_queue(name, settings, update=on_conflict != "never_update")
 

@@ -126,6 +126,41 @@ class QueueSettings:
                            **_rate(self.partition_limiter))
 
 
+def queue_settings(
+    name: str,
+    *,
+    concurrency: int | None,
+    global_concurrency: int | None,
+    worker_concurrency: int | None,
+    limiter: QueueRateLimit | None,
+    partition_concurrency: int | None,
+    partition_worker_concurrency: int | None,
+    partition_limiter: QueueRateLimit | None,
+    partition_queue: bool,
+    polling_interval_sec: float,
+) -> QueueSettings:
+    """DBOS's queue arguments (``Queue(...)``, ``DBOS.register_queue(...)``) as checked settings.
+
+    ``global_concurrency`` is DBOS's newer name for ``concurrency``; the newer one wins.
+    """
+    if polling_interval_sec <= 0:
+        raise ValueError(f"Queue {name!r}: polling_interval_sec must be positive, got {polling_interval_sec}")
+    if partition_queue and global_concurrency is not None:
+        raise ValueError(f"Queue {name!r}: partition_queue=True applies every limit per partition; use "
+                         "partition_concurrency with global_concurrency instead")
+    settings = QueueSettings(
+        concurrency=concurrency if global_concurrency is None else global_concurrency,
+        worker_concurrency=worker_concurrency,
+        limiter=limiter,
+        partition_concurrency=partition_concurrency,
+        partition_worker_concurrency=partition_worker_concurrency,
+        partition_limiter=partition_limiter,
+        partition_queue=partition_queue,
+    )
+    settings.check(name)
+    return settings
+
+
 class Queue:
     """A named queue of workflows, with optional concurrency limits, rate limiters and partitions.
 
@@ -151,23 +186,13 @@ class Queue:
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"a Queue needs a non-empty string name, got {name!r}")
-        if polling_interval_sec <= 0:
-            raise ValueError(f"Queue {name!r}: polling_interval_sec must be positive, got {polling_interval_sec}")
-        if partition_queue and global_concurrency is not None:
-            raise ValueError(f"Queue {name!r}: partition_queue=True applies every limit per partition; use "
-                             "partition_concurrency with global_concurrency instead")
-        settings = QueueSettings(
-            concurrency=concurrency if global_concurrency is None else global_concurrency,
-            worker_concurrency=worker_concurrency,
-            limiter=limiter,
-            partition_concurrency=partition_concurrency,
-            partition_worker_concurrency=partition_worker_concurrency,
-            partition_limiter=partition_limiter,
-            partition_queue=partition_queue,
-        )
-        settings.check(name)
         self.name = name
-        self.settings = settings
+        self.settings = queue_settings(
+            name, concurrency=concurrency, global_concurrency=global_concurrency,
+            worker_concurrency=worker_concurrency, limiter=limiter, partition_concurrency=partition_concurrency,
+            partition_worker_concurrency=partition_worker_concurrency, partition_limiter=partition_limiter,
+            partition_queue=partition_queue, polling_interval_sec=polling_interval_sec,
+        )
         self.priority_enabled = priority_enabled
         self.polling_interval_sec = polling_interval_sec
         with _QUEUES_LOCK:
@@ -218,7 +243,6 @@ _REGISTER_LOCK = threading.Lock()  # one register_queue at a time: look up, then
 
 def register_queue(name: str, settings: QueueSettings, *, update: bool) -> Queue:
     """Declare a queue, or give a declared one new limits when ``update``; bad limits change nothing."""
-    settings.check(name)
     with _REGISTER_LOCK:
         existing = QUEUES.get(name)
         if existing is None:
