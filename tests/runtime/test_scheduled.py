@@ -222,13 +222,16 @@ def test_a_forked_child_starts_its_own_scheduler_thread(database_url: str, tmp_p
 
 # -- several processes on one database -------------------------------------------------------------
 
+TICKING_SEC = 3.5  # how long all three processes run the schedule together
 PROCESS = f"""
 import os, sys, time
 from datetime import datetime
 sys.path.insert(0, {str(RUNTIME_PARENT)!r})
 from durable import DBOS, DBOSConfig
 
-LOG, STOP_AT = sys.argv[2], float(sys.argv[3])
+from pathlib import Path
+
+LOG, READY, COUNT = sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
 
 @DBOS.scheduled("* * * * * *")
 @DBOS.workflow()
@@ -241,6 +244,12 @@ def tick_of(workflow_id):
 
 DBOS(config=DBOSConfig(name="scheduled", application_database_url=sys.argv[1]))
 DBOS.launch()
+# Run until 3.5 s after the last of the processes is up, however slowly they started.
+(READY / str(os.getpid())).touch()
+deadline = time.monotonic() + 60
+while len(list(READY.iterdir())) < COUNT and time.monotonic() < deadline:
+    time.sleep(0.05)
+STOP_AT = max(p.stat().st_mtime for p in READY.iterdir()) + {TICKING_SEC}
 time.sleep(max(0.0, STOP_AT - time.time()))
 # Every tick before STOP_AT ran somewhere before this process stops (another may have run it).
 deadline = time.monotonic() + 20
@@ -260,9 +269,11 @@ def test_three_processes_run_each_tick_exactly_once(database_url: str, tmp_path:
     script.write_text(PROCESS)
     log = tmp_path / "runs.log"
     log.touch()
-    stop_at = time.time() + 5  # about 1.5 s to start, then 3-4 ticks with all three up
-    results = in_processes(script, [database_url, str(log), str(stop_at)], count=3, timeout=60)
+    ready = tmp_path / "ready"
+    ready.mkdir()
+    results = in_processes(script, [database_url, str(log), str(ready), "3"], count=3, timeout=90)
     assert all(r.returncode == 0 for r in results), [r.stderr[-3000:] for r in results]
+    stop_at = max(p.stat().st_mtime for p in ready.iterdir()) + TICKING_SEC  # as the processes computed it
     ticks = [datetime.fromisoformat(line.split()[0]) for line in log.read_text().splitlines()]
     repeated = [t for t, n in Counter(ticks).items() if n > 1]
     assert not repeated, f"ticks run more than once: {repeated}"
