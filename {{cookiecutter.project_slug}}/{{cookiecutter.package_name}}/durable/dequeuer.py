@@ -14,7 +14,7 @@ import threading
 from typing import Any
 
 from .executor import resume_row
-from .queues import QUEUE_KEY, declared_queues
+from .queues import QUEUE_KEY, declared_queues, wake_dequeuer
 from .runtime import Runtime
 from .store.checkpoint_store import CheckpointStore
 from .store.queue_store import QueueStore
@@ -48,15 +48,13 @@ class Dequeuer:
     def stop(self) -> None:
         """Claim nothing more; workflows already claimed keep running (or stay PENDING for recovery)."""
         self._stop.set()
-        self.rt.queue_wakeup.set()
-        self.rt.wakeups.wake(QUEUE_KEY)
+        wake_dequeuer(self.rt)
         if self._thread.is_alive():
             self._thread.join(timeout=5)
         self.store.store.engine.dispose()
 
     def _on_done(self, _future: Any) -> None:
-        self.rt.queue_wakeup.set()  # a slot is free: claim the next one now
-        self.rt.wakeups.wake(QUEUE_KEY)
+        wake_dequeuer(self.rt)  # a slot is free: claim the next one now
 
     def dequeue(self) -> bool:
         """Claim and start what each queue allows now; True if some queue still has work waiting."""

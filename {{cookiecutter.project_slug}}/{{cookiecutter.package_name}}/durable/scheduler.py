@@ -23,7 +23,7 @@ from typing import Any
 
 from .context import SetWorkflowID
 from .error import DBOSException
-from .queues import INTERNAL_QUEUE, Queue, enqueue_workflow
+from .queues import INTERNAL_QUEUE, enqueue_workflow
 from .registry import REGISTRY, FunctionInfo
 from .runtime import Runtime
 
@@ -71,11 +71,6 @@ def scheduled_workflow_id(info: FunctionInfo, tick: datetime) -> str:
     return f"sched-{info.name}-{tick.astimezone(UTC).isoformat()}"
 
 
-def internal_queue() -> Queue:
-    """The runtime's own queue (DBOS's name for it), declared in every process by ``queues.py``."""
-    return INTERNAL_QUEUE
-
-
 @dataclass
 class _Upcoming:
     """One schedule's next tick, and the ticks after it."""
@@ -99,7 +94,6 @@ class Scheduler:
     def start(self) -> None:
         """Start the thread, if any workflow has a schedule (a process without schedules gets none)."""
         if self.schedules:
-            internal_queue()
             self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -132,7 +126,7 @@ class Scheduler:
         workflow_id = scheduled_workflow_id(info, tick)
         try:
             with SetWorkflowID(workflow_id):
-                enqueue_workflow(self.rt, internal_queue(), info, (tick, self._now()), {})
+                enqueue_workflow(self.rt, INTERNAL_QUEUE, info, (tick, self._now()), {})
         except Exception:
             # The database may be restarting; another process may still enqueue this tick.
             logger.warning("could not enqueue scheduled workflow %s", workflow_id, exc_info=True)
