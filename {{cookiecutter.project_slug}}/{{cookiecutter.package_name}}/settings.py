@@ -16,9 +16,10 @@ from typing import Any
 from .durable import DBOSConfig
 
 # The answers given when the project was generated; each env variable below overrides one.
-DEFAULT_DATABASE_URL = "{{ cookiecutter.postgresql_url if cookiecutter.database == 'postgresql' else 'sqlite:///instance/' ~ cookiecutter.package_name ~ '.db' }}"
-DEFAULT_ADMIN_PORT = {{ cookiecutter.admin_port }}
-DEFAULT_ENABLE_OTLP = {{ cookiecutter.enable_otlp }}
+# Rendered as literals (tojson, int, a comparison), so no answer can become code here.
+DEFAULT_DATABASE_URL = {{ (cookiecutter.postgresql_url if cookiecutter.database == 'postgresql' else 'sqlite:///instance/' ~ cookiecutter.package_name ~ '.db') | tojson }}
+DEFAULT_ADMIN_PORT = {{ cookiecutter.admin_port | int }}
+DEFAULT_ENABLE_OTLP = {{ cookiecutter.enable_otlp is sameas true }}
 
 #: Relative SQLite paths resolve here (the folder holding pyproject.toml), not against the working
 #: directory, so `alembic` and `gunicorn` started from anywhere open the same file.
