@@ -27,6 +27,8 @@ PRUNED_WHEN: dict[tuple[str, object], list[str]] = {  # (option, value) -> paths
         "migrations/versions/0002_orders.py",
         "tests/test_orders.py",
         "tests/test_orders_gunicorn.py",
+        "tests/test_orders_hostile.py",
+        "tests/test_orders_properties.py",
     ],
     ("enable_otlp", False): ["compose.otlp.yaml"],
 }

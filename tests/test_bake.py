@@ -18,9 +18,10 @@ from helpers import PG_ADMIN_URL, TEMPLATE_DIR, free_port, output_of, project_en
 
 TEMPLATE_PROJECT = TEMPLATE_DIR / "{{cookiecutter.project_slug}}"
 TEMPLATE_DURABLE = TEMPLATE_PROJECT / "{{cookiecutter.package_name}}" / "durable"
-CACHE_NAMES = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
+CACHE_NAMES = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis"}
 EXAMPLE_ONLY = [
     "order_service/orders", "migrations/versions/0002_orders.py", "tests/test_orders.py", "tests/test_orders_gunicorn.py",
+    "tests/test_orders_hostile.py", "tests/test_orders_properties.py",
 ]
 OTLP_ONLY = ["compose.otlp.yaml"]
 JINJA_MARKERS = ("{{", "{%", "{#")

@@ -45,6 +45,8 @@ def test_bare_postgres_urls_mean_psycopg_3(scheme: str) -> None:
         ("LOG_LEVEL", "loud"),
         ("ENABLE_OTLP", "maybe"),
         ("TRUSTED_PROXIES", "-1"),
+        ("MAX_CONTENT_LENGTH", "0"),
+        ("MAX_CONTENT_LENGTH", "1MB"),
     ],
 )
 def test_bad_value_is_refused_naming_the_variable(name: str, value: str) -> None:

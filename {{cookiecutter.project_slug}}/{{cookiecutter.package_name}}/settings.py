@@ -26,6 +26,8 @@ DEFAULT_ENABLE_OTLP = {{ cookiecutter.enable_otlp is sameas true }}
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 APP_NAME = __name__.partition(".")[0]
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: Request bodies larger than this get 413 (Flask's MAX_CONTENT_LENGTH): the example's bodies are small.
+DEFAULT_MAX_CONTENT_LENGTH = 1024 * 1024
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 
@@ -48,6 +50,7 @@ class Settings:
     app_version: str = ""
     enable_patching: bool = False
     trusted_proxies: int = 0
+    max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
     #: Extra Flask config from ``FLASK_*`` variables, as Flask's ``from_prefixed_env`` reads them.
     flask_config: Mapping[str, Any] = field(default_factory=dict)
 
@@ -66,12 +69,14 @@ class Settings:
             app_version=env.get("APP_VERSION", "").strip(),
             enable_patching=read_bool(env, "ENABLE_PATCHING", False),
             trusted_proxies=read_int(env, "TRUSTED_PROXIES", 0, low=0, high=32),
+            max_content_length=read_int(env, "MAX_CONTENT_LENGTH", DEFAULT_MAX_CONTENT_LENGTH, low=1, high=2**31),
             flask_config=read_prefixed(env, "FLASK_"),
         )
 
     def as_flask_config(self) -> dict[str, Any]:
         """The values Flask code may want via ``current_app.config``."""
-        return {**self.flask_config, "DATABASE_URL": self.database_url, "APP_VERSION": self.app_version}
+        return {"MAX_CONTENT_LENGTH": self.max_content_length, **self.flask_config,
+                "DATABASE_URL": self.database_url, "APP_VERSION": self.app_version}
 
     def as_dbos_config(self) -> DBOSConfig:
         """The durable runtime's configuration, in DBOS Transact's key names."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -30,6 +31,9 @@ logger = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "dbos-request-id"
 # DBOS itself reads x-request-id, and proxies set it; the guide names dbos-request-id. Either works.
 REQUEST_ID_ENVIRON_KEYS = ("HTTP_DBOS_REQUEST_ID", "HTTP_X_REQUEST_ID")
+# A request ID is echoed in a header, stored with workflows and written to logs: only short, plain ones
+# are kept; any other is replaced by a generated one.
+PLAIN_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 IDEMPOTENCY_ENVIRON_KEY = "HTTP_DBOS_IDEMPOTENCY_KEY"
 # Headers worth keeping with a workflow. Never credentials or cookies: the snapshot is stored.
 RECORDED_HEADERS = ("user-agent", "content-type", "referer", "x-forwarded-for", "x-forwarded-proto",
@@ -50,9 +54,21 @@ def client_ip(environ: dict[str, Any], trusted_proxies: int) -> str | None:
     return remote
 
 
+def request_id_of(environ: dict[str, Any]) -> str:
+    """The client's request ID if it is plain (``PLAIN_REQUEST_ID``), else a new UUID; a replacement is logged."""
+    sent: str | None = next((environ[k] for k in REQUEST_ID_ENVIRON_KEYS if environ.get(k)), None)
+    if sent is not None and PLAIN_REQUEST_ID.fullmatch(sent):
+        return sent
+    generated = str(uuid.uuid4())
+    if sent is not None:
+        logger.warning("request ID %.80r (%d characters) is not 1-128 of A-Z a-z 0-9 . _ : -; replaced by %s",
+                       sent, len(sent), generated)
+    return generated
+
+
 def request_info(environ: dict[str, Any], trusted_proxies: int) -> RequestInfo:
     """Snapshot the parts of a WSGI request that a workflow may need after a restart."""
-    request_id = next((environ[k] for k in REQUEST_ID_ENVIRON_KEYS if environ.get(k)), None) or str(uuid.uuid4())
+    request_id = request_id_of(environ)
     scheme = environ.get("wsgi.url_scheme", "http")
     host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
     path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
