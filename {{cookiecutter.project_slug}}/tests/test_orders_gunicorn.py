@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -66,7 +67,7 @@ def test_checkout_killed_mid_workflow_finishes_once(server: tuple[str, Path, Pat
 
 
 FORGED_LINE = "2026-01-01 00:00:00,000 INFO [1] order_service.orders.services: refund approved for mallory"
-HOSTILE_REQUESTS = [  # (method, path, raw body, expected status): each was a 500 or an HTML page
+HOSTILE_REQUESTS = [  # (method, path, raw body, expected status[, key]): each was a 500 or an HTML page
     ("POST", "/orders", b'{"user_id": "ada", "items": [{"sku": "b", "quantity": 1' + b"0" * 30 + b', "price_cents": 1}]}',
      422),
     ("POST", "/orders", b"[" * 100_000, 400),
@@ -76,6 +77,7 @@ HOSTILE_REQUESTS = [  # (method, path, raw body, expected status): each was a 50
     ("POST", "/payments", b'"pay"', 400),
     ("POST", "/orders", b'{"user_id": "' + b"a" * (2 * 1024 * 1024) + b'"}', 413),
     ("GET", "/orders/99999999999999999999", None, 404),
+    ("POST", "/orders", json.dumps(ORDER).encode(), 400, "k" * 3000),  # overflowed PostgreSQL's index row: HTML 500
     ("GET", "/no-such-page", None, 404),
     ("DELETE", "/orders", None, 405),
 ]
@@ -83,8 +85,8 @@ HOSTILE_REQUESTS = [  # (method, path, raw body, expected status): each was a 50
 
 def test_hostile_requests_get_json_4xx_under_gunicorn(server: tuple[str, Path, Path, int], tmp_path: Path) -> None:
     base, *_ = server
-    for method, path, body, expected in HOSTILE_REQUESTS:
-        status, answer = call(method, base + path, raw=body)
+    for method, path, body, expected, *key in HOSTILE_REQUESTS:
+        status, answer = call(method, base + path, raw=body, key=key[0] if key else None)
         assert (status, answer.get("status", status)) == (expected, expected), (method, path, answer)
     forged = {"user_id": "ada\n" + FORGED_LINE, "items": ORDER["items"]}
     assert call("POST", base + "/orders", forged)[0] == 422

@@ -86,3 +86,23 @@ def test_largest_order_is_accepted(client: FlaskClient) -> None:
     assert response.status_code == 201, response.json
     order_id = response.json["order_id"]
     assert client.get(f"/orders/{order_id}").json["total_cents"] == 100 * 10_000 * 2_147
+
+
+def test_key_naming_another_orders_workflow_gets_422_not_that_order(client: FlaskClient) -> None:
+    """Workflow IDs are in every order response: as a key, one must not fetch that order's result."""
+    ada = client.post("/orders", json={"user_id": "ada", "items": [ITEM]}).json
+    stolen = client.post("/orders", json={"user_id": "mallory", "items": [ITEM]},
+                         headers={"dbos-idempotency-key": ada["workflow_id"]})
+    assert (stolen.status_code, stolen.mimetype) == (422, "application/json")
+    assert ada["transaction_id"] not in stolen.get_data(as_text=True)
+
+
+def test_keys_are_checked_and_a_255_character_key_fits_the_orders_table(client: FlaskClient) -> None:
+    for bad in ("k" * 256, "k" * 3000, "with space", ""):
+        response = client.post("/orders", json={"user_id": "ada", "items": [ITEM]},
+                               headers={"dbos-idempotency-key": bad})
+        assert (response.status_code, response.mimetype) == (400, "application/json"), len(bad)
+    key = "k" * 255
+    created = client.post("/orders", json={"user_id": "ada", "items": [ITEM]}, headers={"dbos-idempotency-key": key})
+    assert created.status_code == 201, created.json
+    assert client.get(f"/orders/{created.json['order_id']}").json["workflow_id"] == key
