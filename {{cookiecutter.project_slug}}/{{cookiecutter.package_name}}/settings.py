@@ -45,6 +45,9 @@ class Settings:
     log_level: str = "INFO"
     admin_port: int = DEFAULT_ADMIN_PORT
     run_admin_server: bool = False
+    admin_host: str = "127.0.0.1"
+    admin_token: str | None = field(default=None, repr=False)  # a secret: kept out of reprs and logs
+    admin_allowed_hosts: tuple[str, ...] = ()
     enable_otlp: bool = DEFAULT_ENABLE_OTLP
     otlp_traces_endpoint: str | None = None
     app_version: str = ""
@@ -64,6 +67,9 @@ class Settings:
             log_level=read_log_level(env, "LOG_LEVEL"),
             admin_port=read_int(env, "ADMIN_PORT", DEFAULT_ADMIN_PORT, low=1, high=65535),
             run_admin_server=read_bool(env, "RUN_ADMIN_SERVER", False),
+            admin_host=env.get("ADMIN_HOST", "").strip() or "127.0.0.1",
+            admin_token=env.get("ADMIN_TOKEN", "").strip() or None,
+            admin_allowed_hosts=tuple(h.strip() for h in env.get("ADMIN_ALLOWED_HOSTS", "").split(",") if h.strip()),
             enable_otlp=read_bool(env, "ENABLE_OTLP", DEFAULT_ENABLE_OTLP),
             otlp_traces_endpoint=env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip() or None,
             app_version=env.get("APP_VERSION", "").strip(),
@@ -86,6 +92,9 @@ class Settings:
             log_level=self.log_level,
             admin_port=self.admin_port,
             run_admin_server=self.run_admin_server,
+            admin_host=self.admin_host,
+            admin_token=self.admin_token,
+            admin_allowed_hosts=list(self.admin_allowed_hosts),
             enable_otlp=self.enable_otlp,
             otlp_traces_endpoints=[self.otlp_traces_endpoint] if self.otlp_traces_endpoint else [],
             trusted_proxies=self.trusted_proxies,

@@ -34,6 +34,7 @@ from .queues import (
 from .recovery import RecoveryLoop, recover_executors, recover_orphans
 from .registry import REGISTRY, FunctionInfo
 from .runtime import Runtime
+from .store.base import now_ms
 from .step_timeouts import check_timeout
 from .transactions import run_transaction
 
@@ -144,7 +145,7 @@ class DBOS:
             self._dequeuer.start()
             runtime.start_scheduler()
             if self.settings.run_admin_server:
-                self._admin = _admin_server(self.settings.admin_port)
+                self._admin = _admin_server(self.settings)
             if self.settings.enable_otlp:
                 from .tracing import enable_tracing
 
@@ -606,16 +607,28 @@ class DBOSConfiguredInstance:
         DBOS.register_instance(self)
 
 
-def _admin_server(port: int) -> AdminServer | None:
-    """Start the admin server if this process gets the port (one gunicorn worker does)."""
-    actions = AdminActions(
+def _admin_actions() -> AdminActions:
+    return AdminActions(
         recover_executors=lambda ids: [h.workflow_id for h in DBOS.recover_executors(ids)],
         list_workflows=DBOS.list_workflows,
         get_workflow=DBOS.get_workflow_status,
         list_steps=DBOS.list_workflow_steps,
+        live_executors=_live_executors,
     )
-    server = AdminServer(actions, port)
+
+
+def _admin_server(settings: RuntimeSettings) -> AdminServer | None:
+    """Start the admin server if this process gets the port (one gunicorn worker does)."""
+    server = AdminServer(_admin_actions(), settings.admin_port, settings.admin_host, token=settings.admin_token,
+                         allowed_hosts=settings.admin_allowed_hosts)
     return server if server.start() else None
+
+
+def _live_executors(executor_ids: list[str]) -> list[str]:
+    """Those of ``executor_ids`` whose heartbeat is fresh: alive, as far as anyone can tell."""
+    rt = _runtime()
+    live = rt.store.live_executors(now_ms() - int(rt.settings.executor_timeout_sec * 1000))
+    return [e for e in executor_ids if e in live]
 
 
 def _ensure_launched() -> None:
