@@ -1,4 +1,5 @@
-"""Random bodies, paths and headers against the example's routes never give a 5xx or an HTML page.
+"""Random bodies, paths, headers and idempotency keys against the example's routes never give a 5xx
+or an HTML page.
 
 The counts are modest (the suite runs in every bake, on SQLite and PostgreSQL); raise them locally
 with ``--hypothesis-profile`` or ``HYPOTHESIS_MAX_EXAMPLES`` when changing validation.
@@ -57,7 +58,11 @@ def orders(draw: st.DrawFn) -> Any:
 payments = st.fixed_dictionaries({"amount": st.one_of(st.integers(1, 10**6), numbers),
                                   "user_id": st.one_of(printable.filter(str.strip), texts)})
 header_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=40)
+# Idempotency keys: plain ones from a small pool (so that they repeat, with other bodies), and anything.
+keys = st.one_of(st.sampled_from(["k1", "k2", "k" * 255, "k" * 256, "k" * 3000, "", " ", "é"]),
+                 st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=300))
 headers = st.fixed_dictionaries({}, optional={
+    "dbos-idempotency-key": keys,
     "X-Request-ID": header_text, "dbos-request-id": header_text, "X-Forwarded-For": header_text,
     "Content-Type": st.sampled_from(["application/json", "text/plain", "application/json; charset=latin-1",
                                      "multipart/form-data", ""]),

@@ -34,8 +34,8 @@ from .queues import (
 from .recovery import RecoveryLoop, recover_executors, recover_orphans
 from .registry import REGISTRY, FunctionInfo
 from .runtime import Runtime
-from .store.base import now_ms
 from .step_timeouts import check_timeout
+from .store.base import now_ms
 from .transactions import run_transaction
 
 if TYPE_CHECKING:
