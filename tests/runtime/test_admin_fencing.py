@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -23,7 +22,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from conftest import RUNTIME_PARENT
-from helpers import free_port, http_status, wait_until
+from helpers import free_port, http_status, stop_process, wait_until
 
 SERVICE = f"""
 import os, sys, time
@@ -82,12 +81,7 @@ def gunicorn(tmp_path: Path, database_url: str, role: str, **env: str) -> Iterat
         wait_until(lambda: http_status(base + "/nowhere") == 404, timeout=30, what=f"gunicorn {role} to serve")
         yield base
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=5)
+        stop_process(server, timeout=20)
 
 
 def post(url: str, body: bytes = b"{}", key: str | None = None) -> tuple[int, dict[str, str], object]:
