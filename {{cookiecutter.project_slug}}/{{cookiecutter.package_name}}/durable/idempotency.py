@@ -271,7 +271,8 @@ def _run_and_store(
 ) -> Iterable[bytes]:
     """Run the app, buffer its response, and store it against the key (unless it is a 5xx).
 
-    The caller has reserved the key; it is released here, however the request ends."""
+    The caller has reserved the key; it is released here, however the request ends, and only once the
+    outcome is written: a duplicate waiting here must not see the key unserved but not yet done."""
     captured: dict[str, Any] = {}
     written: list[bytes] = []
 
@@ -280,26 +281,27 @@ def _run_and_store(
         return written.append
 
     try:
-        result = app(environ, capture)
         try:
-            body = b"".join(written) + b"".join(result)
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
-    except BaseException:
-        _release_quietly(rt, key)
-        raise
+            result = app(environ, capture)
+            try:
+                body = b"".join(written) + b"".join(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        except BaseException:
+            _release_quietly(rt, key)
+            raise
+        status: str = captured["status"]
+        headers: list[tuple[str, str]] = captured["headers"]
+        if int(status.split(" ", 1)[0]) >= 500 or any(k.lower() == "retry-after" for k, _ in headers):
+            _release_quietly(rt, key)  # not the request's outcome: a retry runs it again
+        else:
+            stored_headers = [[k, v] for k, v in headers if k.lower() not in UNSTORED_HEADERS]
+            rt.idempotency.finish(key, rt.executor_id, status, json.dumps(stored_headers),
+                                  base64.b64encode(body).decode("ascii"))
     finally:
         _unreserve(rt, key)
-    status: str = captured["status"]
-    headers: list[tuple[str, str]] = captured["headers"]
-    if int(status.split(" ", 1)[0]) >= 500 or any(k.lower() == "retry-after" for k, _ in headers):
-        _release_quietly(rt, key)  # not the request's outcome: a retry runs it again
-    else:
-        stored_headers = [[k, v] for k, v in headers if k.lower() not in UNSTORED_HEADERS]
-        rt.idempotency.finish(key, rt.executor_id, status, json.dumps(stored_headers),
-                              base64.b64encode(body).decode("ascii"))
     start_response(status, headers)
     return [body]
 
