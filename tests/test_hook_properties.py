@@ -107,7 +107,7 @@ def check_baked(project: Path, answers: dict[str, Any]) -> None:
         node.targets[0].id: ast.literal_eval(node.value)
         for node in settings_py.body
         if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
-        and node.targets[0].id.startswith("DEFAULT_")
+        and node.targets[0].id in ("DEFAULT_DATABASE_URL", "DEFAULT_ADMIN_PORT", "DEFAULT_ENABLE_OTLP")
     }
     if answers["database"] == "postgresql":
         assert constants["DEFAULT_DATABASE_URL"] == answers["postgresql_url"]

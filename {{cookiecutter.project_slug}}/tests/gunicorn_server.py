@@ -14,10 +14,9 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -26,7 +25,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def until(predicate: Callable[[], T], timeout: float, what: str) -> T:
+def until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
     """Poll until ``predicate`` returns something truthy (connection errors count as "not yet")."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
