@@ -72,7 +72,7 @@ def test_route_workflow_replays_its_response_tuple_from_the_checkpoint(app: Flas
     seen.clear()
     first = client.get("/response/x", headers=headers)
     rt = api._runtime()
-    rt.store.execute(rt.store.dialect.sql("DELETE FROM {idempotency_keys}"), ())  # only the checkpoint is left
+    rt.sys_db.execute(rt.sys_db.dialect.sql("DELETE FROM {idempotency_keys}"), ())  # only the checkpoint is left
     second = client.get("/response/x", headers=headers)
     assert (first.status_code, first.json) == (second.status_code, second.json) == (202, {"name": "x"})
     assert second.headers["Content-Type"] == "application/json" and seen == {"x": 1}

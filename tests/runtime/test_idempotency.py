@@ -98,7 +98,7 @@ def test_duplicate_while_running_gets_409_with_retry_after(client: FlaskClient) 
         target=lambda: results.append(client.post("/checkout", json={"amount": 5, "wait": True}, headers=KEY).status_code))
     first.start()
     rt = api._runtime()
-    wait_until(lambda: rt.idempotency.get("key-1", 0) is not None, timeout=10, what="the first request's claim")
+    wait_until(lambda: rt.idempotency_store.get("key-1", 0) is not None, timeout=10, what="the first request's claim")
     duplicate = client.post("/checkout", json={"amount": 5, "wait": True}, headers=KEY)
     assert duplicate.status_code == 409 and duplicate.headers["Retry-After"] == "1"
     gate.set()
@@ -146,8 +146,8 @@ def test_expired_keys_run_again_and_are_swept(database_url: str) -> None:
         assert ran == ["charge 1", "charge 1"]
         rt = api._runtime()
         time.sleep(0.3)
-        assert rt.idempotency.delete_expired() == 2
-        assert rt.idempotency.get("short", 0) is None
+        assert rt.idempotency_store.delete_expired() == 2
+        assert rt.idempotency_store.get("short", 0) is None
 
 
 def test_key_of_a_dead_owner_is_taken_over(client: FlaskClient) -> None:
@@ -158,7 +158,7 @@ def test_key_of_a_dead_owner_is_taken_over(client: FlaskClient) -> None:
     from durable.idempotency import Fingerprint
 
     fp = Fingerprint("POST", "/checkout", hashlib.sha256(body).hexdigest())
-    rt.idempotency.claim("orphan", fp.digest, fp.method, fp.path, "gone-host:1:dead", 60_000)
+    rt.idempotency_store.claim("orphan", fp.digest, fp.method, fp.path, "gone-host:1:dead", 60_000)
     response = client.post("/checkout", data=body, content_type="application/json",
                            headers={"dbos-idempotency-key": "orphan"})
     assert response.status_code == 201 and ran == ["charge 3"]

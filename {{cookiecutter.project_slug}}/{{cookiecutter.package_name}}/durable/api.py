@@ -142,7 +142,11 @@ class DBOS:
             recovery.start()
             self._dequeuer = Dequeuer(runtime)
             self._dequeuer.start()
-            runtime.start_scheduler()
+            if REGISTRY.schedules:
+                from .scheduler import Scheduler
+
+                runtime.scheduler = Scheduler(runtime, REGISTRY.schedules)
+                runtime.scheduler.start()
             if self.settings.run_admin_server:
                 self._admin = _admin_server(self.settings.admin_port)
             if self.settings.enable_otlp:
@@ -422,7 +426,7 @@ class DBOS:
     def retrieve_workflow(cls, workflow_id: str, existing_workflow: bool = True) -> WorkflowHandle[Any]:
         """A handle to a workflow by ID; raise if it does not exist (unless ``existing_workflow=False``)."""
         rt = _runtime()
-        if existing_workflow and rt.store.get_workflow(workflow_id) is None:
+        if existing_workflow and rt.checkpoint_store.get_workflow(workflow_id) is None:
             raise DBOSNonExistentWorkflowError("workflow", workflow_id)
         with rt.running_lock:
             future = rt.running.get(workflow_id)
@@ -431,7 +435,7 @@ class DBOS:
     @classmethod
     def get_workflow_status(cls, workflow_id: str) -> WorkflowStatus | None:
         rt = _runtime()
-        row = rt.store.get_workflow(workflow_id)
+        row = rt.checkpoint_store.get_workflow(workflow_id)
         return WorkflowStatus.from_row(rt, row) if row is not None else None
 
     @classmethod
@@ -481,7 +485,7 @@ class DBOS:
     @classmethod
     def list_workflow_steps(cls, workflow_id: str) -> list[StepInfo]:
         rt = _runtime()
-        return [step_info(rt, record) for record in rt.store.load_steps(workflow_id).values()]
+        return [step_info(rt, record) for record in rt.checkpoint_store.load_steps(workflow_id).values()]
 
     # -- sleep, messages and events (messaging.py) ---------------------------------------------------
 
@@ -629,7 +633,7 @@ def _list_workflows(filters: dict[str, Any], *, queues_only: bool) -> list[Workf
     status = _as_list(filters["status"])
     if queues_only and status is None:
         status = ["ENQUEUED", "PENDING"]
-    rows = rt.store.list_workflows(
+    rows = rt.checkpoint_store.list_workflows(
         workflow_ids=filters["workflow_ids"],
         status=status,
         name=_as_list(filters["name"]),

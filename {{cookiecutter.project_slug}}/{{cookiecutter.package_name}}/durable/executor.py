@@ -109,7 +109,7 @@ def wait_for_result(rt: Runtime, workflow_id: str, timeout: float | None = None)
     deadline = None if timeout is None else time.monotonic() + timeout
     delay = 0.005
     while True:
-        found = rt.store.get_outcome(workflow_id)
+        found = rt.checkpoint_store.get_outcome(workflow_id)
         if found is None:
             raise DBOSNonExistentWorkflowError("workflow", workflow_id)
         status, output, error = found
@@ -199,7 +199,7 @@ def begin_workflow(rt: Runtime, call: Invocation) -> Started:
     if record is not None and record.child_workflow_id and (record.output is not None or record.error is not None):
         return started  # the parent already holds this child's outcome: nothing to start
     timeout_ms, deadline = _timeout_for(parent)
-    existing = rt.store.create_workflow(
+    existing = rt.checkpoint_store.create_workflow(
         new_workflow_row(rt, call, workflow_id, request, parent_state, timeout_ms, deadline)
     )
     if existing is None:
@@ -239,19 +239,14 @@ def take_over(rt: Runtime, row: WorkflowRow) -> WorkflowState | None:
         if row.workflow_id in rt.running:
             return None  # another thread here runs it; callers wait on its future
     if row.executor_id != rt.executor_id:
-        adopted = rt.store.adopt_workflow(row.workflow_id, rt.executor_id, alive_since_ms(rt))
+        adopted = rt.checkpoint_store.adopt_workflow(row.workflow_id, rt.executor_id, rt.alive_since_ms())
         if adopted is None:
             return None  # a live executor owns it; callers wait for its outcome
         row = adopted
     return WorkflowState(
-        row.workflow_id, row.name, generation=row.owner_generation, recorded=rt.store.load_steps(row.workflow_id),
+        row.workflow_id, row.name, generation=row.owner_generation, recorded=rt.checkpoint_store.load_steps(row.workflow_id),
         deadline_epoch_ms=row.workflow_deadline_epoch_ms,
     )
-
-
-def alive_since_ms(rt: Runtime) -> int:
-    """Executors whose heartbeat is older than this are dead."""
-    return now_ms() - int(rt.settings.executor_timeout_sec * 1000)
 
 
 # -- running ---------------------------------------------------------------------------------------
@@ -271,11 +266,11 @@ def run_body(rt: Runtime, call: Invocation, state: WorkflowState, request: Reque
             raise
         except Exception as exc:
             try:
-                rt.store.finish_workflow(state.workflow_id, state.generation, ERROR, None, rt.codec.encode_exception(exc))
+                rt.checkpoint_store.finish_workflow(state.workflow_id, state.generation, ERROR, None, rt.codec.encode_exception(exc))
             except DBOSFencedError:
                 pass
             raise
-    rt.store.finish_workflow(state.workflow_id, state.generation, SUCCESS, output, None)
+    rt.checkpoint_store.finish_workflow(state.workflow_id, state.generation, SUCCESS, output, None)
     return result
 
 
@@ -349,7 +344,7 @@ def _record_child(
         output, err = None, rt.codec.encode_exception(error)
     # The row may already hold the start record of this child; the outcome goes in with an upsert-free
     # rule: first record wins, and replay of a start record awaits the child again, which is harmless.
-    rt.store.record_step(parent.workflow_id, parent.generation, step_id, name, output, err, now_ms(),
+    rt.checkpoint_store.record_step(parent.workflow_id, parent.generation, step_id, name, output, err, now_ms(),
                          child_workflow_id=started.workflow_id)
 
 
@@ -374,7 +369,7 @@ def start_workflow(
     if started.parent is not None and started.parent_step_id is not None:
         parent = started.parent
         if not (parent.recorded and started.parent_step_id in parent.recorded):
-            rt.store.record_step(parent.workflow_id, parent.generation, started.parent_step_id, info.name,
+            rt.checkpoint_store.record_step(parent.workflow_id, parent.generation, started.parent_step_id, info.name,
                                  None, None, now_ms(), child_workflow_id=started.workflow_id)
     state = started.state
     if state is None:
@@ -391,7 +386,7 @@ def resume_row(rt: Runtime, row: WorkflowRow, *, dequeued: bool = False) -> Futu
         # A workflow that keeps killing its process would otherwise take every executor down with it.
         logger.error("workflow %s (%s) exceeded %d recovery attempts; moved to %s",
                      row.workflow_id, row.name, limit, DEAD)
-        rt.store.dead_letter(row.workflow_id, row.owner_generation)
+        rt.checkpoint_store.dead_letter(row.workflow_id, row.owner_generation)
         return None
     if info is None:
         known = REGISTRY.versions_of(row.name)
@@ -400,12 +395,12 @@ def resume_row(rt: Runtime, row: WorkflowRow, *, dequeued: bool = False) -> Futu
                   if known else f"no workflow named {row.name!r} is registered")
         error = DBOSWorkflowFunctionNotFoundError(row.workflow_id, detail)
         logger.error("%s", error)
-        rt.store.finish_workflow(row.workflow_id, row.owner_generation, ERROR, None, rt.codec.encode_exception(error))
+        rt.checkpoint_store.finish_workflow(row.workflow_id, row.owner_generation, ERROR, None, rt.codec.encode_exception(error))
         return None
     try:
         inputs = rt.codec.decode(row.inputs) if row.inputs is not None else {"args": [], "kwargs": {}}
     except DBOSSerializationError as exc:
-        rt.store.finish_workflow(row.workflow_id, row.owner_generation, ERROR, None, rt.codec.encode_exception(exc))
+        rt.checkpoint_store.finish_workflow(row.workflow_id, row.owner_generation, ERROR, None, rt.codec.encode_exception(exc))
         return None
     bound = _bound_object(info, row)
     call = Invocation(info, bound, tuple(inputs["args"]), dict(inputs["kwargs"]))
@@ -418,7 +413,7 @@ def resume_row(rt: Runtime, row: WorkflowRow, *, dequeued: bool = False) -> Futu
     def resume() -> Any:
         # Read the checkpoints on the worker thread: the recovery thread adopts thousands in a row.
         state = WorkflowState(row.workflow_id, row.name, generation=row.owner_generation,
-                              recorded=rt.store.load_steps(row.workflow_id),
+                              recorded=rt.checkpoint_store.load_steps(row.workflow_id),
                               deadline_epoch_ms=row.workflow_deadline_epoch_ms)
         return run_body(rt, call, state, request)
 
@@ -445,9 +440,9 @@ def replay_step(rt: Runtime, state: WorkflowState, step_id: int, name: str) -> t
     """(True, value) when an earlier run recorded this step; raise its recorded error; (False, None) if new."""
     record = state.recorded.get(step_id) if state.recorded else None
     if record is None:
-        if rt.app_store is None or state.recorded is None:
+        if rt.app_checkpoint_store is None or state.recorded is None:
             return False, None
-        record = rt.app_store.get_step(state.workflow_id, step_id)  # a transaction whose copy was lost
+        record = rt.app_checkpoint_store.get_step(state.workflow_id, step_id)  # a transaction whose copy was lost
         if record is None:
             return False, None
     if record.function_name != name:
@@ -514,4 +509,4 @@ def run_step(
 def _record_step_outcome(
     rt: Runtime, state: WorkflowState, step_id: int, name: str, output: str | None, error: str | None, started_ms: int
 ) -> StepRecord | None:
-    return rt.store.record_step(state.workflow_id, state.generation, step_id, name, output, error, started_ms)
+    return rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, name, output, error, started_ms)

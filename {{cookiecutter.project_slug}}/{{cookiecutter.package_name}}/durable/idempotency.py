@@ -105,8 +105,8 @@ def serve_idempotently(
         return _json_response(start_response, "413 Request Entity Too Large", {
             "error": f"requests with an idempotency key may carry at most {MAX_KEYED_BODY_BYTES} bytes"})
     fp = fingerprint_of(environ, body)
-    store, settings = rt.idempotency, rt.settings
-    alive_since = now_ms() - int(settings.executor_timeout_sec * 1000)
+    store, settings = rt.idempotency_store, rt.settings
+    alive_since = rt.alive_since_ms()
     record: KeyRecord | None = None
     # Claim the key, or read who has it. A row can be missing for a moment: another thread here has
     # reserved the key but not inserted it yet, or an expired row was just deleted.
@@ -207,7 +207,7 @@ def _run_and_store(
         _release_quietly(rt, key)
     else:
         stored_headers = [[k, v] for k, v in headers if k.lower() != "dbos-request-id"]
-        rt.idempotency.finish(key, rt.executor_id, status, json.dumps(stored_headers),
+        rt.idempotency_store.finish(key, rt.executor_id, status, json.dumps(stored_headers),
                               base64.b64encode(body).decode("ascii"))
     start_response(status, headers)
     return [body]
@@ -216,6 +216,6 @@ def _run_and_store(
 def _release_quietly(rt: Runtime, key: str) -> None:
     """Forget the key after a failure; if the database is away too, a retry takes the key over later."""
     try:
-        rt.idempotency.release(key, rt.executor_id)
+        rt.idempotency_store.release(key, rt.executor_id)
     except Exception:
         logger.warning("could not release idempotency key %r", key, exc_info=True)

@@ -45,8 +45,8 @@ def _recorded_name(rt: Runtime, state: WorkflowState, step_id: int) -> str | Non
     if state.recorded is None:
         return None  # a brand-new workflow: nothing to read
     record = state.recorded.get(step_id)
-    if record is None and rt.app_store is not None:
-        record = rt.app_store.get_step(state.workflow_id, step_id)  # a transaction whose copy was lost
+    if record is None and rt.app_checkpoint_store is not None:
+        record = rt.app_checkpoint_store.get_step(state.workflow_id, step_id)  # a transaction whose copy was lost
     return record.function_name if record is not None else None
 
 
@@ -58,7 +58,7 @@ def patch(settings: RuntimeSettings, runtime: Callable[[], Runtime], patch_name:
     step_id = state.next_step_id + 1  # peek: only the patched path takes the step ID
     recorded = _recorded_name(rt, state, step_id)
     if recorded is None:
-        winner = rt.store.record_step(state.workflow_id, state.generation, step_id, name, None, None, now_ms())
+        winner = rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, name, None, None, now_ms())
         recorded = name if winner is None else winner.function_name
     if recorded != name:
         return False  # the old code's step was recorded here: the old branch replays it at this ID

@@ -26,7 +26,7 @@ from .executor import Invocation, _timeout_for, assign_workflow_id, new_workflow
 from .registry import FunctionInfo
 from .runtime import Runtime
 from .store.base import NewWorkflow, now_ms
-from .store.queue_store import DuplicateDeduplicationID, QueueLimits, is_unique_violation
+from .store.queue_store import DuplicateDeduplicationID, QueueLimits
 
 if TYPE_CHECKING:
     from .handles import WorkflowHandle
@@ -373,12 +373,12 @@ def enqueue_workflow(rt: Runtime, queue: Queue, info: FunctionInfo, args: tuple[
         _enqueue_in_transaction(rt, transaction, row)
         return workflow_id
     try:
-        existing = rt.queues.enqueue(row, QUEUE_KEY)
+        existing = rt.queue_store.enqueue(row, QUEUE_KEY)
     except DuplicateDeduplicationID:
         raise DBOSQueueDeduplicatedError(workflow_id, queue.name, options.deduplication_id or "") from None
     if parent_state is not None and step_id is not None:
         if not (parent_state.recorded and step_id in parent_state.recorded):
-            rt.store.record_step(parent_state.workflow_id, parent_state.generation, step_id, info.name,
+            rt.checkpoint_store.record_step(parent_state.workflow_id, parent_state.generation, step_id, info.name,
                                  None, None, now_ms(), child_workflow_id=workflow_id)
     if existing is None:
         wake_dequeuer(rt)
@@ -393,29 +393,18 @@ def wake_dequeuer(rt: Runtime) -> None:
 def _enqueue_in_transaction(rt: Runtime, transaction: Session | sa.Connection, row: NewWorkflow) -> None:
     """Insert the row through the caller's transaction; a refusal leaves the transaction usable.
 
-    PostgreSQL aborts a transaction at its first error, so the insert runs in a savepoint there. SQLite
-    undoes only the failed statement, and pysqlite may open no transaction before a SAVEPOINT (whose
-    RELEASE would then commit on its own), so there it runs bare.
-
     No in-process wake-up: it would come before the COMMIT. PostgreSQL's NOTIFY is delivered at the
     COMMIT; on SQLite the dequeuer's short poll finds the row.
     """
-    if rt.app_store is not None:
+    if rt.app_checkpoint_store is not None:
         raise DBOSException("a workflow can join an application transaction only when the system tables live in "
                             "the application database; with a separate system_database_url, enqueue after "
                             "the commit instead")
     connection = transaction.connection() if isinstance(transaction, Session) else transaction
     try:
-        if rt.queues.is_postgres:
-            with connection.begin_nested():
-                connection.exec_driver_sql(rt.queues.insert_sql, rt.queues.insert_params(row))
-                connection.exec_driver_sql(rt.queues.notify_sql, (QUEUE_KEY,))  # delivered at COMMIT
-        else:
-            connection.exec_driver_sql(rt.queues.insert_sql, rt.queues.insert_params(row))
-    except sa.exc.DBAPIError as exc:
-        if row.deduplication_id is not None and is_unique_violation(exc):
-            raise DBOSQueueDeduplicatedError(row.workflow_id, row.queue_name or "", row.deduplication_id) from None
-        raise
+        rt.queue_store.enqueue_in(connection, row, QUEUE_KEY)
+    except DuplicateDeduplicationID:
+        raise DBOSQueueDeduplicatedError(row.workflow_id, row.queue_name or "", row.deduplication_id or "") from None
 
 
 # start_workflow inside an open transaction enqueues here, so the workflow starts once the transaction commits.
