@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from durable import DBOS, SetWorkflowID, SetWorkflowTimeout, api
+from durable import DBOS, SetWorkflowID, SetWorkflowTimeout, lifecycle
 from durable.error import (
     DBOSAwaitedWorkflowCancelledError,
     DBOSConflictingWorkflowError,
@@ -236,8 +236,9 @@ def test_recovery_sweep_cancels_workflows_past_their_deadline(dbos: type[DBOS]) 
         handle = DBOS.start_workflow(stops_at_gate)
     wait_for(lambda: CALLS.get("two") == 1, "the gated step to start")
     time.sleep(0.3)
-    assert api._instance is not None and api._instance._recovery is not None
-    api._instance._recovery.wake()  # the sweep, not the step, must find it
+    configured = lifecycle.configured()
+    assert configured is not None and configured.recovery is not None
+    configured.recovery.wake()  # the sweep, not the step, must find it
     wait_for(lambda: status("timed-gate") == "CANCELLED", "the sweep to cancel the workflow")
     GATE.set()
     with pytest.raises(DBOSAwaitedWorkflowCancelledError):

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from conftest import reopen_as_orphan
-from durable import DBOS, SetWorkflowID, api
+from durable import DBOS, SetWorkflowID, lifecycle
 from durable.error import DBOSException, DBOSNonExistentWorkflowError
 
 CALLS: dict[str, int] = {}
@@ -217,4 +217,4 @@ def test_waiting_workflow_stops_when_the_process_shuts_down(dbos: type[DBOS]) ->
     started = time.monotonic()
     DBOS.destroy(workflow_completion_timeout_sec=5)
     assert time.monotonic() - started < 3, "destroy waited for a recv that cannot finish"
-    assert api._instance is None
+    assert lifecycle.configured() is None

@@ -287,7 +287,7 @@ def test_operator_recovers_a_named_executor_whose_heartbeat_looks_fresh(dbos: ty
     """The admin trigger: an executor on another host is known dead before its heartbeat expires."""
     with SetWorkflowID("remote-work"):
         adds_twice(1)
-    rt = durable.api._runtime()
+    rt = durable.current.current_runtime()
     rt.checkpoint_store.register_executor("elsewhere:7:abc", "elsewhere", 7, "")
     reopen_as_orphan(database_url, "remote-work", drop_steps_from=2, owner="elsewhere:7:abc")
     calls.clear()

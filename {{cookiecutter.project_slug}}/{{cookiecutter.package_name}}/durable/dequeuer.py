@@ -13,8 +13,9 @@ import logging
 import threading
 from typing import Any
 
+from .enqueue import QUEUE_KEY, wake_dequeuer
 from .executor import resume_row
-from .queues import QUEUE_KEY, declared_queues, wake_dequeuer
+from .queues import declared_queues
 from .runtime import Runtime
 from .store.database import Database
 from .store.queue_store import QueueStore

@@ -19,10 +19,10 @@ from typing import Any
 from flask import Flask, Response, jsonify
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from .context import DBOSContext, RequestInfo, entered
+from .context import DBOSContext, RequestInfo, current_context, entered
+from .current import current_runtime
 from .error import DBOSException
 from .idempotency import serve_idempotently
-from .runtime import Runtime
 from .serialization import register_type
 
 logger = logging.getLogger(__name__)
@@ -75,19 +75,16 @@ def request_info(environ: dict[str, Any], trusted_proxies: int) -> RequestInfo:
 class FlaskMiddleware:
     """WSGI middleware that gives every request a durable context (see the module docstring)."""
 
-    def __init__(
-        self, app: Callable[..., Iterable[bytes]], *, trusted_proxies: int = 0,
-        runtime: Callable[[], Runtime] | None = None,
-    ) -> None:
+    def __init__(self, app: Callable[..., Iterable[bytes]], *, trusted_proxies: int = 0, launch: bool = False) -> None:
         self.app = app
         self.trusted_proxies = trusted_proxies
-        self._runtime = runtime  # launches on first use; None when used without DBOS(flask=app)
+        self._launch = launch  # DBOS(flask=app): launch on the first request; off when used on its own
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         rt = None
-        if self._runtime is not None:
+        if self._launch:
             try:
-                rt = self._runtime()
+                rt = current_runtime()
             except DBOSException as exc:
                 # The database may be down: health probes must still answer, and durable calls fail
                 # on their own with this error. The next request tries to launch again.
@@ -110,19 +107,15 @@ class FlaskMiddleware:
             return self.app(environ, start_response_with_id)
 
 
-def setup_flask_middleware(
-    app: Flask, *, trusted_proxies: int = 0, runtime: Callable[[], Runtime] | None = None
-) -> None:
+def setup_flask_middleware(app: Flask, *, trusted_proxies: int = 0, launch: bool = False) -> None:
     """Wrap ``app.wsgi_app`` with ``FlaskMiddleware`` (what ``DBOS(flask=app)`` does); idempotent."""
     if not isinstance(app.wsgi_app, FlaskMiddleware):
         app.wsgi_app = FlaskMiddleware(  # type: ignore[method-assign]
-            app.wsgi_app, trusted_proxies=trusted_proxies, runtime=runtime)
+            app.wsgi_app, trusted_proxies=trusted_proxies, launch=launch)
 
 
 def error_response(exc: DBOSException) -> tuple[Response, int]:
     """A ``DBOSException`` as JSON with its status code; the request ID lets a client quote it to support."""
-    from .context import current_context
-
     ctx = current_context()
     status = exc.status_code or 500
     # A 5xx message may name hosts or internals: the client gets a generic one, the log the rest.
@@ -142,9 +135,9 @@ def _response_from_json(data: dict[str, Any]) -> Response:
     return Response(base64.b64decode(data["body"]), status=data["status"], headers=[tuple(h) for h in data["headers"]])
 
 
-def install(app: Flask, *, trusted_proxies: int, runtime: Callable[[], Runtime]) -> None:
-    """Everything ``DBOS(flask=app)`` does to an app: middleware, response checkpoints, error JSON."""
-    setup_flask_middleware(app, trusted_proxies=trusted_proxies, runtime=runtime)
+def install(app: Flask, *, trusted_proxies: int) -> None:
+    """Everything ``DBOS(flask=app)`` does to an app: middleware that launches, response checkpoints, error JSON."""
+    setup_flask_middleware(app, trusted_proxies=trusted_proxies, launch=True)
     # A route that is itself a workflow returns a Response (jsonify); replay must hand it back.
     register_type("flask.response", WerkzeugResponse, _response_to_json, _response_from_json)
     # A default only: the app's own handler (the guide registers one) must win, whenever it was added.

@@ -51,7 +51,7 @@ def resume_workflow(rt: Runtime, workflow_id: str) -> WorkflowHandle[Any]:
     if row is None:
         if not rt.management_store.exists(workflow_id):
             raise DBOSNonExistentWorkflowError("workflow", workflow_id)
-        return _handle(rt, workflow_id)  # PENDING or SUCCESS already: nothing to resume
+        return WorkflowHandle(rt, workflow_id, rt.future_of(workflow_id))  # PENDING or SUCCESS already: nothing to resume
     rt.wakeups.wake(status_key(workflow_id))  # a cancelled run still waiting here stops (it is fenced now)
     rt.messaging_store.notify(status_key(workflow_id))  # and one waiting in another process
     _wait_for_old_run(rt, workflow_id)
@@ -79,16 +79,9 @@ def fork_workflow(
     return WorkflowHandle(rt, new_id, resume_row(rt, row))
 
 
-def _handle(rt: Runtime, workflow_id: str) -> WorkflowHandle[Any]:
-    with rt.running_lock:
-        future = rt.running.get(workflow_id)
-    return WorkflowHandle(rt, workflow_id, future)
-
-
 def _wait_for_old_run(rt: Runtime, workflow_id: str) -> None:
     """A cancelled run may still be finishing a step here; the new run starts once it has stopped."""
-    with rt.running_lock:
-        old = rt.running.get(workflow_id)
+    old = rt.future_of(workflow_id)
     if old is None:
         return
     try:

@@ -21,7 +21,8 @@ import time
 import uuid
 from typing import Any
 
-from .context import WorkflowState, current_context
+from .context import WorkflowState, current_context, workflow_body
+from .current import current_runtime
 from .error import (
     DBOSException,
     DBOSFencedError,
@@ -29,8 +30,8 @@ from .error import (
     DBOSShutdownError,
     DBOSWorkflowCancelledError,
 )
-from .executor import decode_step, replay_step
 from .runtime import Runtime
+from .steps import decode_step, replay_step
 from .store.base import StepCheckpoint, WorkflowStatusString, now_ms
 from .store.messaging_store import NULL_TOPIC, StoredStatus
 from .timeouts import expire_if_past_deadline
@@ -47,14 +48,6 @@ GET_EVENT = "DBOS.getEvent"
 
 PENDING = WorkflowStatusString.PENDING.value
 CANCELLED = WorkflowStatusString.CANCELLED.value
-
-
-def _workflow_body() -> WorkflowState | None:
-    """The running workflow when called from its body (not from inside one of its steps), else None."""
-    ctx = current_context()
-    if ctx is None or ctx.workflow is None or ctx.step_kind is not None:
-        return None
-    return ctx.workflow
 
 
 def _check_still_ours(rt: Runtime, state: WorkflowState, stored: StoredStatus | None) -> None:
@@ -92,12 +85,13 @@ def _wake_time(rt: Runtime, state: WorkflowState, step_id: int, seconds: float) 
 # -- sleep -----------------------------------------------------------------------------------------
 
 
-def sleep(rt: Runtime | None, seconds: float) -> None:
+def sleep(seconds: float) -> None:
     """``DBOS.sleep``: durable in a workflow body, a plain ``time.sleep`` anywhere else."""
-    state = _workflow_body()
-    if state is None or rt is None:
+    state = workflow_body(current_context())
+    if state is None:
         time.sleep(max(0.0, seconds))
         return
+    rt = current_runtime()  # launched: a workflow runs
     if seconds <= 0:
         return  # no step, as in DBOS
     wake_at = _wake_time(rt, state, state.allocate_step_id(), seconds)
@@ -122,7 +116,7 @@ def send(rt: Runtime, destination_id: str, message: Any, topic: str | None, idem
     topic_name = topic if topic is not None else NULL_TOPIC
     text = rt.codec.encode(message, what=f"message to workflow {destination_id!r}")
     wake = message_key(destination_id, topic_name)
-    state = _workflow_body()
+    state = workflow_body(current_context())
     step: StepCheckpoint | None = None
     step_id = 0
     if state is not None:
@@ -146,7 +140,7 @@ def send(rt: Runtime, destination_id: str, message: Any, topic: str | None, idem
 
 def recv(rt: Runtime, topic: str | None, timeout_seconds: float) -> Any:
     """``DBOS.recv``: the oldest unread message on ``topic``, waiting up to ``timeout_seconds``; else None."""
-    state = _workflow_body()
+    state = workflow_body(current_context())
     if state is None:
         raise DBOSException("DBOS.recv() must be called from a workflow's body (not outside it, nor in a step): "
                             "messages are addressed to a workflow ID")
@@ -209,7 +203,7 @@ def set_event(rt: Runtime, key: str, value: Any) -> None:
 
 def get_event(rt: Runtime, workflow_id: str, key: str, timeout_seconds: float) -> Any:
     """``DBOS.get_event``: the latest value of a workflow's event, waiting up to ``timeout_seconds``; else None."""
-    state = _workflow_body()
+    state = workflow_body(current_context())
     step_id = 0
     keys = [event_key(workflow_id, key)]
     if state is not None:

@@ -81,9 +81,8 @@ def resume_stalled(rt: Runtime) -> int:
     grace_ms = int(max(5.0, 4 * rt.settings.executor_heartbeat_sec) * 1000)
     resumed = 0
     for workflow_id in rt.checkpoint_store.own_pending(rt.executor_id, now_ms() - grace_ms, ADOPT_BATCH):
-        with rt.running_lock:
-            if workflow_id in rt.running:
-                continue
+        if rt.future_of(workflow_id) is not None:
+            continue
         row = rt.checkpoint_store.readopt(workflow_id, rt.executor_id)
         if row is not None:
             resume_row(rt, row)

@@ -105,7 +105,6 @@ class Runtime:
         # Idempotency keys whose request this process is serving right now.
         self.serving_keys: set[str] = set()
         self.stopping = threading.Event()
-        self.scheduler: Any = None
 
     def alive_since_ms(self) -> int:
         """Executors whose heartbeat is older than this (epoch ms) are dead."""
@@ -192,8 +191,6 @@ class Runtime:
     def drain(self, wait_sec: float = 0.0) -> int:
         """Take no new background work; wait up to ``wait_sec`` for running workflows; return how many still run."""
         self.stopping.set()
-        if getattr(self, 'scheduler', None) is not None:
-            self.scheduler.stop()
         self.wakeups.wake_all()  # waits in sleep/recv stop; those workflows stay PENDING for another executor
         deadline = time.monotonic() + wait_sec
         while self.running and time.monotonic() < deadline:

@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 
 from .context import DBOSContext, current_context, entered
 from .error import DBOSDatabaseUnavailableError
-from .executor import decode_step, replay_step
 from .registry import FunctionInfo
 from .runtime import Runtime
+from .steps import decode_step, replay_step
 from .store.base import StepCheckpoint, now_ms
 
 logger = logging.getLogger(__name__)
