@@ -137,3 +137,12 @@ def test_no_module_over_the_size_ceiling() -> None:
 def test_dialects_do_not_import_the_ddl() -> None:
     modules = _modules()
     assert "durable.schema" not in _imports("durable.store.dialects", modules["durable.store.dialects"], modules)
+
+
+def test_the_error_tree_names_every_error() -> None:
+    source = (DURABLE / "error.py").read_text()
+    tree = ast.parse(source)
+    docstring = ast.get_docstring(tree) or ""
+    errors = [node.name for node in tree.body if isinstance(node, ast.ClassDef) and node.name != "DBOSErrorCode"]
+    assert len(errors) > 20
+    assert [name for name in errors if not re.search(rf"\b{name}\b", docstring)] == []
