@@ -146,3 +146,15 @@ def test_the_error_tree_names_every_error() -> None:
     errors = [node.name for node in tree.body if isinstance(node, ast.ClassDef) and node.name != "DBOSErrorCode"]
     assert len(errors) > 20
     assert [name for name in errors if not re.search(rf"\b{name}\b", docstring)] == []
+
+
+def test_the_readme_module_map_matches_the_modules() -> None:
+    readme = (DURABLE / "README.md").read_text()
+    table = readme[readme.index("| module | its one job |"):]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    mapped = {row.split("`")[1] for row in rows}
+    top_level = {path.name for path in DURABLE.glob("*.py")} | {"store/"}
+    assert mapped == top_level
+    store_row = next(row for row in rows if row.startswith("| `store/`"))
+    assert {name for name in re.findall(r"`([a-z_]+\.py)`", store_row)} == {
+        path.name for path in (DURABLE / "store").glob("*.py") if path.name != "__init__.py"}

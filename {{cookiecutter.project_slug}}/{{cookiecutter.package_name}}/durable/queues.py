@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from .handles import WorkflowHandle
 
 
-
 class QueueRateLimit(TypedDict):
     """At most ``limit`` workflows of the queue start in any ``period`` seconds."""
 
