@@ -237,8 +237,8 @@ def take_over(rt: Runtime, row: WorkflowRow) -> WorkflowState | None:
             return None  # a live executor owns it; callers wait for its outcome
         row = adopted
     return WorkflowState(
-        row.workflow_id, row.name, generation=row.owner_generation, recorded=rt.checkpoint_store.load_steps(row.workflow_id),
-        deadline_epoch_ms=row.workflow_deadline_epoch_ms,
+        row.workflow_id, row.name, generation=row.owner_generation,
+        recorded=rt.checkpoint_store.load_steps(row.workflow_id), deadline_epoch_ms=row.workflow_deadline_epoch_ms,
     )
 
 
@@ -338,7 +338,7 @@ def _record_child(
     # The row may already hold the start record of this child; the outcome goes in with an upsert-free
     # rule: first record wins, and replay of a start record awaits the child again, which is harmless.
     rt.checkpoint_store.record_step(parent.workflow_id, parent.generation, step_id, name, output, err, now_ms(),
-                         child_workflow_id=started.workflow_id)
+                                    child_workflow_id=started.workflow_id)
 
 
 def record_child_start(rt: Runtime, parent: WorkflowState, step_id: int, name: str, child_id: str) -> None:

@@ -208,7 +208,7 @@ def _run_and_store(
     else:
         stored_headers = [[k, v] for k, v in headers if k.lower() != "dbos-request-id"]
         rt.idempotency_store.finish(key, rt.executor_id, status, json.dumps(stored_headers),
-                              base64.b64encode(body).decode("ascii"))
+                                    base64.b64encode(body).decode("ascii"))
     start_response(status, headers)
     return [body]
 

@@ -78,7 +78,7 @@ def _wake_time(rt: Runtime, state: WorkflowState, step_id: int, seconds: float) 
         return float(value)
     wake_at = time.time() + seconds
     winner = rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, SLEEP,
-                                  rt.codec.encode(wake_at, what="sleep wake-up time"), None, now_ms())
+                                             rt.codec.encode(wake_at, what="sleep wake-up time"), None, now_ms())
     return float(decode_step(rt, winner)) if winner is not None else wake_at
 
 

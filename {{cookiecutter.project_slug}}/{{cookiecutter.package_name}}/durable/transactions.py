@@ -83,8 +83,8 @@ def run_transaction(
             kind = _classify(rt, exc)
             if kind == "user":
                 # The user's error (or an unstorable result): rolled back; record it so replay raises it too.
-                winner = rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, info.name, None,
-                                              rt.codec.encode_exception(exc), started_ms)
+                winner = rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, info.name,
+                                                         None, rt.codec.encode_exception(exc), started_ms)
                 if winner is not None:
                     return decode_step(rt, winner)
                 raise
