@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import make_config, reopen_as_orphan
-from durable import DBOS, SetWorkflowID, api, error
+from durable import DBOS, SetWorkflowID, current, error, lifecycle
 from durable.admin import build_admin_app
 from helpers import free_port
 
@@ -137,8 +137,8 @@ def test_allowed_hosts_are_configurable(database_url: str) -> None:
 def test_recovery_refuses_a_live_executor_unless_forced(loopback_admin: str, database_url: str) -> None:
     with SetWorkflowID("owned-by-live"):
         tripled(1)
-    rt = api._runtime()
-    rt.store.register_executor("live-host:1:alive", "live-host", 1, "")  # heartbeat: now
+    rt = current.current_runtime()
+    rt.checkpoint_store.register_executor("live-host:1:alive", "live-host", 1, "")  # heartbeat: now
     reopen_as_orphan(database_url, "owned-by-live", drop_steps_from=0, owner="live-host:1:alive")
     status, _, answer = fetch(loopback_admin + "/dbos-workflow-recovery", b'["live-host:1:alive"]', AUTH)
     assert status == 409 and answer["alive"] == ["live-host:1:alive"], answer  # type: ignore[index]
@@ -149,8 +149,8 @@ def test_recovery_refuses_a_live_executor_unless_forced(loopback_admin: str, dat
     # A dead executor (stale heartbeat) needs no force.
     with SetWorkflowID("owned-by-dead"):
         tripled(2)
-    rt.store.register_executor("dead-host:1:gone", "dead-host", 1, "")
-    rt.store.expire_executor("dead-host:1:gone")
+    rt.checkpoint_store.register_executor("dead-host:1:gone", "dead-host", 1, "")
+    rt.checkpoint_store.expire_executor("dead-host:1:gone")
     reopen_as_orphan(database_url, "owned-by-dead", drop_steps_from=0, owner="dead-host:1:gone")
     status, _, adopted = fetch(loopback_admin + "/dbos-workflow-recovery", b'["dead-host:1:gone"]', AUTH)
     assert status == 200 and adopted in (["owned-by-dead"], [])  # [] if the sweep adopted it first
@@ -218,7 +218,7 @@ def test_random_admin_input_never_gives_a_5xx_or_html(
 ) -> None:
     with SetWorkflowID("listed"):
         tripled(1)
-    app = build_admin_app(api._admin_actions(), token=TOKEN)
+    app = build_admin_app(lifecycle.admin_actions(current.current_runtime()), token=TOKEN)
     url = path.format(urllib.request.quote(segment, safe="")) if "{}" in path else path
     method = "POST" if "{}" not in path else "GET"
     response = app.test_client().open(url, method=method, data=body, headers={

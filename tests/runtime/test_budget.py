@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import make_config
-from durable import DBOS, SetWorkflowID, api
+from durable import DBOS, SetWorkflowID, current, lifecycle
 
 
 @DBOS.step()
@@ -57,9 +57,10 @@ def traced(database_url: str) -> Iterator[tuple[list[str], list[str]]]:
     # A long heartbeat keeps the background thread's statements out of the count.
     DBOS(config=make_config(database_url, executor_heartbeat_sec=300, executor_timeout_sec=600))
     DBOS.launch()
-    runtime = api._runtime()
-    assert api._instance is not None and api._instance._recovery is not None
-    api._instance._recovery.swept.wait(10)  # the launch sweep is over before counting starts
+    runtime = current.current_runtime()
+    configured = lifecycle.configured()
+    assert configured is not None and configured.recovery is not None
+    configured.recovery.swept.wait(10)  # the launch sweep is over before counting starts
     statements: list[str] = []
     commits: list[str] = []
     sa.event.listen(runtime.sys_engine, "connect", _trace(statements))

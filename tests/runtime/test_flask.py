@@ -8,7 +8,7 @@ import pytest
 from flask import Flask, current_app, jsonify
 
 from conftest import make_config
-from durable import DBOS, api
+from durable import DBOS, current
 from durable.flask import client_ip
 
 seen: dict[str, object] = {}
@@ -85,8 +85,8 @@ def test_route_workflow_replays_its_response_tuple_from_the_checkpoint(app: Flas
     headers = {"dbos-idempotency-key": "resp-1"}
     seen.clear()
     first = client.get("/response/x", headers=headers)
-    rt = api._runtime()
-    rt.store.execute(rt.store.dialect.sql("DELETE FROM {idempotency_keys}"), ())  # only the checkpoint is left
+    rt = current.current_runtime()
+    rt.sys_db.execute(rt.sys_db.dialect.sql("DELETE FROM {idempotency_keys}"), ())  # only the checkpoint is left
     second = client.get("/response/x", headers=headers)
     assert (first.status_code, first.json) == (second.status_code, second.json) == (202, {"name": "x"})
     assert second.headers["Content-Type"] == "application/json" and seen == {"x": 1}

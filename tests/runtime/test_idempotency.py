@@ -11,7 +11,7 @@ from flask import Flask, jsonify, request
 from flask.testing import FlaskClient
 
 from conftest import make_config
-from durable import DBOS, api
+from durable import DBOS, current
 from helpers import wait_until
 
 ran: list[str] = []
@@ -97,8 +97,8 @@ def test_duplicate_while_running_gets_409_with_retry_after(client: FlaskClient) 
     first = threading.Thread(
         target=lambda: results.append(client.post("/checkout", json={"amount": 5, "wait": True}, headers=KEY).status_code))
     first.start()
-    rt = api._runtime()
-    wait_until(lambda: rt.idempotency.get("key-1", 0) is not None, timeout=10, what="the first request's claim")
+    rt = current.current_runtime()
+    wait_until(lambda: rt.idempotency_store.get("key-1", 0) is not None, timeout=10, what="the first request's claim")
     duplicate = client.post("/checkout", json={"amount": 5, "wait": True}, headers=KEY)
     assert duplicate.status_code == 409 and duplicate.headers["Retry-After"] == "1"
     gate.set()
@@ -144,21 +144,21 @@ def test_expired_keys_run_again_and_are_swept(database_url: str) -> None:
         assert again.status_code == 201 and "Idempotent-Replayed" not in again.headers
         # The workflow ID still dedupes: the charge did not run again.
         assert ran == ["charge 1", "charge 1"]
-        rt = api._runtime()
+        rt = current.current_runtime()
         time.sleep(0.3)
-        assert rt.idempotency.delete_expired() == 2
-        assert rt.idempotency.get("short", 0) is None
+        assert rt.idempotency_store.delete_expired() == 2
+        assert rt.idempotency_store.get("short", 0) is None
 
 
 def test_key_of_a_dead_owner_is_taken_over(client: FlaskClient) -> None:
-    rt = api._runtime()
+    rt = current.current_runtime()
     body = b'{"amount": 3}'
     import hashlib
 
     from durable.idempotency import Fingerprint
 
     fp = Fingerprint("POST", "/checkout", hashlib.sha256(body).hexdigest())
-    rt.idempotency.claim("orphan", fp.digest, fp.method, fp.path, "gone-host:1:dead", 60_000)
+    rt.idempotency_store.claim("orphan", fp.digest, fp.method, fp.path, "gone-host:1:dead", 60_000)
     response = client.post("/checkout", data=body, content_type="application/json",
                            headers={"dbos-idempotency-key": "orphan"})
     assert response.status_code == 201 and ran == ["charge 3"]

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import make_config
-from durable import DBOS, api
+from durable import DBOS, current
 from durable.flask import set_idempotency_scope
 
 charged: list[str] = []
@@ -100,8 +100,8 @@ def test_key_of_another_caller_is_refused_even_with_the_same_body(client: FlaskC
 
 def test_key_of_another_caller_is_refused_after_its_key_row_expired(client: FlaskClient) -> None:
     first = pay(client, "order-18", user="alice")
-    rt = api._runtime()
-    rt.store.execute(rt.store.dialect.sql("DELETE FROM {idempotency_keys}"), ())  # expired and swept
+    rt = current.current_runtime()
+    rt.sys_db.execute(rt.sys_db.dialect.sql("DELETE FROM {idempotency_keys}"), ())  # expired and swept
     other = pay(client, "order-18", user="mallory")
     assert other.status_code == 422 and "secret-of-alice" not in other.get_data(as_text=True)
     same = pay(client, "order-18", user="alice")  # the first caller's retry still gets its workflow's result
@@ -130,8 +130,8 @@ def test_set_cookie_is_never_stored_or_replayed(client: FlaskClient, path: str) 
     replayed = client.post(path, headers=headers)
     assert replayed.headers["Idempotent-Replayed"] == "true" and "Set-Cookie" not in replayed.headers
     if path == "/login-workflow":  # the route is a workflow: its checkpointed response replays, cookie-free
-        rt = api._runtime()
-        rt.store.execute(rt.store.dialect.sql("DELETE FROM {idempotency_keys}"), ())
+        rt = current.current_runtime()
+        rt.sys_db.execute(rt.sys_db.dialect.sql("DELETE FROM {idempotency_keys}"), ())
         from_checkpoint = client.post(path, headers=headers)
         assert from_checkpoint.status_code == 201 and "Set-Cookie" not in from_checkpoint.headers
 
@@ -147,10 +147,10 @@ def test_a_key_is_never_replayed_across_fingerprints_or_scopes(
     client: FlaskClient, calls: list[tuple[str, str, int]]
 ) -> None:
     """The first request with a key decides; later ones with another body or caller are refused."""
-    rt = api._runtime()
-    rt.store.execute(rt.store.dialect.sql("DELETE FROM {idempotency_keys}"), ())
-    rt.store.execute(rt.store.dialect.sql("DELETE FROM {operation_outputs}"), ())
-    rt.store.execute(rt.store.dialect.sql("DELETE FROM {workflow_status}"), ())
+    rt = current.current_runtime()
+    rt.sys_db.execute(rt.sys_db.dialect.sql("DELETE FROM {idempotency_keys}"), ())
+    rt.sys_db.execute(rt.sys_db.dialect.sql("DELETE FROM {operation_outputs}"), ())
+    rt.sys_db.execute(rt.sys_db.dialect.sql("DELETE FROM {workflow_status}"), ())
     first: dict[str, tuple[str, int, bytes]] = {}
     for key, user, amount in calls:
         response = pay(client, key, user, amount)

@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
-from durable import DBOS, SetWorkflowID, SetWorkflowTimeout, api
+from durable import DBOS, SetWorkflowID, SetWorkflowTimeout, current, lifecycle
 from durable.error import (
     DBOSAwaitedWorkflowCancelledError,
     DBOSConflictingWorkflowError,
     DBOSNonExistentWorkflowError,
 )
+from durable.wakeups import status_key
 
 CALLS: dict[str, int] = {}
 GATE = threading.Event()
@@ -85,6 +86,13 @@ def wait_for(predicate: Any, what: str, timeout: float = 10) -> None:
         time.sleep(0.02)
 
 
+def wait_past_deadline(workflow_id: str) -> None:
+    found = DBOS.get_workflow_status(workflow_id)
+    assert found is not None and found.workflow_deadline_epoch_ms is not None
+    deadline = found.workflow_deadline_epoch_ms
+    wait_for(lambda: time.time() * 1000 > deadline, f"{workflow_id}'s deadline to pass")
+
+
 # -- cancel ----------------------------------------------------------------------------------------
 
 
@@ -106,8 +114,9 @@ def test_cancel_wakes_a_workflow_waiting_in_recv_and_sleep(dbos: type[DBOS]) -> 
         receiving = DBOS.start_workflow(waits_for_message)
     with SetWorkflowID("cancel-sleep"):
         sleeping = DBOS.start_workflow(long_sleeper)
-    wait_for(lambda: CALLS.get("before") == 2, "both workflows to start waiting")
-    time.sleep(0.2)
+    waiting = current.current_runtime().wakeups.is_waiting
+    wait_for(lambda: waiting(status_key("cancel-recv")) and waiting(status_key("cancel-sleep")),
+             "both workflows to start waiting")
     started = time.monotonic()
     DBOS.cancel_workflow("cancel-recv")
     DBOS.cancel_workflow("cancel-sleep")
@@ -214,7 +223,7 @@ def test_timeout_is_checked_by_the_next_checkpoint(dbos: type[DBOS]) -> None:
     with SetWorkflowID("timed-step"), SetWorkflowTimeout(0.3):
         handle = DBOS.start_workflow(stops_at_gate)
     wait_for(lambda: CALLS.get("two") == 1, "the gated step to start")
-    time.sleep(0.4)
+    wait_past_deadline("timed-step")
     GATE.set()
     with pytest.raises(DBOSAwaitedWorkflowCancelledError):
         handle.get_result(timeout_seconds=10)
@@ -235,9 +244,10 @@ def test_recovery_sweep_cancels_workflows_past_their_deadline(dbos: type[DBOS]) 
     with SetWorkflowID("timed-gate"), SetWorkflowTimeout(0.2):
         handle = DBOS.start_workflow(stops_at_gate)
     wait_for(lambda: CALLS.get("two") == 1, "the gated step to start")
-    time.sleep(0.3)
-    assert api._instance is not None and api._instance._recovery is not None
-    api._instance._recovery.wake()  # the sweep, not the step, must find it
+    wait_past_deadline("timed-gate")
+    configured = lifecycle.configured()
+    assert configured is not None and configured.recovery is not None
+    configured.recovery.wake()  # the sweep, not the step, must find it
     wait_for(lambda: status("timed-gate") == "CANCELLED", "the sweep to cancel the workflow")
     GATE.set()
     with pytest.raises(DBOSAwaitedWorkflowCancelledError):

@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 
 from conftest import reopen_as_orphan
-from durable import DBOS, SetWorkflowID, api
+from durable import DBOS, SetWorkflowID, current, lifecycle
 from durable.error import DBOSException, DBOSNonExistentWorkflowError
+from durable.wakeups import event_key, status_key
+from helpers import wait_until
 
 CALLS: dict[str, int] = {}
 
@@ -70,6 +72,12 @@ def step_names(workflow_id: str) -> list[str]:
     return [s["function_name"] for s in DBOS.list_workflow_steps(workflow_id)]
 
 
+def wait_until_waiting(key: str) -> None:
+    """Until a thread waits on ``key`` (a recv, a get_event, a sleep), instead of guessing how long that takes."""
+    wakeups = current.current_runtime().wakeups
+    wait_until(lambda: wakeups.is_waiting(key), timeout=10, what=f"a waiter on {key}", interval=0.01)
+
+
 # -- sleep -----------------------------------------------------------------------------------------
 
 
@@ -105,7 +113,7 @@ def test_message_sent_from_outside_is_received(dbos: type[DBOS]) -> None:
 def test_recv_wakes_promptly_when_a_message_arrives_later(dbos: type[DBOS]) -> None:
     with SetWorkflowID("recv-2"):
         handle = DBOS.start_workflow(receiver, None, 20)
-    time.sleep(0.3)  # the receiver is waiting now
+    wait_until_waiting(status_key("recv-2"))
     sent = time.monotonic()
     DBOS.send("recv-2", "late")
     assert handle.get_result(timeout_seconds=10) == "late"
@@ -183,7 +191,7 @@ def test_get_event_is_woken_by_set_event(dbos: type[DBOS]) -> None:
     got: list[Any] = []
     reader = threading.Thread(target=lambda: got.append(DBOS.get_event("pub-2", "progress", timeout_seconds=10)))
     reader.start()
-    time.sleep(0.3)
+    wait_until_waiting(event_key("pub-2", "progress"))
     set_at = time.monotonic()
     with SetWorkflowID("pub-2"):
         publisher(5)
@@ -213,8 +221,8 @@ def test_set_event_outside_a_workflow_is_refused(dbos: type[DBOS]) -> None:
 def test_waiting_workflow_stops_when_the_process_shuts_down(dbos: type[DBOS]) -> None:
     with SetWorkflowID("recv-stop"):
         DBOS.start_workflow(receiver, "t", 30)
-    time.sleep(0.3)
+    wait_until_waiting(status_key("recv-stop"))
     started = time.monotonic()
     DBOS.destroy(workflow_completion_timeout_sec=5)
     assert time.monotonic() - started < 3, "destroy waited for a recv that cannot finish"
-    assert api._instance is None
+    assert lifecycle.configured() is None

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import RUNTIME_PARENT, make_config
-from durable import DBOS, api
+from durable import DBOS, current, lifecycle
 from durable.error import DBOSException
 from durable.queues import INTERNAL_QUEUE_NAME
 from durable.registry import REGISTRY, FunctionInfo
@@ -105,7 +105,7 @@ def test_five_and_six_field_crons_are_accepted_and_returned_unchanged() -> None:
 
 
 def test_each_tick_is_enqueued_once_under_its_deterministic_id_even_from_two_schedulers(dbos: type[DBOS]) -> None:
-    rt = api._runtime()
+    rt = current.current_runtime()
     start = datetime(2030, 1, 1, 0, 0, 0, 500000, tzinfo=UTC)
     schedule = [(info_of(ticked), "*/5 * * * * *")]
     for _process in range(2):  # the second plays another process over the same ticks
@@ -124,7 +124,7 @@ def test_each_tick_is_enqueued_once_under_its_deterministic_id_even_from_two_sch
 
 
 def test_ticks_passed_while_the_thread_was_late_are_enqueued_in_order(dbos: type[DBOS]) -> None:
-    rt = api._runtime()
+    rt = current.current_runtime()
     start = datetime(2030, 1, 1, tzinfo=UTC)
 
     class LateClock(FakeClock):
@@ -161,16 +161,19 @@ def test_a_restart_keeps_scheduling_from_the_next_tick_without_backfilling(datab
 def test_destroy_does_not_wait_for_the_next_tick(database_url: str) -> None:
     DBOS.scheduled("0 0 1 1 *")(ticked)  # next New Year
     launch(database_url)
-    rt = api._runtime()
-    assert rt.scheduler is not None and rt.scheduler._thread.is_alive()
+    configured = lifecycle.configured()
+    assert configured is not None
+    scheduler = configured.scheduler
+    assert scheduler is not None and scheduler._thread.is_alive()
     started = time.monotonic()
     DBOS.destroy()
     assert time.monotonic() - started < 2
-    assert not rt.scheduler._thread.is_alive()
+    assert not scheduler._thread.is_alive()
 
 
 def test_no_schedule_no_thread(dbos: type[DBOS]) -> None:
-    assert api._runtime().scheduler is None
+    configured = lifecycle.configured()
+    assert configured is not None and configured.runtime is not None and configured.scheduler is None
     assert "durable-scheduler" not in [t.name for t in threading.enumerate()]
 
 

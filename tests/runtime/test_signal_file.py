@@ -94,10 +94,20 @@ def test_a_bump_from_another_process_is_heard(tmp_path: Path, watch_mode: str) -
 
 
 def test_an_unwritable_folder_only_loses_the_shortcut(tmp_path: Path) -> None:
-    watcher = SignalFile(str(tmp_path / "missing-folder" / "app.db-wake"), lambda: None)
-    watcher.bump()  # no exception
-    watcher.watch()
-    watcher.stop()
+    path = tmp_path / "missing-folder" / "app.db-wake"
+    heard = threading.Event()
+    watcher = SignalFile(str(path), heard.set)
+    watcher.bump()  # no exception, and nothing written
+    assert not path.exists()
+    watcher.watch()  # no file to watch: it compares the timestamp instead
+    try:
+        assert not heard.wait(0.2)
+        path.parent.mkdir()
+        SignalFile(str(path), lambda: None).bump()
+        assert heard.wait(5), "the watcher never heard the bump once the folder existed"
+    finally:
+        watcher.stop()
+    assert watcher._thread is not None and not watcher._thread.is_alive()
 
 
 def test_stop_returns_at_once(tmp_path: Path, watch_mode: str) -> None:

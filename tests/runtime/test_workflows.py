@@ -58,8 +58,12 @@ def pays(amount: int) -> str:
 
 
 def test_public_names_are_pinned() -> None:
-    assert set(durable.__all__) >= {"DBOS", "DBOSConfig", "SetWorkflowID", "error", "WorkflowHandle",
-                                    "WorkflowStatus", "DBOSConfiguredInstance", "assert_current_dbos_context"}
+    assert sorted(durable.__all__) == [
+        "DBOS", "DBOSConfig", "DBOSConfiguredInstance", "DBOSContext", "EnqueueInTransaction", "Queue",
+        "RequestInfo", "SetEnqueueOptions", "SetWorkflowID", "SetWorkflowTimeout", "StepInfo", "WorkflowHandle",
+        "WorkflowStatus", "WorkflowStatusString", "assert_current_dbos_context", "error",
+    ]
+    assert all(getattr(durable, name) is not None for name in durable.__all__)
     assert error.DBOSException("x", dbos_error_code="X", status_code=400).status_code == 400
 
 
@@ -287,8 +291,8 @@ def test_operator_recovers_a_named_executor_whose_heartbeat_looks_fresh(dbos: ty
     """The admin trigger: an executor on another host is known dead before its heartbeat expires."""
     with SetWorkflowID("remote-work"):
         adds_twice(1)
-    rt = durable.api._runtime()
-    rt.store.register_executor("elsewhere:7:abc", "elsewhere", 7, "")
+    rt = durable.current.current_runtime()
+    rt.checkpoint_store.register_executor("elsewhere:7:abc", "elsewhere", 7, "")
     reopen_as_orphan(database_url, "remote-work", drop_steps_from=2, owner="elsewhere:7:abc")
     calls.clear()
     assert DBOS.recover_pending_workflows() == 0  # its owner's heartbeat is fresh: not an orphan

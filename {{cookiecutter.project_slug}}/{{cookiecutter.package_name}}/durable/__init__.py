@@ -13,8 +13,9 @@ from . import error
 from .api import DBOS, DBOSConfiguredInstance
 from .config import DBOSConfig
 from .context import DBOSContext, RequestInfo, SetWorkflowID, SetWorkflowTimeout, assert_current_dbos_context
+from .enqueue import EnqueueInTransaction, SetEnqueueOptions
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus
-from .queues import EnqueueInTransaction, Queue, SetEnqueueOptions
+from .queues import Queue
 from .store.base import WorkflowStatusString
 
 __all__ = [

@@ -111,6 +111,7 @@ class DBOSContext:
         return self.workflow is not None
 
     def is_workflow(self) -> bool:
+        """In a workflow's body: not outside workflows, nor inside one of its steps or transactions."""
         return self.workflow is not None and self.step_kind is None
 
     def is_step(self) -> bool:
@@ -128,6 +129,12 @@ def current_context() -> DBOSContext | None:
     return _current.get()
 
 
+def workflow_body(ctx: DBOSContext | None) -> WorkflowState | None:
+    """The workflow whose body runs in ``ctx`` (``is_workflow()``), else None: steps replay and
+    record only there; inside a step they are plain calls, as in DBOS."""
+    return ctx.workflow if ctx is not None and ctx.step_kind is None else None
+
+
 def assert_current_dbos_context() -> DBOSContext:
     """The current context; raise when there is none (DBOS's helper of the same name)."""
     ctx = _current.get()
@@ -136,15 +143,6 @@ def assert_current_dbos_context() -> DBOSContext:
             "No durable context here: call this inside a request served through the DBOS middleware, "
             "or inside a workflow, step or transaction"
         )
-    return ctx
-
-
-def ensure_context() -> DBOSContext:
-    """The current context, creating an empty one for this thread when there is none."""
-    ctx = _current.get()
-    if ctx is None:
-        ctx = DBOSContext()
-        _current.set(ctx)
     return ctx
 
 

@@ -13,10 +13,11 @@ import logging
 import threading
 from typing import Any
 
+from .enqueue import QUEUE_KEY, wake_dequeuer
 from .executor import resume_row
-from .queues import QUEUE_KEY, declared_queues, wake_dequeuer
+from .queues import declared_queues
 from .runtime import Runtime
-from .store.checkpoint_store import CheckpointStore
+from .store.database import Database
 from .store.queue_store import QueueStore
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,8 @@ class Dequeuer:
         self.rt = rt
         # Its own connection: polling stays off the workflows' pool (and out of their statement counts).
         engine = rt.sys_dialect.create_engine(rt.settings.sys_db_url, pool_size=1, autocommit=True)
-        self.store = QueueStore(CheckpointStore(engine, rt.sys_dialect))
+        self._db = Database(engine, rt.sys_dialect)
+        self.queue_store = QueueStore(self._db)
         self.claimed_any = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="durable-queues", daemon=True)
@@ -51,7 +53,7 @@ class Dequeuer:
         wake_dequeuer(self.rt)
         if self._thread.is_alive():
             self._thread.join(timeout=5)
-        self.store.store.engine.dispose()
+        self._db.engine.dispose()
 
     def _on_done(self, _future: Any) -> None:
         wake_dequeuer(self.rt)  # a slot is free: claim the next one now
@@ -61,14 +63,14 @@ class Dequeuer:
         rt = self.rt
         backlog = False
         queues = declared_queues()
-        waiting = self.store.waiting_queues([queue.name for queue in queues])
+        waiting = self.queue_store.waiting_queues([queue.name for queue in queues])
         for queue in queues:
             if self._stop.is_set() or rt.stopping.is_set():
                 break
             if queue.name not in waiting:
                 continue
-            claimed = self.store.claim(queue.name, rt.executor_id, queue.limits, DEQUEUE_BATCH,
-                                       queue.partition_limits)
+            claimed = self.queue_store.claim(queue.name, rt.executor_id, queue.limits, DEQUEUE_BATCH,
+                                             queue.partition_limits)
             backlog = backlog or claimed.backlog
             self.claimed_any = self.claimed_any or bool(claimed.rows)
             for row in claimed.rows:
@@ -96,11 +98,11 @@ class Dequeuer:
 
     def _run(self) -> None:
         rt = self.rt
-        idle_sec = POSTGRES_QUEUE_POLL_SEC if self.store.is_postgres else QUEUE_POLL_SEC
+        idle_sec = POSTGRES_QUEUE_POLL_SEC if self.queue_store.is_postgres else QUEUE_POLL_SEC
         # On PostgreSQL, until this process has queue work, wait on the in-process flag only: a process
         # that never uses queues opens no LISTEN connection for them. On SQLite watching costs no
         # connection, and it is how enqueues in other processes reach this one at once.
-        active = not self.store.is_postgres
+        active = not self.queue_store.is_postgres
         while self._running() and not active:
             rt.queue_wakeup.clear()
             backlog, active = self._round()

@@ -4,9 +4,11 @@ The hierarchy, as DBOS Transact for Python names it (``from <package>.durable im
 
     Exception
     └── DBOSException                          message, dbos_error_code, status_code
-        ├── DBOSConfigError                    bad DBOSConfig (ours; a DBOSInitializationError)
         ├── DBOSInitializationError            launch failed, schema too old, not configured
+        │   └── DBOSConfigError                bad DBOSConfig (ours)
         ├── DBOSConflictingWorkflowError       an ID reused by another workflow function
+        ├── DBOSQueueDeduplicatedError         an enqueue's deduplication ID is held by an active workflow
+        ├── DBOSStepTimeoutError               a step attempt ran past its timeout_seconds
         ├── DBOSRecoveryError                  a workflow could not be recovered
         ├── DBOSWorkflowFunctionNotFoundError  recovery found no code for a recorded name
         ├── DBOSNonExistentWorkflowError       no workflow with that ID

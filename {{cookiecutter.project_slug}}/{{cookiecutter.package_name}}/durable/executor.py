@@ -1,4 +1,4 @@
-"""Runs workflows and checkpoints steps: replay the recorded result, or run, record, then continue.
+"""Runs workflows: create or find the row, decide who runs the body, run it, record how it ended.
 
 A workflow's life, in commits: one to create its row (PENDING, inputs), one per step (output or
 error), one to finish (SUCCESS or ERROR with the output). Replay after a crash re-runs the body from
@@ -28,7 +28,6 @@ from .error import (
     DBOSDatabaseUnavailableError,
     DBOSException,
     DBOSFencedError,
-    DBOSMaxStepRetriesExceeded,
     DBOSNonExistentWorkflowError,
     DBOSSerializationError,
     DBOSShutdownError,
@@ -39,7 +38,7 @@ from .error import (
 )
 from .registry import REGISTRY, FunctionInfo
 from .runtime import Runtime
-from .step_timeouts import call_with_timeout
+from .steps import as_exception, decode_step
 from .store.base import NewWorkflow, StepRecord, WorkflowRow, WorkflowStatusString, now_ms
 from .tracing import span
 
@@ -87,7 +86,7 @@ def outcome_of(rt: Runtime, workflow_id: str, status: str, output: Any, error: A
     if status == SUCCESS:
         return rt.codec.decode(output) if output is not None else None
     if status == ERROR:
-        raise _as_exception(rt.codec.decode(error))
+        raise as_exception(rt.codec.decode(error))
     if status == CANCELLED:
         raise DBOSAwaitedWorkflowCancelledError(workflow_id)
     if status == DEAD:
@@ -95,14 +94,9 @@ def outcome_of(rt: Runtime, workflow_id: str, status: str, output: Any, error: A
     raise DBOSException(f"workflow {workflow_id} is {status}, not finished")
 
 
-def _as_exception(value: Any) -> BaseException:
-    return value if isinstance(value, BaseException) else DBOSException(f"workflow failed: {value!r}")
-
-
 def wait_for_result(rt: Runtime, workflow_id: str, timeout: float | None = None) -> Any:
     """Wait for a workflow that runs elsewhere (another thread or process) and return its outcome."""
-    with rt.running_lock:
-        future = rt.running.get(workflow_id)
+    future = rt.future_of(workflow_id)
     if future is not None:
         try:
             return future.result(timeout)
@@ -111,7 +105,7 @@ def wait_for_result(rt: Runtime, workflow_id: str, timeout: float | None = None)
     deadline = None if timeout is None else time.monotonic() + timeout
     delay = 0.005
     while True:
-        found = rt.store.get_outcome(workflow_id)
+        found = rt.checkpoint_store.get_outcome(workflow_id)
         if found is None:
             raise DBOSNonExistentWorkflowError("workflow", workflow_id)
         status, output, error = found
@@ -200,8 +194,8 @@ def begin_workflow(rt: Runtime, call: Invocation) -> Started:
     started = Started(workflow_id, None, request, parent_state, step_id, record)
     if record is not None and record.child_workflow_id and (record.output is not None or record.error is not None):
         return started  # the parent already holds this child's outcome: nothing to start
-    timeout_ms, deadline = _timeout_for(parent)
-    existing = rt.store.create_workflow(
+    timeout_ms, deadline = timeout_for(parent)
+    existing = rt.checkpoint_store.create_workflow(
         new_workflow_row(rt, call, workflow_id, request, parent_state, timeout_ms, deadline)
     )
     if existing is None:
@@ -223,7 +217,7 @@ def begin_workflow(rt: Runtime, call: Invocation) -> Started:
     return started
 
 
-def _timeout_for(ctx: DBOSContext | None) -> tuple[int | None, int | None]:
+def timeout_for(ctx: DBOSContext | None) -> tuple[int | None, int | None]:
     """(timeout ms, deadline epoch ms) of a workflow about to start: SetWorkflowTimeout's, else the parent's."""
     timeout_ms = ctx.workflow_timeout_ms if ctx is not None else None
     if timeout_ms:
@@ -237,23 +231,17 @@ def take_over(rt: Runtime, row: WorkflowRow) -> WorkflowState | None:
     """For a workflow that already has a row: the state to resume it here, or None if it needs no run here."""
     if row.status != PENDING:
         return None
-    with rt.running_lock:
-        if row.workflow_id in rt.running:
-            return None  # another thread here runs it; callers wait on its future
+    if rt.future_of(row.workflow_id) is not None:
+        return None  # another thread here runs it; callers wait on its future
     if row.executor_id != rt.executor_id:
-        adopted = rt.store.adopt_workflow(row.workflow_id, rt.executor_id, alive_since_ms(rt))
+        adopted = rt.checkpoint_store.adopt_workflow(row.workflow_id, rt.executor_id, rt.alive_since_ms())
         if adopted is None:
             return None  # a live executor owns it; callers wait for its outcome
         row = adopted
     return WorkflowState(
-        row.workflow_id, row.name, generation=row.owner_generation, recorded=rt.store.load_steps(row.workflow_id),
-        deadline_epoch_ms=row.workflow_deadline_epoch_ms,
+        row.workflow_id, row.name, generation=row.owner_generation,
+        recorded=rt.checkpoint_store.load_steps(row.workflow_id), deadline_epoch_ms=row.workflow_deadline_epoch_ms,
     )
-
-
-def alive_since_ms(rt: Runtime) -> int:
-    """Executors whose heartbeat is older than this are dead."""
-    return now_ms() - int(rt.settings.executor_timeout_sec * 1000)
 
 
 # -- running ---------------------------------------------------------------------------------------
@@ -273,11 +261,11 @@ def run_body(rt: Runtime, call: Invocation, state: WorkflowState, request: Reque
             raise
         except Exception as exc:
             try:
-                rt.store.finish_workflow(state.workflow_id, state.generation, ERROR, None, rt.codec.encode_exception(exc))
+                rt.checkpoint_store.finish_workflow(state.workflow_id, state.generation, ERROR, None, rt.codec.encode_exception(exc))
             except DBOSFencedError:
                 pass
             raise
-    rt.store.finish_workflow(state.workflow_id, state.generation, SUCCESS, output, None)
+    rt.checkpoint_store.finish_workflow(state.workflow_id, state.generation, SUCCESS, output, None)
     return result
 
 
@@ -360,8 +348,15 @@ def _record_child(
         output, err = None, rt.codec.encode_exception(error)
     # The row may already hold the start record of this child; the outcome goes in with an upsert-free
     # rule: first record wins, and replay of a start record awaits the child again, which is harmless.
-    rt.store.record_step(parent.workflow_id, parent.generation, step_id, name, output, err, now_ms(),
-                         child_workflow_id=started.workflow_id)
+    rt.checkpoint_store.record_step(parent.workflow_id, parent.generation, step_id, name, output, err, now_ms(),
+                                    child_workflow_id=started.workflow_id)
+
+
+def record_child_start(rt: Runtime, parent: WorkflowState, step_id: int, name: str, child_id: str) -> None:
+    """Record a child started in the background (or enqueued) as its parent's step, unless replay found it."""
+    if not (parent.recorded and step_id in parent.recorded):
+        rt.checkpoint_store.record_step(parent.workflow_id, parent.generation, step_id, name, None, None, now_ms(),
+                                        child_workflow_id=child_id)
 
 
 def call_workflow(rt: Runtime, info: FunctionInfo, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -383,14 +378,10 @@ def start_workflow(
     call = Invocation.of(info, args, kwargs)
     started = begin_workflow(rt, call)
     if started.parent is not None and started.parent_step_id is not None:
-        parent = started.parent
-        if not (parent.recorded and started.parent_step_id in parent.recorded):
-            rt.store.record_step(parent.workflow_id, parent.generation, started.parent_step_id, info.name,
-                                 None, None, now_ms(), child_workflow_id=started.workflow_id)
+        record_child_start(rt, started.parent, started.parent_step_id, info.name, started.workflow_id)
     state = started.state
     if state is None:
-        with rt.running_lock:
-            return started.workflow_id, rt.running.get(started.workflow_id)
+        return started.workflow_id, rt.future_of(started.workflow_id)
     return started.workflow_id, rt.submit(started.workflow_id, lambda: run_body(rt, call, state, started.request))
 
 
@@ -402,7 +393,7 @@ def resume_row(rt: Runtime, row: WorkflowRow, *, dequeued: bool = False) -> Futu
         # A workflow that keeps killing its process would otherwise take every executor down with it.
         logger.error("workflow %s (%s) exceeded %d recovery attempts; moved to %s",
                      row.workflow_id, row.name, limit, DEAD)
-        rt.store.dead_letter(row.workflow_id, row.owner_generation)
+        rt.checkpoint_store.dead_letter(row.workflow_id, row.owner_generation)
         return None
     if info is None:
         known = REGISTRY.versions_of(row.name)
@@ -411,12 +402,12 @@ def resume_row(rt: Runtime, row: WorkflowRow, *, dequeued: bool = False) -> Futu
                   if known else f"no workflow named {row.name!r} is registered")
         error = DBOSWorkflowFunctionNotFoundError(row.workflow_id, detail)
         logger.error("%s", error)
-        rt.store.finish_workflow(row.workflow_id, row.owner_generation, ERROR, None, rt.codec.encode_exception(error))
+        rt.checkpoint_store.finish_workflow(row.workflow_id, row.owner_generation, ERROR, None, rt.codec.encode_exception(error))
         return None
     try:
         inputs = rt.codec.decode(row.inputs) if row.inputs is not None else {"args": [], "kwargs": {}}
     except DBOSSerializationError as exc:
-        rt.store.finish_workflow(row.workflow_id, row.owner_generation, ERROR, None, rt.codec.encode_exception(exc))
+        rt.checkpoint_store.finish_workflow(row.workflow_id, row.owner_generation, ERROR, None, rt.codec.encode_exception(exc))
         return None
     bound = _bound_object(info, row)
     call = Invocation(info, bound, tuple(inputs["args"]), dict(inputs["kwargs"]))
@@ -429,7 +420,7 @@ def resume_row(rt: Runtime, row: WorkflowRow, *, dequeued: bool = False) -> Futu
     def resume() -> Any:
         # Read the checkpoints on the worker thread: the recovery thread adopts thousands in a row.
         state = WorkflowState(row.workflow_id, row.name, generation=row.owner_generation,
-                              recorded=rt.store.load_steps(row.workflow_id),
+                              recorded=rt.checkpoint_store.load_steps(row.workflow_id),
                               deadline_epoch_ms=row.workflow_deadline_epoch_ms)
         return run_body(rt, call, state, request)
 
@@ -447,82 +438,3 @@ def _bound_object(info: FunctionInfo, row: WorkflowRow) -> Any:
     if info.method_kind == "class":
         return REGISTRY.classes.get(row.class_name or "")
     return None
-
-
-# -- steps -----------------------------------------------------------------------------------------
-
-
-def replay_step(rt: Runtime, state: WorkflowState, step_id: int, name: str) -> tuple[bool, Any]:
-    """(True, value) when an earlier run recorded this step; raise its recorded error; (False, None) if new."""
-    record = state.recorded.get(step_id) if state.recorded else None
-    if record is None:
-        if rt.app_store is None or state.recorded is None:
-            return False, None
-        record = rt.app_store.get_step(state.workflow_id, step_id)  # a transaction whose copy was lost
-        if record is None:
-            return False, None
-    if record.function_name != name:
-        raise DBOSUnexpectedStepError(state.workflow_id, step_id, name, record.function_name)
-    return True, decode_step(rt, record)
-
-
-def decode_step(rt: Runtime, record: StepRecord) -> Any:
-    if record.error is not None:
-        raise _as_exception(rt.codec.decode(record.error))
-    return rt.codec.decode(record.output) if record.output is not None else None
-
-
-def run_step(
-    rt: Runtime, info: FunctionInfo, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
-    """``my_step(...)`` inside a workflow: replay its record, or run it (with retries) and record it."""
-    ctx = current_context()
-    if ctx is None or ctx.workflow is None or ctx.step_kind is not None:
-        return func(*args, **kwargs)  # outside a workflow, or nested in a step: plain call, as in DBOS
-    state = ctx.workflow
-    step_id = state.allocate_step_id()
-    name = info.name
-    found, value = replay_step(rt, state, step_id, name)
-    if found:
-        return value
-    options = info.options
-    attempts = int(options.get("max_attempts", 3)) if options.get("retries_allowed") else 1
-    should_retry: Callable[[BaseException], bool] | None = options.get("should_retry")
-    timeout: float | None = options.get("timeout_seconds")
-    interval = float(options.get("interval_seconds", 1.0))
-    backoff = float(options.get("backoff_rate", 2.0))
-    started_ms = now_ms()
-    errors: list[Exception] = []
-    step_ctx = DBOSContext(request=ctx.request, workflow=state, step_id=step_id, step_kind="step")
-    for attempt in range(1, attempts + 1):
-        try:
-            with entered(step_ctx), span(f"step {name}", workflow_id=state.workflow_id, step_id=step_id):
-                result = (func(*args, **kwargs) if timeout is None
-                          else call_with_timeout(name, timeout, func, args, kwargs))
-        except Exception as exc:
-            errors.append(exc)
-            # Asked on every failure of a retrying step, the last included: a refusal raises the error
-            # itself, as in DBOS.
-            refused = attempts > 1 and should_retry is not None and not should_retry(exc)
-            if attempt < attempts and not refused:
-                logger.warning("step %s attempt %d/%d failed: %r; retrying", name, attempt, attempts, exc)
-                time.sleep(interval * backoff ** (attempt - 1))
-                continue
-            retried_out = attempt == attempts > 1 and not refused
-            final: Exception = DBOSMaxStepRetriesExceeded(name, attempts, errors) if retried_out else exc
-            _record_step_outcome(rt, state, step_id, name, None, rt.codec.encode_exception(final), started_ms)
-            raise final from (exc if final is not exc else None)
-        try:
-            output = rt.codec.encode(result, what=f"step {name!r} output")
-        except DBOSSerializationError as exc:
-            _record_step_outcome(rt, state, step_id, name, None, rt.codec.encode_exception(exc), started_ms)
-            raise
-        winner = _record_step_outcome(rt, state, step_id, name, output, None, started_ms)
-        return result if winner is None else decode_step(rt, winner)
-    raise AssertionError("unreachable")
-
-
-def _record_step_outcome(
-    rt: Runtime, state: WorkflowState, step_id: int, name: str, output: str | None, error: str | None, started_ms: int
-) -> StepRecord | None:
-    return rt.store.record_step(state.workflow_id, state.generation, step_id, name, output, error, started_ms)

@@ -22,10 +22,10 @@ from flask import Flask, Response, jsonify
 from werkzeug.wrappers import Request as WerkzeugRequest
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from .context import DBOSContext, RequestInfo, entered
+from .context import DBOSContext, RequestInfo, current_context, entered
+from .current import current_runtime
 from .error import DBOSException, DBOSFencedError
 from .idempotency import MAX_KEYED_BODY_BYTES, RETRY_AFTER_SEC, json_response, key_problem, serve_idempotently
-from .runtime import Runtime
 from .serialization import register_type
 
 logger = logging.getLogger(__name__)
@@ -108,12 +108,12 @@ class FlaskMiddleware:
     """WSGI middleware that gives every request a durable context (see the module docstring)."""
 
     def __init__(
-        self, app: Callable[..., Iterable[bytes]], *, trusted_proxies: int = 0,
-        runtime: Callable[[], Runtime] | None = None, flask_app: Flask | None = None,
+        self, app: Callable[..., Iterable[bytes]], *, trusted_proxies: int = 0, launch: bool = False,
+        flask_app: Flask | None = None,
     ) -> None:
         self.app = app
         self.trusted_proxies = trusted_proxies
-        self._runtime = runtime  # launches on first use; None when used without DBOS(flask=app)
+        self._launch = launch  # DBOS(flask=app): launch on the first request; off when used on its own
         self.flask_app = flask_app  # its config and extensions are read per request: they may change after
 
     def _scope(self, environ: dict[str, Any]) -> str | None:
@@ -126,9 +126,9 @@ class FlaskMiddleware:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         rt = None
-        if self._runtime is not None:
+        if self._launch:
             try:
-                rt = self._runtime()
+                rt = current_runtime()
             except DBOSException as exc:
                 # The database may be down: health probes must still answer, and durable calls fail
                 # on their own with this error. The next request tries to launch again.
@@ -156,19 +156,15 @@ class FlaskMiddleware:
                                       max_body=self._max_body())
 
 
-def setup_flask_middleware(
-    app: Flask, *, trusted_proxies: int = 0, runtime: Callable[[], Runtime] | None = None
-) -> None:
+def setup_flask_middleware(app: Flask, *, trusted_proxies: int = 0, launch: bool = False) -> None:
     """Wrap ``app.wsgi_app`` with ``FlaskMiddleware`` (what ``DBOS(flask=app)`` does); idempotent."""
     if not isinstance(app.wsgi_app, FlaskMiddleware):
         app.wsgi_app = FlaskMiddleware(  # type: ignore[method-assign]
-            app.wsgi_app, trusted_proxies=trusted_proxies, runtime=runtime, flask_app=app)
+            app.wsgi_app, trusted_proxies=trusted_proxies, launch=launch, flask_app=app)
 
 
 def error_response(exc: DBOSException) -> Response:
     """A ``DBOSException`` as JSON with its status code; the request ID lets a client quote it to support."""
-    from .context import current_context
-
     ctx = current_context()
     status = exc.status_code or 500
     # A 5xx message may name hosts or internals: the client gets a generic one, the log the rest.
@@ -195,9 +191,9 @@ def _response_from_json(data: dict[str, Any]) -> Response:
     return Response(base64.b64decode(data["body"]), status=data["status"], headers=[tuple(h) for h in data["headers"]])
 
 
-def install(app: Flask, *, trusted_proxies: int, runtime: Callable[[], Runtime]) -> None:
-    """Everything ``DBOS(flask=app)`` does to an app: middleware, response checkpoints, error JSON."""
-    setup_flask_middleware(app, trusted_proxies=trusted_proxies, runtime=runtime)
+def install(app: Flask, *, trusted_proxies: int) -> None:
+    """Everything ``DBOS(flask=app)`` does to an app: middleware that launches, response checkpoints, error JSON."""
+    setup_flask_middleware(app, trusted_proxies=trusted_proxies, launch=True)
     # A route that is itself a workflow returns a Response (jsonify); replay must hand it back.
     register_type("flask.response", WerkzeugResponse, _response_to_json, _response_from_json)
     # A default only: the app's own handler (the guide registers one) must win, whenever it was added.

@@ -127,7 +127,7 @@ class WorkflowHandle(Generic[R]):
         return wait_for_result(self._rt, self.workflow_id, timeout_seconds)  # type: ignore[no-any-return]
 
     def get_status(self) -> WorkflowStatus:
-        row = self._rt.store.get_workflow(self.workflow_id)
+        row = self._rt.checkpoint_store.get_workflow(self.workflow_id)
         if row is None:
             raise DBOSNonExistentWorkflowError("workflow", self.workflow_id)
         return WorkflowStatus.from_row(self._rt, row)

@@ -161,8 +161,8 @@ def _serve(
     rt: Runtime, app: Callable[..., Iterable[bytes]], environ: dict[str, Any], start_response: StartResponse, key: str,
     fp: Fingerprint,
 ) -> Iterable[bytes]:
-    store, settings = rt.idempotency, rt.settings
-    alive_since = now_ms() - int(settings.executor_timeout_sec * 1000)
+    store, settings = rt.idempotency_store, rt.settings
+    alive_since = rt.alive_since_ms()
     record: KeyRecord | None = None
     # Claim the key, or read who has it. A row can be missing for a moment: another thread here has
     # reserved the key but not inserted it yet, or an expired row was just deleted.
@@ -232,7 +232,7 @@ def _run_if_ours(
 
 
 def _started_by_another_request(rt: Runtime, key: str, fp: Fingerprint) -> bool:
-    row = rt.store.get_workflow(key)
+    row = rt.checkpoint_store.get_workflow(key)
     if row is None:
         return False
     try:
@@ -298,7 +298,7 @@ def _run_and_store(
             _release_quietly(rt, key)  # not the request's outcome: a retry runs it again
         else:
             stored_headers = [[k, v] for k, v in headers if k.lower() not in UNSTORED_HEADERS]
-            rt.idempotency.finish(key, rt.executor_id, status, json.dumps(stored_headers),
+            rt.idempotency_store.finish(key, rt.executor_id, status, json.dumps(stored_headers),
                                   base64.b64encode(body).decode("ascii"))
     finally:
         _unreserve(rt, key)
@@ -309,6 +309,6 @@ def _run_and_store(
 def _release_quietly(rt: Runtime, key: str) -> None:
     """Forget the key after a failure; if the database is away too, a retry takes the key over later."""
     try:
-        rt.idempotency.release(key, rt.executor_id)
+        rt.idempotency_store.release(key, rt.executor_id)
     except Exception:
         logger.warning("could not release idempotency key %r", key, exc_info=True)

@@ -12,10 +12,11 @@ import fcntl
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+
+from .store.advisory_lock import AdvisoryLock
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +27,9 @@ class Leadership:
     """Try to become (or stay) the leader at each sweep; ``is_leader`` says how it went."""
 
     def __init__(self, engine: sa.Engine) -> None:
-        self.engine = engine
         self.is_leader = False
-        self._connection: Any = None  # PostgreSQL: the connection holding the advisory lock
+        # PostgreSQL: an advisory lock on a connection of its own; SQLite: a flock on a file.
+        self._advisory = AdvisoryLock(engine, LEADER_LOCK_KEY) if engine.dialect.name == "postgresql" else None
         self._lock_file: int | None = None  # SQLite: the descriptor holding the flock
         database = make_url(str(engine.url)).database or ""
         self._sqlite_lock_path = (
@@ -46,19 +47,11 @@ class Leadership:
         return self.is_leader
 
     def _acquire(self) -> bool:
-        if self.engine.dialect.name == "postgresql":
-            connection = self.engine.raw_connection()
-            cursor = connection.cursor()
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK_KEY,))
-            row = cursor.fetchone()
-            cursor.close()
-            won = bool(row and row[0])
+        if self._advisory is not None:
+            won = self._advisory.try_acquire()
             if won:
-                self._connection = connection
                 logger.info("this executor is now the leader")
-                return True
-            connection.close()
-            return False
+            return won
         if self._sqlite_lock_path is None:
             return True  # an in-memory database has one process by definition
         descriptor = os.open(self._sqlite_lock_path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -72,24 +65,14 @@ class Leadership:
         return True
 
     def _confirm(self) -> bool:
-        if self._connection is not None:
-            cursor = self._connection.cursor()
-            cursor.execute("SELECT 1")  # a dead connection raises: the server has dropped our lock
-            cursor.close()
+        if self._advisory is not None:
+            self._advisory.confirm()  # a dead connection raises: the server has dropped our lock
         return True
 
     def resign(self) -> None:
         """Give leadership up (shutdown, or a connection found broken)."""
-        if self._connection is not None:
-            try:
-                # Unlock explicitly: the server releases a closed session's locks only when it notices.
-                cursor = self._connection.cursor()
-                cursor.execute("SELECT pg_advisory_unlock(%s)", (LEADER_LOCK_KEY,))
-                cursor.close()
-                self._connection.close()
-            except Exception:
-                self._connection.invalidate()  # broken: the server drops the lock with the session
-            self._connection = None
+        if self._advisory is not None:
+            self._advisory.release()
         if self._lock_file is not None:
             os.close(self._lock_file)
             self._lock_file = None
@@ -97,6 +80,7 @@ class Leadership:
 
     def forget_after_fork(self) -> None:
         """In a forked child: the parent's lock is the parent's; hold nothing."""
-        self._connection = None
+        if self._advisory is not None:
+            self._advisory.forget_after_fork()
         self._lock_file = None
         self.is_leader = False

@@ -34,12 +34,12 @@ def cancel_workflows(rt: Runtime, workflow_ids: list[str], *, cancel_children: b
     changed = 0
     while frontier:
         keys = [status_key(w) for w in frontier]
-        changed += rt.management.cancel(frontier, keys)
+        changed += rt.management_store.cancel(frontier, keys)
         for key in keys:
             rt.wakeups.wake(key)
         if not cancel_children:
             break
-        children = [c for w in frontier for c in rt.management.children(w) if c not in seen]
+        children = [c for w in frontier for c in rt.management_store.children(w) if c not in seen]
         seen.update(children)
         frontier = children
     return changed
@@ -47,13 +47,13 @@ def cancel_workflows(rt: Runtime, workflow_ids: list[str], *, cancel_children: b
 
 def resume_workflow(rt: Runtime, workflow_id: str) -> WorkflowHandle[Any]:
     """Run a CANCELLED, ERROR or dead-lettered workflow again from its checkpoints; others are left as they are."""
-    row = rt.management.resume(workflow_id, rt.executor_id)
+    row = rt.management_store.resume(workflow_id, rt.executor_id)
     if row is None:
-        if not rt.management.exists(workflow_id):
+        if not rt.management_store.exists(workflow_id):
             raise DBOSNonExistentWorkflowError("workflow", workflow_id)
-        return _handle(rt, workflow_id)  # PENDING or SUCCESS already: nothing to resume
+        return WorkflowHandle(rt, workflow_id, rt.future_of(workflow_id))  # PENDING or SUCCESS already: nothing to resume
     rt.wakeups.wake(status_key(workflow_id))  # a cancelled run still waiting here stops (it is fenced now)
-    rt.messages.notify(status_key(workflow_id))  # and one waiting in another process
+    rt.messaging_store.notify(status_key(workflow_id))  # and one waiting in another process
     _wait_for_old_run(rt, workflow_id)
     logger.info("resuming workflow %s", workflow_id)
     future = resume_row(rt, row)
@@ -70,25 +70,18 @@ def fork_workflow(
     if start_step < 1:
         raise DBOSException(f"fork_workflow start_step={start_step!r}: step IDs start at 1; use 1 to rerun all steps")
     new_id, _ = take_workflow_id(current_context())
-    row = rt.management.fork(workflow_id, new_id, start_step, rt.executor_id, application_version)
+    row = rt.management_store.fork(workflow_id, new_id, start_step, rt.executor_id, application_version)
     if row is None:
-        if not rt.management.exists(workflow_id):
+        if not rt.management_store.exists(workflow_id):
             raise DBOSNonExistentWorkflowError("workflow", workflow_id)
         raise DBOSConflictingWorkflowError(new_id, "a workflow with this ID exists; fork under another ID")
     logger.info("forked workflow %s from step %d as %s", workflow_id, start_step, new_id)
     return WorkflowHandle(rt, new_id, resume_row(rt, row))
 
 
-def _handle(rt: Runtime, workflow_id: str) -> WorkflowHandle[Any]:
-    with rt.running_lock:
-        future = rt.running.get(workflow_id)
-    return WorkflowHandle(rt, workflow_id, future)
-
-
 def _wait_for_old_run(rt: Runtime, workflow_id: str) -> None:
     """A cancelled run may still be finishing a step here; the new run starts once it has stopped."""
-    with rt.running_lock:
-        old = rt.running.get(workflow_id)
+    old = rt.future_of(workflow_id)
     if old is None:
         return
     try:

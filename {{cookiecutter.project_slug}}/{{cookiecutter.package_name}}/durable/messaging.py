@@ -21,7 +21,8 @@ import time
 import uuid
 from typing import Any
 
-from .context import WorkflowState, current_context
+from .context import WorkflowState, current_context, workflow_body
+from .current import current_runtime
 from .error import (
     DBOSException,
     DBOSFencedError,
@@ -29,11 +30,10 @@ from .error import (
     DBOSShutdownError,
     DBOSWorkflowCancelledError,
 )
-from .executor import decode_step, replay_step
 from .runtime import Runtime
-from .store.base import WorkflowStatusString, now_ms
-from .store.messaging_store import NULL_TOPIC
-from .store.messaging_store import WorkflowState as StoredState
+from .steps import decode_step, replay_step
+from .store.base import StepCheckpoint, WorkflowStatusString, now_ms
+from .store.messaging_store import NULL_TOPIC, StoredStatus
 from .timeouts import expire_if_past_deadline
 from .wakeups import event_key, message_key, status_key
 
@@ -50,15 +50,7 @@ PENDING = WorkflowStatusString.PENDING.value
 CANCELLED = WorkflowStatusString.CANCELLED.value
 
 
-def _workflow_body() -> WorkflowState | None:
-    """The running workflow when called from its body (not from inside one of its steps), else None."""
-    ctx = current_context()
-    if ctx is None or ctx.workflow is None or ctx.step_kind is not None:
-        return None
-    return ctx.workflow
-
-
-def _check_still_ours(rt: Runtime, state: WorkflowState, stored: StoredState | None) -> None:
+def _check_still_ours(rt: Runtime, state: WorkflowState, stored: StoredStatus | None) -> None:
     """Raise when a waiting workflow must stop: stopping process, new owner, cancelled, or timed out."""
     if rt.stopping.is_set():
         raise DBOSShutdownError(state.workflow_id)
@@ -85,20 +77,21 @@ def _wake_time(rt: Runtime, state: WorkflowState, step_id: int, seconds: float) 
     if found:
         return float(value)
     wake_at = time.time() + seconds
-    winner = rt.store.record_step(state.workflow_id, state.generation, step_id, SLEEP,
-                                  rt.codec.encode(wake_at, what="sleep wake-up time"), None, now_ms())
+    winner = rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, SLEEP,
+                                             rt.codec.encode(wake_at, what="sleep wake-up time"), None, now_ms())
     return float(decode_step(rt, winner)) if winner is not None else wake_at
 
 
 # -- sleep -----------------------------------------------------------------------------------------
 
 
-def sleep(rt: Runtime | None, seconds: float) -> None:
+def sleep(seconds: float) -> None:
     """``DBOS.sleep``: durable in a workflow body, a plain ``time.sleep`` anywhere else."""
-    state = _workflow_body()
-    if state is None or rt is None:
+    state = workflow_body(current_context())
+    if state is None:
         time.sleep(max(0.0, seconds))
         return
+    rt = current_runtime()  # launched: a workflow runs
     if seconds <= 0:
         return  # no step, as in DBOS
     wake_at = _wake_time(rt, state, state.allocate_step_id(), seconds)
@@ -112,7 +105,7 @@ def sleep(rt: Runtime | None, seconds: float) -> None:
                 return
             waiter.wait(min(remaining, rt.wakeups.status_poll_sec, _until_deadline(state)))
             if wake_at > time.time():  # still asleep: cancelled, fenced, late or stopping?
-                _check_still_ours(rt, state, rt.messages.workflow_state(state.workflow_id))
+                _check_still_ours(rt, state, rt.messaging_store.workflow_state(state.workflow_id))
 
 
 # -- messages --------------------------------------------------------------------------------------
@@ -123,8 +116,8 @@ def send(rt: Runtime, destination_id: str, message: Any, topic: str | None, idem
     topic_name = topic if topic is not None else NULL_TOPIC
     text = rt.codec.encode(message, what=f"message to workflow {destination_id!r}")
     wake = message_key(destination_id, topic_name)
-    state = _workflow_body()
-    step: tuple[Any, ...] | None = None
+    state = workflow_body(current_context())
+    step: StepCheckpoint | None = None
     step_id = 0
     if state is not None:
         step_id = state.allocate_step_id()
@@ -132,14 +125,14 @@ def send(rt: Runtime, destination_id: str, message: Any, topic: str | None, idem
         if found:
             return  # sent by an earlier execution
         message_uuid = f"{idempotency_key}::{destination_id}" if idempotency_key else f"{state.workflow_id}::{step_id}"
-        step = rt.store.step_params(state.workflow_id, state.generation, step_id, SEND, None, None, now_ms())
+        step = StepCheckpoint(state.workflow_id, state.generation, step_id, SEND, None, None, now_ms())
     else:
         message_uuid = f"{idempotency_key}::{destination_id}" if idempotency_key else str(uuid.uuid4())
-    outcome = rt.messages.send(message_uuid, destination_id, topic_name, text, wake, step)
+    outcome = rt.messaging_store.send(message_uuid, destination_id, topic_name, text, wake, step)
     if outcome == "no-destination":
         raise DBOSNonExistentWorkflowError("`send` destination", destination_id)
     if outcome == "refused" and state is not None:
-        rt.store.step_conflict(state.workflow_id, state.generation, step_id)  # raises, or it was recorded
+        rt.checkpoint_store.step_conflict(state.workflow_id, state.generation, step_id)  # raises, or it was recorded
         return
     if outcome == "sent":
         rt.wakeups.wake(wake)
@@ -147,7 +140,7 @@ def send(rt: Runtime, destination_id: str, message: Any, topic: str | None, idem
 
 def recv(rt: Runtime, topic: str | None, timeout_seconds: float) -> Any:
     """``DBOS.recv``: the oldest unread message on ``topic``, waiting up to ``timeout_seconds``; else None."""
-    state = _workflow_body()
+    state = workflow_body(current_context())
     if state is None:
         raise DBOSException("DBOS.recv() must be called from a workflow's body (not outside it, nor in a step): "
                             "messages are addressed to a workflow ID")
@@ -161,23 +154,23 @@ def recv(rt: Runtime, topic: str | None, timeout_seconds: float) -> Any:
     started = now_ms()
     no_message = rt.codec.encode(None, what="recv timeout")
 
-    def step_of(message: str | None) -> tuple[Any, ...]:
+    def step_of(message: str | None) -> StepCheckpoint:
         output = message if message is not None else no_message
-        return rt.store.step_params(workflow_id, generation, step_id, RECV, output, None, started)
+        return StepCheckpoint(workflow_id, generation, step_id, RECV, output, None, started)
 
     with rt.wakeups.watching(message_key(workflow_id, topic_name), status_key(workflow_id)) as waiter:
         wake_at = _wake_time(rt, state, sleep_id, timeout_seconds)
         while True:
             waiter.clear()
-            stored, has_message = rt.messages.recv_state(workflow_id, topic_name)
+            stored, has_message = rt.messaging_store.recv_state(workflow_id, topic_name)
             _check_still_ours(rt, state, stored)
             final = time.time() >= wake_at
             if has_message or final:
-                outcome, text = rt.messages.consume(workflow_id, topic_name, step_of, final=final)
+                outcome, text = rt.messaging_store.consume(workflow_id, topic_name, step_of, final=final)
                 if outcome == "taken":
                     return rt.codec.decode(text) if text is not None else None
                 if outcome == "refused":
-                    return decode_step(rt, rt.store.step_conflict(workflow_id, generation, step_id))
+                    return decode_step(rt, rt.checkpoint_store.step_conflict(workflow_id, generation, step_id))
                 # "empty": another execution took it first; it will be fenced. Wait on.
             waiter.wait(min(max(0.0, wake_at - time.time()), rt.wakeups.poll_sec, _until_deadline(state)))
 
@@ -193,24 +186,24 @@ def set_event(rt: Runtime, key: str, value: Any) -> None:
     state = ctx.workflow
     text = rt.codec.encode(value, what=f"event {key!r}")
     wake = event_key(state.workflow_id, key)
-    step: tuple[Any, ...] | None = None
+    step: StepCheckpoint | None = None
     if ctx.step_kind is None:
         function_id = state.allocate_step_id()
         found, _ = replay_step(rt, state, function_id, SET_EVENT)
         if found:
             return
-        step = rt.store.step_params(state.workflow_id, state.generation, function_id, SET_EVENT, None, None, now_ms())
+        step = StepCheckpoint(state.workflow_id, state.generation, function_id, SET_EVENT, None, None, now_ms())
     else:
         function_id = ctx.step_id or 0  # from inside a step: that step's checkpoint covers it
-    if not rt.messages.set_event(state.workflow_id, function_id, key, text, wake, step):
-        rt.store.step_conflict(state.workflow_id, state.generation, function_id)  # raises, or it was recorded
+    if not rt.messaging_store.set_event(state.workflow_id, function_id, key, text, wake, step):
+        rt.checkpoint_store.step_conflict(state.workflow_id, state.generation, function_id)  # raises, or it was recorded
         return
     rt.wakeups.wake(wake)
 
 
 def get_event(rt: Runtime, workflow_id: str, key: str, timeout_seconds: float) -> Any:
     """``DBOS.get_event``: the latest value of a workflow's event, waiting up to ``timeout_seconds``; else None."""
-    state = _workflow_body()
+    state = workflow_body(current_context())
     step_id = 0
     keys = [event_key(workflow_id, key)]
     if state is not None:
@@ -227,9 +220,9 @@ def get_event(rt: Runtime, workflow_id: str, key: str, timeout_seconds: float) -
         while True:
             waiter.clear()
             if state is not None and not first:
-                _check_still_ours(rt, state, rt.messages.workflow_state(state.workflow_id))
+                _check_still_ours(rt, state, rt.messaging_store.workflow_state(state.workflow_id))
             first = False
-            text = rt.messages.get_event(workflow_id, key)
+            text = rt.messaging_store.get_event(workflow_id, key)
             remaining = wake_at - time.time()
             if text is not None or remaining <= 0:
                 break
@@ -238,7 +231,7 @@ def get_event(rt: Runtime, workflow_id: str, key: str, timeout_seconds: float) -
             waiter.wait(min(remaining, rt.wakeups.poll_sec, _until_deadline(state)))
     if state is not None:
         output = text if text is not None else rt.codec.encode(None, what="get_event timeout")
-        winner = rt.store.record_step(state.workflow_id, state.generation, step_id, GET_EVENT, output, None, started)
+        winner = rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, GET_EVENT, output, None, started)
         if winner is not None:
             return decode_step(rt, winner)
     return rt.codec.decode(text) if text is not None else None

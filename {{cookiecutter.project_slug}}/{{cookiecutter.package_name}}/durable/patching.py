@@ -14,10 +14,9 @@ DBOS. A brand-new workflow has no history, so ``deprecate_patch`` costs no read 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from .config import RuntimeSettings
-from .context import WorkflowState, current_context
+from .context import WorkflowState, current_context, workflow_body
+from .current import current_runtime
 from .error import DBOSException
 from .runtime import Runtime
 from .store.base import now_ms
@@ -34,10 +33,10 @@ def _calling_workflow(settings: RuntimeSettings, what: str) -> WorkflowState:
     """The workflow whose body calls ``what``; raise as DBOS does when patching is off or there is none."""
     if not settings.enable_patching:
         raise DBOSException("enable_patching must be True in DBOS configuration")
-    ctx = current_context()
-    if ctx is None or ctx.workflow is None or not ctx.is_workflow():
+    state = workflow_body(current_context())
+    if state is None:
         raise DBOSException(f"{what} must be called from a workflow")
-    return ctx.workflow
+    return state
 
 
 def _recorded_name(rt: Runtime, state: WorkflowState, step_id: int) -> str | None:
@@ -45,20 +44,20 @@ def _recorded_name(rt: Runtime, state: WorkflowState, step_id: int) -> str | Non
     if state.recorded is None:
         return None  # a brand-new workflow: nothing to read
     record = state.recorded.get(step_id)
-    if record is None and rt.app_store is not None:
-        record = rt.app_store.get_step(state.workflow_id, step_id)  # a transaction whose copy was lost
+    if record is None and rt.app_checkpoint_store is not None:
+        record = rt.app_checkpoint_store.get_step(state.workflow_id, step_id)  # a transaction whose copy was lost
     return record.function_name if record is not None else None
 
 
-def patch(settings: RuntimeSettings, runtime: Callable[[], Runtime], patch_name: str) -> bool:
+def patch(settings: RuntimeSettings, patch_name: str) -> bool:
     """``DBOS.patch``: True on the patched path (marker recorded or replayed), False for older executions."""
     state = _calling_workflow(settings, "DBOS.patch")
-    rt = runtime()
+    rt = current_runtime()  # launched: a workflow runs
     name = marker_name(patch_name)
     step_id = state.next_step_id + 1  # peek: only the patched path takes the step ID
     recorded = _recorded_name(rt, state, step_id)
     if recorded is None:
-        winner = rt.store.record_step(state.workflow_id, state.generation, step_id, name, None, None, now_ms())
+        winner = rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, name, None, None, now_ms())
         recorded = name if winner is None else winner.function_name
     if recorded != name:
         return False  # the old code's step was recorded here: the old branch replays it at this ID

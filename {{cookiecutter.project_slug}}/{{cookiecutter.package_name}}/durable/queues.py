@@ -1,41 +1,22 @@
-"""Queues: declare them, and enqueue workflows on them as ENQUEUED rows (``dequeuer.py`` runs them).
+"""Queues: declare them, by name, with their limits (``enqueue.py`` enqueues, ``dequeuer.py`` runs them).
 
 ``Queue(name, concurrency, limiter, worker_concurrency=..., partition_concurrency=..., ...)`` declares a
-queue in this process, by name, as DBOS does; ``DBOS.register_queue`` declares or updates one.
-``queue.enqueue(fn, ...)`` commits the workflow row as ENQUEUED and returns a handle.
-``SetEnqueueOptions`` gives the next enqueues a priority, a deduplication ID or a partition key.
-Inside an open transaction (``@DBOS.transaction``, or ``EnqueueInTransaction(session)``) the row is
-written through that transaction, so the workflow exists only if the transaction commits.
+queue in this process, by name, as DBOS does; ``DBOS.register_queue`` declares or updates one. The
+dequeuer claims only from the queues declared here, within their limits.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
-import sqlalchemy as sa
-from sqlalchemy.orm import Session
-
-from .context import DBOSContext, current_context
-from .error import DBOSException, DBOSQueueDeduplicatedError
-from .executor import Invocation, _timeout_for, assign_workflow_id, new_workflow_row
-from .registry import FunctionInfo
-from .runtime import Runtime
-from .store.base import NewWorkflow, now_ms
-from .store.queue_store import DuplicateDeduplicationID, QueueLimits, is_unique_violation
+from .enqueue import INTERNAL_QUEUE_NAME, enqueue_call
+from .store.queue_store import QueueLimits
 
 if TYPE_CHECKING:
     from .handles import WorkflowHandle
-
-# The wake-up key of the dequeuer (in-process, and the pg_notify payload).
-QUEUE_KEY = '["queues"]'
-MAX_PRIORITY = 2**31 - 1
-# Where start_workflow inside an open transaction puts its workflow (and where schedules enqueue).
-INTERNAL_QUEUE_NAME = "_dbos_internal_queue"
 
 
 class QueueRateLimit(TypedDict):
@@ -233,15 +214,41 @@ class Queue:
 
     def enqueue(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
         """Commit ``func(*args, **kwargs)`` as an ENQUEUED workflow of this queue; return its handle."""
-        from .api import DBOS  # the DBOS class holds the launched runtime; it imports this module
-
-        return DBOS.enqueue_workflow(self.name, func, *args, **kwargs)
+        return enqueue_call(self, func, args, kwargs)
 
 
 _REGISTER_LOCK = threading.Lock()  # one register_queue at a time: look up, then declare or update
+ON_CONFLICT = ("update_if_latest_version", "always_update", "never_update")
 
 
-def register_queue(name: str, settings: QueueSettings, *, update: bool) -> Queue:
+def declare_queue(
+    name: str,
+    on_conflict: str,
+    *,
+    worker_concurrency: int | None,
+    global_concurrency: int | None,
+    partition_concurrency: int | None,
+    partition_worker_concurrency: int | None,
+    partition_limiter: QueueRateLimit | None,
+    limiter: QueueRateLimit | None,
+    polling_interval_sec: float,
+    concurrency: int | None,
+    partition_queue: bool,
+) -> Queue:
+    """``DBOS.register_queue``: declare a queue, or give a declared one new limits unless ``never_update``."""
+    if on_conflict not in ON_CONFLICT:
+        raise ValueError(f"on_conflict must be 'update_if_latest_version', 'always_update' or 'never_update', "
+                         f"got {on_conflict!r}")
+    settings = queue_settings(
+        name, concurrency=concurrency, global_concurrency=global_concurrency,
+        worker_concurrency=worker_concurrency, limiter=limiter, partition_concurrency=partition_concurrency,
+        partition_worker_concurrency=partition_worker_concurrency, partition_limiter=partition_limiter,
+        partition_queue=partition_queue, polling_interval_sec=polling_interval_sec,
+    )
+    return _register(name, settings, update=on_conflict != "never_update")
+
+
+def _register(name: str, settings: QueueSettings, *, update: bool) -> Queue:
     """Declare a queue, or give a declared one new limits when ``update``; bad limits change nothing."""
     with _REGISTER_LOCK:
         existing = QUEUES.get(name)
@@ -257,63 +264,6 @@ def register_queue(name: str, settings: QueueSettings, *, update: bool) -> Queue
         return existing
 
 
-# -- enqueue options -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EnqueueOptions:
-    priority: int = 0
-    deduplication_id: str | None = None
-    queue_partition_key: str | None = None
-
-
-_enqueue_options: ContextVar[EnqueueOptions | None] = ContextVar("durable_enqueue_options", default=None)
-
-
-class SetEnqueueOptions:
-    """``with SetEnqueueOptions(...):`` applies to the workflows enqueued in the block.
-
-    - ``priority``: a lower number runs first (1 is the highest; without one, 0, ahead of all).
-    - ``deduplication_id``: while a workflow of the queue holding this ID waits or runs, another
-      enqueue with it raises ``DBOSQueueDeduplicatedError``.
-    - ``queue_partition_key``: the partition of a partitioned queue (required there, refused elsewhere).
-    """
-
-    def __init__(self, *, priority: int | None = None, deduplication_id: str | None = None,
-                 queue_partition_key: str | None = None) -> None:
-        if priority is not None and not (isinstance(priority, int) and 1 <= priority <= MAX_PRIORITY):
-            raise ValueError(f"priority must be an integer from 1 to {MAX_PRIORITY}, got {priority!r}")
-        for label, value in (("deduplication_id", deduplication_id), ("queue_partition_key", queue_partition_key)):
-            if value is not None and (not isinstance(value, str) or not value):
-                raise ValueError(f"{label} must be a non-empty string, got {value!r}")
-        self.options = EnqueueOptions(priority or 0, deduplication_id, queue_partition_key)
-        self._token: Any = None
-
-    def __enter__(self) -> SetEnqueueOptions:
-        self._token = _enqueue_options.set(self.options)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        _enqueue_options.reset(self._token)
-
-
-_outer_transaction: ContextVar[Session | sa.Connection | None] = ContextVar("durable_outer_tx", default=None)
-
-
-@contextmanager
-def EnqueueInTransaction(transaction: Session | sa.Connection) -> Iterator[None]:  # noqa: N802 - reads as a class
-    """Enqueue (or start) workflows in the block through the application's own open transaction.
-
-    The workflow rows commit or roll back with it, so a workflow exists exactly when the business
-    writes beside it do. The system tables must live in the application database.
-    """
-    token = _outer_transaction.set(transaction)
-    try:
-        yield
-    finally:
-        _outer_transaction.reset(token)
-
-
 def find_queue(queue_name: str) -> Queue:
     queue = QUEUES.get(queue_name)
     if queue is None:
@@ -321,101 +271,6 @@ def find_queue(queue_name: str) -> Queue:
         raise ValueError(f"no Queue named {queue_name!r} is declared in this process (declared: {known}); "
                          "create it with Queue(name) at import time")
     return queue
-
-
-def _checked_options(queue: Queue) -> EnqueueOptions:
-    options = _enqueue_options.get() or EnqueueOptions()
-    if queue.partitioned and options.queue_partition_key is None:
-        raise ValueError(f"Queue {queue.name!r} is partitioned: enqueue inside "
-                         "SetEnqueueOptions(queue_partition_key=...)")
-    if not queue.partitioned and options.queue_partition_key is not None:
-        raise ValueError(f"Queue {queue.name!r} is not partitioned, so queue_partition_key "
-                         f"{options.queue_partition_key!r} has no meaning there; declare it with partition limits")
-    if queue.partitioned and options.deduplication_id is not None:
-        raise ValueError(f"Queue {queue.name!r} is partitioned; deduplication IDs work on unpartitioned queues "
-                         "only (as in DBOS)")
-    return options
-
-
-def open_transaction(parent: DBOSContext | None) -> Session | sa.Connection | None:
-    """The application transaction an enqueue here must join, if any."""
-    outer = _outer_transaction.get()
-    if outer is not None:
-        return outer
-    return parent.sql_session if parent is not None else None
-
-
-def enqueue_workflow(rt: Runtime, queue: Queue, info: FunctionInfo, args: tuple[Any, ...],
-                     kwargs: dict[str, Any]) -> str:
-    """Commit an ENQUEUED workflow row (or find the one with its ID) and wake the dequeuer; return its ID.
-
-    Inside a workflow, the enqueue is a step of the parent: replay finds the same child again.
-    """
-    options = _checked_options(queue)
-    call = Invocation.of(info, args, kwargs)
-    parent = current_context()
-    parent_state = parent.workflow if parent is not None and parent.step_kind is None else None
-    transaction = open_transaction(parent)
-    if transaction is not None and parent_state is not None:
-        raise DBOSException(f"workflow {parent_state.workflow_id!r} enqueues {info.name!r} inside an application "
-                            "transaction from its body; do it in a @DBOS.transaction, whose checkpoint commits "
-                            "with the transaction")
-    workflow_id, step_id, _record = assign_workflow_id(parent, parent_state, info.name)
-    timeout_ms, deadline = _timeout_for(parent)
-    if timeout_ms:
-        deadline = None  # a queued workflow's timeout counts from its dequeue, as in DBOS
-    request = parent.request if parent is not None else None
-    row = replace(new_workflow_row(rt, call, workflow_id, request, parent_state, timeout_ms, deadline,
-                                   queue_name=queue.name),
-                  priority=options.priority, deduplication_id=options.deduplication_id,
-                  queue_partition_key=options.queue_partition_key)
-    if transaction is not None:
-        _enqueue_in_transaction(rt, transaction, row)
-        return workflow_id
-    try:
-        existing = rt.queues.enqueue(row, QUEUE_KEY)
-    except DuplicateDeduplicationID:
-        raise DBOSQueueDeduplicatedError(workflow_id, queue.name, options.deduplication_id or "") from None
-    if parent_state is not None and step_id is not None:
-        if not (parent_state.recorded and step_id in parent_state.recorded):
-            rt.store.record_step(parent_state.workflow_id, parent_state.generation, step_id, info.name,
-                                 None, None, now_ms(), child_workflow_id=workflow_id)
-    if existing is None:
-        wake_dequeuer(rt)
-    return workflow_id
-
-
-def wake_dequeuer(rt: Runtime) -> None:
-    rt.queue_wakeup.set()
-    rt.wakeups.wake(QUEUE_KEY)
-
-
-def _enqueue_in_transaction(rt: Runtime, transaction: Session | sa.Connection, row: NewWorkflow) -> None:
-    """Insert the row through the caller's transaction; a refusal leaves the transaction usable.
-
-    PostgreSQL aborts a transaction at its first error, so the insert runs in a savepoint there. SQLite
-    undoes only the failed statement, and pysqlite may open no transaction before a SAVEPOINT (whose
-    RELEASE would then commit on its own), so there it runs bare.
-
-    No in-process wake-up: it would come before the COMMIT. PostgreSQL's NOTIFY is delivered at the
-    COMMIT; on SQLite the dequeuer's short poll finds the row.
-    """
-    if rt.app_store is not None:
-        raise DBOSException("a workflow can join an application transaction only when the system tables live in "
-                            "the application database; with a separate system_database_url, enqueue after "
-                            "the commit instead")
-    connection = transaction.connection() if isinstance(transaction, Session) else transaction
-    try:
-        if rt.queues.is_postgres:
-            with connection.begin_nested():
-                connection.exec_driver_sql(rt.queues.insert_sql, rt.queues.insert_params(row))
-                connection.exec_driver_sql(rt.queues.notify_sql, (QUEUE_KEY,))  # delivered at COMMIT
-        else:
-            connection.exec_driver_sql(rt.queues.insert_sql, rt.queues.insert_params(row))
-    except sa.exc.DBAPIError as exc:
-        if row.deduplication_id is not None and is_unique_violation(exc):
-            raise DBOSQueueDeduplicatedError(row.workflow_id, row.queue_name or "", row.deduplication_id) from None
-        raise
 
 
 # start_workflow inside an open transaction enqueues here, so the workflow starts once the transaction commits.

@@ -27,20 +27,20 @@ FORGET_AFTER_MS = 24 * 3600 * 1000
 def expire_dead_local_executors(rt: Runtime) -> int:
     """Mark executors of this host whose process no longer exists as dead; return how many."""
     expired = 0
-    for executor_id, pid, heartbeat_at in rt.store.executors_on_host(rt.hostname, rt.executor_id):
+    for executor_id, pid, heartbeat_at in rt.checkpoint_store.executors_on_host(rt.hostname, rt.executor_id):
         # Our own pid under another executor ID is a previous process (a container restarts as pid 1).
         if heartbeat_at > 0 and (pid == rt.pid or not pid_is_alive(pid)):
-            rt.store.expire_executor(executor_id)
+            rt.checkpoint_store.expire_executor(executor_id)
             expired += 1
     return expired
 
 
 def recover_orphans(rt: Runtime) -> int:
     """Adopt and restart every orphaned workflow; return how many were adopted."""
-    alive_since = now_ms() - int(rt.settings.executor_timeout_sec * 1000)
+    alive_since = rt.alive_since_ms()
     total = 0
     while not rt.stopping.is_set():
-        rows = rt.store.adopt_orphans(rt.executor_id, alive_since, ADOPT_BATCH)
+        rows = rt.checkpoint_store.adopt_orphans(rt.executor_id, alive_since, ADOPT_BATCH)
         for row in rows:
             try:
                 resume_row(rt, row)
@@ -64,8 +64,8 @@ def recover_executors(rt: Runtime, executor_ids: list[str]) -> list[str]:
     for executor_id in executor_ids:
         if executor_id == rt.executor_id:
             continue
-        rt.store.expire_executor(executor_id)
-        for row in rt.store.adopt_from(executor_id, rt.executor_id):
+        rt.checkpoint_store.expire_executor(executor_id)
+        for row in rt.checkpoint_store.adopt_from(executor_id, rt.executor_id):
             resume_row(rt, row)
             adopted.append(row.workflow_id)
     return adopted
@@ -80,11 +80,10 @@ def resume_stalled(rt: Runtime) -> int:
     """
     grace_ms = int(max(5.0, 4 * rt.settings.executor_heartbeat_sec) * 1000)
     resumed = 0
-    for workflow_id in rt.store.own_pending(rt.executor_id, now_ms() - grace_ms, ADOPT_BATCH):
-        with rt.running_lock:
-            if workflow_id in rt.running:
-                continue
-        row = rt.store.readopt(workflow_id, rt.executor_id)
+    for workflow_id in rt.checkpoint_store.own_pending(rt.executor_id, now_ms() - grace_ms, ADOPT_BATCH):
+        if rt.future_of(workflow_id) is not None:
+            continue
+        row = rt.checkpoint_store.readopt(workflow_id, rt.executor_id)
         if row is not None:
             resume_row(rt, row)
             resumed += 1
@@ -104,7 +103,7 @@ class RecoveryLoop:
 
     def start(self) -> None:
         rt = self.rt
-        rt.store.register_executor(rt.executor_id, rt.hostname, rt.pid, rt.settings.application_version)
+        rt.checkpoint_store.register_executor(rt.executor_id, rt.hostname, rt.pid, rt.settings.application_version)
         self._thread.start()
 
     def wake(self) -> None:
@@ -122,7 +121,7 @@ class RecoveryLoop:
         """Mark this executor dead, so that live ones adopt its unfinished workflows at once."""
         self.rt.leadership.resign()
         try:
-            self.rt.store.expire_executor(self.rt.executor_id)
+            self.rt.checkpoint_store.expire_executor(self.rt.executor_id)
         except Exception:
             logger.warning("could not release executor %s", self.rt.executor_id, exc_info=True)
 
@@ -131,16 +130,16 @@ class RecoveryLoop:
         first = True
         while not rt.stopping.is_set():
             try:
-                if not first and not rt.store.heartbeat(rt.executor_id):
-                    rt.store.register_executor(rt.executor_id, rt.hostname, rt.pid, rt.settings.application_version)
+                if not first and not rt.checkpoint_store.heartbeat(rt.executor_id):
+                    rt.checkpoint_store.register_executor(rt.executor_id, rt.hostname, rt.pid, rt.settings.application_version)
                 first = False
                 expire_dead_local_executors(rt)  # a sibling worker SIGKILLed: adopt now, not after the timeout
                 cancel_expired(rt)  # before adopting: a workflow past its deadline is not run again
                 recover_orphans(rt)
                 resume_stalled(rt)
                 if rt.leadership.try_lead():  # clean-ups: one process per database is enough
-                    rt.store.forget_executors(now_ms() - FORGET_AFTER_MS)
-                    rt.idempotency.delete_expired()
+                    rt.checkpoint_store.forget_executors(now_ms() - FORGET_AFTER_MS)
+                    rt.idempotency_store.delete_expired()
             except Exception:
                 # The database may be restarting; the next round tries again.
                 logger.warning("recovery sweep failed", exc_info=True)

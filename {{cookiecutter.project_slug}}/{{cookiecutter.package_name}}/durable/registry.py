@@ -80,3 +80,17 @@ class Registry:
 
 
 REGISTRY = Registry()
+
+
+def workflow_of(func: Callable[..., Any]) -> tuple[FunctionInfo, tuple[Any, ...]]:
+    """The registered workflow behind ``func``, and the ``self`` a bound method passes along."""
+    bound: tuple[Any, ...] = ()
+    target = func
+    if hasattr(func, "__self__") and hasattr(func, "__func__"):
+        bound, target = (func.__self__,), func.__func__
+    info: FunctionInfo | None = getattr(target, "__durable_info__", None)
+    if info is None:
+        raise DBOSException(f"{getattr(func, '__qualname__', func)!r} is not a @DBOS.workflow() function")
+    if info.kind == "transaction":
+        info = target.__durable_temp_workflow__  # type: ignore[attr-defined]
+    return info, bound

@@ -1,7 +1,8 @@
-"""The launched runtime: engines, checkpoint store, codec, executor identity, worker threads.
+"""The launched runtime: engines, stores, codec, executor identity, and the pool that runs workflows.
 
-Nothing here exists at import or at ``DBOS(...)``: it is built by ``launch()``, so a gunicorn
-master that preloads the app forks workers holding no connections and no threads.
+Nothing here exists at import or at ``DBOS(...)``: ``lifecycle.py`` builds it at launch, so a gunicorn
+master that preloads the app forks workers holding no connections and no threads. The background
+threads that use it (recovery, queues, schedules, admin) belong to ``lifecycle.py`` too.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -23,16 +24,15 @@ from .error import DBOSInitializationError, DBOSNotLaunchedError
 from .leadership import Leadership
 from .schema import SCHEMA_VERSION, current_version, upgrade_system_schema
 from .serialization import Codec
+from .store.base import now_ms
 from .store.checkpoint_store import CheckpointStore
+from .store.database import Database
 from .store.dialects import create_sqlite_engine, dialect_for, process_identity
 from .store.idempotency_store import IdempotencyStore
 from .store.management_store import ManagementStore
 from .store.messaging_store import MessagingStore
 from .store.queue_store import QueueStore
 from .wakeups import Wakeups
-
-if TYPE_CHECKING:
-    from .scheduler import Scheduler
 
 logger = logging.getLogger(__name__)
 
@@ -78,12 +78,13 @@ class Runtime:
         )
         self.app_engine = create_app_engine(settings.app_db_url, **settings.engine_kwargs)
         self._prepare_schema(self.sys_engine)
-        self.store = CheckpointStore(self.sys_engine, self.sys_dialect)
-        self.idempotency = IdempotencyStore(self.store)
+        self.sys_db = Database(self.sys_engine, self.sys_dialect)
+        self.checkpoint_store = CheckpointStore(self.sys_db)
+        self.idempotency_store = IdempotencyStore(self.sys_db)
+        self.messaging_store = MessagingStore(self.sys_db, self.checkpoint_store)
+        self.management_store = ManagementStore(self.sys_db)
+        self.queue_store = QueueStore(self.sys_db)
         self.leadership = Leadership(self.sys_engine)
-        self.messages = MessagingStore(self.store)
-        self.management = ManagementStore(self.store)
-        self.queues = QueueStore(self.store)
         # Set by an enqueue in this process: the queue thread claims at once.
         self.queue_wakeup = threading.Event()
         # Threads waiting in recv/get_event/sleep; on PostgreSQL one LISTEN connection, opened on first wait.
@@ -91,13 +92,12 @@ class Runtime:
                                sqlite_signal_path(settings.sys_db_url))
         # With a separate system database, transactions checkpoint into the application database
         # (same commit as their writes) and the runtime copies the row to the system database.
-        self.app_store: CheckpointStore | None = None
+        self.app_checkpoint_store: CheckpointStore | None = None
         if not settings.shares_database:
             self._prepare_schema(self.app_engine)
             app_dialect = dialect_for(settings.app_db_url, settings.pg_schema)
-            self.app_store = CheckpointStore(
-                app_dialect.create_engine(settings.app_db_url, pool_size=4, autocommit=True), app_dialect
-            )
+            self.app_checkpoint_store = CheckpointStore(Database(
+                app_dialect.create_engine(settings.app_db_url, pool_size=4, autocommit=True), app_dialect))
         self.pool = ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="durable-workflow")
         # Workflows running in this process, so a duplicate start waits instead of running twice.
         self.running: dict[str, Future[Any]] = {}
@@ -105,15 +105,15 @@ class Runtime:
         # Idempotency keys whose request this process is serving right now.
         self.serving_keys: set[str] = set()
         self.stopping = threading.Event()
-        self.scheduler: Scheduler | None = None  # started by start_scheduler() at launch
 
-    def checkpoint_in_transaction(self, connection: sa.Connection, params: tuple[Any, ...]) -> bool:
-        """Insert a transaction's checkpoint through its own connection; False if the step is taken."""
-        if self.app_store is None:
-            return bool(connection.exec_driver_sql(self.store.record_step_sql, params).rowcount)
-        # The application database holds no workflow rows to fence against: the copy to the system
-        # database, right after the commit, is fenced instead.
-        return bool(connection.exec_driver_sql(self.app_store.record_step_unfenced_sql, params[:-3]).rowcount)
+    def alive_since_ms(self) -> int:
+        """Executors whose heartbeat is older than this (epoch ms) are dead."""
+        return now_ms() - int(self.settings.executor_timeout_sec * 1000)
+
+    def future_of(self, workflow_id: str) -> Future[Any] | None:
+        """The in-process future of a workflow running here, if it runs here."""
+        with self.running_lock:
+            return self.running.get(workflow_id)
 
     def _prepare_schema(self, engine: sa.Engine) -> None:
         """Create or check the system tables, as ``run_migrations`` says."""
@@ -188,22 +188,9 @@ class Runtime:
             else:
                 future.set_exception(value)
 
-    def start_scheduler(self) -> None:
-        """Start the thread that enqueues ``@DBOS.scheduled`` ticks, if any workflow has a schedule."""
-        from .registry import REGISTRY
-
-        if not REGISTRY.schedules:
-            return
-        from .scheduler import Scheduler  # imported here: scheduler.py imports this module
-
-        self.scheduler = Scheduler(self, REGISTRY.schedules)
-        self.scheduler.start()
-
     def drain(self, wait_sec: float = 0.0) -> int:
         """Take no new background work; wait up to ``wait_sec`` for running workflows; return how many still run."""
         self.stopping.set()
-        if self.scheduler is not None:
-            self.scheduler.stop()  # it wakes on ``stopping``: enqueues nothing after the engines close
         self.wakeups.wake_all()  # waits in sleep/recv stop; those workflows stay PENDING for another executor
         deadline = time.monotonic() + wait_sec
         while self.running and time.monotonic() < deadline:
@@ -216,8 +203,8 @@ class Runtime:
         self.wakeups.close()
         self.sys_engine.dispose()
         self.app_engine.dispose()
-        if self.app_store is not None:
-            self.app_store.engine.dispose()
+        if self.app_checkpoint_store is not None:
+            self.app_checkpoint_store.db.engine.dispose()
 
     def forget_after_fork(self) -> None:
         """In a forked child: drop the parent's connections without closing them under its feet."""
@@ -225,8 +212,8 @@ class Runtime:
         self.wakeups.forget_after_fork()
         self.sys_engine.dispose(close=False)
         self.app_engine.dispose(close=False)
-        if self.app_store is not None:
-            self.app_store.engine.dispose(close=False)
+        if self.app_checkpoint_store is not None:
+            self.app_checkpoint_store.db.engine.dispose(close=False)
 
 
 def pid_is_alive(pid: int) -> bool:

@@ -22,8 +22,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .context import SetWorkflowID
+from .enqueue import enqueue_workflow
 from .error import DBOSException
-from .queues import INTERNAL_QUEUE, enqueue_workflow
+from .queues import INTERNAL_QUEUE
 from .registry import REGISTRY, FunctionInfo
 from .runtime import Runtime
 

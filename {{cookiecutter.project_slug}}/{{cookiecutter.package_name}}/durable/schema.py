@@ -17,10 +17,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+from .store.dialects import DEFAULT_PG_SCHEMA, SQLITE_PREFIX
+
 #: The version this build of the runtime needs; launch refuses an older schema when it may not migrate.
 SCHEMA_VERSION = 2
-DEFAULT_PG_SCHEMA = "dbos"
-SQLITE_PREFIX = "dbos_"
 
 # A fixed key for pg_advisory_xact_lock, so that workers starting together migrate one at a time.
 _MIGRATION_LOCK_KEY = 0x64626F73  # "dbos"

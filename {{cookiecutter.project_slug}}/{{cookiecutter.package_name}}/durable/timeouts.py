@@ -31,7 +31,7 @@ def expire_if_past_deadline(rt: Runtime, workflow_id: str, deadline_epoch_ms: in
 
 def cancel_expired(rt: Runtime) -> int:
     """Cancel every PENDING workflow past its deadline, with its children; return how many."""
-    expired = rt.management.past_deadline(SWEEP_BATCH)
+    expired = rt.management_store.past_deadline(SWEEP_BATCH)
     if expired:
         cancel_workflows(rt, expired, cancel_children=True)
         logger.info("cancelled %d workflow(s) past their deadline", len(expired))

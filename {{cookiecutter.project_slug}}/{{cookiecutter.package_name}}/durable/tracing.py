@@ -40,11 +40,6 @@ def enable_tracing(settings: RuntimeSettings) -> None:
     _tracer = trace.get_tracer("durable")
 
 
-def disable_tracing() -> None:
-    global _tracer
-    _tracer = None
-
-
 def span(name: str, **attributes: Any) -> Any:
     """A span around a workflow or step when tracing is on; a no-op context otherwise."""
     if _tracer is None:

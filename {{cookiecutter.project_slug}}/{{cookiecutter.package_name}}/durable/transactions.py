@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 
 from .context import DBOSContext, current_context, entered
 from .error import DBOSDatabaseUnavailableError
-from .executor import decode_step, replay_step
 from .registry import FunctionInfo
 from .runtime import Runtime
-from .store.base import now_ms
+from .steps import decode_step, replay_step
+from .store.base import StepCheckpoint, now_ms
 
 logger = logging.getLogger(__name__)
 
@@ -74,18 +74,17 @@ def run_transaction(
                     result = func(*args, **kwargs)
                 session.flush()
                 output = rt.codec.encode(result, what=f"transaction {info.name!r} output")
-                params = rt.store.step_params(state.workflow_id, state.generation, step_id, info.name, output, None,
-                                              started_ms)
-                if not rt.checkpoint_in_transaction(connection, params):
+                step = StepCheckpoint(state.workflow_id, state.generation, step_id, info.name, output, None, started_ms)
+                if not _checkpoint_in(rt, connection, step):
                     raise _StepTaken()
         except _StepTaken:
-            return decode_step(rt, rt.store.step_conflict(state.workflow_id, state.generation, step_id))
+            return decode_step(rt, rt.checkpoint_store.step_conflict(state.workflow_id, state.generation, step_id))
         except Exception as exc:
             kind = _classify(rt, exc)
             if kind == "user":
                 # The user's error (or an unstorable result): rolled back; record it so replay raises it too.
-                winner = rt.store.record_step(state.workflow_id, state.generation, step_id, info.name, None,
-                                              rt.codec.encode_exception(exc), started_ms)
+                winner = rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, info.name,
+                                                         None, rt.codec.encode_exception(exc), started_ms)
                 if winner is not None:
                     return decode_step(rt, winner)
                 raise
@@ -105,9 +104,18 @@ def run_transaction(
                 session.close()
             if connection is not None:
                 connection.close()
-        if rt.app_store is not None:  # separate system database: copy the checkpoint there too
-            rt.store.record_step(state.workflow_id, state.generation, step_id, info.name, output, None, started_ms)
+        if rt.app_checkpoint_store is not None:  # separate system database: copy the checkpoint there too
+            rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, info.name, output, None, started_ms)
         return result
+
+
+def _checkpoint_in(rt: Runtime, connection: sa.Connection, step: StepCheckpoint) -> bool:
+    """Insert the checkpoint through the transaction's own connection; False if the step is taken."""
+    if rt.app_checkpoint_store is None:
+        return rt.checkpoint_store.record_step_in(connection, step)
+    # The application database holds no workflow rows to fence against: the copy to the system
+    # database, right after the commit, is fenced instead.
+    return rt.app_checkpoint_store.record_step_unfenced_in(connection, step)
 
 
 def _classify(rt: Runtime, exc: BaseException) -> str:

@@ -110,6 +110,11 @@ class Wakeups:
                         if not group:
                             del self._waiting[key]
 
+    def is_waiting(self, key: str) -> bool:
+        """Whether a thread waits under ``key`` now (tests wait on this instead of sleeping)."""
+        with self._lock:
+            return bool(self._waiting.get(key))
+
     def wake(self, key: str) -> None:
         """After a commit that ``key``'s waiters care about: wake them here, and other SQLite processes."""
         self.wake_local(key)

@@ -37,6 +37,20 @@ class StepRecord:
 
 
 @dataclass(frozen=True)
+class StepCheckpoint:
+    """A step's checkpoint that commits together with other writes (a message, an event, a transaction)."""
+
+    workflow_id: str
+    generation: int  # the fence: refused unless the workflow is still PENDING at this generation
+    step_id: int
+    name: str
+    output: str | None
+    error: str | None
+    started_ms: int
+    child_workflow_id: str | None = None
+
+
+@dataclass(frozen=True)
 class NewWorkflow:
     """What the store writes when a workflow starts."""
 
@@ -94,3 +108,6 @@ WORKFLOW_COLUMNS = tuple(WorkflowRow.__dataclass_fields__)
 # The row's field names match the table's columns except the first.
 WORKFLOW_SELECT = ", ".join("workflow_uuid" if c == "workflow_id" else c for c in WORKFLOW_COLUMNS)
 STEP_SELECT = ", ".join(StepRecord.__dataclass_fields__)
+# Statements more than one store runs.
+GET_WORKFLOW = f"SELECT {WORKFLOW_SELECT} FROM {{workflow_status}} WHERE workflow_uuid = ?"
+WORKFLOW_EXISTS = "SELECT 1 FROM {workflow_status} WHERE workflow_uuid = ?"

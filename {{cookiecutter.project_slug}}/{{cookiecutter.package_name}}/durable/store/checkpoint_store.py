@@ -8,32 +8,27 @@ see either.
 
 from __future__ import annotations
 
-import logging
-import random
-import time
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
-from ..error import DBOSDatabaseUnavailableError, DBOSFencedError, DBOSWorkflowCancelledError
+from ..error import DBOSFencedError, DBOSWorkflowCancelledError
 from .base import (
+    GET_WORKFLOW,
     STEP_SELECT,
     WORKFLOW_SELECT,
     NewWorkflow,
+    StepCheckpoint,
     StepRecord,
     WorkflowRow,
     WorkflowStatusString,
     now_ms,
 )
-from .dialects import Dialect
-
-logger = logging.getLogger(__name__)
-T = TypeVar("T")
+from .database import Database
 
 PENDING = WorkflowStatusString.PENDING.value
 CANCELLED = WorkflowStatusString.CANCELLED.value
-RETRY_DEADLINE_SEC = 30.0
 
 _INSERT_WORKFLOW = """
 INSERT INTO {workflow_status} (workflow_uuid, status, name, class_name, config_name, inputs, request,
@@ -67,7 +62,6 @@ WHERE workflow_uuid = ? AND owner_generation = ? AND status = 'PENDING'"""
 _CANCEL_EXPIRED = """
 UPDATE {workflow_status} SET status = 'CANCELLED', updated_at = ?, completed_at = ?
 WHERE workflow_uuid = ? AND status = 'PENDING'"""
-_GET_WORKFLOW = "SELECT {columns} FROM {workflow_status} WHERE workflow_uuid = ?"
 _GET_OUTCOME = "SELECT status, output, error FROM {workflow_status} WHERE workflow_uuid = ?"
 _LOAD_STEPS = "SELECT {step_columns} FROM {operation_outputs} WHERE workflow_uuid = ? ORDER BY function_id"
 _GET_STEP = "SELECT {step_columns} FROM {operation_outputs} WHERE workflow_uuid = ? AND function_id = ?"
@@ -109,9 +103,9 @@ WHERE workflow_uuid = ? AND owner_generation = ? AND status = 'PENDING'"""
 class CheckpointStore:
     """The system tables of one database, behind methods named for what they do."""
 
-    def __init__(self, engine: sa.Engine, dialect: Dialect) -> None:
-        self.engine = engine
-        self.dialect = dialect
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        dialect = db.dialect
         columns = {"columns": WORKFLOW_SELECT, "step_columns": STEP_SELECT}
         skip = " FOR UPDATE SKIP LOCKED" if dialect.supports_skip_locked else ""
 
@@ -121,11 +115,11 @@ class CheckpointStore:
                                .replace("{skip_locked}", skip))
 
         self._insert_workflow = build(_INSERT_WORKFLOW)
-        self.record_step_sql = build(_RECORD_STEP)
-        self.record_step_unfenced_sql = build(_RECORD_STEP_UNFENCED)
+        self._record_step = build(_RECORD_STEP)
+        self._record_step_unfenced = build(_RECORD_STEP_UNFENCED)
         self._finish = build(_FINISH)
         self._cancel_expired = build(_CANCEL_EXPIRED)
-        self._get_workflow = build(_GET_WORKFLOW)
+        self._get_workflow = build(GET_WORKFLOW)
         self._get_outcome = build(_GET_OUTCOME)
         self._load_steps = build(_LOAD_STEPS)
         self._get_step = build(_GET_STEP)
@@ -142,85 +136,12 @@ class CheckpointStore:
         self._readopt = build(_READOPT)
         self._dead_letter = build(_DEAD_LETTER)
 
-    # -- plumbing -------------------------------------------------------------------------------------
-
-    def run(self, work: Callable[[Any], T]) -> T:
-        """Run ``work(cursor)`` on a pooled connection, retrying lock waits and dropped connections."""
-        deadline = time.monotonic() + RETRY_DEADLINE_SEC
-        delay = 0.005
-        while True:
-            conn = None
-            try:
-                conn = self.engine.raw_connection()  # inside the try: connecting fails while the server restarts
-                cursor = conn.cursor()
-                try:
-                    return work(cursor)
-                finally:
-                    cursor.close()
-            except Exception as exc:
-                original = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps failures to connect
-                if conn is not None:
-                    if self.dialect.is_disconnect(original):
-                        conn.invalidate()
-                    else:
-                        _rollback_quietly(conn)
-                if not self.dialect.is_retryable(original):
-                    raise
-                if time.monotonic() > deadline:
-                    raise DBOSDatabaseUnavailableError(
-                        f"the database did not answer for {RETRY_DEADLINE_SEC:.0f}s: {original}") from exc
-                logger.debug("retrying after %s", original)
-                time.sleep(delay * (1 + random.random()))
-                delay = min(delay * 2, 0.5)
-            finally:
-                if conn is not None:
-                    conn.close()
-
-    def transaction(self, work: Callable[[Any], T]) -> T:
-        """Run ``work(cursor)`` inside BEGIN ... COMMIT (rolled back if it raises), with ``run``'s retries.
-
-        For the few writes that must land together (a message and the step that sent it); the hot
-        path stays one statement per commit.
-        """
-        begin = self.dialect.begin_sql
-
-        def wrapped(cursor: Any) -> T:
-            cursor.execute(begin)
-            try:
-                result = work(cursor)
-            except BaseException:
-                try:
-                    cursor.execute("ROLLBACK")
-                except Exception:  # a broken connection: run() discards it; the first error counts
-                    pass
-                raise
-            cursor.execute("COMMIT")
-            return result
-
-        return self.run(wrapped)
-
-    def execute(self, sql: str, params: Sequence[Any]) -> int:
-        """One statement in its own commit; returns the row count."""
-
-        def work(cursor: Any) -> int:
-            cursor.execute(sql, params)
-            return int(cursor.rowcount)
-
-        return self.run(work)
-
-    def fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        def work(cursor: Any) -> list[tuple[Any, ...]]:
-            cursor.execute(sql, params)
-            return list(cursor.fetchall())
-
-        return self.run(work)
-
     # -- workflows ------------------------------------------------------------------------------------
 
     def create_workflow(self, new: NewWorkflow) -> WorkflowRow | None:
         """Insert a new workflow row. Return None when it was created, else the row that already exists."""
         now = now_ms()
-        inserted = self.execute(
+        inserted = self.db.execute(
             self._insert_workflow,
             (new.workflow_id, new.status, new.name, new.class_name, new.config_name, new.inputs, new.request,
              new.executor_id, new.application_version, new.application_id, new.queue_name,
@@ -234,12 +155,12 @@ class CheckpointStore:
         return existing
 
     def get_workflow(self, workflow_id: str) -> WorkflowRow | None:
-        rows = self.fetch(self._get_workflow, (workflow_id,))
+        rows = self.db.fetch(self._get_workflow, (workflow_id,))
         return WorkflowRow(*rows[0]) if rows else None
 
     def get_outcome(self, workflow_id: str) -> tuple[str, Any, Any] | None:
         """Status, output and error of a workflow: the cheap read that result polling makes."""
-        rows = self.fetch(self._get_outcome, (workflow_id,))
+        rows = self.db.fetch(self._get_outcome, (workflow_id,))
         return (rows[0][0], rows[0][1], rows[0][2]) if rows else None
 
     def finish_workflow(
@@ -247,7 +168,7 @@ class CheckpointStore:
     ) -> None:
         """Record a workflow's final outcome; raise ``DBOSFencedError`` if another executor owns it now."""
         now = now_ms()
-        updated = self.execute(self._finish, (status, output, error, now, now, workflow_id, generation))
+        updated = self.db.execute(self._finish, (status, output, error, now, now, workflow_id, generation))
         if not updated:
             self.explain_refused_write(workflow_id, generation)
 
@@ -266,34 +187,45 @@ class CheckpointStore:
             # Its timeout passed: cancel it here; its children share the deadline (the recovery
             # loop's sweep cancels any that are not writing checkpoints).
             now = now_ms()
-            self.execute(self._cancel_expired, (now, now, workflow_id))
+            self.db.execute(self._cancel_expired, (now, now, workflow_id))
             raise DBOSWorkflowCancelledError(f"Workflow {workflow_id} was cancelled: its timeout passed")
         # Same generation, finished: a retried statement had already written it. Nothing to do.
 
     def dead_letter(self, workflow_id: str, generation: int) -> None:
-        self.execute(self._dead_letter, (now_ms(), workflow_id, generation))
+        self.db.execute(self._dead_letter, (now_ms(), workflow_id, generation))
 
     # -- steps ----------------------------------------------------------------------------------------
-
-    def step_params(
-        self, workflow_id: str, generation: int, step_id: int, name: str, output: str | None, error: str | None,
-        started_ms: int, child_workflow_id: str | None = None,
-    ) -> tuple[Any, ...]:
-        """Parameters of ``record_step_sql``; transactions run that SQL on their own connection."""
-        now = now_ms()
-        return (workflow_id, step_id, name, output, error, child_workflow_id, started_ms, now,
-                workflow_id, generation, now)
 
     def record_step(
         self, workflow_id: str, generation: int, step_id: int, name: str, output: str | None, error: str | None,
         started_ms: int, child_workflow_id: str | None = None,
     ) -> StepRecord | None:
         """Checkpoint a step. Return None when stored, or the record another execution stored first."""
-        params = self.step_params(workflow_id, generation, step_id, name, output, error, started_ms,
-                                  child_workflow_id)
-        if self.execute(self.record_step_sql, params):
+        now = now_ms()
+        params = (workflow_id, step_id, name, output, error, child_workflow_id, started_ms, now,
+                  workflow_id, generation, now)
+        if self.db.execute(self._record_step, params):
             return None
         return self.step_conflict(workflow_id, generation, step_id)
+
+    def record_step_on(self, cursor: Any, step: StepCheckpoint) -> bool:
+        """Checkpoint ``step`` inside a store transaction that writes more (a message, an event); False if refused."""
+        cursor.execute(self._record_step, _fenced_params(step))
+        return bool(cursor.rowcount)
+
+    def record_step_in(self, connection: sa.Connection, step: StepCheckpoint) -> bool:
+        """Checkpoint ``step`` through an application transaction's connection; False if refused.
+
+        It commits with the transaction's own writes: ``@DBOS.transaction``'s exactly-once.
+        """
+        return bool(connection.exec_driver_sql(self._record_step, _fenced_params(step)).rowcount)
+
+    def record_step_unfenced_in(self, connection: sa.Connection, step: StepCheckpoint) -> bool:
+        """``record_step_in`` for an application database that holds no workflow rows to fence against.
+
+        With a separate system database the copy there, right after the commit, is fenced instead.
+        """
+        return bool(connection.exec_driver_sql(self._record_step_unfenced, _step_values(step)).rowcount)
 
     def step_conflict(self, workflow_id: str, generation: int, step_id: int) -> StepRecord:
         """After a refused step write: the winner's record, or raise why the write was refused.
@@ -308,58 +240,58 @@ class CheckpointStore:
         return existing
 
     def get_step(self, workflow_id: str, step_id: int) -> StepRecord | None:
-        rows = self.fetch(self._get_step, (workflow_id, step_id))
+        rows = self.db.fetch(self._get_step, (workflow_id, step_id))
         return StepRecord(*rows[0]) if rows else None
 
     def load_steps(self, workflow_id: str) -> dict[int, StepRecord]:
         """Every checkpointed step of a workflow, by step ID: what replay reuses."""
-        return {row[0]: StepRecord(*row) for row in self.fetch(self._load_steps, (workflow_id,))}
+        return {row[0]: StepRecord(*row) for row in self.db.fetch(self._load_steps, (workflow_id,))}
 
     # -- executors and recovery -----------------------------------------------------------------------
 
     def register_executor(self, executor_id: str, hostname: str, pid: int, version: str) -> None:
         now = now_ms()
-        self.execute(self._register_executor, (executor_id, hostname, pid, version, now, now))
+        self.db.execute(self._register_executor, (executor_id, hostname, pid, version, now, now))
 
     def heartbeat(self, executor_id: str) -> bool:
         """Refresh this executor's lease; False when its row is gone (it must register again)."""
-        return bool(self.execute(self._heartbeat, (now_ms(), executor_id)))
+        return bool(self.db.execute(self._heartbeat, (now_ms(), executor_id)))
 
     def expire_executor(self, executor_id: str) -> None:
         """Mark an executor dead now, so others adopt its workflows without waiting for the timeout."""
-        self.execute(self._expire_executor, (executor_id,))
+        self.db.execute(self._expire_executor, (executor_id,))
 
     def executors_on_host(self, hostname: str, except_id: str) -> list[tuple[str, int, int]]:
-        return [(r[0], int(r[1]), int(r[2])) for r in self.fetch(self._executors_on_host, (hostname, except_id))]
+        return [(r[0], int(r[1]), int(r[2])) for r in self.db.fetch(self._executors_on_host, (hostname, except_id))]
 
     def live_executors(self, alive_since_ms: int) -> set[str]:
         """The executors whose heartbeat is at least this recent."""
-        return {str(row[0]) for row in self.fetch(self._live_executors, (alive_since_ms,))}
+        return {str(row[0]) for row in self.db.fetch(self._live_executors, (alive_since_ms,))}
 
     def forget_executors(self, older_than_ms: int) -> int:
         """Delete long-dead executor rows that own no PENDING workflow."""
-        return self.execute(self._forget_executors, (older_than_ms,))
+        return self.db.execute(self._forget_executors, (older_than_ms,))
 
     def adopt_orphans(self, executor_id: str, alive_since_ms: int, limit: int) -> list[WorkflowRow]:
         """Take ownership of PENDING workflows whose executor is dead, bumping their fencing generation."""
-        return [WorkflowRow(*r) for r in self.fetch(self._adopt_orphans, (executor_id, now_ms(), alive_since_ms, limit))]
+        return [WorkflowRow(*r) for r in self.db.fetch(self._adopt_orphans, (executor_id, now_ms(), alive_since_ms, limit))]
 
     def adopt_workflow(self, workflow_id: str, executor_id: str, alive_since_ms: int) -> WorkflowRow | None:
         """Take one PENDING workflow whose executor is dead; None if it is finished or owned by a live one."""
-        rows = self.fetch(self._adopt_one, (executor_id, now_ms(), workflow_id, alive_since_ms))
+        rows = self.db.fetch(self._adopt_one, (executor_id, now_ms(), workflow_id, alive_since_ms))
         return WorkflowRow(*rows[0]) if rows else None
 
     def adopt_from(self, dead_executor_id: str, executor_id: str) -> list[WorkflowRow]:
         """Take every PENDING workflow of an executor an operator declared dead, alive or not."""
-        return [WorkflowRow(*r) for r in self.fetch(self._adopt_from, (executor_id, now_ms(), dead_executor_id))]
+        return [WorkflowRow(*r) for r in self.db.fetch(self._adopt_from, (executor_id, now_ms(), dead_executor_id))]
 
     def own_pending(self, executor_id: str, untouched_since_ms: int, limit: int) -> list[str]:
         """IDs of PENDING workflows this executor owns, unchanged since the given time."""
-        return [r[0] for r in self.fetch(self._own_pending, (executor_id, untouched_since_ms, limit))]
+        return [r[0] for r in self.db.fetch(self._own_pending, (executor_id, untouched_since_ms, limit))]
 
     def readopt(self, workflow_id: str, executor_id: str) -> WorkflowRow | None:
         """Take one of our own workflows again under a new fencing generation (its run here stopped)."""
-        rows = self.fetch(self._readopt, (executor_id, now_ms(), workflow_id, executor_id))
+        rows = self.db.fetch(self._readopt, (executor_id, now_ms(), workflow_id, executor_id))
         return WorkflowRow(*rows[0]) if rows else None
 
     # -- queries for the API -------------------------------------------------------------------------
@@ -407,12 +339,16 @@ class CheckpointStore:
         sql += f" ORDER BY created_at {direction}, workflow_uuid {direction}"
         if limit is not None or offset:
             sql += " LIMIT ? OFFSET ?"
-            params.extend([limit if limit is not None else -1 if self.dialect.name == "sqlite" else None, offset or 0])
-        return [WorkflowRow(*row) for row in self.fetch(self.dialect.sql(sql), params)]
+            params.extend([limit if limit is not None else -1 if self.db.dialect.name == "sqlite" else None, offset or 0])
+        return [WorkflowRow(*row) for row in self.db.fetch(self.db.dialect.sql(sql), params)]
 
 
-def _rollback_quietly(conn: Any) -> None:
-    try:
-        conn.rollback()
-    except Exception:  # the connection may be broken; the pool discards it on close
-        pass
+def _step_values(step: StepCheckpoint) -> tuple[Any, ...]:
+    return (step.workflow_id, step.step_id, step.name, step.output, step.error, step.child_workflow_id,
+            step.started_ms, now_ms())
+
+
+def _fenced_params(step: StepCheckpoint) -> tuple[Any, ...]:
+    """The checkpoint's values, then the fence: still PENDING, at this generation, before its deadline."""
+    values = _step_values(step)
+    return (*values, step.workflow_id, step.generation, values[-1])

@@ -13,9 +13,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from ..schema import DEFAULT_PG_SCHEMA, SystemTables, system_tables
-
-# The ``{name}`` placeholders the store's SQL may use.
+# Where the system tables live: a schema of their own on PostgreSQL, a name prefix on SQLite (no schemas).
+DEFAULT_PG_SCHEMA = "dbos"
+SQLITE_PREFIX = "dbos_"
+# The ``{name}`` placeholders the store's SQL may use: the system tables (``schema.py`` defines them).
 TABLE_KEYS = ("workflow_status", "operation_outputs", "executors", "idempotency_keys", "notifications",
               "workflow_events", "workflow_events_history")
 
@@ -31,11 +32,11 @@ class Dialect:
     supports_skip_locked: bool = False
 
     def __init__(self, pg_schema: str = DEFAULT_PG_SCHEMA) -> None:
-        self.tables: SystemTables = system_tables(self.name, pg_schema)
+        self.pg_schema = pg_schema
 
     def table(self, key: str) -> str:
         """The quoted name of a system table (``workflow_status``, ``operation_outputs``, ...)."""
-        return self.tables.qualified(getattr(self.tables, key))
+        return f'"{SQLITE_PREFIX}{key}"'
 
     def sql(self, text: str) -> str:
         """Turn the store's ``?`` placeholders and ``{table}`` names into this dialect's SQL."""
@@ -72,6 +73,9 @@ class SQLiteDialect(Dialect):
 class PostgresDialect(Dialect):
     name = "postgresql"
     supports_skip_locked = True
+
+    def table(self, key: str) -> str:
+        return f'"{self.pg_schema}"."{key}"'
 
     def _placeholders(self, text: str) -> str:
         # ?J marks a JSON parameter: cast, since INSERT ... SELECT gives PostgreSQL no column type to infer.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .base import now_ms
-from .checkpoint_store import CheckpointStore
+from .database import Database
 
 _CLAIM = """
 INSERT INTO {idempotency_keys} (idempotency_key, fingerprint, method, path, state, executor_id, created_at, expires_at)
@@ -48,11 +48,11 @@ class KeyRecord:
 
 
 class IdempotencyStore:
-    """SQL for ``idempotency.py``; shares the checkpoint store's connections and retry loop."""
+    """SQL for ``idempotency.py``, on the system database's connections and retries."""
 
-    def __init__(self, store: CheckpointStore) -> None:
-        self.store = store
-        sql = store.dialect.sql
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        sql = db.dialect.sql
         self._claim, self._get, self._adopt = sql(_CLAIM), sql(_GET), sql(_ADOPT)
         self._finish, self._release = sql(_FINISH), sql(_RELEASE)
         self._delete_expired_one, self._delete_expired = sql(_DELETE_EXPIRED_ONE), sql(_DELETE_EXPIRED)
@@ -61,10 +61,10 @@ class IdempotencyStore:
         """Take a new key for this executor; False when the key exists already."""
         now = now_ms()
         params = (key, fingerprint, method, path, executor_id, now, now + ttl_ms)
-        return bool(self.store.execute(self._claim, params))
+        return bool(self.db.execute(self._claim, params))
 
     def get(self, key: str, alive_since_ms: int) -> KeyRecord | None:
-        rows = self.store.fetch(self._get, (alive_since_ms, key))
+        rows = self.db.fetch(self._get, (alive_since_ms, key))
         if not rows:
             return None
         (fingerprint, method, path, state, owner, status, headers, body, expires_at, created_at, alive) = rows[0]
@@ -73,18 +73,18 @@ class IdempotencyStore:
 
     def adopt(self, key: str, dead_owner: str | None, executor_id: str) -> bool:
         """Take over a running key whose owner died; False if someone else got there first."""
-        return bool(self.store.execute(self._adopt, (executor_id, key, dead_owner)))
+        return bool(self.db.execute(self._adopt, (executor_id, key, dead_owner)))
 
     def finish(self, key: str, executor_id: str, status: str, headers: str, body: str) -> None:
-        self.store.execute(self._finish, (status, headers, body, key, executor_id))
+        self.db.execute(self._finish, (status, headers, body, key, executor_id))
 
     def release(self, key: str, executor_id: str) -> None:
         """Forget a key whose request failed, so that a retry runs it again."""
-        self.store.execute(self._release, (key, executor_id))
+        self.db.execute(self._release, (key, executor_id))
 
     def delete_if_expired(self, key: str) -> bool:
-        return bool(self.store.execute(self._delete_expired_one, (key, now_ms())))
+        return bool(self.db.execute(self._delete_expired_one, (key, now_ms())))
 
     def delete_expired(self, limit: int = 1000) -> int:
         """Remove up to ``limit`` expired keys: a bounded clean-up the recovery sweep runs."""
-        return self.store.execute(self._delete_expired, (now_ms(), limit))
+        return self.db.execute(self._delete_expired, (now_ms(), limit))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .base import STEP_SELECT, WORKFLOW_SELECT, WorkflowRow, now_ms
-from .checkpoint_store import CheckpointStore
+from .base import GET_WORKFLOW, STEP_SELECT, WORKFLOW_EXISTS, WORKFLOW_SELECT, WorkflowRow, now_ms
+from .database import Database
 from .listener import NOTIFY_SQL
 
 # SUCCESS and ERROR are outcomes; anything else (PENDING, ENQUEUED, dead-lettered) can be cancelled.
@@ -43,8 +43,6 @@ INSERT INTO {workflow_events} (workflow_uuid, key, value)
 SELECT h.workflow_uuid, h.key, h.value FROM {workflow_events_history} h
 WHERE h.workflow_uuid = ? AND h.function_id = (
     SELECT MAX(function_id) FROM {workflow_events_history} l WHERE l.workflow_uuid = h.workflow_uuid AND l.key = h.key)"""
-_GET_WORKFLOW = "SELECT {columns} FROM {workflow_status} WHERE workflow_uuid = ?"
-_EXISTS = "SELECT 1 FROM {workflow_status} WHERE workflow_uuid = ?"
 _PAST_DEADLINE = """
 SELECT workflow_uuid FROM {workflow_status}
 WHERE status = 'PENDING' AND workflow_deadline_epoch_ms IS NOT NULL AND workflow_deadline_epoch_ms <= ?
@@ -52,11 +50,11 @@ ORDER BY workflow_deadline_epoch_ms LIMIT ?"""
 
 
 class ManagementStore:
-    """Cancel, resume and fork, on the checkpoint store's connections and retries."""
+    """Cancel, resume and fork, on the system database's connections and retries."""
 
-    def __init__(self, store: CheckpointStore) -> None:
-        self.store = store
-        dialect = store.dialect
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        dialect = db.dialect
 
         def build(text: str) -> str:
             return dialect.sql(text.replace("{columns}", WORKFLOW_SELECT).replace("{step_columns}", STEP_SELECT))
@@ -68,8 +66,8 @@ class ManagementStore:
         self._fork_steps = build(_FORK_STEPS)
         self._fork_event_history = build(_FORK_EVENT_HISTORY)
         self._fork_events = build(_FORK_EVENTS)
-        self._get_workflow = build(_GET_WORKFLOW)
-        self._exists = build(_EXISTS)
+        self._get_workflow = build(GET_WORKFLOW)
+        self._exists = build(WORKFLOW_EXISTS)
         self._past_deadline = build(_PAST_DEADLINE)
         self._notify = dialect.sql(NOTIFY_SQL) if dialect.name == "postgresql" else None
 
@@ -87,17 +85,17 @@ class ManagementStore:
                         cursor.execute(self._notify, (wake,))
             return changed
 
-        return self.store.transaction(work)
+        return self.db.transaction(work)
 
     def children(self, workflow_id: str) -> list[str]:
-        return [r[0] for r in self.store.fetch(self._children, (workflow_id,))]
+        return [r[0] for r in self.db.fetch(self._children, (workflow_id,))]
 
     def exists(self, workflow_id: str) -> bool:
-        return bool(self.store.fetch(self._exists, (workflow_id,)))
+        return bool(self.db.fetch(self._exists, (workflow_id,)))
 
     def resume(self, workflow_id: str, executor_id: str) -> WorkflowRow | None:
         """Set a cancelled, failed or dead-lettered workflow PENDING again, owned by ``executor_id``."""
-        rows = self.store.fetch(self._resume, (executor_id, now_ms(), workflow_id))
+        rows = self.db.fetch(self._resume, (executor_id, now_ms(), workflow_id))
         return WorkflowRow(*rows[0]) if rows else None
 
     def fork(
@@ -120,8 +118,8 @@ class ManagementStore:
             cursor.execute(self._get_workflow, (new_id,))
             return WorkflowRow(*cursor.fetchone())
 
-        return self.store.transaction(work)
+        return self.db.transaction(work)
 
     def past_deadline(self, limit: int) -> list[str]:
         """PENDING workflows whose deadline has passed (the recovery loop cancels them)."""
-        return [r[0] for r in self.store.fetch(self._past_deadline, (now_ms(), limit))]
+        return [r[0] for r in self.db.fetch(self._past_deadline, (now_ms(), limit))]

@@ -8,11 +8,13 @@ transaction ``pg_notify``s the waiters' key, delivered at commit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .base import now_ms
+from .base import WORKFLOW_EXISTS, StepCheckpoint, now_ms
 from .checkpoint_store import CheckpointStore
+from .database import Database
 from .listener import NOTIFY_SQL
 
 # DBOS's spelling of "no topic", so topic-less messages and explicit topics never mix.
@@ -22,7 +24,6 @@ _INSERT_MESSAGE = """
 INSERT INTO {notifications} (message_uuid, destination_uuid, topic, message, consumed, created_at_epoch_ms)
 SELECT ?, ?, ?, ?J, 0, ? WHERE EXISTS (SELECT 1 FROM {workflow_status} WHERE workflow_uuid = ?)
 ON CONFLICT (message_uuid) DO NOTHING"""
-_WORKFLOW_EXISTS = "SELECT 1 FROM {workflow_status} WHERE workflow_uuid = ?"
 # The oldest unconsumed message of a topic, taken in one statement.
 _CONSUME_MESSAGE = """
 UPDATE {notifications} SET consumed = 1
@@ -46,7 +47,7 @@ ON CONFLICT (workflow_uuid, function_id, key) DO UPDATE SET value = excluded.val
 
 
 @dataclass(frozen=True)
-class WorkflowState:
+class StoredStatus:
     """What a waiting workflow checks after each wake-up: is it still PENDING at its generation?"""
 
     status: str
@@ -55,14 +56,15 @@ class WorkflowState:
 
 
 class MessagingStore:
-    """Messages and events, on the checkpoint store's connections and retries."""
+    """Messages and events, on the system database's connections and retries."""
 
-    def __init__(self, store: CheckpointStore) -> None:
-        self.store = store
-        dialect = store.dialect
+    def __init__(self, db: Database, checkpoints: CheckpointStore) -> None:
+        self.db = db
+        self._checkpoints = checkpoints  # a write that is a step commits with the step's checkpoint
+        dialect = db.dialect
         self.is_postgres = dialect.name == "postgresql"
         self._insert_message = dialect.sql(_INSERT_MESSAGE)
-        self._workflow_exists = dialect.sql(_WORKFLOW_EXISTS)
+        self._workflow_exists = dialect.sql(WORKFLOW_EXISTS)
         self._consume_message = dialect.sql(_CONSUME_MESSAGE)
         self._recv_state = dialect.sql(_RECV_STATE)
         self._workflow_state = dialect.sql(_WORKFLOW_STATE)
@@ -75,18 +77,15 @@ class MessagingStore:
         if self._notify is not None:
             cursor.execute(self._notify, (wake_key,))
 
-    def _record_step_in(self, cursor: Any, step: tuple[Any, ...] | None) -> bool:
+    def _record_step_on(self, cursor: Any, step: StepCheckpoint | None) -> bool:
         """Insert the fenced checkpoint of the step this write belongs to; False if refused."""
-        if step is None:
-            return True
-        cursor.execute(self.store.record_step_sql, step)
-        return bool(cursor.rowcount)
+        return step is None or self._checkpoints.record_step_on(cursor, step)
 
     # -- messages -------------------------------------------------------------------------------------
 
     def send(
         self, message_uuid: str, destination_id: str, topic: str, message: str, wake_key: str,
-        step: tuple[Any, ...] | None,
+        step: StepCheckpoint | None,
     ) -> str:
         """Store a message once per ``message_uuid``, with the sending step's checkpoint if any.
 
@@ -95,7 +94,7 @@ class MessagingStore:
         """
 
         def work(cursor: Any) -> str:
-            if not self._record_step_in(cursor, step):
+            if not self._record_step_on(cursor, step):
                 return "refused"
             cursor.execute(self._insert_message,
                            (message_uuid, destination_id, topic, message, now_ms(), destination_id))
@@ -108,22 +107,24 @@ class MessagingStore:
             return "duplicate"
 
         try:
-            return self.store.transaction(work)
+            return self.db.transaction(work)
         except _NoDestination:
             return "no-destination"
 
-    def recv_state(self, workflow_id: str, topic: str) -> tuple[WorkflowState | None, bool]:
+    def recv_state(self, workflow_id: str, topic: str) -> tuple[StoredStatus | None, bool]:
         """The receiving workflow's state, and whether a message waits on ``topic``."""
-        rows = self.store.fetch(self._recv_state, (workflow_id, topic, workflow_id))
+        rows = self.db.fetch(self._recv_state, (workflow_id, topic, workflow_id))
         if not rows:
             return None, False
         status, generation, deadline, has_message = rows[0]
-        return WorkflowState(status, int(generation), deadline), bool(has_message)
+        return StoredStatus(status, int(generation), deadline), bool(has_message)
 
-    def consume(self, workflow_id: str, topic: str, step_of: Any, *, final: bool) -> tuple[str, str | None]:
+    def consume(
+        self, workflow_id: str, topic: str, step_of: Callable[[str | None], StepCheckpoint], *, final: bool
+    ) -> tuple[str, str | None]:
         """Take the oldest message of ``topic`` and checkpoint it as the recv step, in one transaction.
 
-        ``step_of(output)`` builds the checkpoint's parameters. Without a message nothing is written
+        ``step_of(message)`` builds the recv step's checkpoint. Without a message nothing is written
         unless ``final`` (the timeout passed): then the step records None. Returns ("taken", text),
         ("empty", None) or ("refused", None) when the checkpoint was refused (nothing consumed).
         """
@@ -134,44 +135,44 @@ class MessagingStore:
             message = row[0] if row is not None else None
             if message is None and not final:
                 return "empty", None
-            if not self._record_step_in(cursor, step_of(message)):
+            if not self._record_step_on(cursor, step_of(message)):
                 raise _Refused()
             return "taken", message
 
         try:
-            return self.store.transaction(work)
+            return self.db.transaction(work)
         except _Refused:
             return "refused", None
 
-    def workflow_state(self, workflow_id: str) -> WorkflowState | None:
-        rows = self.store.fetch(self._workflow_state, (workflow_id,))
-        return WorkflowState(rows[0][0], int(rows[0][1]), rows[0][2]) if rows else None
+    def workflow_state(self, workflow_id: str) -> StoredStatus | None:
+        rows = self.db.fetch(self._workflow_state, (workflow_id,))
+        return StoredStatus(rows[0][0], int(rows[0][1]), rows[0][2]) if rows else None
 
     # -- events ---------------------------------------------------------------------------------------
 
     def set_event(
-        self, workflow_id: str, function_id: int, key: str, value: str, wake_key: str, step: tuple[Any, ...] | None
+        self, workflow_id: str, function_id: int, key: str, value: str, wake_key: str, step: StepCheckpoint | None
     ) -> bool:
         """Set an event's latest value and its history row, with the step's checkpoint; False if refused."""
 
         def work(cursor: Any) -> bool:
-            if not self._record_step_in(cursor, step):
+            if not self._record_step_on(cursor, step):
                 return False
             cursor.execute(self._record_event_history, (workflow_id, function_id, key, value))
             cursor.execute(self._set_event, (workflow_id, key, value))
             self._notify_in(cursor, wake_key)
             return True
 
-        return self.store.transaction(work)
+        return self.db.transaction(work)
 
     def get_event(self, workflow_id: str, key: str) -> str | None:
-        rows = self.store.fetch(self._get_event, (workflow_id, key))
+        rows = self.db.fetch(self._get_event, (workflow_id, key))
         return rows[0][0] if rows else None
 
     def notify(self, wake_key: str) -> None:
         """Wake other processes' waiters on ``wake_key`` (PostgreSQL; SQLite waiters poll)."""
         if self._notify is not None:
-            self.store.execute(self._notify, (wake_key,))
+            self.db.execute(self._notify, (wake_key,))
 
 
 class _NoDestination(Exception):

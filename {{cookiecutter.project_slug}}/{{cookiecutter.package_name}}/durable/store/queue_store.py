@@ -15,8 +15,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .base import WORKFLOW_SELECT, NewWorkflow, WorkflowRow, now_ms
-from .checkpoint_store import CheckpointStore
+from .base import GET_WORKFLOW, WORKFLOW_SELECT, NewWorkflow, WorkflowRow, now_ms
+from .database import Database
 from .listener import NOTIFY_SQL
 
 _INSERT_ENQUEUED = """
@@ -91,14 +91,15 @@ def is_unique_violation(exc: BaseException) -> bool:
 
 
 class QueueStore:
-    """Queue rows, on the checkpoint store's connections and retries."""
+    """Queue rows, on one database's connections and retries (the dequeuer's own, or the runtime's)."""
 
-    def __init__(self, store: CheckpointStore) -> None:
-        self.store = store
-        dialect = store.dialect
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        dialect = db.dialect
         self.is_postgres = dialect.name == "postgresql"
         skip = " FOR UPDATE SKIP LOCKED" if dialect.supports_skip_locked else ""
-        self.insert_sql = dialect.sql(_INSERT_ENQUEUED)
+        self._insert = dialect.sql(_INSERT_ENQUEUED)
+        self._get_workflow = dialect.sql(GET_WORKFLOW)
         self._waiting_sql: dict[int, str] = {}
         self._lock_queue = dialect.sql(_LOCK_QUEUE)
         self._partitions = dialect.sql(_WAITING_PARTITIONS)
@@ -107,10 +108,10 @@ class QueueStore:
         claim = _CLAIM.replace("{columns}", WORKFLOW_SELECT).replace("{skip_locked}", skip)
         self._claim = {mode: dialect.sql(claim.replace("{partition}", where))
                        for mode, where in _PARTITION_FILTERS.items()}
-        self.notify_sql = dialect.sql(NOTIFY_SQL) if self.is_postgres else ""
+        self._notify = dialect.sql(NOTIFY_SQL) if self.is_postgres else ""
 
     @staticmethod
-    def insert_params(new: NewWorkflow) -> tuple[Any, ...]:
+    def _insert_params(new: NewWorkflow) -> tuple[Any, ...]:
         now = now_ms()
         return (new.workflow_id, new.name, new.class_name, new.config_name, new.inputs, new.request,
                 new.application_version, new.application_id, new.queue_name, new.priority, new.deduplication_id,
@@ -123,25 +124,46 @@ class QueueStore:
         On PostgreSQL the same transaction notifies ``wake_key``, so other processes dequeue at commit.
         Raises DuplicateDeduplicationID when another active workflow of the queue holds its ID.
         """
-        params = self.insert_params(new)
+        params = self._insert_params(new)
 
         def work(cursor: Any) -> int:
-            cursor.execute(self.insert_sql, params)
+            cursor.execute(self._insert, params)
             inserted = int(cursor.rowcount)
             if inserted and self.is_postgres:
-                cursor.execute(self.notify_sql, (wake_key,))
+                cursor.execute(self._notify, (wake_key,))
             return inserted
 
         try:
-            if self.store.transaction(work):
+            if self.db.transaction(work):
                 return None
         except Exception as exc:
             if new.deduplication_id is not None and is_unique_violation(exc):
                 raise DuplicateDeduplicationID() from exc
             raise
-        existing = self.store.get_workflow(new.workflow_id)
-        assert existing is not None, "a conflicting workflow row vanished"
-        return existing
+        rows = self.db.fetch(self._get_workflow, (new.workflow_id,))
+        assert rows, "a conflicting workflow row vanished"
+        return WorkflowRow(*rows[0])
+
+    def enqueue_in(self, connection: sa.Connection, new: NewWorkflow, wake_key: str) -> None:
+        """Insert an ENQUEUED row through the caller's open transaction; a refusal leaves it usable.
+
+        PostgreSQL aborts a transaction at its first error, so the insert runs in a savepoint there (and
+        notifies ``wake_key``, delivered at the COMMIT). SQLite undoes only the failed statement, and
+        pysqlite may open no transaction before a SAVEPOINT (whose RELEASE would then commit on its
+        own), so there it runs bare. Raises DuplicateDeduplicationID like ``enqueue``.
+        """
+        params = self._insert_params(new)
+        try:
+            if self.is_postgres:
+                with connection.begin_nested():
+                    connection.exec_driver_sql(self._insert, params)
+                    connection.exec_driver_sql(self._notify, (wake_key,))
+            else:
+                connection.exec_driver_sql(self._insert, params)
+        except sa.exc.DBAPIError as exc:
+            if new.deduplication_id is not None and is_unique_violation(exc):
+                raise DuplicateDeduplicationID() from exc
+            raise
 
     def waiting_queues(self, queue_names: list[str]) -> set[str]:
         """Which of these queues hold ENQUEUED rows: one indexed read for all, and no write lock.
@@ -152,9 +174,9 @@ class QueueStore:
             return set()
         sql = self._waiting_sql.get(len(queue_names))
         if sql is None:
-            sql = self.store.dialect.sql(_WAITING_QUEUES.replace("{names}", ", ".join("?" * len(queue_names))))
+            sql = self.db.dialect.sql(_WAITING_QUEUES.replace("{names}", ", ".join("?" * len(queue_names))))
             self._waiting_sql[len(queue_names)] = sql
-        return {row[0] for row in self.store.fetch(sql, queue_names)}
+        return {row[0] for row in self.db.fetch(sql, queue_names)}
 
     def claim(self, queue_name: str, executor_id: str, limits: QueueLimits, batch: int,
               partition_limits: QueueLimits | None = None) -> Claimed:
@@ -185,7 +207,7 @@ class QueueStore:
                 backlog = backlog or part_waiting > len(taken)
             return Claimed(sorted(rows, key=lambda r: r.created_at), backlog)
 
-        return self.store.transaction(work)
+        return self.db.transaction(work)
 
     def _room(self, cursor: Any, queue_name: str, partition: object, executor_id: str, limits: QueueLimits,
               batch: int, now: int) -> tuple[int, int]:

@@ -1,0 +1,194 @@
+"""The process lifecycle: configure, launch, destroy, after_fork; every background thread starts and stops here.
+
+``DBOS(config=...)`` configures (nothing connects); the first durable call, the first request, gunicorn's
+worker hook or ``DBOS.launch()`` launches. What launch starts, in order, and who owns it:
+
+- the ``Runtime`` (``runtime.py``): engines, stores, the pool of workflow threads;
+- ``durable-recovery`` (``recovery.py``): heartbeat, adopt orphans, cancel late workflows, clean-ups;
+- ``durable-queues`` (``dequeuer.py``): claim queued workflows within their queues' limits;
+- ``durable-scheduler`` (``scheduler.py``), only when a workflow has a schedule;
+- ``durable-admin`` (``admin.py``), when ``run_admin_server`` (one process gets the port);
+- OpenTelemetry tracing (``tracing.py``), when ``enable_otlp``.
+
+The waiters' helpers start on the first wait, not at launch, so a process that never waits holds
+nothing for them: ``durable-listener`` (PostgreSQL ``LISTEN``, ``store/listener.py``) and the SQLite
+wake-up file watcher (``signal_file.py``); ``Runtime.close`` stops them. ``destroy()`` stops everything
+in reverse, draining running workflows before this executor gives up its claim on them.
+
+A new background thread gets ``start()``/``stop()``, a field on ``Lifecycle``, a line in ``launch``
+and one in ``destroy``, and nothing to do after a fork (a forked child inherits no threads).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+from flask import Flask
+
+from . import current, listing
+from .admin import AdminActions, AdminServer
+from .config import RuntimeSettings
+from .context import ContextLogFilter
+from .dequeuer import Dequeuer
+from .error import DBOSException
+from .flask import install
+from .recovery import RecoveryLoop, recover_executors
+from .registry import REGISTRY
+from .runtime import Runtime
+from .scheduler import Scheduler
+from .tracing import enable_tracing
+
+PACKAGE_LOGGER = logging.getLogger(__name__.rpartition(".")[0])
+PACKAGE_LOGGER.addFilter(ContextLogFilter())  # workflow_id, step_id, request_id on every record
+
+_lock = threading.RLock()  # configure, launch and destroy, one at a time
+_configured: Lifecycle | None = None
+
+
+class Lifecycle:
+    """One configuration of the runtime in this process, and what its launch started."""
+
+    def __init__(self, settings: RuntimeSettings) -> None:
+        self.settings = settings
+        self.flask_apps: list[Flask] = []
+        self.runtime: Runtime | None = None
+        self.recovery: RecoveryLoop | None = None
+        self.dequeuer: Dequeuer | None = None
+        self.scheduler: Scheduler | None = None
+        self.admin: AdminServer | None = None
+
+    def attach_flask(self, app: Flask) -> None:
+        """Middleware, response checkpoints and error JSON on ``app``; its app context for background work."""
+        install(app, trusted_proxies=self.settings.trusted_proxies)
+        if app not in self.flask_apps:
+            self.flask_apps.append(app)
+
+    def launch(self) -> Runtime:
+        """Build the runtime and start the background work; once (later calls return the runtime)."""
+        with _lock:
+            if self.runtime is not None:
+                return self.runtime
+            app = self.flask_apps[0] if self.flask_apps else None
+            app_context: Callable[[], AbstractContextManager[Any]] | None = app.app_context if app else None
+            rt = Runtime(self.settings, app_context)
+            self.runtime = rt
+            current.register(self.launch, rt)  # before any thread starts: their workflows read it
+            self.recovery = RecoveryLoop(rt)
+            self.recovery.start()
+            self.dequeuer = Dequeuer(rt)
+            self.dequeuer.start()
+            if REGISTRY.schedules:
+                self.scheduler = Scheduler(rt, REGISTRY.schedules)
+                self.scheduler.start()
+            if self.settings.run_admin_server:
+                self.admin = _admin_server(rt, self.settings)
+            if self.settings.enable_otlp:
+                enable_tracing(self.settings)
+            PACKAGE_LOGGER.info("durable runtime launched as executor %s", rt.executor_id)
+            return rt
+
+    def stop(self, workflow_completion_timeout_sec: float) -> None:
+        """Stop the background work; unfinished workflows become free for other executors to adopt."""
+        if self.admin is not None:
+            self.admin.stop()
+        if self.dequeuer is not None:
+            self.dequeuer.stop()
+        # Drain first, release last: another executor must not adopt workflows still running here.
+        if self.recovery is not None:
+            self.recovery.stop()  # sets rt.stopping: waits in sleep/recv and the scheduler wake up
+        if self.scheduler is not None:
+            self.scheduler.stop()  # enqueues nothing after the engines close
+        rt = self.runtime
+        if rt is not None:
+            left = rt.drain(workflow_completion_timeout_sec)
+            if left:
+                PACKAGE_LOGGER.warning("%d workflow(s) still running at shutdown; other executors adopt them", left)
+        if self.recovery is not None:
+            self.recovery.release()
+        if rt is not None:
+            rt.close()  # engines, the LISTEN thread, the wake-up file watcher
+
+    def forget_after_fork(self) -> None:
+        """In a forked worker: forget the connections and threads inherited from a preloading master."""
+        if self.runtime is None:
+            return
+        self.runtime.forget_after_fork()
+        self.runtime = self.recovery = self.dequeuer = self.scheduler = None
+        self.admin = None  # the master's listening socket is the master's
+        current.register(self.launch, None)
+
+
+def configure(settings: RuntimeSettings, flask: Flask | None = None) -> Lifecycle:
+    """The process's one configuration (``DBOS(config=...)``); a different one needs ``destroy()`` first."""
+    global _configured
+    with _lock:
+        if _configured is None:
+            _configured = Lifecycle(settings)
+            PACKAGE_LOGGER.setLevel(settings.log_level)
+            current.register(_configured.launch, None)
+        elif _configured.settings != settings:
+            raise DBOSException(
+                "DBOS is already configured with other settings in this process; "
+                "call DBOS.destroy() before configuring it again"
+            )
+        if flask is not None:
+            _configured.attach_flask(flask)
+        return _configured
+
+
+def configured() -> Lifecycle | None:
+    return _configured
+
+
+def launch() -> None:
+    """Launch the configured runtime, if there is one and it is not launched (``DBOS.launch()``)."""
+    lifecycle = _configured
+    if lifecycle is not None and lifecycle.runtime is None:
+        lifecycle.launch()
+
+
+def destroy(*, destroy_registry: bool = False, workflow_completion_timeout_sec: float = 0) -> None:
+    """Stop and forget this process's runtime (``DBOS.destroy()``)."""
+    global _configured
+    with _lock:
+        lifecycle, _configured = _configured, None
+        current.register(None, None)
+    if lifecycle is not None:
+        lifecycle.stop(workflow_completion_timeout_sec)
+        if destroy_registry:
+            REGISTRY.__init__()  # type: ignore[misc]
+
+
+def after_fork() -> None:
+    """In a forked worker (``DBOS.after_fork()``, gunicorn's ``post_fork``)."""
+    lifecycle = _configured
+    if lifecycle is not None:
+        lifecycle.forget_after_fork()
+
+
+def admin_actions(rt: Runtime) -> AdminActions:
+    """What the admin endpoints may do with this runtime."""
+
+    def live_executors(executor_ids: list[str]) -> list[str]:
+        live = rt.checkpoint_store.live_executors(rt.alive_since_ms())
+        return [e for e in executor_ids if e in live]
+
+    return AdminActions(
+        recover_executors=lambda executor_ids: recover_executors(rt, executor_ids),
+        list_workflows=lambda **filters: listing.list_workflows(rt, **filters),
+        get_workflow=lambda workflow_id: listing.workflow_status(rt, workflow_id),
+        list_steps=lambda workflow_id: listing.list_steps(rt, workflow_id),
+        live_executors=live_executors,
+    )
+
+
+def _admin_server(rt: Runtime, settings: RuntimeSettings) -> AdminServer | None:
+    """Start the admin server if this process gets the port (one gunicorn worker does)."""
+    server = AdminServer(admin_actions(rt), settings.admin_port, settings.admin_host, token=settings.admin_token,
+                         allowed_hosts=settings.admin_allowed_hosts)
+    return server if server.start() else None
+

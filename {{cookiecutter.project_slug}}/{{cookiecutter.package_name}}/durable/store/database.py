@@ -1,0 +1,111 @@
+"""One database's engine and dialect, and the one way every store runs statements on it.
+
+Statements run on a pooled driver connection (autocommit for the system database's engines), one
+commit each, or inside ``transaction`` for the few writes that must land together. A dropped
+connection or a locked SQLite file is retried here until ``RETRY_DEADLINE_SEC``, so no store and no
+caller ever sees either; past it they get ``DBOSDatabaseUnavailableError``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from ..error import DBOSDatabaseUnavailableError
+from .dialects import Dialect
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+RETRY_DEADLINE_SEC = 30.0
+
+
+class Database:
+    """An engine and its dialect, with retrying ``run``/``transaction``/``execute``/``fetch``."""
+
+    def __init__(self, engine: sa.Engine, dialect: Dialect) -> None:
+        self.engine = engine
+        self.dialect = dialect
+
+    def run(self, work: Callable[[Any], T]) -> T:
+        """Run ``work(cursor)`` on a pooled connection, retrying lock waits and dropped connections."""
+        deadline = time.monotonic() + RETRY_DEADLINE_SEC
+        delay = 0.005
+        while True:
+            conn = None
+            try:
+                conn = self.engine.raw_connection()  # inside the try: connecting fails while the server restarts
+                cursor = conn.cursor()
+                try:
+                    return work(cursor)
+                finally:
+                    cursor.close()
+            except Exception as exc:
+                original = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps failures to connect
+                if conn is not None:
+                    if self.dialect.is_disconnect(original):
+                        conn.invalidate()
+                    else:
+                        _rollback_quietly(conn)
+                if not self.dialect.is_retryable(original):
+                    raise
+                if time.monotonic() > deadline:
+                    raise DBOSDatabaseUnavailableError(
+                        f"the database did not answer for {RETRY_DEADLINE_SEC:.0f}s: {original}") from exc
+                logger.debug("retrying after %s", original)
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 0.5)
+            finally:
+                if conn is not None:
+                    conn.close()
+
+    def transaction(self, work: Callable[[Any], T]) -> T:
+        """Run ``work(cursor)`` inside BEGIN ... COMMIT (rolled back if it raises), with ``run``'s retries.
+
+        For the few writes that must land together (a message and the step that sent it); the hot
+        path stays one statement per commit.
+        """
+        begin = self.dialect.begin_sql
+
+        def wrapped(cursor: Any) -> T:
+            cursor.execute(begin)
+            try:
+                result = work(cursor)
+            except BaseException:
+                try:
+                    cursor.execute("ROLLBACK")
+                except Exception:  # a broken connection: run() discards it; the first error counts
+                    pass
+                raise
+            cursor.execute("COMMIT")
+            return result
+
+        return self.run(wrapped)
+
+    def execute(self, sql: str, params: Sequence[Any]) -> int:
+        """One statement in its own commit; returns the row count."""
+
+        def work(cursor: Any) -> int:
+            cursor.execute(sql, params)
+            return int(cursor.rowcount)
+
+        return self.run(work)
+
+    def fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        def work(cursor: Any) -> list[tuple[Any, ...]]:
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
+
+        return self.run(work)
+
+
+def _rollback_quietly(conn: Any) -> None:
+    try:
+        conn.rollback()
+    except Exception:  # the connection may be broken; the pool discards it on close
+        pass
