@@ -74,10 +74,16 @@ def alembic_config(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Config
 
 
 @pytest.fixture
-def app(alembic_config: Config, database_url: str) -> Iterator[Flask]:
+def app_settings(database_url: str) -> Settings:
+    """The settings the ``app`` fixture builds with; a test module overrides this to turn one on."""
+    return Settings(database_url=database_url, log_level="WARNING")
+
+
+@pytest.fixture
+def app(alembic_config: Config, app_settings: Settings) -> Iterator[Flask]:
     """The app on a migrated private database; the runtime is destroyed afterwards."""
     command.upgrade(alembic_config, "head")
-    app = create_app(Settings(database_url=database_url, log_level="WARNING"))
+    app = create_app(app_settings)
     app.config["TESTING"] = True
     try:
         yield app

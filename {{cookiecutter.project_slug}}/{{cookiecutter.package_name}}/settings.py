@@ -47,6 +47,8 @@ class Settings:
     app_version: str = ""
     enable_patching: bool = False
     trusted_proxies: int = 0
+    #: Sentry's DSN; error tracking is on only when set (needs the ``sentry`` extra; error_tracking.py).
+    sentry_dsn: str | None = None
     #: Extra Flask config from ``FLASK_*`` variables, as Flask's ``from_prefixed_env`` reads them.
     flask_config: Mapping[str, Any] = field(default_factory=dict)
 
@@ -65,6 +67,7 @@ class Settings:
             app_version=env.get("APP_VERSION", "").strip(),
             enable_patching=read_bool(env, "ENABLE_PATCHING", False),
             trusted_proxies=read_int(env, "TRUSTED_PROXIES", 0, low=0, high=32),
+            sentry_dsn=env.get("SENTRY_DSN", "").strip() or None,
             flask_config=read_prefixed(env, "FLASK_"),
         )
 
