@@ -30,7 +30,9 @@ def postgres_server_url() -> sa.URL | None:
         return None
     url = sa.make_url(raw)
     if url.get_backend_name() != "postgresql":
-        pytest.fail(f"TEST_DATABASE_URL={raw!r} is not a PostgreSQL URL; use postgresql+psycopg://user@host:5432/postgres")
+        pytest.fail(
+            f"TEST_DATABASE_URL={raw!r} is not a PostgreSQL URL; use postgresql+psycopg://user@host:5432/postgres"
+        )
     return url.set(drivername="postgresql+psycopg")
 
 

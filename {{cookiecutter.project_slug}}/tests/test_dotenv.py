@@ -15,10 +15,17 @@ DISTRIBUTION = "{{ cookiecutter.project_slug }}"
 
 def flask_routes(cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """`flask routes` builds the app (Settings.from_env) the way `flask run` does, without serving."""
-    base = {k: v for k, v in os.environ.items() if k not in ("FLASK_SKIP_DOTENV", "LOG_LEVEL", "DATABASE_URL")}
+    base = {
+        k: v for k, v in os.environ.items() if k not in ("FLASK_SKIP_DOTENV", "LOG_LEVEL", "DATABASE_URL")
+    }
     return subprocess.run(
         [sys.executable, "-m", "flask", "--app", "{{ cookiecutter.package_name }}", "routes"],
-        cwd=cwd, env={**base, **env}, capture_output=True, text=True, timeout=120, check=False,
+        cwd=cwd,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 

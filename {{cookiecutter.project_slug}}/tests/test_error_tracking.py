@@ -77,7 +77,9 @@ def transport(app: Flask) -> Iterator[MemoryTransport]:
         sentry_sdk.get_global_scope().set_client(None)
 
 
-def test_an_error_logged_in_a_step_is_tagged_with_its_workflow(app: Flask, transport: MemoryTransport) -> None:
+def test_an_error_logged_in_a_step_is_tagged_with_its_workflow(
+    app: Flask, transport: MemoryTransport
+) -> None:
     with app.app_context(), SetWorkflowID("invoice-ada"):
         assert invoice("ada") == "invoiced"
     [event] = transport.events()

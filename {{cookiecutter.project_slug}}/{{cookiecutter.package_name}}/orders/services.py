@@ -76,10 +76,16 @@ class FakeNotifier:
 
 def install_fakes(app: App) -> None:
     """Default clients, unless the app already has its own."""
-    app.extensions.setdefault("payment_gateway", FakePaymentGateway(
-        float(app.config.get("PAYMENT_FAILURE_RATE", 0.0)), app.config.get("PAYMENT_LEDGER")))
-    app.extensions.setdefault("notifier", FakeNotifier(
-        float(app.config.get("NOTIFY_FAILURE_RATE", 0.0)), app.config.get("NOTIFY_HOLD_FILE")))
+    app.extensions.setdefault(
+        "payment_gateway",
+        FakePaymentGateway(
+            float(app.config.get("PAYMENT_FAILURE_RATE", 0.0)), app.config.get("PAYMENT_LEDGER")
+        ),
+    )
+    app.extensions.setdefault(
+        "notifier",
+        FakeNotifier(float(app.config.get("NOTIFY_FAILURE_RATE", 0.0)), app.config.get("NOTIFY_HOLD_FILE")),
+    )
 
 
 def payment_gateway() -> PaymentGateway:
