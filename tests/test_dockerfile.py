@@ -40,6 +40,17 @@ def test_compose_waits_for_a_healthy_database(tmp_path: Path) -> None:
     assert otlp["services"]["app"]["environment"]["ENABLE_OTLP"] == "true"
 
 
+def test_dev_compose_serves_the_mounted_source_with_reload(tmp_path: Path) -> None:
+    project = bake(tmp_path, run_setup=False)
+    dev = yaml.safe_load((project / "compose.dev.yaml").read_text())["services"]
+    assert set(dev) == {"app"}  # an override of compose.yaml's app, so it runs against its PostgreSQL
+    command = " ".join(dev["app"]["command"])
+    assert "alembic upgrade head && exec flask --app order_service run --debug --host 0.0.0.0" in command
+    assert "./order_service:/app/order_service:ro" in dev["app"]["volumes"]
+    # The debugger runs code for whoever reaches it: compose.yaml publishes the port on loopback only.
+    assert yaml.safe_load((project / "compose.yaml").read_text())["services"]["app"]["ports"] == ["127.0.0.1:8000:8000"]
+
+
 # --- the build stage installs from uv.lock -----------------------------------------------------------
 # No Docker daemon here: the build stage's own instructions run in a scratch folder instead, with its
 # absolute paths (/src, /opt/venv) moved under it and uv from PATH standing in for the uv image.
