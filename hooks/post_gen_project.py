@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -115,16 +116,16 @@ def is_cruft_update_render(root: Path, answers: Mapping[str, Any]) -> bool:
     """Whether this is one of the renders ``cruft update`` diffs, rather than a project someone keeps.
 
     cruft (alone) puts ``_commit`` in the answers; ``cruft update`` renders each side into a fresh
-    temporary folder (``tempfile.TemporaryDirectory``) holding nothing else, ``cruft create`` into the
-    folder the user named. cruft sets no variable to tell them apart; ``DBOS_FLASK_NO_SETUP=1`` is the
-    explicit way to skip set-up anywhere.
+    ``tempfile.TemporaryDirectory`` (``tmp`` and 8 random characters) holding nothing else, ``cruft
+    create`` into the folder the user named. cruft sets no variable to tell them apart;
+    ``DBOS_FLASK_NO_SETUP=1`` is the explicit way to skip set-up anywhere.
     """
     if "_commit" not in answers:
         return False
     parent = root.resolve().parent
     return (
         parent.parent == Path(tempfile.gettempdir()).resolve()
-        and parent.name.startswith("tmp")
+        and re.fullmatch(r"tmp[a-z0-9_]{8}", parent.name) is not None
         and [child.name for child in parent.iterdir()] == [root.name]
     )
 
@@ -225,7 +226,8 @@ def main() -> int:
         if skipped is None:
             set_up(root, answers)
         elif is_cruft_update_render(root, answers):
-            print(f"{root.name}: set-up skipped, {skipped}")  # no next steps: nobody keeps this folder
+            # No next steps: nobody keeps this folder (and should someone, README.md says how to set up).
+            print(f"{root.name}: set-up skipped, {skipped}")
             return 0
     except SetupError as exc:
         print(f"Set-up stopped: {exc}\nThe project is intact; to finish, run:\n{exc.commands}")

@@ -251,6 +251,10 @@ def test_cruft_update_renders_are_told_apart_from_projects_people_keep(tmp_path:
         assert not post_gen.is_cruft_update_render(root, {"_template": "."})  # plain cookiecutter
         (Path(render) / "another").mkdir()
         assert not post_gen.is_cruft_update_render(root, cruft)  # not a folder made for this render
+    with tempfile.TemporaryDirectory(prefix="tmp.") as named:  # like `mktemp -d`: a folder someone chose
+        root = Path(named) / "order-service"
+        root.mkdir()
+        assert not post_gen.is_cruft_update_render(root, cruft)
     kept = tmp_path / "work" / "order-service"  # cruft create into a folder the user named
     kept.mkdir(parents=True)
     assert not post_gen.is_cruft_update_render(kept, cruft)
