@@ -3,11 +3,11 @@
 These checks run on the fewest bakes that cover what can differ between combinations:
 - ``.github/`` is copied without rendering, so it is byte-identical in every combination
   (test_bake.py checks that per combination): one bake validates them all.
-- pre-commit (ruff, ruff format, mypy) runs on two combinations between which every option takes
-  both values. ``database`` changes only string literals (settings.py, README, .env.example);
-  ``include_example`` adds files (orders/) checked on their own; ``enable_otlp`` changes what is
-  installed, which mypy sees in durable/tracing.py. Every combination also gets ruff and ruff
-  format in test_bake.py, which cost little.
+- pre-commit (ruff, ruff format, mypy) runs once per value pair of the two options that change what
+  it checks: ``include_example`` adds files (orders/), ``enable_otlp`` changes what is installed,
+  which mypy sees in durable/tracing.py. ``database`` changes only string literals (settings.py,
+  README, .env.example), so it takes each value twice here rather than doubling the runs. Every
+  combination also gets ruff and ruff format in test_bake.py, which cost little.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from helpers import CACHE_NAMES, dev_tool, output_of, project_env, run
 PRE_COMMIT_COMBINATIONS = [
     DEFAULT_COMBINATION,  # sqlite, example on, OTLP off
     {"database": "postgresql", "include_example": False, "enable_otlp": True},
+    {"database": "postgresql", "include_example": True, "enable_otlp": True},
+    {"database": "sqlite", "include_example": False, "enable_otlp": False},
 ]
 
 
