@@ -24,8 +24,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "e7c1a9d42b10"
+down_revision = "{head}"
 branch_labels = None
 depends_on = None
 
@@ -93,7 +93,11 @@ def test_cruft_update_brings_the_new_runtime_and_keeps_the_users_work(tmp_path: 
     edit(workflows, 'f"Your order {order_id} is confirmed"', 'f"Thanks! Order {order_id} is on its way"')
     edit(project / "tests/test_orders.py", "f\"Your order {body['order_id']} is confirmed\"",
          "f\"Thanks! Order {body['order_id']} is on its way\"")
-    (project / "migrations/versions/0004_invoices.py").write_text(USER_MIGRATION)
+    heads = run([project / ".venv/bin/alembic", "heads"], project, env=project_env())
+    assert heads.returncode == 0, output_of(heads)
+    template_head = heads.stdout.split()[0]  # e.g. "0003 (head)": the user's revision follows it
+    user_migration = USER_MIGRATION.format(head=template_head)
+    (project / "migrations/versions/e7c1a9d42b10_invoices.py").write_text(user_migration)
     git(project, "add", "--all")
     git(project, "commit", "--quiet", "-m", "invoices")
 
@@ -118,7 +122,7 @@ def test_cruft_update_brings_the_new_runtime_and_keeps_the_users_work(tmp_path: 
     assert relative_tree(project / "order_service/durable") == relative_tree(template / DURABLE)
     merged = workflows.read_text()
     assert 'f"Thanks! Order {order_id} is on its way"' in merged and merged.startswith('"""Updated upstream. ')
-    assert (project / "migrations/versions/0004_invoices.py").read_text() == USER_MIGRATION
+    assert (project / "migrations/versions/e7c1a9d42b10_invoices.py").read_text() == user_migration
     assert json.loads((project / ".cruft.json").read_text())["commit"] == new_commit
     assert (project / "uv.lock").read_bytes() == lock_before  # no render's lock leaked in
     assert not list(project.rglob("*.rej"))
@@ -136,7 +140,7 @@ def test_cruft_update_brings_the_new_runtime_and_keeps_the_users_work(tmp_path: 
     engine = sa.create_engine(f"sqlite:///{database}")
     try:
         with engine.connect() as conn:
-            assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one() == "0004"
+            assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one() == "e7c1a9d42b10"
         assert "invoices" in sa.inspect(engine).get_table_names()
     finally:
         engine.dispose()
