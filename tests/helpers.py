@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -18,6 +20,7 @@ TEMPLATE_DIR = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 PG_SERVER_URL = PG_ADMIN_URL.rsplit("/", 1)[0]  # append "/<database>" for a database on the same server
 IS_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+CACHE_NAMES = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})  # tools leave these
 
 
 @functools.cache
@@ -119,3 +122,19 @@ def http_status(url: str) -> int:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return exc.code
+
+
+def dev_tool(name: str) -> str:
+    """A command requirements-dev.txt installs (next to this Python), else one on PATH."""
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    assert found, f"{name} not found: install requirements-dev.txt"
+    return found
+
+
+def relative_tree(root: Path) -> dict[str, bytes]:
+    """Every file below ``root`` (tool caches aside) by relative path, with its bytes."""
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and not CACHE_NAMES.intersection(p.relative_to(root).parts)
+    }

@@ -13,7 +13,9 @@ from typing import Any
 wsgi_app = "{{ cookiecutter.package_name }}:create_app()"
 # PORT is how platforms (Heroku, Cloud Run, Render) assign a port, and they route from outside the
 # container, hence all interfaces; BIND is the explicit form; locally we stay on loopback.
-bind = os.environ.get("BIND") or (f"0.0.0.0:{os.environ['PORT']}" if os.environ.get("PORT") else "127.0.0.1:8000")
+bind = os.environ.get("BIND") or (
+    f"0.0.0.0:{os.environ['PORT']}" if os.environ.get("PORT") else "127.0.0.1:8000"
+)
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 accesslog = "-"
 errorlog = "-"

@@ -55,19 +55,34 @@ def until(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
 
 
 def workers_of(master: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(master)], capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(master)], capture_output=True, text=True, check=False
+    )
     return [int(pid) for pid in out.stdout.split()]
 
 
 @pytest.fixture
-def server(tmp_path: Path, alembic_config: Config, database_url: str) -> Iterator[tuple[str, Path, Path, int]]:
+def server(
+    tmp_path: Path, alembic_config: Config, database_url: str
+) -> Iterator[tuple[str, Path, Path, int]]:
     command.upgrade(alembic_config, "head")
     port = free_port()
     ledger, hold = tmp_path / "ledger.jsonl", tmp_path / "hold"
-    env = dict(os.environ, DATABASE_URL=database_url, BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="2",
-               FLASK_PAYMENT_LEDGER=str(ledger), FLASK_NOTIFY_HOLD_FILE=str(hold))
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"], cwd=PROJECT_ROOT,
-                               env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "gunicorn.log", "w"))
+    env = dict(
+        os.environ,
+        DATABASE_URL=database_url,
+        BIND=f"127.0.0.1:{port}",
+        WEB_CONCURRENCY="2",
+        FLASK_PAYMENT_LEDGER=str(ledger),
+        FLASK_NOTIFY_HOLD_FILE=str(hold),
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "gunicorn.log", "w"),
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         until(lambda: call("GET", base + "/healthz")[0] == 200, 30, "gunicorn to serve")
@@ -85,6 +100,7 @@ def server(tmp_path: Path, alembic_config: Config, database_url: str) -> Iterato
 def test_checkout_killed_mid_workflow_finishes_once(server: tuple[str, Path, Path, int]) -> None:
     base, ledger, hold, master = server
     hold.touch()  # the notifier waits: the checkout stops after the payment, before the notification
+
     def first_attempt() -> None:
         try:
             call("POST", base + "/orders", ORDER, key="killed-checkout")
@@ -101,12 +117,20 @@ def test_checkout_killed_mid_workflow_finishes_once(server: tuple[str, Path, Pat
     hold.unlink()
 
     # gunicorn starts new workers; they find the dead workers' checkout and finish it.
-    status, body = until(lambda: (r := call("POST", base + "/orders", ORDER, key="killed-checkout"))[0] == 201 and r,
-                         60, "the retried request to be answered")
+    status, body = until(
+        lambda: (r := call("POST", base + "/orders", ORDER, key="killed-checkout"))[0] == 201 and r,
+        60,
+        "the retried request to be answered",
+    )
     recovered_in = time.monotonic() - killed_at
     assert body["status"] == "paid" and body["workflow_id"] == "killed-checkout"
     assert ledger.read_text().count("\n") == 1, "the card was charged twice"
     status, workflow = call("GET", f"{base}/orders/{body['order_id']}/workflow")
     assert workflow["status"] == "SUCCESS"
-    assert [s["name"] for s in workflow["steps"]] == ["save_order", "charge_payment", "set_order_status", "notify_user"]
+    assert [s["name"] for s in workflow["steps"]] == [
+        "save_order",
+        "charge_payment",
+        "set_order_status",
+        "notify_user",
+    ]
     assert recovered_in < 60

@@ -96,8 +96,14 @@ def test_the_runtime_accepts_the_generated_config() -> None:
 
 
 def test_flask_prefixed_variables_become_app_config() -> None:
-    settings = Settings.from_env({"FLASK_PAYMENT_FAILURE_RATE": "0.5", "FLASK_SECRET_KEY": "s3cret",
-                                  "FLASK_FEATURES": '["a", "b"]', "FLASK_": "ignored"})
+    settings = Settings.from_env(
+        {
+            "FLASK_PAYMENT_FAILURE_RATE": "0.5",
+            "FLASK_SECRET_KEY": "s3cret",
+            "FLASK_FEATURES": '["a", "b"]',
+            "FLASK_": "ignored",
+        }
+    )
     config = settings.as_flask_config()
     assert config["PAYMENT_FAILURE_RATE"] == 0.5  # JSON values are parsed, as Flask's from_prefixed_env does
     assert config["SECRET_KEY"] == "s3cret" and config["FEATURES"] == ["a", "b"]

@@ -47,6 +47,8 @@ class Settings:
     app_version: str = ""
     enable_patching: bool = False
     trusted_proxies: int = 0
+    #: Sentry's DSN; error tracking is on only when set (needs the ``sentry`` extra; error_tracking.py).
+    sentry_dsn: str | None = None
     #: Extra Flask config from ``FLASK_*`` variables, as Flask's ``from_prefixed_env`` reads them.
     flask_config: Mapping[str, Any] = field(default_factory=dict)
 
@@ -54,9 +56,12 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
         """Read and check every variable; raise SettingsError naming the first bad one."""
         system_url = env.get("SYSTEM_DATABASE_URL", "").strip()
+        system_database_url = (
+            read_database_url(env, "SYSTEM_DATABASE_URL", system_url) if system_url else None
+        )
         return cls(
             database_url=read_database_url(env, "DATABASE_URL", DEFAULT_DATABASE_URL),
-            system_database_url=read_database_url(env, "SYSTEM_DATABASE_URL", system_url) if system_url else None,
+            system_database_url=system_database_url,
             log_level=read_log_level(env, "LOG_LEVEL"),
             admin_port=read_int(env, "ADMIN_PORT", DEFAULT_ADMIN_PORT, low=1, high=65535),
             run_admin_server=read_bool(env, "RUN_ADMIN_SERVER", False),
@@ -65,6 +70,7 @@ class Settings:
             app_version=env.get("APP_VERSION", "").strip(),
             enable_patching=read_bool(env, "ENABLE_PATCHING", False),
             trusted_proxies=read_int(env, "TRUSTED_PROXIES", 0, low=0, high=32),
+            sentry_dsn=env.get("SENTRY_DSN", "").strip() or None,
             flask_config=read_prefixed(env, "FLASK_"),
         )
 
@@ -97,7 +103,7 @@ def read_database_url(env: Mapping[str, str], name: str, default: str) -> str:
     url = env.get(name, "").strip() or default
     for alias in ("postgres://", "postgresql://"):  # Heroku-style URLs; bare postgresql:// means psycopg2
         if url.startswith(alias):
-            url = "postgresql+psycopg://" + url[len(alias):]
+            url = "postgresql+psycopg://" + url[len(alias) :]
     if url.startswith("postgresql+psycopg://"):
         return url
     if url.startswith("sqlite:///"):
@@ -110,7 +116,7 @@ def read_database_url(env: Mapping[str, str], name: str, default: str) -> str:
 
 def resolve_sqlite_url(url: str) -> str:
     """Anchor a relative SQLite path at PROJECT_ROOT; absolute paths and :memory: pass through."""
-    path, sep, query = url[len("sqlite:///"):].partition("?")
+    path, sep, query = url[len("sqlite:///") :].partition("?")
     if not path or path == ":memory:" or Path(path).is_absolute():
         return url
     return f"sqlite:///{PROJECT_ROOT / path}{sep}{query}"
@@ -123,9 +129,9 @@ def read_prefixed(env: Mapping[str, str], prefix: str) -> dict[str, Any]:
     for name in sorted(env):
         if name.startswith(prefix) and len(name) > len(prefix):
             try:
-                found[name[len(prefix):]] = json.loads(env[name])
+                found[name[len(prefix) :]] = json.loads(env[name])
             except ValueError:
-                found[name[len(prefix):]] = env[name]
+                found[name[len(prefix) :]] = env[name]
     return found
 
 

@@ -57,9 +57,11 @@ def parse_order(body: Any) -> OrderRequest:
         sku = item.get("sku")
         if not isinstance(sku, str) or not sku.strip():
             raise InvalidOrder(f"{where}.sku", "is required and must be a non-empty string")
-        clean.append({
-            "sku": sku,
-            "quantity": _whole(item.get("quantity"), f"{where}.quantity", low=1),
-            "price_cents": _whole(item.get("price_cents"), f"{where}.price_cents", low=0),
-        })
+        clean.append(
+            {
+                "sku": sku,
+                "quantity": _whole(item.get("quantity"), f"{where}.quantity", low=1),
+                "price_cents": _whole(item.get("price_cents"), f"{where}.price_cents", low=0),
+            }
+        )
     return OrderRequest(user_id=user_id, items=clean)
