@@ -5,7 +5,7 @@ DEMO := .demo
 # Hooks look for uv on PATH; the one installed into $(VENV) will do.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint format bench clean
 
 $(VENV)/.installed: requirements-dev.txt
 	@if command -v uv >/dev/null 2>&1; then \
@@ -19,7 +19,10 @@ test: $(VENV)/.installed
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check hooks tests
+	$(BIN)/ruff check hooks tests scripts
+
+format: $(VENV)/.installed  ## ruff format the generated project's Python, in the template (scripts/format_generated.py)
+	$(BIN)/python scripts/format_generated.py
 
 demo: $(VENV)/.installed
 	rm -rf $(DEMO)

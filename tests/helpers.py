@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +23,7 @@ TEMPLATE_DIR = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 PG_SERVER_URL = PG_ADMIN_URL.rsplit("/", 1)[0]  # append "/<database>" for a database on the same server
 IS_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+CACHE_NAMES = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})  # tools leave these
 
 
 @functools.cache
@@ -145,3 +147,19 @@ def load_hook(name: str) -> ModuleType:
     sys.modules[name] = module  # dataclasses look their module up while the class is being made
     spec.loader.exec_module(module)
     return module
+
+
+def dev_tool(name: str) -> str:
+    """A command requirements-dev.txt installs (next to this Python), else one on PATH."""
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    assert found, f"{name} not found: install requirements-dev.txt"
+    return found
+
+
+def relative_tree(root: Path) -> dict[str, bytes]:
+    """Every file below ``root`` (tool caches aside) by relative path, with its bytes."""
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and not CACHE_NAMES.intersection(p.relative_to(root).parts)
+    }

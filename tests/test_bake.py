@@ -5,6 +5,7 @@ from __future__ import annotations
 import filecmp
 import json
 import os
+import re
 import shutil
 import sys
 import zipfile
@@ -14,17 +15,31 @@ from typing import Any
 import pytest
 
 from baking import COMBINATIONS, DEFAULT_COMBINATION, Baked, Bakery, combination_id
-from helpers import PG_ADMIN_URL, TEMPLATE_DIR, free_port, output_of, project_env, run
+from helpers import (
+    CACHE_NAMES,
+    PG_ADMIN_URL,
+    TEMPLATE_DIR,
+    free_port,
+    output_of,
+    project_env,
+    relative_tree,
+    run,
+)
 
 TEMPLATE_PROJECT = TEMPLATE_DIR / "{{cookiecutter.project_slug}}"
 TEMPLATE_DURABLE = TEMPLATE_PROJECT / "{{cookiecutter.package_name}}" / "durable"
-CACHE_NAMES = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis"}
 EXAMPLE_ONLY = [
     "order_service/orders", "migrations/versions/0002_orders.py", "tests/test_orders.py", "tests/test_orders_gunicorn.py",
     "tests/test_orders_hostile.py", "tests/test_orders_properties.py", "migrations/versions/0004_orders_workflow_id.py",
 ]
 OTLP_ONLY = ["compose.otlp.yaml"]
 JINJA_MARKERS = ("{{", "{%", "{#")
+GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")  # GitHub Actions' own ${{ }}: .github/ is copied unrendered
+# What a team keeps from day one (issue 17); uv.lock because every bake here runs set-up with uv.
+TEAM_FILES = [
+    ".github/workflows/ci.yml", ".github/dependabot.yml", ".pre-commit-config.yaml", "uv.lock", "Makefile",
+    "compose.dev.yaml", ".python-version", "order_service/error_tracking.py",
+]
 
 
 @pytest.fixture(scope="session", params=COMBINATIONS, ids=combination_id)
@@ -38,14 +53,6 @@ def project_files(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file() and not skip.intersection(p.relative_to(root).parts)]
 
 
-def relative_tree(root: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(root)): p.read_bytes()
-        for p in root.rglob("*")
-        if p.is_file() and not CACHE_NAMES.intersection(p.relative_to(root).parts)
-    }
-
-
 def test_setup_made_a_venv_with_the_project_installed(baked: Baked) -> None:
     done = run([baked.bin("python"), "-c", "import order_service.settings, flask, sqlalchemy, psycopg"], baked.path)
     assert done.returncode == 0, output_of(done)
@@ -54,12 +61,16 @@ def test_setup_made_a_venv_with_the_project_installed(baked: Baked) -> None:
 
 
 def test_no_unrendered_jinja_outside_durable(baked: Baked) -> None:
+    def text(path: Path) -> str:
+        content = path.read_text(errors="replace")
+        return GITHUB_EXPRESSION.sub("", content) if ".github" in path.relative_to(baked.path).parts else content
+
     leftovers = [
         f"{path.relative_to(baked.path)}: {marker}"
         for path in project_files(baked.path)
         if "durable" not in path.relative_to(baked.path).parts
         for marker in JINJA_MARKERS
-        if marker in path.read_text(errors="replace")
+        if marker in text(path)
     ]
     assert leftovers == []
     assert not [p for p in baked.path.rglob("*") if "{{" in p.name or "{%" in p.name]
@@ -108,6 +119,28 @@ def test_python_compiles(baked: Baked) -> None:
 
 def test_ruff_finds_nothing(baked: Baked) -> None:
     done = run([baked.bin("ruff"), "check", "--no-cache", "."], baked.path)
+    assert done.returncode == 0, output_of(done)
+
+
+def test_team_files_are_generated(baked: Baked) -> None:
+    assert [rel for rel in TEAM_FILES if not (baked.path / rel).is_file()] == []
+    assert "[tool.mypy]" in (baked.path / "pyproject.toml").read_text()
+
+
+def test_github_files_are_the_templates_own(baked: Baked) -> None:
+    """Copied unrendered, so what test_team_tooling.py validates once holds for every combination."""
+    assert relative_tree(baked.path / ".github") == relative_tree(TEMPLATE_PROJECT / ".github")
+
+
+def test_lock_matches_pyproject(baked: Baked) -> None:
+    uv = shutil.which("uv")
+    assert uv, "uv not on PATH"
+    done = run([uv, "lock", "--check", "--offline"], baked.path, env=project_env(), timeout=120)
+    assert done.returncode == 0, output_of(done)
+
+
+def test_ruff_format_finds_nothing(baked: Baked) -> None:
+    done = run([baked.bin("ruff"), "format", "--check", "--no-cache", "."], baked.path)
     assert done.returncode == 0, output_of(done)
 
 

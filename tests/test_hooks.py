@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -270,3 +271,51 @@ def test_tool_caches_left_in_the_template_are_neither_rendered_nor_generated(
     project = Path(cookiecutter(str(template), no_input=True, output_dir=str(tmp_path / "out")))
     assert (project / "order_service" / "app.py").is_file()
     assert not [p for p in project.rglob("*") if p.name in (".ruff_cache", "__pycache__")]
+
+
+def test_cruft_update_renders_are_told_apart_from_projects_people_keep(tmp_path: Path) -> None:
+    cruft = {"_commit": "0" * 40, "_template": "/src/template"}
+    with tempfile.TemporaryDirectory() as render:  # what cruft update renders each side into
+        root = Path(render) / "order-service"
+        root.mkdir()
+        assert post_gen.is_cruft_update_render(root, cruft)
+        assert not post_gen.is_cruft_update_render(root, {"_template": "."})  # plain cookiecutter
+        (Path(render) / "another").mkdir()
+        assert not post_gen.is_cruft_update_render(root, cruft)  # not a folder made for this render
+    with tempfile.TemporaryDirectory(prefix="tmp.") as named:  # like `mktemp -d`: a folder someone chose
+        root = Path(named) / "order-service"
+        root.mkdir()
+        assert not post_gen.is_cruft_update_render(root, cruft)
+    kept = tmp_path / "work" / "order-service"  # cruft create into a folder the user named
+    kept.mkdir(parents=True)
+    assert not post_gen.is_cruft_update_render(kept, cruft)
+
+
+def test_set_up_skips_cruft_renders_first_then_the_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DBOS_FLASK_NO_SETUP", raising=False)
+    kept = tmp_path / "order-service"
+    kept.mkdir()
+    assert post_gen.setup_skipped_because(kept, {"run_setup": True}) is None
+    assert post_gen.setup_skipped_because(kept, {"run_setup": False}) == "run_setup is false"
+    monkeypatch.setenv("DBOS_FLASK_NO_SETUP", "1")
+    assert post_gen.setup_skipped_because(kept, {"run_setup": True}) == "DBOS_FLASK_NO_SETUP is set"
+    with tempfile.TemporaryDirectory() as render:
+        root = Path(render) / "order-service"
+        root.mkdir()
+        reason = post_gen.setup_skipped_because(root, {"run_setup": True, "_commit": "0" * 40})
+        assert reason is not None and reason.startswith("cruft update render")
+
+
+def test_with_uv_set_up_locks_then_installs_exactly_the_lock() -> None:
+    steps = post_gen.plan_setup({**DEFAULT_ANSWERS, "enable_otlp": True}, "/usr/bin/uv")
+    assert [step.argv[:2] for step in steps[:2]] == [["/usr/bin/uv", "lock"], ["/usr/bin/uv", "sync"]]
+    sync = steps[1].argv
+    assert "--frozen" in sync and sync[sync.index("--python") + 1] == "3.11"
+    assert [sync[i + 1] for i, arg in enumerate(sync) if arg == "--extra"] == ["dev", "otlp"]
+    assert steps[-1].argv == [".venv/bin/alembic", "upgrade", "head"]
+
+
+def test_without_uv_set_up_installs_the_ranges_and_writes_no_lock() -> None:
+    steps = post_gen.plan_setup(DEFAULT_ANSWERS, None)
+    assert not any("lock" in arg for step in steps for arg in step.argv)
+    assert steps[1].argv[-2:] == ["-e", ".[dev]"]

@@ -11,12 +11,14 @@ import os
 import sys
 from typing import Any
 
-import gunicorn.util
+import gunicorn.util  # type: ignore[import-untyped]  # gunicorn ships no type hints
 
 wsgi_app = "{{ cookiecutter.package_name }}:create_app()"
 # PORT is how platforms (Heroku, Cloud Run, Render) assign a port, and they route from outside the
 # container, hence all interfaces; BIND is the explicit form; locally we stay on loopback.
-bind = os.environ.get("BIND") or (f"0.0.0.0:{os.environ['PORT']}" if os.environ.get("PORT") else "127.0.0.1:8000")
+bind = os.environ.get("BIND") or (
+    f"0.0.0.0:{os.environ['PORT']}" if os.environ.get("PORT") else "127.0.0.1:8000"
+)
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 accesslog = "-"
 errorlog = "-"
@@ -28,8 +30,10 @@ def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None
     """gunicorn's own error answers (a malformed request line, headers over the limits: 400, 414, 431;
     a worker that died mid-request: 500) as JSON in the app's shape, instead of an HTML page."""
     body = json.dumps({"error": reason, "message": mesg, "status": status_int}).encode()
-    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n")
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
     gunicorn.util.write_nonblock(sock, head.encode("latin-1") + body)
 
 

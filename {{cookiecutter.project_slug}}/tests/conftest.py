@@ -30,7 +30,9 @@ def postgres_server_url() -> sa.URL | None:
         return None
     url = sa.make_url(raw)
     if url.get_backend_name() != "postgresql":
-        pytest.fail(f"TEST_DATABASE_URL={raw!r} is not a PostgreSQL URL; use postgresql+psycopg://user@host:5432/postgres")
+        pytest.fail(
+            f"TEST_DATABASE_URL={raw!r} is not a PostgreSQL URL; use postgresql+psycopg://user@host:5432/postgres"
+        )
     return url.set(drivername="postgresql+psycopg")
 
 
@@ -74,10 +76,16 @@ def alembic_config(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Config
 
 
 @pytest.fixture
-def app(alembic_config: Config, database_url: str) -> Iterator[Flask]:
+def app_settings(database_url: str) -> Settings:
+    """The settings the ``app`` fixture builds with; a test module overrides this to turn one on."""
+    return Settings(database_url=database_url, log_level="WARNING")
+
+
+@pytest.fixture
+def app(alembic_config: Config, app_settings: Settings) -> Iterator[Flask]:
     """The app on a migrated private database; the runtime is destroyed afterwards."""
     command.upgrade(alembic_config, "head")
-    app = create_app(Settings(database_url=database_url, log_level="WARNING"))
+    app = create_app(app_settings)
     app.config["TESTING"] = True
     try:
         yield app

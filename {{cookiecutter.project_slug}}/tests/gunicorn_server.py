@@ -39,10 +39,20 @@ def until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def call(method: str, url: str, body: object = None, key: str | None = None,
-         headers: dict[str, str] | None = None, raw: bytes | None = None) -> tuple[int, Any]:
+def call(
+    method: str,
+    url: str,
+    body: object = None,
+    key: str | None = None,
+    headers: dict[str, str] | None = None,
+    raw: bytes | None = None,
+) -> tuple[int, Any]:
     """One request; returns the status and the parsed JSON body (every answer must be JSON)."""
-    sent = {"Content-Type": "application/json"} | ({"dbos-idempotency-key": key} if key else {}) | (headers or {})
+    sent = (
+        {"Content-Type": "application/json"}
+        | ({"dbos-idempotency-key": key} if key else {})
+        | (headers or {})
+    )
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     request = urllib.request.Request(url, data=data, method=method, headers=sent)
     try:
@@ -56,10 +66,17 @@ def call(method: str, url: str, body: object = None, key: str | None = None,
 def running_gunicorn(database_url: str, log: Path, **env: str) -> Iterator[tuple[str, int]]:
     """Serve the project with gunicorn.conf.py on a free port; yield its URL and the master's pid."""
     port = free_port()
-    environment = dict(os.environ, DATABASE_URL=database_url, BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="2", **env)
+    environment = dict(
+        os.environ, DATABASE_URL=database_url, BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="2", **env
+    )
     with log.open("w") as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"],
-                                   cwd=PROJECT_ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=stderr)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"],
+            cwd=PROJECT_ROOT,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         until(lambda: call("GET", base + "/healthz")[0] == 200, 30, "gunicorn to serve")

@@ -73,7 +73,9 @@ def test_bad_json_is_a_json_400(echo_client: FlaskClient) -> None:
         assert_json_error(echo_client.post("/echo", data=body, content_type="application/json"), 400)
 
 
-def test_unexpected_error_is_a_generic_json_500(echo_client: FlaskClient, caplog: pytest.LogCaptureFixture) -> None:
+def test_unexpected_error_is_a_generic_json_500(
+    echo_client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
     response = echo_client.get("/boom")
     assert_json_error(response, 500)
     assert "db-7" not in response.get_data(as_text=True)
@@ -82,7 +84,10 @@ def test_unexpected_error_is_a_generic_json_500(echo_client: FlaskClient, caplog
 
 def test_plain_request_id_is_kept(client: FlaskClient) -> None:
     for request_id in ["r-42", "a" * 128, "host:1.2_3-x"]:
-        assert client.get("/healthz", headers={"X-Request-ID": request_id}).headers["dbos-request-id"] == request_id
+        assert (
+            client.get("/healthz", headers={"X-Request-ID": request_id}).headers["dbos-request-id"]
+            == request_id
+        )
 
 
 def test_request_id_that_is_not_plain_is_replaced_and_logged(
@@ -90,9 +95,13 @@ def test_request_id_that_is_not_plain_is_replaced_and_logged(
 ) -> None:
     for request_id in ["a" * 129, "has space", 'quo"te', "semi;colon", "é", "<script>", "\t", "x" * 5000]:
         with caplog.at_level(logging.WARNING):
-            echoed = client.get("/healthz", headers={"dbos-request-id": request_id}).headers["dbos-request-id"]
+            echoed = client.get("/healthz", headers={"dbos-request-id": request_id}).headers[
+                "dbos-request-id"
+            ]
         assert echoed != request_id and UUID.fullmatch(echoed), request_id
-        assert [r for r in caplog.records if "request ID" in r.getMessage() and echoed in r.getMessage()], request_id
+        assert [r for r in caplog.records if "request ID" in r.getMessage() and echoed in r.getMessage()], (
+            request_id
+        )
 
 
 def format_record(message: str, *args: object, exc: BaseException | None = None) -> str:

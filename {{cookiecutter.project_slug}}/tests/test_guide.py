@@ -67,7 +67,9 @@ def test_idempotency_key_runs_the_payment_once(client: FlaskClient) -> None:
     first = client.post("/payment", json={"amount": 100, "user_id": "123"}, headers=headers).json
     second = client.post("/payment", json={"amount": 100, "user_id": "123"}, headers=headers).json
     assert first == second == {"status": "processed", "workflow_id": "payment-abc-123"}
-    assert DBOS.retrieve_workflow("payment-abc-123").get_result(timeout_seconds=20) == {"transaction_id": "txn-123-100"}
+    assert DBOS.retrieve_workflow("payment-abc-123").get_result(timeout_seconds=20) == {
+        "transaction_id": "txn-123-100"
+    }
     assert guide_app.receipts == ["txn-123-100"]
 
 
@@ -88,7 +90,10 @@ def test_request_is_stored_with_the_workflow(client: FlaskClient) -> None:
     status = DBOS.get_workflow_status("wf-req-1")
     assert status is not None and status.request is not None
     assert (status.request["request_id"], status.request["method"], status.request["path"]) == (
-        "req-1", "GET", "/process/1")
+        "req-1",
+        "GET",
+        "/process/1",
+    )
 
 
 def test_recovery_sample_second_call_is_a_new_workflow(client: FlaskClient) -> None:

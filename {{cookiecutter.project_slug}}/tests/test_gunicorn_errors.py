@@ -22,8 +22,14 @@ def base(tmp_path: Path, alembic_config: Config, database_url: str) -> Iterator[
 GET = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n"
 MALFORMED = {  # name: (raw request, the status gunicorn answers)
     "big-header": (GET + b"X-Big: " + b"a" * 9000 + b"\r\n\r\n", 431),  # over limit_request_field_size
-    "many-headers": (GET + b"".join(b"X-%d: y\r\n" % n for n in range(120)) + b"\r\n", 431),  # limit_request_fields
-    "long-line": (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n", 414),  # limit_request_line
+    "many-headers": (
+        GET + b"".join(b"X-%d: y\r\n" % n for n in range(120)) + b"\r\n",
+        431,
+    ),  # limit_request_fields
+    "long-line": (
+        b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        414,
+    ),  # limit_request_line
     "garbage": (b"HELLO\r\n\r\n", 400),
     "bad-header": (GET + b"Bad Header\r\n\r\n", 400),
 }

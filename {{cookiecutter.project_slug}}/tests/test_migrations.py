@@ -29,7 +29,9 @@ def test_revisions_form_one_line(alembic_config: Config) -> None:
     assert len(ScriptDirectory.from_config(alembic_config).get_heads()) == 1
 
 
-def test_upgrade_creates_the_tables_and_downgrade_removes_them(alembic_config: Config, database_url: str) -> None:
+def test_upgrade_creates_the_tables_and_downgrade_removes_them(
+    alembic_config: Config, database_url: str
+) -> None:
     command.upgrade(alembic_config, "head")
     created = table_names(database_url)
     assert any(name.endswith("workflow_status") for name in created), created

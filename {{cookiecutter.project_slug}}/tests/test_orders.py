@@ -48,30 +48,44 @@ def notifier(app: Flask) -> RecordingNotifier:
     return fake
 
 
-def test_order_is_saved_paid_and_notified(client: FlaskClient, gateway: ScriptedGateway,
-                                          notifier: RecordingNotifier) -> None:
+def test_order_is_saved_paid_and_notified(
+    client: FlaskClient, gateway: ScriptedGateway, notifier: RecordingNotifier
+) -> None:
     response = client.post("/orders", json=ORDER)
     assert response.status_code == 201, response.json
     body: dict[str, Any] = response.json  # type: ignore[assignment]
     assert body["status"] == "paid" and body["transaction_id"] == "txn-1"
     order = client.get(f"/orders/{body['order_id']}").json
-    assert order == {"id": body["order_id"], "user_id": "ada", "items": ORDER["items"], "total_cents": 2500,
-                     "status": "paid", "workflow_id": body["workflow_id"]}
+    assert order == {
+        "id": body["order_id"],
+        "user_id": "ada",
+        "items": ORDER["items"],
+        "total_cents": 2500,
+        "status": "paid",
+        "workflow_id": body["workflow_id"],
+    }
     workflow = client.get(f"/orders/{body['order_id']}/workflow").json
     assert workflow["status"] == "SUCCESS"
-    assert [s["name"] for s in workflow["steps"]] == ["save_order", "charge_payment", "set_order_status", "notify_user"]
+    assert [s["name"] for s in workflow["steps"]] == [
+        "save_order",
+        "charge_payment",
+        "set_order_status",
+        "notify_user",
+    ]
     assert notifier.sent == [("ada", f"Your order {body['order_id']} is confirmed")]
 
 
-def test_transient_payment_failures_are_retried(client: FlaskClient, gateway: ScriptedGateway,
-                                                notifier: RecordingNotifier) -> None:
+def test_transient_payment_failures_are_retried(
+    client: FlaskClient, gateway: ScriptedGateway, notifier: RecordingNotifier
+) -> None:
     gateway.failures = 2
     body = client.post("/orders", json=ORDER).json
     assert body["status"] == "paid" and len(gateway.calls) == 3
 
 
-def test_payment_that_never_succeeds_fails_the_order(client: FlaskClient, gateway: ScriptedGateway,
-                                                     notifier: RecordingNotifier) -> None:
+def test_payment_that_never_succeeds_fails_the_order(
+    client: FlaskClient, gateway: ScriptedGateway, notifier: RecordingNotifier
+) -> None:
     gateway.failures = 10
     body = client.post("/orders", json=ORDER).json
     assert body["status"] == "payment_failed" and body["reason"] == "payment gateway unavailable"
@@ -84,8 +98,9 @@ def test_declined_card_fails_the_order(client: FlaskClient, notifier: RecordingN
     assert (body["status"], body["reason"]) == ("payment_failed", "card declined")
 
 
-def test_repeated_request_with_idempotency_key_runs_once(client: FlaskClient, gateway: ScriptedGateway,
-                                                         notifier: RecordingNotifier) -> None:
+def test_repeated_request_with_idempotency_key_runs_once(
+    client: FlaskClient, gateway: ScriptedGateway, notifier: RecordingNotifier
+) -> None:
     headers = {"dbos-idempotency-key": "checkout-7"}
     first = client.post("/orders", json=ORDER, headers=headers)
     second = client.post("/orders", json=ORDER, headers=headers)
@@ -100,8 +115,16 @@ def test_repeated_request_with_idempotency_key_runs_once(client: FlaskClient, ga
         (None, 400, "body"),
         ({"items": ORDER["items"]}, 422, "user_id"),
         ({"user_id": "ada", "items": []}, 422, "items"),
-        ({"user_id": "ada", "items": [{"sku": "x", "quantity": "2", "price_cents": 1}]}, 422, "items[0].quantity"),
-        ({"user_id": "ada", "items": [{"sku": "x", "quantity": 1, "price_cents": -5}]}, 422, "items[0].price_cents"),
+        (
+            {"user_id": "ada", "items": [{"sku": "x", "quantity": "2", "price_cents": 1}]},
+            422,
+            "items[0].quantity",
+        ),
+        (
+            {"user_id": "ada", "items": [{"sku": "x", "quantity": 1, "price_cents": -5}]},
+            422,
+            "items[0].price_cents",
+        ),
     ],
 )
 def test_bad_order_requests_name_the_field(client: FlaskClient, body: Any, status: int, field: str) -> None:
@@ -118,8 +141,9 @@ def test_unknown_order_is_404(client: FlaskClient) -> None:
     assert client.get("/orders/999/workflow").status_code == 404
 
 
-def test_payment_runs_in_the_background_and_can_be_polled(client: FlaskClient, gateway: ScriptedGateway,
-                                                          notifier: RecordingNotifier) -> None:
+def test_payment_runs_in_the_background_and_can_be_polled(
+    client: FlaskClient, gateway: ScriptedGateway, notifier: RecordingNotifier
+) -> None:
     started = client.post("/payments", json={"amount": 100, "user_id": "123"})
     assert started.status_code == 202
     url = started.json["status_url"]

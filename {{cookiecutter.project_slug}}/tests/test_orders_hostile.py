@@ -30,12 +30,20 @@ def order_with_item(**changes: Any) -> bytes:
 BODIES = {  # name: (path, body, status, the field the error names)
     "quantity-10e30": ("/orders", order_with_item(quantity=10**30), 422, "items[0].quantity"),
     "price-10e30": ("/orders", order_with_item(price_cents=10**30), 422, "items[0].price_cents"),
-    "total-past-the-integer-column": ("/orders", order_with_item(quantity=10_000, price_cents=100_000_000), 422,
-                                      "items"),
+    "total-past-the-integer-column": (
+        "/orders",
+        order_with_item(quantity=10_000, price_cents=100_000_000),
+        422,
+        "items",
+    ),
     "fractional-quantity": ("/orders", order_with_item(quantity=1.5), 422, "items[0].quantity"),
     "infinite": ("/orders", order_with_item(quantity=float("inf")), 422, "items[0].quantity"),
-    "5000-digit-number": ("/orders", b'{"user_id": "a", "items": [{"sku": "b", "quantity": 1' + b"0" * 5000 + b"}]}",
-                          400, None),
+    "5000-digit-number": (
+        "/orders",
+        b'{"user_id": "a", "items": [{"sku": "b", "quantity": 1' + b"0" * 5000 + b"}]}",
+        400,
+        None,
+    ),
     "nul-in-user-id": ("/orders", order(user_id="ada\x00"), 422, "user_id"),
     "nul-in-sku": ("/orders", order_with_item(sku="bo\x00ok"), 422, "items[0].sku"),
     "lone-surrogate": ("/orders", order(user_id="\ud800"), 422, "user_id"),
@@ -48,8 +56,18 @@ BODIES = {  # name: (path, body, status, the field the error names)
     "payment-list-body": ("/payments", b"[1, 2]", 400, "body"),
     "payment-string-body": ("/payments", b'"pay me"', 400, "body"),
     "payment-null-body": ("/payments", b"null", 400, "body"),
-    "payment-amount-10e30": ("/payments", json.dumps({"amount": 10**30, "user_id": "ada"}).encode(), 422, "amount"),
-    "payment-nul-user-id": ("/payments", json.dumps({"amount": 5, "user_id": "a\x00"}).encode(), 422, "user_id"),
+    "payment-amount-10e30": (
+        "/payments",
+        json.dumps({"amount": 10**30, "user_id": "ada"}).encode(),
+        422,
+        "amount",
+    ),
+    "payment-nul-user-id": (
+        "/payments",
+        json.dumps({"amount": 5, "user_id": "a\x00"}).encode(),
+        422,
+        "user_id",
+    ),
 }
 
 
@@ -62,20 +80,33 @@ def test_hostile_bodies_are_json_4xx_naming_the_field(app: Flask, client: FlaskC
     """One database for every case (each one costs a CREATE DATABASE on PostgreSQL otherwise)."""
     for name, (path, body, status, field) in BODIES.items():
         response = client.post(path, data=body, content_type="application/json")
-        assert (response.status_code, response.mimetype) == (status, "application/json"), (name, response.data[:300])
+        assert (response.status_code, response.mimetype) == (status, "application/json"), (
+            name,
+            response.data[:300],
+        )
         if field is not None:
             assert response.get_json()["field"] == field, name
     assert orders_count(app) == 0
 
 
 def test_body_over_the_limit_is_a_json_413(client: FlaskClient) -> None:
-    response = client.post("/orders", data=order(user_id="a" * (2 * 1024 * 1024)), content_type="application/json")
+    response = client.post(
+        "/orders", data=order(user_id="a" * (2 * 1024 * 1024)), content_type="application/json"
+    )
     assert (response.status_code, response.mimetype) == (413, "application/json")
 
 
 def test_out_of_range_ids_are_a_json_404(client: FlaskClient) -> None:
-    for path in ["/orders/99999999999999999999", "/orders/99999999999999999999/workflow", "/orders/2147483648",
-                 "/orders/-1", "/payments/" + "k" * 3000, "/payments/%00", "/payments/%C3%A9", "/payments/a%0Ab"]:
+    for path in [
+        "/orders/99999999999999999999",
+        "/orders/99999999999999999999/workflow",
+        "/orders/2147483648",
+        "/orders/-1",
+        "/payments/" + "k" * 3000,
+        "/payments/%00",
+        "/payments/%C3%A9",
+        "/payments/a%0Ab",
+    ]:
         response = client.get(path)
         assert (response.status_code, response.mimetype) == (404, "application/json"), path
 
@@ -91,18 +122,24 @@ def test_largest_order_is_accepted(client: FlaskClient) -> None:
 def test_key_naming_another_orders_workflow_gets_422_not_that_order(client: FlaskClient) -> None:
     """Workflow IDs are in every order response: as a key, one must not fetch that order's result."""
     ada = client.post("/orders", json={"user_id": "ada", "items": [ITEM]}).json
-    stolen = client.post("/orders", json={"user_id": "mallory", "items": [ITEM]},
-                         headers={"dbos-idempotency-key": ada["workflow_id"]})
+    stolen = client.post(
+        "/orders",
+        json={"user_id": "mallory", "items": [ITEM]},
+        headers={"dbos-idempotency-key": ada["workflow_id"]},
+    )
     assert (stolen.status_code, stolen.mimetype) == (422, "application/json")
     assert ada["transaction_id"] not in stolen.get_data(as_text=True)
 
 
 def test_keys_are_checked_and_a_255_character_key_fits_the_orders_table(client: FlaskClient) -> None:
     for bad in ("k" * 256, "k" * 3000, "with space", ""):
-        response = client.post("/orders", json={"user_id": "ada", "items": [ITEM]},
-                               headers={"dbos-idempotency-key": bad})
+        response = client.post(
+            "/orders", json={"user_id": "ada", "items": [ITEM]}, headers={"dbos-idempotency-key": bad}
+        )
         assert (response.status_code, response.mimetype) == (400, "application/json"), len(bad)
     key = "k" * 255
-    created = client.post("/orders", json={"user_id": "ada", "items": [ITEM]}, headers={"dbos-idempotency-key": key})
+    created = client.post(
+        "/orders", json={"user_id": "ada", "items": [ITEM]}, headers={"dbos-idempotency-key": key}
+    )
     assert created.status_code == 201, created.json
     assert client.get(f"/orders/{created.json['order_id']}").json["workflow_id"] == key

@@ -84,8 +84,11 @@ def serve(argv: list[str], cwd: Path, port: int) -> Iterator[str]:
 @pytest.mark.parametrize("runner", ["flask run", "app.run()"])
 def test_durable_route_works_without_gunicorn(service_dir: Path, runner: str) -> None:
     port = free_port()
-    argv = ([sys.executable, "-m", "flask", "--app", "svc", "run", "--port", str(port)] if runner == "flask run"
-            else [sys.executable, str(service_dir / "svc.py"), str(port)])
+    argv = (
+        [sys.executable, "-m", "flask", "--app", "svc", "run", "--port", str(port)]
+        if runner == "flask run"
+        else [sys.executable, str(service_dir / "svc.py"), str(port)]
+    )
     for base in serve(argv, service_dir, port):
         first = get_json(base + "/durable", {"dbos-idempotency-key": "served-1"})
         again = get_json(base + "/durable", {"dbos-idempotency-key": "served-1"})

@@ -99,8 +99,14 @@ def test_the_runtime_accepts_the_generated_config() -> None:
 
 
 def test_flask_prefixed_variables_become_app_config() -> None:
-    settings = Settings.from_env({"FLASK_PAYMENT_FAILURE_RATE": "0.5", "FLASK_SECRET_KEY": "s3cret",
-                                  "FLASK_FEATURES": '["a", "b"]', "FLASK_": "ignored"})
+    settings = Settings.from_env(
+        {
+            "FLASK_PAYMENT_FAILURE_RATE": "0.5",
+            "FLASK_SECRET_KEY": "s3cret",
+            "FLASK_FEATURES": '["a", "b"]',
+            "FLASK_": "ignored",
+        }
+    )
     config = settings.as_flask_config()
     assert config["PAYMENT_FAILURE_RATE"] == 0.5  # JSON values are parsed, as Flask's from_prefixed_env does
     assert config["SECRET_KEY"] == "s3cret" and config["FEATURES"] == ["a", "b"]
@@ -118,7 +124,9 @@ def test_admin_server_beyond_loopback_needs_a_token() -> None:
     with pytest.raises(DBOSConfigError, match="admin_host='0.0.0.0' reaches beyond this machine"):
         resolve_config(Settings.from_env(exposed).as_dbos_config())
     token = "t" * 32
-    settings = Settings.from_env({**exposed, "ADMIN_TOKEN": token, "ADMIN_ALLOWED_HOSTS": "ops.internal, 10.0.0.5"})
+    settings = Settings.from_env(
+        {**exposed, "ADMIN_TOKEN": token, "ADMIN_ALLOWED_HOSTS": "ops.internal, 10.0.0.5"}
+    )
     resolved = resolve_config(settings.as_dbos_config())
     assert (resolved.admin_host, resolved.admin_token) == ("0.0.0.0", token)
     assert resolved.admin_allowed_hosts == ("ops.internal", "10.0.0.5")

@@ -7,6 +7,7 @@ from flask import Flask
 from . import db
 from .blueprints import register_blueprints
 from .durable import DBOS
+from .error_tracking import init_error_tracking
 from .errors import register_error_handlers
 from .log import configure_logging
 from .settings import Settings
@@ -20,6 +21,7 @@ def create_app(config: Settings | None = None) -> Flask:
     """
     settings = config or Settings.from_env()
     configure_logging(settings.log_level)
+    init_error_tracking(settings)  # Sentry, only when SENTRY_DSN is set
     app = Flask(__name__)
     app.config.from_mapping(settings.as_flask_config())
     db.init_app(app, settings.database_url)

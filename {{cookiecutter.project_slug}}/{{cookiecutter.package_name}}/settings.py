@@ -54,6 +54,8 @@ class Settings:
     enable_patching: bool = False
     trusted_proxies: int = 0
     max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
+    #: Sentry's DSN; error tracking is on only when set (needs the ``sentry`` extra; error_tracking.py).
+    sentry_dsn: str | None = None
     #: Extra Flask config from ``FLASK_*`` variables, as Flask's ``from_prefixed_env`` reads them.
     flask_config: Mapping[str, Any] = field(default_factory=dict)
 
@@ -61,28 +63,40 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
         """Read and check every variable; raise SettingsError naming the first bad one."""
         system_url = env.get("SYSTEM_DATABASE_URL", "").strip()
+        system_database_url = (
+            read_database_url(env, "SYSTEM_DATABASE_URL", system_url) if system_url else None
+        )
         return cls(
             database_url=read_database_url(env, "DATABASE_URL", DEFAULT_DATABASE_URL),
-            system_database_url=read_database_url(env, "SYSTEM_DATABASE_URL", system_url) if system_url else None,
+            system_database_url=system_database_url,
             log_level=read_log_level(env, "LOG_LEVEL"),
             admin_port=read_int(env, "ADMIN_PORT", DEFAULT_ADMIN_PORT, low=1, high=65535),
             run_admin_server=read_bool(env, "RUN_ADMIN_SERVER", False),
             admin_host=env.get("ADMIN_HOST", "").strip() or "127.0.0.1",
             admin_token=env.get("ADMIN_TOKEN", "").strip() or None,
-            admin_allowed_hosts=tuple(h.strip() for h in env.get("ADMIN_ALLOWED_HOSTS", "").split(",") if h.strip()),
+            admin_allowed_hosts=tuple(
+                h.strip() for h in env.get("ADMIN_ALLOWED_HOSTS", "").split(",") if h.strip()
+            ),
             enable_otlp=read_bool(env, "ENABLE_OTLP", DEFAULT_ENABLE_OTLP),
             otlp_traces_endpoint=env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip() or None,
             app_version=env.get("APP_VERSION", "").strip(),
             enable_patching=read_bool(env, "ENABLE_PATCHING", False),
             trusted_proxies=read_int(env, "TRUSTED_PROXIES", 0, low=0, high=32),
-            max_content_length=read_int(env, "MAX_CONTENT_LENGTH", DEFAULT_MAX_CONTENT_LENGTH, low=1, high=2**31),
+            max_content_length=read_int(
+                env, "MAX_CONTENT_LENGTH", DEFAULT_MAX_CONTENT_LENGTH, low=1, high=2**31
+            ),
+            sentry_dsn=env.get("SENTRY_DSN", "").strip() or None,
             flask_config=read_prefixed(env, "FLASK_"),
         )
 
     def as_flask_config(self) -> dict[str, Any]:
         """The values Flask code may want via ``current_app.config``."""
-        return {"MAX_CONTENT_LENGTH": self.max_content_length, **self.flask_config,
-                "DATABASE_URL": self.database_url, "APP_VERSION": self.app_version}
+        return {
+            "MAX_CONTENT_LENGTH": self.max_content_length,
+            **self.flask_config,
+            "DATABASE_URL": self.database_url,
+            "APP_VERSION": self.app_version,
+        }
 
     def as_dbos_config(self) -> DBOSConfig:
         """The durable runtime's configuration, in DBOS Transact's key names."""
@@ -112,7 +126,7 @@ def read_database_url(env: Mapping[str, str], name: str, default: str) -> str:
     url = env.get(name, "").strip() or default
     for alias in ("postgres://", "postgresql://"):  # Heroku-style URLs; bare postgresql:// means psycopg2
         if url.startswith(alias):
-            url = "postgresql+psycopg://" + url[len(alias):]
+            url = "postgresql+psycopg://" + url[len(alias) :]
     if url.startswith("postgresql+psycopg://"):
         return url
     if url.startswith("sqlite:///"):
@@ -125,7 +139,7 @@ def read_database_url(env: Mapping[str, str], name: str, default: str) -> str:
 
 def resolve_sqlite_url(url: str) -> str:
     """Anchor a relative SQLite path at PROJECT_ROOT; absolute paths and :memory: pass through."""
-    path, sep, query = url[len("sqlite:///"):].partition("?")
+    path, sep, query = url[len("sqlite:///") :].partition("?")
     if not path or path == ":memory:" or Path(path).is_absolute():
         return url
     return f"sqlite:///{PROJECT_ROOT / path}{sep}{query}"
@@ -138,9 +152,9 @@ def read_prefixed(env: Mapping[str, str], prefix: str) -> dict[str, Any]:
     for name in sorted(env):
         if name.startswith(prefix) and len(name) > len(prefix):
             try:
-                found[name[len(prefix):]] = json.loads(env[name])
+                found[name[len(prefix) :]] = json.loads(env[name])
             except ValueError:
-                found[name[len(prefix):]] = env[name]
+                found[name[len(prefix) :]] = env[name]
     return found
 
 

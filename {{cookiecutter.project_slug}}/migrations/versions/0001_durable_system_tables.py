@@ -16,7 +16,10 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from {{ cookiecutter.package_name }}.durable.schema import downgrade_system_schema, upgrade_system_schema
+from {{ cookiecutter.package_name }}.durable.schema import (
+    downgrade_system_schema,
+    upgrade_system_schema,
+)
 
 revision: str = "0001"
 down_revision: str | None = None

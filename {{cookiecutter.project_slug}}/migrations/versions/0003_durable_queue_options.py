@@ -11,7 +11,10 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from {{ cookiecutter.package_name }}.durable.schema import downgrade_system_schema, upgrade_system_schema
+from {{ cookiecutter.package_name }}.durable.schema import (
+    downgrade_system_schema,
+    upgrade_system_schema,
+)
 
 revision: str = "0003"
 down_revision: str | None = "{{ "0002" if cookiecutter.include_example else "0001" }}"

@@ -23,11 +23,21 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     if op.get_bind().dialect.name != "sqlite":  # SQLite does not enforce VARCHAR lengths
-        op.alter_column("orders", "workflow_id", type_=sa.String(255), existing_type=sa.String(128),
-                        existing_nullable=True)
+        op.alter_column(
+            "orders",
+            "workflow_id",
+            type_=sa.String(255),
+            existing_type=sa.String(128),
+            existing_nullable=True,
+        )
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name != "sqlite":
-        op.alter_column("orders", "workflow_id", type_=sa.String(128), existing_type=sa.String(255),
-                        existing_nullable=True)
+        op.alter_column(
+            "orders",
+            "workflow_id",
+            type_=sa.String(128),
+            existing_type=sa.String(255),
+            existing_nullable=True,
+        )

@@ -18,6 +18,10 @@ from .handles import StepInfo, WorkflowHandle, WorkflowStatus
 from .queues import Queue
 from .store.base import WorkflowStatusString
 
+# Bumped with every change to this folder; the template README's changelog says what changed and
+# whether a migration comes with it (`cruft update` brings both).
+__version__ = "0.1.0"
+
 __all__ = [
     "DBOS",
     "DBOSConfig",

@@ -56,10 +56,16 @@ def create_order() -> tuple[Response, int]:
 
 def _order_row(order_id: int) -> dict[str, Any] | None:
     with get_db().engine.connect() as conn:
-        row = conn.execute(
-            sa.text("SELECT id, user_id, items, total_cents, status, workflow_id FROM orders WHERE id = :id"),
-            {"id": order_id},
-        ).mappings().first()
+        row = (
+            conn.execute(
+                sa.text(
+                    "SELECT id, user_id, items, total_cents, status, workflow_id FROM orders WHERE id = :id"
+                ),
+                {"id": order_id},
+            )
+            .mappings()
+            .first()
+        )
     if row is None:
         return None
     return {**row, "items": json.loads(row["items"])}
@@ -83,8 +89,11 @@ def get_order_workflow(order_id: int) -> tuple[Response, int]:
     if status is None:
         return _problem(404, f"workflow {order['workflow_id']} does not exist")
     steps = [
-        {"step_id": s["function_id"], "name": s["function_name"],
-         "error": repr(s["error"]) if s["error"] is not None else None}
+        {
+            "step_id": s["function_id"],
+            "name": s["function_name"],
+            "error": repr(s["error"]) if s["error"] is not None else None,
+        }
         for s in DBOS.list_workflow_steps(status.workflow_id)
     ]
     return jsonify({"workflow_id": status.workflow_id, "status": status.status, "steps": steps}), 200

@@ -19,7 +19,8 @@ import uuid
 from pathlib import Path
 from typing import Protocol
 
-from flask import Flask, current_app
+from flask import current_app
+from flask.sansio.app import App
 
 logger = logging.getLogger(__name__)
 
@@ -73,12 +74,18 @@ class FakeNotifier:
         logger.info("notify %s: %s", user_id, message)
 
 
-def install_fakes(app: Flask) -> None:
+def install_fakes(app: App) -> None:
     """Default clients, unless the app already has its own."""
-    app.extensions.setdefault("payment_gateway", FakePaymentGateway(
-        float(app.config.get("PAYMENT_FAILURE_RATE", 0.0)), app.config.get("PAYMENT_LEDGER")))
-    app.extensions.setdefault("notifier", FakeNotifier(
-        float(app.config.get("NOTIFY_FAILURE_RATE", 0.0)), app.config.get("NOTIFY_HOLD_FILE")))
+    app.extensions.setdefault(
+        "payment_gateway",
+        FakePaymentGateway(
+            float(app.config.get("PAYMENT_FAILURE_RATE", 0.0)), app.config.get("PAYMENT_LEDGER")
+        ),
+    )
+    app.extensions.setdefault(
+        "notifier",
+        FakeNotifier(float(app.config.get("NOTIFY_FAILURE_RATE", 0.0)), app.config.get("NOTIFY_HOLD_FILE")),
+    )
 
 
 def payment_gateway() -> PaymentGateway:

@@ -59,7 +59,9 @@ def _text(value: Any, field: str) -> str:
     if len(value) > MAX_TEXT:
         raise InvalidOrder(field, f"must be at most {MAX_TEXT} characters")
     if any(unicodedata.category(char) in UNPRINTABLE_CATEGORIES for char in value):
-        raise InvalidOrder(field, "must hold printable characters only (no control characters or lone surrogates)")
+        raise InvalidOrder(
+            field, "must hold printable characters only (no control characters or lone surrogates)"
+        )
     return value
 
 
@@ -83,11 +85,15 @@ def parse_order(body: Any) -> OrderRequest:
         where = f"items[{n}]"
         if not isinstance(item, dict):
             raise InvalidOrder(where, "must be an object")
-        clean.append({
-            "sku": _text(item.get("sku"), f"{where}.sku"),
-            "quantity": _whole(item.get("quantity"), f"{where}.quantity", low=1, high=MAX_QUANTITY),
-            "price_cents": _whole(item.get("price_cents"), f"{where}.price_cents", low=0, high=MAX_PRICE_CENTS),
-        })
+        clean.append(
+            {
+                "sku": _text(item.get("sku"), f"{where}.sku"),
+                "quantity": _whole(item.get("quantity"), f"{where}.quantity", low=1, high=MAX_QUANTITY),
+                "price_cents": _whole(
+                    item.get("price_cents"), f"{where}.price_cents", low=0, high=MAX_PRICE_CENTS
+                ),
+            }
+        )
     order = OrderRequest(user_id=user_id, items=clean)
     if order.total_cents > MAX_TOTAL_CENTS:
         raise InvalidOrder("items", f"the order's total must be at most {MAX_TOTAL_CENTS} cents")

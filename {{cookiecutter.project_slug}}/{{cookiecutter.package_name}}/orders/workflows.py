@@ -25,14 +25,21 @@ def save_order(user_id: str, items: list[dict[str, Any]], total_cents: int) -> i
             "INSERT INTO orders (user_id, items, total_cents, status, workflow_id) "
             "VALUES (:user_id, :items, :total, 'pending', :workflow_id) RETURNING id"
         ),
-        {"user_id": user_id, "items": json.dumps(items), "total": total_cents, "workflow_id": DBOS.workflow_id},
+        {
+            "user_id": user_id,
+            "items": json.dumps(items),
+            "total": total_cents,
+            "workflow_id": DBOS.workflow_id,
+        },
     )
     return int(result.scalar_one())
 
 
 @DBOS.transaction()
 def set_order_status(order_id: int, status: str) -> None:
-    DBOS.sql_session.execute(sa.text("UPDATE orders SET status = :s WHERE id = :id"), {"s": status, "id": order_id})
+    DBOS.sql_session.execute(
+        sa.text("UPDATE orders SET status = :s WHERE id = :id"), {"s": status, "id": order_id}
+    )
 
 
 @DBOS.step(retries_allowed=True, max_attempts=3, interval_seconds=0.2, backoff_rate=2.0)
@@ -56,12 +63,20 @@ def checkout(user_id: str, items: list[dict[str, Any]], total_cents: int) -> dic
         payment = {"success": False, "transaction_id": None, "reason": "payment gateway unavailable"}
     if not payment["success"]:
         set_order_status(order_id, "payment_failed")
-        return {"order_id": order_id, "status": "payment_failed", "reason": payment["reason"],
-                "workflow_id": DBOS.workflow_id}
+        return {
+            "order_id": order_id,
+            "status": "payment_failed",
+            "reason": payment["reason"],
+            "workflow_id": DBOS.workflow_id,
+        }
     set_order_status(order_id, "paid")
     notify_user(user_id, order_id)
-    return {"order_id": order_id, "status": "paid", "transaction_id": payment["transaction_id"],
-            "workflow_id": DBOS.workflow_id}
+    return {
+        "order_id": order_id,
+        "status": "paid",
+        "transaction_id": payment["transaction_id"],
+        "workflow_id": DBOS.workflow_id,
+    }
 
 
 @DBOS.workflow()
