@@ -32,8 +32,11 @@ PRUNED_WHEN: dict[tuple[str, object], list[str]] = {  # (option, value) -> paths
     ("include_example", False): [
         "{pkg}/orders",
         "migrations/versions/0002_orders.py",
+        "migrations/versions/0004_orders_workflow_id.py",
         "tests/test_orders.py",
         "tests/test_orders_gunicorn.py",
+        "tests/test_orders_hostile.py",
+        "tests/test_orders_properties.py",
     ],
     ("enable_otlp", False): ["compose.otlp.yaml"],
 }

@@ -10,9 +10,9 @@ import json
 import keyword
 import re
 import sys
+import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 RAW_ANSWERS = r"""{{ cookiecutter | jsonify }}"""  # the only Jinja here: no other double braces below
 
@@ -22,6 +22,38 @@ PORT_PATTERN = re.compile(r"[1-9][0-9]{0,4}")  # no sign, no leading zero: the v
 PYTHON_PATTERN = re.compile(r"3\.1[1-9]")  # 3.11 is the floor: the runtime uses enum.StrEnum
 DATABASES = ("sqlite", "postgresql")
 PG_SCHEMES = ("postgresql", "postgresql+psycopg")
+PG_EXAMPLE = "postgresql+psycopg://postgres@127.0.0.1:5432/order_service"
+# The URL lands in settings.py, .env.example (which a shell may source) and the README's table, so it
+# may hold only characters that mean nothing to Python strings, shells or Markdown: no quotes,
+# backslashes, whitespace, control characters, $ ` ; & | < > ( ) ! * # ~ or braces. Anything else in a
+# password can be percent-encoded.
+URL_CHARACTERS = re.compile(r"[A-Za-z0-9._:/?=@%+,\[\]-]")
+URL_CHARACTERS_TEXT = "letters, digits and - . _ : / ? = @ % + , [ ]"
+# SQLAlchemy's own URL pattern (sqlalchemy.engine.url._parse_url): the hook has only the stdlib, and a
+# test checks that this reading agrees with sqlalchemy.make_url.
+SQLALCHEMY_URL = re.compile(
+    r"""
+        (?P<name>[\w\+]+)://
+        (?:
+            (?P<username>[^:/]*)
+            (?::(?P<password>[^@]*))?
+        @)?
+        (?:
+            (?:
+                \[(?P<ipv6host>[^/\?]+)\] |
+                (?P<ipv4host>[^/:\?]+)
+            )?
+            (?::(?P<port>[^/\?]*))?
+        )?
+        (?:/(?P<database>[^\?]*))?
+        (?:\?(?P<query>.*))?
+    """,
+    re.X,
+)
+# Free-text answers (README, pyproject.toml): one line of printable text, bounded.
+TEXT_LIMITS = {"project_name": 100, "description": 300, "author_name": 100}
+# Control characters, lone surrogates (not encodable: the file would be half written) and line breaks.
+UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 BOOLEAN_OPTIONS = ("include_example", "run_setup", "enable_otlp")
 # Modules the generated project imports by name; a package called one of these would hide it.
 THIRD_PARTY_IMPORTS = frozenset(
@@ -57,9 +89,9 @@ def shadowed_module(name: str) -> str | None:
 
 
 def check_project_name(value: Any) -> str | None:
-    if not isinstance(value, str) or not value.strip():
+    if isinstance(value, str) and not value.strip():
         return f"project_name={value!r} is empty; give the service a name, e.g. 'Order Service'"
-    return None
+    return check_text("project_name", value)
 
 
 def check_project_slug(value: Any) -> str | None:
@@ -92,28 +124,52 @@ def check_database(value: Any) -> str | None:
     return None
 
 
+def parse_sqlalchemy_url(value: str) -> dict[str, str | None] | None:
+    """The parts SQLAlchemy's ``make_url`` reads from ``value``, or None where it raises ArgumentError."""
+    found = SQLALCHEMY_URL.match(value)
+    if found is None:
+        return None
+    parts = found.groupdict()
+    parts["host"] = parts.pop("ipv4host") or parts.pop("ipv6host")
+    return parts
+
+
 def check_postgresql_url(value: Any) -> str | None:
-    """Apply SQLAlchemy's URL rules with the stdlib: scheme, host and database name must be present."""
-    example = "postgresql+psycopg://postgres@127.0.0.1:5432/order_service"
+    """Parse as SQLAlchemy does: scheme, host, port and database name must be present and plain."""
     if not isinstance(value, str):
-        return f"postgresql_url={value!r} is not a URL; use the form {example}"
-    try:
-        parts = urlsplit(value)
-        port = parts.port  # raises ValueError on a non-numeric or out-of-range port
-    except ValueError as exc:
-        return f"postgresql_url={value!r} does not parse ({exc}); use the form {example}"
-    if parts.scheme not in PG_SCHEMES:
+        return f"postgresql_url={value!r} is not a URL; use the form {PG_EXAMPLE}"
+    bad = next((char for char in value if not URL_CHARACTERS.fullmatch(char)), None)
+    if bad is not None:
         return (
-            f"postgresql_url={value!r} has scheme {parts.scheme!r}; allowed: {', '.join(PG_SCHEMES)} "
-            f"(e.g. {example})"
+            f"postgresql_url={value!r} contains {bad!r}; use only {URL_CHARACTERS_TEXT} (percent-encode other "
+            f"characters of a password), e.g. {PG_EXAMPLE}"
         )
-    if not parts.hostname:
-        return f"postgresql_url={value!r} names no host; use the form {example}"
-    if port == 0:
-        return f"postgresql_url={value!r} has port 0; use a port in 1-65535, e.g. {example}"
-    database = parts.path.lstrip("/")
+    parts = parse_sqlalchemy_url(value)
+    if parts is None:
+        return f"postgresql_url={value!r} is not a SQLAlchemy URL; use the form {PG_EXAMPLE}"
+    if parts["name"] not in PG_SCHEMES:
+        return f"postgresql_url={value!r} has scheme {parts['name']!r}; allowed: {', '.join(PG_SCHEMES)} (e.g. {PG_EXAMPLE})"
+    if not parts["host"]:
+        return f"postgresql_url={value!r} names no host; use the form {PG_EXAMPLE}"
+    port = parts["port"]
+    if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+        return f"postgresql_url={value!r} has port {port!r}; use a port in 1-65535, e.g. {PG_EXAMPLE}"
+    database = parts["database"]
     if not database or "/" in database:
-        return f"postgresql_url={value!r} names no single database after the host; use the form {example}"
+        return f"postgresql_url={value!r} names no single database after the host; use the form {PG_EXAMPLE}"
+    return None
+
+
+def check_text(name: str, value: Any) -> str | None:
+    """A free-text answer: a string of printable characters on one line, within its length limit."""
+    limit = TEXT_LIMITS[name]
+    if not isinstance(value, str):
+        return f"{name}={value!r} is not text; use one line of up to {limit} printable characters"
+    bad = next((char for char in value if unicodedata.category(char) in UNPRINTABLE_CATEGORIES), None)
+    if bad is not None:
+        return f"{name}={value!r} contains {bad!r}; use one line of up to {limit} printable characters"
+    if len(value) > limit:
+        return f"{name}={value!r} has {len(value)} characters; use one line of up to {limit} printable characters"
     return None
 
 
@@ -140,6 +196,8 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "project_name": check_project_name,
     "project_slug": check_project_slug,
     "package_name": check_package_name,
+    "description": lambda value: check_text("description", value),
+    "author_name": lambda value: check_text("author_name", value),
     "database": check_database,
     "admin_port": check_admin_port,
     "python_version": check_python_version,

@@ -30,6 +30,7 @@ TEMPLATE_PROJECT = TEMPLATE_DIR / "{{cookiecutter.project_slug}}"
 TEMPLATE_DURABLE = TEMPLATE_PROJECT / "{{cookiecutter.package_name}}" / "durable"
 EXAMPLE_ONLY = [
     "order_service/orders", "migrations/versions/0002_orders.py", "tests/test_orders.py", "tests/test_orders_gunicorn.py",
+    "tests/test_orders_hostile.py", "tests/test_orders_properties.py", "migrations/versions/0004_orders_workflow_id.py",
 ]
 OTLP_ONLY = ["compose.otlp.yaml"]
 JINJA_MARKERS = ("{{", "{%", "{#")

@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shlex
-import sys
 import tempfile
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from cookiecutter.exceptions import FailedHookException
 
 from baking import bake
-from helpers import PG_SERVER_URL, TEMPLATE_DIR, free_port
-
-
-def load_hook(name: str) -> ModuleType:
-    """Import a hook as a module: its Jinja line is an unrendered string, so its functions are testable."""
-    spec = importlib.util.spec_from_file_location(name, TEMPLATE_DIR / "hooks" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is being made
-    spec.loader.exec_module(module)
-    return module
-
+from helpers import PG_SERVER_URL, TEMPLATE_DIR, free_port, load_hook
 
 pre_gen = load_hook("pre_gen_project")
 post_gen = load_hook("post_gen_project")
@@ -35,12 +21,13 @@ DEFAULT_ANSWERS: dict[str, Any] = {
     "project_slug": "order-service",
     "package_name": "order_service",
     "database": "sqlite",
+    "postgresql_url": "postgresql+psycopg://postgres@127.0.0.1:5432/order_service",
 }
 
 # (answers changed, the line the hook must print): each is also baked to prove nothing is written.
 REFUSALS = [
     pytest.param(
-        {"project_slug": "Order Service!"},
+        {"project_slug": "Order Service!", "package_name": "order_service"},  # else derived, and refused too
         "ERROR: project_slug='Order Service!' is not a valid slug; use lowercase letters, digits and single dashes, "
         "starting with a letter, e.g. 'order-service'",
         id="slug-with-spaces",
@@ -99,9 +86,50 @@ REFUSALS = [
     ),
     pytest.param(
         {"database": "postgresql", "postgresql_url": "postgresql://postgres@127.0.0.1:port/app"},
-        "ERROR: postgresql_url='postgresql://postgres@127.0.0.1:port/app' does not parse (Port could not be cast "
-        "to integer value as 'port'); use the form postgresql+psycopg://postgres@127.0.0.1:5432/order_service",
+        "ERROR: postgresql_url='postgresql://postgres@127.0.0.1:port/app' has port 'port'; use a port in 1-65535, "
+        "e.g. postgresql+psycopg://postgres@127.0.0.1:5432/order_service",
         id="pg-url-bad-port",
+    ),
+    *[
+        pytest.param(
+            {"database": "postgresql", "postgresql_url": f"postgresql+psycopg://postgres@127.0.0.1:5432/{tail}"},
+            f"ERROR: postgresql_url={f'postgresql+psycopg://postgres@127.0.0.1:5432/{tail}'!r} contains {bad!r}; "
+            f"use only letters, digits and - . _ : / ? = @ % + , [ ] (percent-encode other characters of a "
+            f"password), e.g. postgresql+psycopg://postgres@127.0.0.1:5432/order_service",
+            id=case_id,
+        )
+        for tail, bad, case_id in [
+            ('db"+str(6*7)+"', '"', "pg-url-python-injection"),  # was evaluated when settings.py was imported
+            ("db\\", "\\", "pg-url-trailing-backslash"),  # left settings.py unparseable
+            ("db;$(id)", ";", "pg-url-shell-command"),  # went verbatim into .env.example
+            ("db'x", "'", "pg-url-single-quote"),
+            ("db`id`", "`", "pg-url-backtick"),
+            ("my db", " ", "pg-url-space"),
+            ("db\nDEBUG=1", "\n", "pg-url-newline"),
+            ("db|x", "|", "pg-url-pipe"),
+            ("db?sslmode=require&x=1", "&", "pg-url-ampersand"),
+        ]
+    ],
+    pytest.param(
+        {"description": "Orders\n# Injected heading"},
+        "ERROR: description='Orders\\n# Injected heading' contains '\\n'; use one line of up to 300 printable "
+        "characters",
+        id="description-newline",
+    ),
+    pytest.param(
+        {"author_name": "Ada\x00"},
+        "ERROR: author_name='Ada\\x00' contains '\\x00'; use one line of up to 100 printable characters",
+        id="author-nul",
+    ),
+    pytest.param(
+        {"project_name": "Orders \ud800", "project_slug": "orders", "package_name": "orders"},
+        "ERROR: project_name='Orders \\ud800' contains '\\ud800'; use one line of up to 100 printable characters",
+        id="name-lone-surrogate",  # unencodable: cookiecutter would stop with the project half written
+    ),
+    pytest.param(
+        {"description": "x" * 301},
+        f"ERROR: description={'x' * 301!r} has 301 characters; use one line of up to 300 printable characters",
+        id="description-too-long",
     ),
     pytest.param(
         {"admin_port": "70000"},
@@ -141,7 +169,8 @@ def test_refused_bake_writes_nothing(
 ) -> None:
     with pytest.raises(FailedHookException):
         bake(tmp_path, **{**changes, "run_setup": False})
-    assert line in capfd.readouterr().err.splitlines()
+    refusals = [text for text in capfd.readouterr().err.splitlines() if text.startswith("ERROR: ")]
+    assert refusals == [line]
     assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == []  # dot-files: bake's config
 
 
@@ -159,6 +188,8 @@ def test_unknown_database_is_refused_before_anything_is_written(tmp_path: Path) 
         {"database": "postgresql", "postgresql_url": "postgresql://app:secret@db.internal/orders?sslmode=require"},
         {"project_slug": "billing2", "package_name": "billing2", "admin_port": "65535", "python_version": "3.13"},
         {"database": "sqlite", "postgresql_url": "not a url"},  # unused with SQLite, so not checked
+        {"database": "postgresql", "postgresql_url": "postgresql+psycopg://u:p%40ss%22w%5C@[::1]:5433/db_1"},
+        {"description": 'Says "hi" \\ in 3 languages 😀', "author_name": "Zoë O'Brien <zoe@example.com>"},
     ],
 )
 def test_good_answers_pass(changes: dict[str, Any]) -> None:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import urllib.request
 
 from baking import DEFAULT_COMBINATION, Bakery
-from helpers import free_port, output_of, project_env, run, wait_until
+from helpers import free_port, output_of, project_env, run, stop_process, wait_until
 
 
 def get_json(url: str) -> tuple[int, dict[str, object]]:
@@ -35,12 +34,7 @@ def test_gunicorn_serves_health_and_readiness(bakery: Bakery) -> None:
         )
         assert get_json(f"{base}/readyz") == (200, {"status": "ready"})
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=45)  # gunicorn's graceful_timeout is 30s
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
+        stop_process(server, timeout=45)  # gunicorn's graceful_timeout is 30s
     text = log.read_text()
     assert server.returncode == 0, text[-4000:]
     assert "Traceback" not in text, text[-4000:]  # the post_fork/post_worker_init/worker_exit hooks ran cleanly

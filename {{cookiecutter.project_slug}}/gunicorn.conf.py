@@ -6,9 +6,12 @@ serves a laptop, Docker and a platform that assigns the port.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import Any
+
+import gunicorn.util  # type: ignore[import-untyped]  # gunicorn ships no type hints
 
 wsgi_app = "{{ cookiecutter.package_name }}:create_app()"
 # PORT is how platforms (Heroku, Cloud Run, Render) assign a port, and they route from outside the
@@ -21,6 +24,21 @@ accesslog = "-"
 errorlog = "-"
 graceful_timeout = 30
 timeout = 60
+
+
+def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's own error answers (a malformed request line, headers over the limits: 400, 414, 431;
+    a worker that died mid-request: 500) as JSON in the app's shape, instead of an HTML page."""
+    body = json.dumps({"error": reason, "message": mesg, "status": status_int}).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    gunicorn.util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+# gunicorn offers no setting for this; its workers call util.write_error, looked up at each call.
+gunicorn.util.write_error = write_json_error
 
 
 def post_fork(server: Any, worker: Any) -> None:

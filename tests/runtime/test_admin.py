@@ -43,6 +43,7 @@ def admin(dbos: type[DBOS]) -> Iterator[str]:
         list_workflows=DBOS.list_workflows,
         get_workflow=DBOS.get_workflow_status,
         list_steps=DBOS.list_workflow_steps,
+        live_executors=lambda ids: [],
     )
     server = AdminServer(actions, free_port())
     assert server.start()
@@ -70,7 +71,7 @@ def test_admin_endpoints(admin: str) -> None:
 
 def test_second_server_on_the_same_port_steps_aside(admin: str) -> None:
     port = int(admin.rsplit(":", 1)[1])
-    other = AdminServer(AdminActions(lambda ids: [], lambda **kw: [], lambda i: None, lambda i: []), port)
+    other = AdminServer(AdminActions(lambda ids: [], lambda **kw: [], lambda i: None, lambda i: [], lambda ids: []), port)
     assert other.start() is False
 
 

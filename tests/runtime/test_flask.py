@@ -26,6 +26,16 @@ def background_greeting() -> dict[str, object]:
             "ip": request.client_ip if request else None}
 
 
+@DBOS.step()
+def unstorable_step() -> object:
+    return object()  # JSON has no way to store it
+
+
+@DBOS.workflow()
+def unstorable_workflow() -> object:
+    return unstorable_step()
+
+
 def build_app(**config: object) -> Flask:
     app = Flask(__name__)
     app.config["GREETING"] = "hello"
@@ -38,6 +48,10 @@ def build_app(**config: object) -> Flask:
     def start():  # type: ignore[no-untyped-def]
         handle = DBOS.start_workflow(background_greeting)
         return {"workflow_id": handle.workflow_id}
+
+    @app.get("/unstorable")
+    def unstorable():  # type: ignore[no-untyped-def]
+        return {"value": unstorable_workflow()}
 
     @app.get("/response/<name>")
     @DBOS.workflow()
@@ -113,3 +127,12 @@ def test_runtime_built_before_the_app_attaches_with_init_app(database_url: str) 
         assert result["greeting"] == "hello" and result["request_id"] == "late"
     finally:
         DBOS.destroy()
+
+
+def test_unserialisable_step_output_is_a_generic_500_with_details_in_the_log(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    response = app.test_client().get("/unstorable")
+    assert (response.status_code, response.mimetype) == (500, "application/json")
+    assert response.json["error"] == "internal error" and "unstorable_step" not in response.get_data(as_text=True)
+    assert "unstorable_step" in caplog.text and "cannot be checkpointed" in caplog.text

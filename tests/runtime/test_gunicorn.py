@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -18,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import RUNTIME_PARENT
-from helpers import free_port, http_status, wait_until
+from helpers import free_port, http_status, stop_process, wait_until
 
 SERVICE = f"""
 import os, signal, sys
@@ -89,12 +88,7 @@ def service(database_url: str, tmp_path: Path) -> Iterator[str]:
         wait_until(lambda: http_status(base + "/nowhere") == 404, timeout=30, what="gunicorn to serve")
         yield base
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=5)
+        stop_process(server, timeout=15)
 
 
 def post(url: str, body: dict[str, object], key: str) -> tuple[int, dict[str, str], bytes]:

@@ -6,52 +6,17 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.config import Config
+from gunicorn_server import call, running_gunicorn, until
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ORDER = {"user_id": "ada", "items": [{"sku": "book", "quantity": 1, "price_cents": 900}]}
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def call(method: str, url: str, body: object = None, key: str | None = None) -> tuple[int, dict[str, object]]:
-    headers = {"Content-Type": "application/json"} | ({"dbos-idempotency-key": key} if key else {})
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return int(response.status), json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
-
-
-def until(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            result = predicate()
-            if result:
-                return result
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def workers_of(master: int) -> list[int]:
@@ -66,35 +31,17 @@ def server(
     tmp_path: Path, alembic_config: Config, database_url: str
 ) -> Iterator[tuple[str, Path, Path, int]]:
     command.upgrade(alembic_config, "head")
-    port = free_port()
     ledger, hold = tmp_path / "ledger.jsonl", tmp_path / "hold"
-    env = dict(
-        os.environ,
-        DATABASE_URL=database_url,
-        BIND=f"127.0.0.1:{port}",
-        WEB_CONCURRENCY="2",
+    with running_gunicorn(
+        database_url,
+        tmp_path / "gunicorn.log",
         FLASK_PAYMENT_LEDGER=str(ledger),
         FLASK_NOTIFY_HOLD_FILE=str(hold),
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "gunicorn.log", "w"),
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        until(lambda: call("GET", base + "/healthz")[0] == 200, 30, "gunicorn to serve")
-        yield base, ledger, hold, process.pid
-    finally:
-        hold.unlink(missing_ok=True)
-        process.send_signal(signal.SIGTERM)
+    ) as (base, master):
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+            yield base, ledger, hold, master
+        finally:
+            hold.unlink(missing_ok=True)  # before stopping: a held notifier would delay the workers' exit
 
 
 def test_checkout_killed_mid_workflow_finishes_once(server: tuple[str, Path, Path, int]) -> None:
@@ -134,3 +81,58 @@ def test_checkout_killed_mid_workflow_finishes_once(server: tuple[str, Path, Pat
         "notify_user",
     ]
     assert recovered_in < 60
+
+
+FORGED_LINE = "2026-01-01 00:00:00,000 INFO [1] order_service.orders.services: refund approved for mallory"
+HOSTILE_REQUESTS = [  # (method, path, raw body, expected status[, key]): each was a 500 or an HTML page
+    (
+        "POST",
+        "/orders",
+        b'{"user_id": "ada", "items": [{"sku": "b", "quantity": 1' + b"0" * 30 + b', "price_cents": 1}]}',
+        422,
+    ),
+    ("POST", "/orders", b"[" * 100_000, 400),
+    (
+        "POST",
+        "/orders",
+        b'{"user_id": "a\\u0000", "items": [{"sku": "b", "quantity": 1, "price_cents": 1}]}',
+        422,
+    ),
+    (
+        "POST",
+        "/orders",
+        b'{"user_id": "\\ud800", "items": [{"sku": "b", "quantity": 1, "price_cents": 1}]}',
+        422,
+    ),
+    ("POST", "/payments", b"[1, 2]", 400),
+    ("POST", "/payments", b'"pay"', 400),
+    ("POST", "/orders", b'{"user_id": "' + b"a" * (2 * 1024 * 1024) + b'"}', 413),
+    ("GET", "/orders/99999999999999999999", None, 404),
+    (
+        "POST",
+        "/orders",
+        json.dumps(ORDER).encode(),
+        400,
+        "k" * 3000,
+    ),  # overflowed PostgreSQL's index row: HTML 500
+    ("GET", "/no-such-page", None, 404),
+    ("DELETE", "/orders", None, 405),
+]
+
+
+def test_hostile_requests_get_json_4xx_under_gunicorn(
+    server: tuple[str, Path, Path, int], tmp_path: Path
+) -> None:
+    base, *_ = server
+    for method, path, body, expected, *key in HOSTILE_REQUESTS:
+        status, answer = call(method, base + path, raw=body, key=key[0] if key else None)
+        assert (status, answer.get("status", status)) == (expected, expected), (method, path, answer)
+    forged = {"user_id": "ada\n" + FORGED_LINE, "items": ORDER["items"]}
+    assert call("POST", base + "/orders", forged)[0] == 422
+    status, answer = call(
+        "GET", base + "/healthz", headers={"X-Request-ID": 'x" onload="alert(1)' + "y" * 200}
+    )
+    assert status == 200
+    log = (tmp_path / "gunicorn.log").read_text()
+    assert FORGED_LINE not in log.splitlines()
+    assert "replaced by" in log and "Traceback" not in log

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from {{ cookiecutter.package_name }}.durable.config import resolve_config
+from {{ cookiecutter.package_name }}.durable.error import DBOSConfigError
 from {{ cookiecutter.package_name }}.settings import DEFAULT_ADMIN_PORT, Settings, SettingsError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +46,8 @@ def test_bare_postgres_urls_mean_psycopg_3(scheme: str) -> None:
         ("LOG_LEVEL", "loud"),
         ("ENABLE_OTLP", "maybe"),
         ("TRUSTED_PROXIES", "-1"),
+        ("MAX_CONTENT_LENGTH", "0"),
+        ("MAX_CONTENT_LENGTH", "1MB"),
     ],
 )
 def test_bad_value_is_refused_naming_the_variable(name: str, value: str) -> None:
@@ -114,3 +117,17 @@ def test_admin_server_is_off_unless_asked_for() -> None:
     assert Settings.from_env({}).as_dbos_config()["run_admin_server"] is False
     config = Settings.from_env({"RUN_ADMIN_SERVER": "true", "ADMIN_PORT": "3999"}).as_dbos_config()
     assert (config["run_admin_server"], config["admin_port"]) == (True, 3999)
+
+
+def test_admin_server_beyond_loopback_needs_a_token() -> None:
+    exposed = {"RUN_ADMIN_SERVER": "true", "ADMIN_HOST": "0.0.0.0"}
+    with pytest.raises(DBOSConfigError, match="admin_host='0.0.0.0' reaches beyond this machine"):
+        resolve_config(Settings.from_env(exposed).as_dbos_config())
+    token = "t" * 32
+    settings = Settings.from_env(
+        {**exposed, "ADMIN_TOKEN": token, "ADMIN_ALLOWED_HOSTS": "ops.internal, 10.0.0.5"}
+    )
+    resolved = resolve_config(settings.as_dbos_config())
+    assert (resolved.admin_host, resolved.admin_token) == ("0.0.0.0", token)
+    assert resolved.admin_allowed_hosts == ("ops.internal", "10.0.0.5")
+    assert token not in repr(settings) and token not in repr(resolved)

@@ -16,15 +16,18 @@ from typing import Any
 from .durable import DBOSConfig
 
 # The answers given when the project was generated; each env variable below overrides one.
-DEFAULT_DATABASE_URL = "{{ cookiecutter.postgresql_url if cookiecutter.database == 'postgresql' else 'sqlite:///instance/' ~ cookiecutter.package_name ~ '.db' }}"
-DEFAULT_ADMIN_PORT = {{ cookiecutter.admin_port }}
-DEFAULT_ENABLE_OTLP = {{ cookiecutter.enable_otlp }}
+# Rendered as literals (tojson, int, a comparison), so no answer can become code here.
+DEFAULT_DATABASE_URL = {{ (cookiecutter.postgresql_url if cookiecutter.database == 'postgresql' else 'sqlite:///instance/' ~ cookiecutter.package_name ~ '.db') | tojson }}
+DEFAULT_ADMIN_PORT = {{ cookiecutter.admin_port | int }}
+DEFAULT_ENABLE_OTLP = {{ cookiecutter.enable_otlp is sameas true }}
 
 #: Relative SQLite paths resolve here (the folder holding pyproject.toml), not against the working
 #: directory, so `alembic` and `gunicorn` started from anywhere open the same file.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 APP_NAME = __name__.partition(".")[0]
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: Request bodies larger than this get 413 (Flask's MAX_CONTENT_LENGTH): the example's bodies are small.
+DEFAULT_MAX_CONTENT_LENGTH = 1024 * 1024
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 
@@ -42,11 +45,15 @@ class Settings:
     log_level: str = "INFO"
     admin_port: int = DEFAULT_ADMIN_PORT
     run_admin_server: bool = False
+    admin_host: str = "127.0.0.1"
+    admin_token: str | None = field(default=None, repr=False)  # a secret: kept out of reprs and logs
+    admin_allowed_hosts: tuple[str, ...] = ()
     enable_otlp: bool = DEFAULT_ENABLE_OTLP
     otlp_traces_endpoint: str | None = None
     app_version: str = ""
     enable_patching: bool = False
     trusted_proxies: int = 0
+    max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
     #: Sentry's DSN; error tracking is on only when set (needs the ``sentry`` extra; error_tracking.py).
     sentry_dsn: str | None = None
     #: Extra Flask config from ``FLASK_*`` variables, as Flask's ``from_prefixed_env`` reads them.
@@ -65,18 +72,31 @@ class Settings:
             log_level=read_log_level(env, "LOG_LEVEL"),
             admin_port=read_int(env, "ADMIN_PORT", DEFAULT_ADMIN_PORT, low=1, high=65535),
             run_admin_server=read_bool(env, "RUN_ADMIN_SERVER", False),
+            admin_host=env.get("ADMIN_HOST", "").strip() or "127.0.0.1",
+            admin_token=env.get("ADMIN_TOKEN", "").strip() or None,
+            admin_allowed_hosts=tuple(
+                h.strip() for h in env.get("ADMIN_ALLOWED_HOSTS", "").split(",") if h.strip()
+            ),
             enable_otlp=read_bool(env, "ENABLE_OTLP", DEFAULT_ENABLE_OTLP),
             otlp_traces_endpoint=env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip() or None,
             app_version=env.get("APP_VERSION", "").strip(),
             enable_patching=read_bool(env, "ENABLE_PATCHING", False),
             trusted_proxies=read_int(env, "TRUSTED_PROXIES", 0, low=0, high=32),
+            max_content_length=read_int(
+                env, "MAX_CONTENT_LENGTH", DEFAULT_MAX_CONTENT_LENGTH, low=1, high=2**31
+            ),
             sentry_dsn=env.get("SENTRY_DSN", "").strip() or None,
             flask_config=read_prefixed(env, "FLASK_"),
         )
 
     def as_flask_config(self) -> dict[str, Any]:
         """The values Flask code may want via ``current_app.config``."""
-        return {**self.flask_config, "DATABASE_URL": self.database_url, "APP_VERSION": self.app_version}
+        return {
+            "MAX_CONTENT_LENGTH": self.max_content_length,
+            **self.flask_config,
+            "DATABASE_URL": self.database_url,
+            "APP_VERSION": self.app_version,
+        }
 
     def as_dbos_config(self) -> DBOSConfig:
         """The durable runtime's configuration, in DBOS Transact's key names."""
@@ -86,6 +106,9 @@ class Settings:
             log_level=self.log_level,
             admin_port=self.admin_port,
             run_admin_server=self.run_admin_server,
+            admin_host=self.admin_host,
+            admin_token=self.admin_token,
+            admin_allowed_hosts=list(self.admin_allowed_hosts),
             enable_otlp=self.enable_otlp,
             otlp_traces_endpoints=[self.otlp_traces_endpoint] if self.otlp_traces_endpoint else [],
             trusted_proxies=self.trusted_proxies,

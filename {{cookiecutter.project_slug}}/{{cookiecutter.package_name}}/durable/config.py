@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
@@ -27,6 +29,10 @@ class DBOSConfig(TypedDict, total=False):
     sys_db_pool_size: int | None
     admin_port: int | None
     run_admin_server: bool | None
+    # Ours: where the admin server listens, the token it requires, and the Host names it answers to.
+    admin_host: str | None
+    admin_token: str | None
+    admin_allowed_hosts: list[str] | None
     enable_otlp: bool | None
     otlp_traces_endpoints: list[str] | None
     otlp_logs_endpoints: list[str] | None
@@ -48,6 +54,8 @@ KNOWN_KEYS = frozenset(DBOSConfig.__annotations__)
 
 DEFAULT_MAX_CHECKPOINT_BYTES = 2 * 1024 * 1024
 DEFAULT_MAX_RECOVERY_ATTEMPTS = 100
+# An admin token is a secret: long enough not to guess, plain enough to send in a header.
+ADMIN_TOKEN_PATTERN = re.compile(r"[!-~]{16,512}")
 # DBOS's application version when patching is on: one version for every deploy, so code changes are
 # made with DBOS.patch rather than by letting old workflows wait for their own version.
 PATCHING_VERSION = "PATCHING_ENABLED"
@@ -69,6 +77,9 @@ class RuntimeSettings:
     pool_size: int = 20
     admin_port: int = 3001
     run_admin_server: bool = False
+    admin_host: str = "127.0.0.1"
+    admin_token: str | None = field(default=None, repr=False)
+    admin_allowed_hosts: tuple[str, ...] = ()
     enable_otlp: bool = False
     otlp_traces_endpoints: tuple[str, ...] = ()
     otlp_attributes: dict[str, str] = field(default_factory=dict)
@@ -99,6 +110,36 @@ def _positive_number(config: DBOSConfig, key: str, default: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise DBOSConfigError(f"DBOSConfig {key}={value!r} must be a positive number")
     return float(value)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) only reaches this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _admin_access(config: DBOSConfig) -> tuple[str, str | None, tuple[str, ...]]:
+    """(host, token, allowed Host names) of the admin server; beyond loopback a token is required."""
+    host = _get(config, "admin_host", "127.0.0.1")
+    if not isinstance(host, str) or not host:
+        raise DBOSConfigError(f"DBOSConfig admin_host={host!r} must be an address, e.g. '127.0.0.1'")
+    token = config.get("admin_token") or None
+    if token is not None and (not isinstance(token, str) or not ADMIN_TOKEN_PATTERN.fullmatch(token)):
+        raise DBOSConfigError("DBOSConfig admin_token must be 16-512 visible ASCII characters (its value is not "
+                              "shown: it is a secret); e.g. the output of `openssl rand -hex 32`")
+    if config.get("run_admin_server") and not is_loopback(host) and token is None:
+        raise DBOSConfigError(
+            f"DBOSConfig admin_host={host!r} reaches beyond this machine, and the admin server can take over "
+            "executors' workflows: set admin_token (ADMIN_TOKEN), or bind to 127.0.0.1"
+        )
+    allowed = _get(config, "admin_allowed_hosts", [])
+    if not isinstance(allowed, (list, tuple)) or not all(isinstance(h, str) and h for h in allowed):
+        raise DBOSConfigError(f"DBOSConfig admin_allowed_hosts={allowed!r} must be a list of host names")
+    return host, token, tuple(allowed)
 
 
 def _check_url(key: str, url: str) -> str:
@@ -156,6 +197,7 @@ def resolve_config(config: DBOSConfig) -> RuntimeSettings:
             f"DBOSConfig executor_timeout_sec={timeout} must exceed executor_heartbeat_sec={heartbeat}"
         )
     enable_patching = config.get("enable_patching") is True
+    admin_host, admin_token, admin_allowed_hosts = _admin_access(config)
     return RuntimeSettings(
         name=name,
         app_db_url=app_url,
@@ -169,6 +211,9 @@ def resolve_config(config: DBOSConfig) -> RuntimeSettings:
         pool_size=int(_get(config, "sys_db_pool_size", 20)),
         admin_port=admin_port,
         run_admin_server=bool(_get(config, "run_admin_server", False)),
+        admin_host=admin_host,
+        admin_token=admin_token,
+        admin_allowed_hosts=admin_allowed_hosts,
         enable_otlp=bool(_get(config, "enable_otlp", False)),
         otlp_traces_endpoints=tuple(_get(config, "otlp_traces_endpoints", ())),
         otlp_attributes=dict(_get(config, "otlp_attributes", {})),

@@ -32,9 +32,12 @@ class RequestInfo:
     method: str = ""
     client_ip: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # A keyed request's fingerprint (idempotency.py): only a request with the same one may reuse the
+    # workflow its key names.
+    idempotency_fingerprint: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "request_id": self.request_id,
             "url": self.url,
             "path": self.path,
@@ -42,6 +45,9 @@ class RequestInfo:
             "client_ip": self.client_ip,
             "headers": self.headers,
         }
+        if self.idempotency_fingerprint is not None:
+            data["idempotency_fingerprint"] = self.idempotency_fingerprint
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> RequestInfo | None:
@@ -54,6 +60,7 @@ class RequestInfo:
             method=data.get("method", ""),
             client_ip=data.get("client_ip"),
             headers=dict(data.get("headers") or {}),
+            idempotency_fingerprint=data.get("idempotency_fingerprint"),
         )
 
 

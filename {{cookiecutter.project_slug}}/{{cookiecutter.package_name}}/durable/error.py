@@ -204,10 +204,13 @@ class DBOSAwaitedWorkflowCancelledError(DBOSException):
 
 
 class DBOSSerializationError(DBOSException):
-    """A value cannot be stored as a checkpoint: its type is not serialisable, or it is too big."""
+    """A value cannot be stored as a checkpoint: its type is not serialisable, or it is too big.
+
+    A bug in the code that produced the value, not in the client's request: HTTP 500 (the message,
+    which names the step, goes to the log, not to the client)."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, DBOSErrorCode.SerializationError.value, 422)
+        super().__init__(message, DBOSErrorCode.SerializationError.value, 500)
 
 
 class DBOSFencedError(DBOSException):
@@ -215,7 +218,8 @@ class DBOSFencedError(DBOSException):
 
     def __init__(self, workflow_id: str) -> None:
         super().__init__(
-            f"Workflow {workflow_id} is now owned by another executor; this execution stopped",
+            f"Workflow {workflow_id} is now owned by another executor; this execution stopped. Retry the "
+            "request (with the same idempotency key) to get the other execution's result",
             DBOSErrorCode.Fenced.value,
             409,
         )

@@ -50,6 +50,8 @@ ERROR = WorkflowStatusString.ERROR.value
 CANCELLED = WorkflowStatusString.CANCELLED.value
 DEAD = WorkflowStatusString.MAX_RECOVERY_ATTEMPTS_EXCEEDED.value
 TERMINAL = frozenset({SUCCESS, ERROR, CANCELLED, DEAD})
+# How long a caller whose workflow was taken over waits for the new owner before being told (409).
+FENCED_WAIT_SEC = 5.0
 
 
 @dataclass
@@ -290,8 +292,9 @@ def run_inline(rt: Runtime, call: Invocation, started: Started) -> Any:
                 try:
                     result = _checked_child(rt, call, started, lambda: _run_cancellable(rt, call, state, started))
                 except DBOSFencedError:
-                    # Another run took the workflow over (recovery here or elsewhere): its outcome counts.
-                    result = _checked_child(rt, call, started, lambda: wait_for_result(rt, workflow_id))
+                    # Another run took the workflow over (recovery here or elsewhere): its outcome counts,
+                    # if it comes soon; else the caller (an HTTP request, say) is told now, not at its timeout.
+                    result = _checked_child(rt, call, started, lambda: _await_new_owner(rt, workflow_id))
                 outcome = (True, result)
             except BaseException as exc:
                 outcome = (False, exc)
@@ -299,6 +302,14 @@ def run_inline(rt: Runtime, call: Invocation, started: Started) -> Any:
             finally:
                 rt.release_inline(workflow_id, outcome)
     return result
+
+
+def _await_new_owner(rt: Runtime, workflow_id: str) -> Any:
+    """The outcome of a workflow another execution took over, if it ends within FENCED_WAIT_SEC."""
+    try:
+        return wait_for_result(rt, workflow_id, timeout=FENCED_WAIT_SEC)
+    except TimeoutError:
+        raise DBOSFencedError(workflow_id) from None
 
 
 def _run_cancellable(rt: Runtime, call: Invocation, state: WorkflowState, started: Started) -> Any:

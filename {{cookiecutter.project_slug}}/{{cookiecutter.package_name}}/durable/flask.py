@@ -3,7 +3,8 @@
 ``DBOS(flask=app)`` wraps ``app.wsgi_app`` with ``FlaskMiddleware``. For every request it records the
 request (ID, URL, method, client IP, a few headers) where workflows started by the request can read
 it (``DBOS.request``) and store it, makes a ``dbos-idempotency-key`` header the ID of the first workflow
-the request starts, and echoes the request ID back. The first request launches the runtime if nothing
+the request starts (``idempotency.py`` decides replays; ``set_idempotency_scope`` names the caller),
+and echoes the request ID back. The first request launches the runtime if nothing
 launched it before (gunicorn's ``post_worker_init`` hook normally does), so ``flask run`` works and
 users never need to call ``DBOS.launch()``.
 """
@@ -12,17 +13,19 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask, Response, jsonify
+from werkzeug.wrappers import Request as WerkzeugRequest
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from .context import DBOSContext, RequestInfo, current_context, entered
 from .current import current_runtime
-from .error import DBOSException
-from .idempotency import serve_idempotently
+from .error import DBOSException, DBOSFencedError
+from .idempotency import MAX_KEYED_BODY_BYTES, RETRY_AFTER_SEC, json_response, key_problem, serve_idempotently
 from .serialization import register_type
 
 logger = logging.getLogger(__name__)
@@ -30,12 +33,29 @@ logger = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "dbos-request-id"
 # DBOS itself reads x-request-id, and proxies set it; the guide names dbos-request-id. Either works.
 REQUEST_ID_ENVIRON_KEYS = ("HTTP_DBOS_REQUEST_ID", "HTTP_X_REQUEST_ID")
+# A request ID is echoed in a header, stored with workflows and written to logs: only short, plain ones
+# are kept; any other is replaced by a generated one.
+PLAIN_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 IDEMPOTENCY_ENVIRON_KEY = "HTTP_DBOS_IDEMPOTENCY_KEY"
 # Headers worth keeping with a workflow. Never credentials or cookies: the snapshot is stored.
 RECORDED_HEADERS = ("user-agent", "content-type", "referer", "x-forwarded-for", "x-forwarded-proto",
                     "dbos-idempotency-key")
 
 StartResponse = Callable[..., Any]
+SCOPE_EXTENSION = "durable.idempotency_scope"
+IdempotencyScope = Callable[[WerkzeugRequest], "str | None"]
+
+
+def set_idempotency_scope(app: Flask, scope: IdempotencyScope | None) -> None:
+    """Name the caller of each request that sends a ``dbos-idempotency-key``.
+
+    ``scope(request)`` gets the request (headers; the body is readable too) and returns who is calling,
+    e.g. the user behind its ``Authorization`` header, or None for "anyone". A key is then replayed
+    only to the same caller, and another caller reusing it gets ``422``, never the first caller's
+    response. Without a hook every caller shares one scope: fine for an API with a single client, or
+    when keys are random UUIDs nobody else learns.
+    """
+    app.extensions[SCOPE_EXTENSION] = scope
 
 
 def client_ip(environ: dict[str, Any], trusted_proxies: int) -> str | None:
@@ -50,9 +70,21 @@ def client_ip(environ: dict[str, Any], trusted_proxies: int) -> str | None:
     return remote
 
 
+def request_id_of(environ: dict[str, Any]) -> str:
+    """The client's request ID if it is plain (``PLAIN_REQUEST_ID``), else a new UUID; a replacement is logged."""
+    sent: str | None = next((environ[k] for k in REQUEST_ID_ENVIRON_KEYS if environ.get(k)), None)
+    if sent is not None and PLAIN_REQUEST_ID.fullmatch(sent):
+        return sent
+    generated = str(uuid.uuid4())
+    if sent is not None:
+        logger.warning("request ID %.80r (%d characters) is not 1-128 of A-Z a-z 0-9 . _ : -; replaced by %s",
+                       sent, len(sent), generated)
+    return generated
+
+
 def request_info(environ: dict[str, Any], trusted_proxies: int) -> RequestInfo:
     """Snapshot the parts of a WSGI request that a workflow may need after a restart."""
-    request_id = next((environ[k] for k in REQUEST_ID_ENVIRON_KEYS if environ.get(k)), None) or str(uuid.uuid4())
+    request_id = request_id_of(environ)
     scheme = environ.get("wsgi.url_scheme", "http")
     host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
     path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
@@ -75,10 +107,22 @@ def request_info(environ: dict[str, Any], trusted_proxies: int) -> RequestInfo:
 class FlaskMiddleware:
     """WSGI middleware that gives every request a durable context (see the module docstring)."""
 
-    def __init__(self, app: Callable[..., Iterable[bytes]], *, trusted_proxies: int = 0, launch: bool = False) -> None:
+    def __init__(
+        self, app: Callable[..., Iterable[bytes]], *, trusted_proxies: int = 0, launch: bool = False,
+        flask_app: Flask | None = None,
+    ) -> None:
         self.app = app
         self.trusted_proxies = trusted_proxies
         self._launch = launch  # DBOS(flask=app): launch on the first request; off when used on its own
+        self.flask_app = flask_app  # its config and extensions are read per request: they may change after
+
+    def _scope(self, environ: dict[str, Any]) -> str | None:
+        hook = self.flask_app.extensions.get(SCOPE_EXTENSION) if self.flask_app is not None else None
+        return hook(WerkzeugRequest(environ)) if hook is not None else None
+
+    def _max_body(self) -> int:
+        limit = self.flask_app.config.get("MAX_CONTENT_LENGTH") if self.flask_app is not None else None
+        return min(limit, MAX_KEYED_BODY_BYTES) if isinstance(limit, int) else MAX_KEYED_BODY_BYTES
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         rt = None
@@ -91,10 +135,7 @@ class FlaskMiddleware:
                 logger.warning("durable runtime unavailable: %s", exc)
         info = request_info(environ, self.trusted_proxies)
         ctx = DBOSContext(request=info)
-        key = environ.get(IDEMPOTENCY_ENVIRON_KEY)
-        if key:
-            ctx.next_workflow_id = key
-            ctx.in_set_workflow_id_block = True
+        key: str | None = environ.get(IDEMPOTENCY_ENVIRON_KEY)
 
         def start_response_with_id(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             if not any(name.lower() == REQUEST_ID_HEADER for name, _ in headers):
@@ -102,31 +143,46 @@ class FlaskMiddleware:
             return start_response(status, headers, exc_info)
 
         with entered(ctx):
-            if key and rt is not None:
-                return serve_idempotently(rt, self.app, environ, start_response_with_id, key)
-            return self.app(environ, start_response_with_id)
+            if key is None:
+                return self.app(environ, start_response_with_id)
+            problem = key_problem(key)
+            if problem is not None:  # checked before any lookup: a 3,000-character key overflows an index row
+                return json_response(start_response_with_id, "400 Bad Request", {"error": problem})
+            ctx.next_workflow_id = key
+            ctx.in_set_workflow_id_block = True
+            if rt is None:
+                return self.app(environ, start_response_with_id)
+            return serve_idempotently(rt, self.app, environ, start_response_with_id, key, scope=self._scope,
+                                      max_body=self._max_body())
 
 
 def setup_flask_middleware(app: Flask, *, trusted_proxies: int = 0, launch: bool = False) -> None:
     """Wrap ``app.wsgi_app`` with ``FlaskMiddleware`` (what ``DBOS(flask=app)`` does); idempotent."""
     if not isinstance(app.wsgi_app, FlaskMiddleware):
         app.wsgi_app = FlaskMiddleware(  # type: ignore[method-assign]
-            app.wsgi_app, trusted_proxies=trusted_proxies, launch=launch)
+            app.wsgi_app, trusted_proxies=trusted_proxies, launch=launch, flask_app=app)
 
 
-def error_response(exc: DBOSException) -> tuple[Response, int]:
+def error_response(exc: DBOSException) -> Response:
     """A ``DBOSException`` as JSON with its status code; the request ID lets a client quote it to support."""
     ctx = current_context()
     status = exc.status_code or 500
     # A 5xx message may name hosts or internals: the client gets a generic one, the log the rest.
     hidden = "service unavailable" if status == 503 else "internal error"
+    if status >= 500 and status != 503:
+        logger.error("request failed: %s", exc, exc_info=exc)
     body = {"error": exc.message if status < 500 else hidden, "code": exc.dbos_error_code,
             "request_id": ctx.request_id if ctx else None}
-    return jsonify(body), status
+    response = jsonify(body)
+    response.status_code = status
+    if isinstance(exc, DBOSFencedError):  # not the outcome: the retry gets the new owner's (not stored either)
+        response.headers["Retry-After"] = str(RETRY_AFTER_SEC)
+    return response
 
 
 def _response_to_json(response: WerkzeugResponse) -> dict[str, Any]:
-    headers = [[k, v] for k, v in response.headers.items() if k.lower() != "content-length"]
+    # A cookie belongs to the client it was set for: a replay to a retry must not hand it out again.
+    headers = [[k, v] for k, v in response.headers.items() if k.lower() not in ("content-length", "set-cookie")]
     return {"status": response.status_code, "headers": headers,
             "body": base64.b64encode(response.get_data()).decode("ascii")}
 

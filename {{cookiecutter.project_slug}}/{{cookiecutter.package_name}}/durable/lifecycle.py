@@ -85,7 +85,7 @@ class Lifecycle:
                 self.scheduler = Scheduler(rt, REGISTRY.schedules)
                 self.scheduler.start()
             if self.settings.run_admin_server:
-                self.admin = _admin_server(rt, self.settings.admin_port)
+                self.admin = _admin_server(rt, self.settings)
             if self.settings.enable_otlp:
                 enable_tracing(self.settings)
             PACKAGE_LOGGER.info("durable runtime launched as executor %s", rt.executor_id)
@@ -170,14 +170,25 @@ def after_fork() -> None:
         lifecycle.forget_after_fork()
 
 
-def _admin_server(rt: Runtime, port: int) -> AdminServer | None:
-    """Start the admin server if this process gets the port (one gunicorn worker does)."""
-    actions = AdminActions(
+def admin_actions(rt: Runtime) -> AdminActions:
+    """What the admin endpoints may do with this runtime."""
+
+    def live_executors(executor_ids: list[str]) -> list[str]:
+        live = rt.checkpoint_store.live_executors(rt.alive_since_ms())
+        return [e for e in executor_ids if e in live]
+
+    return AdminActions(
         recover_executors=lambda executor_ids: recover_executors(rt, executor_ids),
         list_workflows=lambda **filters: listing.list_workflows(rt, **filters),
         get_workflow=lambda workflow_id: listing.workflow_status(rt, workflow_id),
         list_steps=lambda workflow_id: listing.list_steps(rt, workflow_id),
+        live_executors=live_executors,
     )
-    server = AdminServer(actions, port)
+
+
+def _admin_server(rt: Runtime, settings: RuntimeSettings) -> AdminServer | None:
+    """Start the admin server if this process gets the port (one gunicorn worker does)."""
+    server = AdminServer(admin_actions(rt), settings.admin_port, settings.admin_host, token=settings.admin_token,
+                         allowed_hosts=settings.admin_allowed_hosts)
     return server if server.start() else None
 

@@ -11,10 +11,12 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from ..db import get_db
 from ..durable import DBOS
 from .services import install_fakes
-from .validation import InvalidOrder, parse_order
+from .validation import InvalidOrder, parse_order, parse_payment
 from .workflows import checkout, pay
 
 blueprint = Blueprint("orders", __name__)
+MAX_ORDER_ID = 2**31 - 1  # orders.id is an INTEGER: a larger ID names no order (and would overflow the query)
+MAX_WORKFLOW_ID = 255
 blueprint.record_once(lambda state: install_fakes(state.app))
 
 
@@ -26,10 +28,16 @@ def _problem(status: int, message: str, field: str | None = None) -> tuple[Respo
 
 
 def _json_body() -> Any:
+    """The parsed body; too-deep nesting reads as None too (the app's JSON provider sees to it)."""
     body = request.get_json(silent=True)
     if body is None:
         raise InvalidOrder("body", "must be JSON with Content-Type: application/json")
     return body
+
+
+def _plausible_workflow_id(workflow_id: str) -> bool:
+    """Workflow IDs are UUIDs or idempotency keys: 1-255 printable ASCII characters."""
+    return 0 < len(workflow_id) <= MAX_WORKFLOW_ID and all(" " <= char <= "~" for char in workflow_id)
 
 
 @blueprint.errorhandler(InvalidOrder)
@@ -63,7 +71,7 @@ def _order_row(order_id: int) -> dict[str, Any] | None:
     return {**row, "items": json.loads(row["items"])}
 
 
-@blueprint.get("/orders/<int:order_id>")
+@blueprint.get(f"/orders/<int(max={MAX_ORDER_ID}):order_id>")
 def get_order(order_id: int) -> tuple[Response, int]:
     order = _order_row(order_id)
     if order is None:
@@ -71,7 +79,7 @@ def get_order(order_id: int) -> tuple[Response, int]:
     return jsonify(order), 200
 
 
-@blueprint.get("/orders/<int:order_id>/workflow")
+@blueprint.get(f"/orders/<int(max={MAX_ORDER_ID}):order_id>/workflow")
 def get_order_workflow(order_id: int) -> tuple[Response, int]:
     """The order's workflow: status, and each checkpointed step."""
     order = _order_row(order_id)
@@ -94,20 +102,15 @@ def get_order_workflow(order_id: int) -> tuple[Response, int]:
 @blueprint.post("/payments")
 def start_payment() -> tuple[Response, int]:
     """The guide's /payment, done so it works: start in the background, return where to poll."""
-    body = _json_body()
-    amount, user_id = body.get("amount"), body.get("user_id")
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-        raise InvalidOrder("amount", "must be a positive whole number of cents")
-    if not isinstance(user_id, str) or not user_id:
-        raise InvalidOrder("user_id", "is required and must be a non-empty string")
-    handle = DBOS.start_workflow(pay, amount, user_id)
+    payment = parse_payment(_json_body())
+    handle = DBOS.start_workflow(pay, payment.amount_cents, payment.user_id)
     status_url = url_for("orders.get_payment", workflow_id=handle.workflow_id)
     return jsonify({"workflow_id": handle.workflow_id, "status_url": status_url}), 202
 
 
 @blueprint.get("/payments/<workflow_id>")
 def get_payment(workflow_id: str) -> tuple[Response, int]:
-    status = DBOS.get_workflow_status(workflow_id)
+    status = DBOS.get_workflow_status(workflow_id) if _plausible_workflow_id(workflow_id) else None
     if status is None or status.name != pay.__qualname__:
         return _problem(404, f"payment {workflow_id} does not exist")
     body: dict[str, Any] = {"workflow_id": workflow_id, "status": status.status}

@@ -47,7 +47,7 @@ class FakePaymentGateway:
         self.ledger = Path(ledger) if ledger else None
 
     def charge(self, order_id: int, user_id: str, amount_cents: int) -> dict[str, object]:
-        if random.random() < self.failure_rate:
+        if self.failure_rate and random.random() < self.failure_rate:
             raise PaymentUnavailable("payment gateway timed out")
         if user_id.startswith("declined"):
             return {"success": False, "transaction_id": None, "reason": "card declined"}
@@ -69,7 +69,7 @@ class FakeNotifier:
         deadline = time.monotonic() + 60
         while self.hold_file is not None and self.hold_file.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        if random.random() < self.failure_rate:
+        if self.failure_rate and random.random() < self.failure_rate:
             raise ConnectionError("notification service unavailable")
         logger.info("notify %s: %s", user_id, message)
 

@@ -73,6 +73,7 @@ ON CONFLICT (executor_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at"""
 _HEARTBEAT = "UPDATE {executors} SET heartbeat_at = ? WHERE executor_id = ?"
 _EXPIRE_EXECUTOR = "UPDATE {executors} SET heartbeat_at = 0 WHERE executor_id = ?"
 _EXECUTORS_ON_HOST = "SELECT executor_id, pid, heartbeat_at FROM {executors} WHERE hostname = ? AND executor_id <> ?"
+_LIVE_EXECUTORS = "SELECT executor_id FROM {executors} WHERE heartbeat_at >= ?"
 _FORGET_EXECUTORS = """
 DELETE FROM {executors} WHERE heartbeat_at < ? AND NOT EXISTS (
     SELECT 1 FROM {workflow_status} w WHERE w.executor_id = {executors}.executor_id AND w.status = 'PENDING')"""
@@ -126,6 +127,7 @@ class CheckpointStore:
         self._heartbeat = build(_HEARTBEAT)
         self._expire_executor = build(_EXPIRE_EXECUTOR)
         self._executors_on_host = build(_EXECUTORS_ON_HOST)
+        self._live_executors = build(_LIVE_EXECUTORS)
         self._forget_executors = build(_FORGET_EXECUTORS)
         self._adopt_orphans = build(_ADOPT_ORPHANS)
         self._adopt_one = build(_ADOPT_ONE)
@@ -261,6 +263,10 @@ class CheckpointStore:
 
     def executors_on_host(self, hostname: str, except_id: str) -> list[tuple[str, int, int]]:
         return [(r[0], int(r[1]), int(r[2])) for r in self.db.fetch(self._executors_on_host, (hostname, except_id))]
+
+    def live_executors(self, alive_since_ms: int) -> set[str]:
+        """The executors whose heartbeat is at least this recent."""
+        return {str(row[0]) for row in self.db.fetch(self._live_executors, (alive_since_ms,))}
 
     def forget_executors(self, older_than_ms: int) -> int:
         """Delete long-dead executor rows that own no PENDING workflow."""
