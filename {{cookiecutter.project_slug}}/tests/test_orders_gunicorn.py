@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.config import Config
-from gunicorn_server import call, running_gunicorn, until
+from gunicorn_server import call, raw_exchange, running_gunicorn, until
 
 ORDER = {"user_id": "ada", "items": [{"sku": "book", "quantity": 1, "price_cents": 900}]}
 
@@ -106,7 +106,6 @@ HOSTILE_REQUESTS = [  # (method, path, raw body, expected status[, key]): each w
     ),
     ("POST", "/payments", b"[1, 2]", 400),
     ("POST", "/payments", b'"pay"', 400),
-    ("POST", "/orders", b'{"user_id": "' + b"a" * (2 * 1024 * 1024) + b'"}', 413),
     ("GET", "/orders/99999999999999999999", None, 404),
     (
         "POST",
@@ -127,6 +126,12 @@ def test_hostile_requests_get_json_4xx_under_gunicorn(
     for method, path, body, expected, *key in HOSTILE_REQUESTS:
         status, answer = call(method, base + path, raw=body, key=key[0] if key else None)
         assert (status, answer.get("status", status)) == (expected, expected), (method, path, answer)
+    # Too large a body is refused from its declared length, before it is read. The test sends only the
+    # head, as curl does past 1 MiB (Expect: 100-continue): a server that closes on an unread body resets
+    # the connection, and the client may then lose the 413 itself.
+    head = b"POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    status, content_type, _ = raw_exchange(base, head + b"Content-Length: 2097152\r\n\r\n")
+    assert (status, content_type) == (413, "application/json")
     forged = {"user_id": "ada\n" + FORGED_LINE, "items": ORDER["items"]}
     assert call("POST", base + "/orders", forged)[0] == 422
     status, answer = call(
