@@ -53,7 +53,7 @@ def test_a_database_made_by_the_first_release_is_brought_up_to_date(database_url
             conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN queue_partition_key")
         with engine.begin() as conn:
             assert current_version(conn) == 1
-            assert upgrade_system_schema(conn) == SCHEMA_VERSION == 2
+            assert upgrade_system_schema(conn, target=2) == 2
         schema = "dbos" if is_pg else None
         columns = {c["name"] for c in sa.inspect(engine).get_columns(table.rpartition(".")[2], schema=schema)}
         assert "queue_partition_key" in columns
@@ -62,6 +62,63 @@ def test_a_database_made_by_the_first_release_is_brought_up_to_date(database_url
         with engine.begin() as conn:  # and back: version 1's shape again, then nothing
             assert downgrade_system_schema(conn, target=1) == 1
             assert downgrade_system_schema(conn) == 0
+    finally:
+        engine.dispose()
+
+
+# Step 2's shape, frozen: step 3 must add exactly what is beyond it, and remove it again.
+STEP_2_TABLES = {
+    "workflow_status": {
+        "workflow_uuid", "status", "name", "class_name", "config_name", "inputs", "output", "error", "request",
+        "executor_id", "owner_generation", "application_version", "application_id", "workflow_version",
+        "recovery_attempts", "queue_name", "priority", "deduplication_id", "queue_partition_key",
+        "started_at_epoch_ms", "parent_workflow_id", "workflow_timeout_ms", "workflow_deadline_epoch_ms",
+        "created_at", "updated_at", "completed_at",
+    },
+    "operation_outputs": {
+        "workflow_uuid", "function_id", "function_name", "output", "error", "child_workflow_id",
+        "started_at_epoch_ms", "completed_at_epoch_ms",
+    },
+    "executors": {"executor_id", "hostname", "pid", "application_version", "started_at", "heartbeat_at"},
+    "idempotency_keys": {
+        "idempotency_key", "fingerprint", "method", "path", "state", "executor_id", "response_status",
+        "response_headers", "response_body", "created_at", "expires_at",
+    },
+    "notifications": {
+        "message_seq", "message_uuid", "destination_uuid", "topic", "message", "consumed", "created_at_epoch_ms",
+    },
+    "workflow_events": {"workflow_uuid", "key", "value"},
+    "workflow_events_history": {"workflow_uuid", "function_id", "key", "value"},
+    "schema_version": {"version"},
+}
+
+
+def shape(engine: sa.Engine) -> dict[str, set[str]]:
+    """Each system table's columns and indexes (indexes as ``index:<name>``), prefix removed."""
+    inspector = sa.inspect(engine)
+    schema = "dbos" if engine.dialect.name == "postgresql" else None
+    found: dict[str, set[str]] = {}
+    for table in inspector.get_table_names(schema=schema):
+        if schema or table.startswith("dbos_"):
+            columns = {c["name"] for c in inspector.get_columns(table, schema=schema)}
+            indexes = {"index:" + str(i["name"]).removeprefix("dbos_") for i in inspector.get_indexes(table, schema=schema)}
+            found[table.removeprefix("dbos_")] = columns | indexes
+    return found
+
+
+def test_step_3_adds_and_removes_exactly_what_is_beyond_step_2(database_url: str) -> None:
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            upgrade_system_schema(conn)
+        fresh = shape(engine)
+        with engine.begin() as conn:
+            assert downgrade_system_schema(conn, target=2) == 2
+        step_2 = shape(engine)
+        assert {t: {c for c in cols if not c.startswith("index:")} for t, cols in step_2.items()} == STEP_2_TABLES
+        with engine.begin() as conn:
+            assert upgrade_system_schema(conn) == SCHEMA_VERSION
+        assert shape(engine) == fresh  # a step-2 database brought up equals one made today
     finally:
         engine.dispose()
 

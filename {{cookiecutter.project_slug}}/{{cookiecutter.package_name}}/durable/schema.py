@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from .store.dialects import DEFAULT_PG_SCHEMA, SQLITE_PREFIX
 
 #: The version this build of the runtime needs; launch refuses an older schema when it may not migrate.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # A fixed key for pg_advisory_xact_lock, so that workers starting together migrate one at a time.
 _MIGRATION_LOCK_KEY = 0x64626F73  # "dbos"
@@ -217,12 +217,62 @@ def _drop_queue_options_v2(connection: sa.Connection, tables: SystemTables) -> N
         connection.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN queue_partition_key"))
 
 
+# Step 3 gathers every addition of the release that brings DBOS 2.31.1's full API and the listings'
+# indexes. Until that release ships, a change adds its table, column or index to the definitions above
+# AND names it here (unprefixed); the step adds what a step-2 database lacks and removes it on the way
+# down. tests/runtime/test_schema.py holds step 2's shape, so a change that forgets this list fails there.
+_V3_TABLES: tuple[str, ...] = ()
+_V3_COLUMNS: dict[str, tuple[str, ...]] = {}
+_V3_INDEXES: tuple[str, ...] = ()  # new indexes on tables older than step 3 (new tables bring their own)
+
+
+def _table(tables: SystemTables, name: str) -> sa.Table:
+    return next(t for t in tables.metadata.sorted_tables if t.name.removeprefix(SQLITE_PREFIX) == name)
+
+
+def _index(tables: SystemTables, name: str) -> sa.Index:
+    found = (i for t in tables.metadata.sorted_tables for i in t.indexes)
+    return next(i for i in found if i.name and i.name.removeprefix(SQLITE_PREFIX) == name)
+
+
+def _columns_in(connection: sa.Connection, table: sa.Table) -> set[str]:
+    return {c["name"] for c in sa.inspect(connection).get_columns(table.name, schema=table.schema)}
+
+
+def _add_v3(connection: sa.Connection, tables: SystemTables) -> None:
+    for name in _V3_TABLES:
+        _table(tables, name).create(connection, checkfirst=True)
+    preparer = connection.dialect.identifier_preparer
+    for table_name, column_names in _V3_COLUMNS.items():
+        table = _table(tables, table_name)
+        present = _columns_in(connection, table)
+        for column in (table.c[name] for name in column_names if name not in present):
+            ddl = sa.schema.CreateColumn(column).compile(dialect=connection.dialect)
+            connection.execute(sa.text(f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {ddl}"))
+    for name in _V3_INDEXES:
+        _index(tables, name).create(connection, checkfirst=True)
+
+
+def _drop_v3(connection: sa.Connection, tables: SystemTables) -> None:
+    for name in _V3_INDEXES:
+        _index(tables, name).drop(connection, checkfirst=True)
+    preparer = connection.dialect.identifier_preparer
+    for table_name, column_names in _V3_COLUMNS.items():
+        table = _table(tables, table_name)
+        present = _columns_in(connection, table)
+        for name in (n for n in column_names if n in present):
+            connection.execute(sa.text(f"ALTER TABLE {preparer.format_table(table)} DROP COLUMN {preparer.quote(name)}"))
+    for name in reversed(_V3_TABLES):
+        _table(tables, name).drop(connection, checkfirst=True)
+
+
 # version -> (upgrade to it, downgrade from it). Append; never edit a released step. Step 1 creates
 # the tables as defined above, today's shape; each later step brings a database made by an older
 # runtime up to it and must therefore be a no-op where its change is already there.
 _STEPS: dict[int, tuple[Callable[[sa.Connection, SystemTables], None], Callable[[sa.Connection, SystemTables], None]]] = {
     1: (_create_v1, _drop_v1),
     2: (_add_queue_options_v2, _drop_queue_options_v2),
+    3: (_add_v3, _drop_v3),
 }
 
 
