@@ -38,6 +38,23 @@ class DBOSConfig(TypedDict, total=False):
     otlp_logs_endpoints: list[str] | None
     otlp_attributes: dict[str, str] | None
     enable_patching: bool | None
+    # DBOS 2.31.1's remaining keys, accepted so that a DBOS user's config works unchanged. What each
+    # does here (honoured, or accepted with no effect and why) is in durable/README.md's table.
+    sys_db_polling_concurrency: int | None
+    otlp_log_level: str | None
+    console_log_level: str | None
+    system_database_engine: Any
+    conductor_key: str | None
+    conductor_url: str | None
+    conductor_executor_metadata: dict[str, Any] | None
+    serializer: Any
+    use_listen_notify: bool | None
+    max_executor_threads: int | None
+    notification_listener_polling_interval_sec: float | None
+    notification_coalesce_sec: float | None
+    scheduler_polling_interval_sec: float | None
+    kafka_queue_polling_interval_sec: float | None
+    otel_attribute_format: str | None
     # Ours: limits and process model (documented in durable/README.md).
     max_checkpoint_bytes: int | None
     allow_pickle: bool | None
