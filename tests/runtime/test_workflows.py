@@ -69,7 +69,7 @@ def test_public_names_are_pinned() -> None:
 
 def test_unknown_config_key_is_an_error_that_names_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
     DBOS.destroy()
-    config = DBOSConfig(name="x", application_database_url=f"sqlite:///{tmp_path}/a.db")
+    config = DBOSConfig(name="app-x", application_database_url=f"sqlite:///{tmp_path}/a.db")
     config["applicaton_version"] = "1"  # type: ignore[typeddict-unknown-key]
     with pytest.raises(error.DBOSConfigError, match="'applicaton_version'"):
         DBOS(config=config)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,7 +102,7 @@ class Settings:
     def as_dbos_config(self) -> DBOSConfig:
         """The durable runtime's configuration, in DBOS Transact's key names."""
         config = DBOSConfig(
-            name=APP_NAME,
+            name=dbos_app_name(APP_NAME),
             application_database_url=self.database_url,
             log_level=self.log_level,
             admin_port=self.admin_port,
@@ -119,6 +120,12 @@ class Settings:
         if self.system_database_url:
             config["system_database_url"] = self.system_database_url
         return config
+
+
+def dbos_app_name(package: str) -> str:
+    """The application name DBOS accepts (3-30 of a-z, 0-9, - and _) derived from the package's name."""
+    name = re.sub(r"[^a-z0-9_-]", "_", package.lower())[:30]
+    return name if len(name) >= 3 else f"{name}-app"
 
 
 def read_database_url(env: Mapping[str, str], name: str, default: str) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
@@ -68,6 +70,19 @@ class DBOSConfig(TypedDict, total=False):
 
 
 KNOWN_KEYS = frozenset(DBOSConfig.__annotations__)
+# DBOS 2.31.1 keys that are accepted and do nothing here: launch logs one INFO line naming those given.
+# Conductor (DBOS's hosted control plane) and Kafka are outside this runtime; otel_attribute_format and
+# otlp_log_level shape OpenTelemetry output this runtime does not emit (no OTLP logs, its own span names);
+# sys_db_polling_concurrency and notification_coalesce_sec tune DBOS's own pollers, which do not exist here.
+NO_EFFECT_KEYS = frozenset({
+    "conductor_key", "conductor_url", "conductor_executor_metadata", "kafka_queue_polling_interval_sec",
+    "otel_attribute_format", "otlp_log_level", "otlp_logs_endpoints", "sys_db_polling_concurrency",
+    "notification_coalesce_sec", "scheduler_polling_interval_sec",
+})
+# DBOS's rule for application names (it refuses others when DBOS(...) is built).
+APP_NAME_PATTERN = re.compile(r"[a-z0-9_-]{3,30}")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_EXECUTOR_THREADS = 64
 
 DEFAULT_MAX_CHECKPOINT_BYTES = 2 * 1024 * 1024
 DEFAULT_MAX_RECOVERY_ATTEMPTS = 100
@@ -110,6 +125,13 @@ class RuntimeSettings:
     idempotency_ttl_sec: float = 24 * 3600.0
     idempotency_wait_sec: float = 0.0
     idempotency_stale_sec: float = 300.0
+    # A ready-made engine for the system tables (DBOS's system_database_engine), used instead of sys_db_url's.
+    system_database_engine: Any = field(default=None, repr=False)
+    max_executor_threads: int = DEFAULT_EXECUTOR_THREADS
+    use_listen_notify: bool = True
+    # How often a waiter re-reads when no notification can reach it (SQLite, or use_listen_notify=False).
+    notification_polling_sec: float | None = None
+    ignored_keys: tuple[str, ...] = ()
 
     @property
     def shares_database(self) -> bool:
@@ -179,14 +201,20 @@ def resolve_config(config: DBOSConfig) -> RuntimeSettings:
         raise DBOSConfigError(f"DBOSConfig must be a dict, got {type(config).__name__}")
     unknown = sorted(set(config) - KNOWN_KEYS)
     if unknown:
-        raise DBOSConfigError(
-            f"DBOSConfig has unknown key {unknown[0]!r}; known keys: {', '.join(sorted(KNOWN_KEYS))}"
-        )
+        raise DBOSConfigError(unknown_key_message(unknown[0]))
     name = config.get("name")
     if not isinstance(name, str) or not name.strip():
         raise DBOSConfigError("DBOSConfig needs a non-empty 'name' (the application's name)")
+    if not APP_NAME_PATTERN.fullmatch(name):
+        raise DBOSConfigError(
+            f"Invalid app name {name}.  App names must be between 3 and 30 characters long and contain only "
+            "lowercase letters, numbers, dashes, and underscores."
+        )
     app_url = config.get("application_database_url") or config.get("database_url")
     sys_url = config.get("system_database_url")
+    engine = config.get("system_database_engine")
+    if engine is not None and not sys_url:
+        sys_url = _engine_url(engine)
     if not app_url:
         app_url = sys_url or f"sqlite:///{name}.sqlite"
     app_url = _check_url("application_database_url", app_url)
@@ -202,11 +230,10 @@ def resolve_config(config: DBOSConfig) -> RuntimeSettings:
     cap = _get(config, "max_checkpoint_bytes", DEFAULT_MAX_CHECKPOINT_BYTES)
     if isinstance(cap, bool) or not isinstance(cap, int) or cap <= 0:
         raise DBOSConfigError(f"DBOSConfig max_checkpoint_bytes={cap!r} must be a positive integer")
-    log_level = str(_get(config, "log_level", "INFO")).upper()
-    if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-        raise DBOSConfigError(
-            f"DBOSConfig log_level={log_level!r} is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
-        )
+    log_level = _log_level(config, "log_level", "INFO")
+    console_level = _log_level(config, "console_log_level", log_level)
+    # No handler of its own: the console is the app's handlers, so the stricter level of the two applies.
+    log_level = max(log_level, console_level, key=LOG_LEVELS.index)
     heartbeat = _positive_number(config, "executor_heartbeat_sec", 5.0)
     timeout = _positive_number(config, "executor_timeout_sec", 30.0)
     if timeout <= heartbeat:
@@ -225,7 +252,7 @@ def resolve_config(config: DBOSConfig) -> RuntimeSettings:
         application_version=str(_get(config, "application_version", PATCHING_VERSION if enable_patching else "")),
         executor_id=config.get("executor_id"),
         engine_kwargs=dict(_get(config, "db_engine_kwargs", {})),
-        pool_size=int(_get(config, "sys_db_pool_size", 20)),
+        pool_size=_positive_int(config, "sys_db_pool_size", 20),
         admin_port=admin_port,
         run_admin_server=bool(_get(config, "run_admin_server", False)),
         admin_host=admin_host,
@@ -244,4 +271,46 @@ def resolve_config(config: DBOSConfig) -> RuntimeSettings:
         idempotency_ttl_sec=_positive_number(config, "idempotency_ttl_sec", 24 * 3600.0),
         idempotency_wait_sec=float(_get(config, "idempotency_wait_sec", 0.0)),
         idempotency_stale_sec=_positive_number(config, "idempotency_stale_sec", 300.0),
+        system_database_engine=engine,
+        max_executor_threads=_positive_int(config, "max_executor_threads", DEFAULT_EXECUTOR_THREADS),
+        use_listen_notify=_get(config, "use_listen_notify", True) is not False,
+        notification_polling_sec=(_positive_number(config, "notification_listener_polling_interval_sec", 1.0)
+                                  if config.get("notification_listener_polling_interval_sec") is not None else None),
+        ignored_keys=tuple(sorted(key for key in NO_EFFECT_KEYS if config.get(key))),
     )
+
+
+def unknown_key_message(key: str) -> str:
+    """The refusal of a key neither DBOS nor this runtime knows, naming the nearest known key."""
+    close = difflib.get_close_matches(key, sorted(KNOWN_KEYS), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(KNOWN_KEYS))}"
+    return f"DBOSConfig has unknown key {key!r}{hint}"
+
+
+def log_ignored_keys(settings: RuntimeSettings, logger: logging.Logger) -> None:
+    """One INFO line at launch naming the DBOS keys given that have no effect here (README: Compatibility)."""
+    if settings.ignored_keys:
+        logger.info("DBOSConfig keys with no effect in this runtime (see durable/README.md, Compatibility): %s",
+                    ", ".join(settings.ignored_keys))
+
+
+def _log_level(config: DBOSConfig, key: str, default: str) -> str:
+    level = str(_get(config, key, default)).upper()
+    if level not in LOG_LEVELS:
+        raise DBOSConfigError(f"DBOSConfig {key}={level!r} is not one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def _positive_int(config: DBOSConfig, key: str, default: int) -> int:
+    value = _get(config, key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise DBOSConfigError(f"DBOSConfig {key}={value!r} must be a positive integer")
+    return value
+
+
+def _engine_url(engine: Any) -> str:
+    """The URL of a ``system_database_engine`` (the runtime's own helpers connect to it by URL)."""
+    url = getattr(engine, "url", None)
+    if url is None or not hasattr(engine, "connect"):
+        raise DBOSConfigError(f"DBOSConfig system_database_engine={engine!r} must be a SQLAlchemy Engine")
+    return str(url.render_as_string(hide_password=False))

@@ -37,7 +37,7 @@ class Dequeuer:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         # Its own connection: polling stays off the workflows' pool (and out of their statement counts).
-        engine = rt.sys_dialect.create_engine(rt.settings.sys_db_url, pool_size=1, autocommit=True)
+        engine = rt.new_sys_engine(pool_size=1)
         self._db = Database(engine, rt.sys_dialect)
         self.queue_store = QueueStore(self._db)
         self.claimed_any = False

@@ -31,7 +31,7 @@ from flask import Flask
 
 from . import current, listing
 from .admin import AdminActions, AdminServer
-from .config import RuntimeSettings
+from .config import RuntimeSettings, log_ignored_keys
 from .context import ContextLogFilter
 from .dequeuer import Dequeuer
 from .error import DBOSException
@@ -89,6 +89,7 @@ class Lifecycle:
             if self.settings.enable_otlp:
                 enable_tracing(self.settings)
             PACKAGE_LOGGER.info("durable runtime launched as executor %s", rt.executor_id)
+            log_ignored_keys(self.settings, PACKAGE_LOGGER)
             return rt
 
     def stop(self, workflow_completion_timeout_sec: float) -> None:

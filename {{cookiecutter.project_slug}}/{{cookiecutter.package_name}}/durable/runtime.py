@@ -36,9 +36,6 @@ from .wakeups import Wakeups
 
 logger = logging.getLogger(__name__)
 
-# Threads that run background workflows (start_workflow and recovery) in one process.
-WORKER_THREADS = 64
-
 
 def make_executor_id(hostname: str, pid: int) -> str:
     """Unique per process start: host, pid and a random suffix (a pid is reused across restarts)."""
@@ -73,9 +70,7 @@ class Runtime:
         self.hostname, self.pid = hostname, pid
         self.executor_id = settings.executor_id or make_executor_id(hostname, pid)
         self.sys_dialect = dialect_for(settings.sys_db_url, settings.pg_schema)
-        self.sys_engine = self.sys_dialect.create_engine(
-            settings.sys_db_url, pool_size=settings.pool_size, autocommit=True
-        )
+        self.sys_engine = self.new_sys_engine(settings.pool_size)
         self.app_engine = create_app_engine(settings.app_db_url, **settings.engine_kwargs)
         self._prepare_schema(self.sys_engine)
         self.sys_db = Database(self.sys_engine, self.sys_dialect)
@@ -88,8 +83,9 @@ class Runtime:
         # Set by an enqueue in this process: the queue thread claims at once.
         self.queue_wakeup = threading.Event()
         # Threads waiting in recv/get_event/sleep; on PostgreSQL one LISTEN connection, opened on first wait.
-        self.wakeups = Wakeups(settings.sys_db_url if self.sys_dialect.name == "postgresql" else None,
-                               sqlite_signal_path(settings.sys_db_url))
+        listen = self.sys_dialect.name == "postgresql" and settings.use_listen_notify
+        self.wakeups = Wakeups(settings.sys_db_url if listen else None, sqlite_signal_path(settings.sys_db_url),
+                               poll_sec=settings.notification_polling_sec)
         # With a separate system database, transactions checkpoint into the application database
         # (same commit as their writes) and the runtime copies the row to the system database.
         self.app_checkpoint_store: CheckpointStore | None = None
@@ -98,13 +94,22 @@ class Runtime:
             app_dialect = dialect_for(settings.app_db_url, settings.pg_schema)
             self.app_checkpoint_store = CheckpointStore(Database(
                 app_dialect.create_engine(settings.app_db_url, pool_size=4, autocommit=True), app_dialect))
-        self.pool = ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="durable-workflow")
+        # Threads that run background workflows (start_workflow, queues and recovery) in this process.
+        self.pool = ThreadPoolExecutor(max_workers=settings.max_executor_threads,
+                                       thread_name_prefix="durable-workflow")
         # Workflows running in this process, so a duplicate start waits instead of running twice.
         self.running: dict[str, Future[Any]] = {}
         self.running_lock = threading.Lock()
         # Idempotency keys whose request this process is serving right now.
         self.serving_keys: set[str] = set()
         self.stopping = threading.Event()
+
+    def new_sys_engine(self, pool_size: int) -> sa.Engine:
+        """An autocommit engine on the system database: the configured ``system_database_engine``'s pool, or a new one."""
+        given = self.settings.system_database_engine
+        if given is not None:
+            return self.sys_dialect.adopt_engine(given)
+        return self.sys_dialect.create_engine(self.settings.sys_db_url, pool_size=pool_size, autocommit=True)
 
     def alive_since_ms(self) -> int:
         """Executors whose heartbeat is older than this (epoch ms) are dead."""

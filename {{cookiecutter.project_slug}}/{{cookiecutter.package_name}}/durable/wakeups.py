@@ -74,22 +74,26 @@ class Waiter:
 class Wakeups:
     """The waiters of one process, by key, and (on PostgreSQL) the listener that wakes them."""
 
-    def __init__(self, postgres_url: str | None, sqlite_signal_path: str | None = None) -> None:
+    def __init__(self, postgres_url: str | None, sqlite_signal_path: str | None = None,
+                 poll_sec: float | None = None) -> None:
         self._lock = threading.Lock()
         self._waiting: dict[str, set[Waiter]] = {}
         self._postgres_url = postgres_url
         self._listener: PostgresListener | None = None
         self._signal = SignalFile(sqlite_signal_path, self.wake_all) if sqlite_signal_path else None
         self._closed = False
+        # Without LISTEN (SQLite, or use_listen_notify=False) waiters re-read this often (DBOS's
+        # notification_listener_polling_interval_sec), else every SQLITE_POLL_SEC.
+        self._poll_sec = poll_sec if poll_sec is not None else SQLITE_POLL_SEC
 
     @property
     def poll_sec(self) -> float:
         """How long a waiter for data written by other processes may wait before re-reading."""
-        return POSTGRES_RECHECK_SEC if self._postgres_url else SQLITE_POLL_SEC
+        return POSTGRES_RECHECK_SEC if self._postgres_url else self._poll_sec
 
     @property
     def status_poll_sec(self) -> float:
-        return POSTGRES_RECHECK_SEC if self._postgres_url else SQLITE_STATUS_POLL_SEC
+        return POSTGRES_RECHECK_SEC if self._postgres_url else max(self._poll_sec, SQLITE_STATUS_POLL_SEC)
 
     @contextmanager
     def watching(self, *keys: str) -> Iterator[Waiter]:

@@ -56,6 +56,19 @@ class Dialect:
     def create_engine(self, url: str, *, pool_size: int, autocommit: bool, **kwargs: Any) -> sa.Engine:
         raise NotImplementedError
 
+    def adopt_engine(self, engine: sa.Engine) -> sa.Engine:
+        """A user's engine (``system_database_engine``), set up as ``create_engine`` sets up its own:
+        each connection it makes from now on gets this dialect's per-connection set-up, in autocommit
+        (so the engine is the system tables' own: share it with no application code)."""
+        for hook in self._connect_hooks():
+            if not sa.event.contains(engine, "connect", hook):
+                sa.event.listen(engine, "connect", hook)
+        engine.dispose()  # connections made before the hooks were added are not reused
+        return engine
+
+    def _connect_hooks(self) -> tuple[Any, ...]:
+        return ()
+
 
 class SQLiteDialect(Dialect):
     name = "sqlite"
@@ -68,6 +81,9 @@ class SQLiteDialect(Dialect):
 
     def create_engine(self, url: str, *, pool_size: int, autocommit: bool, **kwargs: Any) -> sa.Engine:
         return create_sqlite_engine(url, pool_size=pool_size, autocommit=autocommit, **kwargs)
+
+    def _connect_hooks(self) -> tuple[Any, ...]:
+        return (_on_sqlite_connect, _sqlite_autocommit)
 
 
 class PostgresDialect(Dialect):
@@ -106,6 +122,9 @@ class PostgresDialect(Dialect):
         sa.event.listen(engine, "connect", _json_as_text)
         return engine
 
+    def _connect_hooks(self) -> tuple[Any, ...]:
+        return (_json_as_text, _pg_autocommit)
+
 
 def _json_as_text(dbapi_connection: Any, _record: Any) -> None:
     # Read JSON columns as text, as SQLite does, so decoding has one path: a JSON string value
@@ -114,6 +133,11 @@ def _json_as_text(dbapi_connection: Any, _record: Any) -> None:
 
     for name in ("json", "jsonb"):
         dbapi_connection.adapters.register_loader(name, TextLoader)
+
+
+def _pg_autocommit(dbapi_connection: Any, _record: Any) -> None:
+    # The store runs statements on raw driver connections: each commits unless it opens BEGIN itself.
+    dbapi_connection.autocommit = True
 
 
 def dialect_for(url: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Dialect:
