@@ -20,7 +20,7 @@ def create_app(config: Settings | None = None) -> Flask:
     in gunicorn's ``post_worker_init``, after any fork.
     """
     settings = config or Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     init_error_tracking(settings)  # Sentry, only when SENTRY_DSN is set
     app = Flask(__name__)
     app.config.from_mapping(settings.as_flask_config())

@@ -32,7 +32,6 @@ from flask import Flask
 from . import current, listing
 from .admin import AdminActions, AdminServer
 from .config import RuntimeSettings
-from .context import ContextLogFilter
 from .dequeuer import Dequeuer
 from .error import DBOSException
 from .flask import install
@@ -42,8 +41,9 @@ from .runtime import Runtime
 from .scheduler import Scheduler
 from .tracing import enable_tracing
 
+# workflow_id, step_id and request_id reach records through context.ContextLogFilter, which the app puts
+# on its handlers: a filter on this logger would not run for the records of its child loggers.
 PACKAGE_LOGGER = logging.getLogger(__name__.rpartition(".")[0])
-PACKAGE_LOGGER.addFilter(ContextLogFilter())  # workflow_id, step_id, request_id on every record
 
 _lock = threading.RLock()  # configure, launch and destroy, one at a time
 _configured: Lifecycle | None = None
