@@ -76,6 +76,12 @@ class Settings:
         system_database_url = (
             read_database_url(env, "SYSTEM_DATABASE_URL", system_url) if system_url else None
         )
+        metrics_path = read_path(env, "METRICS_PATH", "") or None
+        if metrics_path and not env.get("DASHBOARD_PASSWORD"):
+            raise SettingsError(
+                f"METRICS_PATH={metrics_path!r} needs DASHBOARD_PASSWORD: the app's metrics are served "
+                "behind the dashboard's auth, never open (the admin server serves them behind ADMIN_TOKEN)"
+            )
         return cls(
             database_url=read_database_url(env, "DATABASE_URL", DEFAULT_DATABASE_URL),
             system_database_url=system_database_url,
@@ -94,7 +100,7 @@ class Settings:
             dashboard_user=env.get("DASHBOARD_USER", "").strip() or "admin",
             dashboard_password=env.get("DASHBOARD_PASSWORD", "") or None,
             dashboard_prefix=read_path(env, "DASHBOARD_PREFIX", "/durable"),
-            metrics_path=read_path(env, "METRICS_PATH", "") or None,
+            metrics_path=metrics_path,
             app_version=env.get("APP_VERSION", "").strip(),
             enable_patching=read_bool(env, "ENABLE_PATCHING", False),
             trusted_proxies=read_int(env, "TRUSTED_PROXIES", 0, low=0, high=32),
