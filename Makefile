@@ -15,9 +15,7 @@ $(VENV)/.installed: requirements-dev.txt
 	fi
 	@touch $@
 
-# Everything, the three parts side by side (--output-sync keeps each part's output together).
-test: $(VENV)/.installed
-	@$(MAKE) --no-print-directory -j3 --output-sync=target pytest dbos-suite-postgresql dbos-suite-sqlite
+test: pytest
 
 pytest: $(VENV)/.installed  ## the template's tests and the runtime's own (tests/)
 	$(BIN)/pytest
