@@ -32,6 +32,7 @@ from .store.idempotency_store import IdempotencyStore
 from .store.management_store import ManagementStore
 from .store.messaging_store import MessagingStore
 from .store.queue_store import QueueStore
+from .tracing import carry
 from .wakeups import Wakeups
 
 logger = logging.getLogger(__name__)
@@ -152,6 +153,7 @@ class Runtime:
                 raise DBOSNotLaunchedError(f"shutting down; workflow {workflow_id} is left for another executor")
             future: Future[Any] = Future()
             self.running[workflow_id] = future
+        work = carry(work)  # the caller's span stays the parent on the worker thread
 
         def body() -> None:
             try:
