@@ -36,11 +36,11 @@ from .config import RuntimeSettings
 from .dequeuer import Dequeuer
 from .error import DBOSException
 from .flask import install
+from .otlp_logs import disable_otlp_logs, enable_otlp_logs
 from .recovery import RecoveryLoop, recover_executors
 from .registry import REGISTRY
 from .runtime import Runtime
 from .scheduler import Scheduler
-from .otlp_logs import disable_otlp_logs, enable_otlp_logs
 from .tracing import disable_tracing, enable_tracing
 
 # workflow_id, step_id and request_id reach records through context.ContextLogFilter, which the app puts
