@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import make_config
 
+from conftest import make_config
 from durable import (
     DBOS,
     DBOSPortableJSONSerializer,
