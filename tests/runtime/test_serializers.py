@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +15,7 @@ from durable import (
     DBOS,
     DBOSPortableJSONSerializer,
     PortableWorkflowError,
+    Queue,
     Serializer,
     SetWorkflowID,
     WorkflowSerializationFormat,
@@ -98,3 +100,17 @@ def test_portable_errors_come_back_as_portable_workflow_errors(launch: Any) -> N
     with SetWorkflowID("tuple"):
         doubled(1)
     assert DBOS.retrieve_workflow("tuple").get_result() == {"x": 2}
+
+
+portable_queue = Queue("portable-queue")
+
+
+@DBOS.workflow(serialization_type=WorkflowSerializationFormat.PORTABLE)
+def when(at: dt.datetime, label: Any) -> list[str]:
+    return [type(at).__name__, type(label).__name__]
+
+
+def test_a_queued_portable_workflow_gets_its_datetime_back(dbos: type[DBOS]) -> None:
+    # Stored as plain JSON (an RFC 3339 string); the parameter's type hint turns it back into a datetime.
+    handle = portable_queue.enqueue(when, dt.datetime(2026, 1, 1, tzinfo=dt.UTC), "2026-01-01T00:00:00Z")
+    assert handle.get_result() == ["datetime", "str"]

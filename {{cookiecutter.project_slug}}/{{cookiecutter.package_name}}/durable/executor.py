@@ -38,7 +38,7 @@ from .error import (
     DBOSWorkflowFunctionNotFoundError,
     MaxRecoveryAttemptsExceededError,
 )
-from .portable import WorkflowSerializationFormat
+from .portable import WorkflowSerializationFormat, coerce_to_hints
 from .registry import REGISTRY, FunctionInfo
 from .runtime import Runtime
 from .steps import as_exception, decode_step
@@ -426,7 +426,11 @@ def resume_row(rt: Runtime, row: WorkflowRow, *, dequeued: bool = False) -> Futu
         rt.checkpoint_store.finish_workflow(row.workflow_id, row.owner_generation, ERROR, None, rt.codec.encode_exception(exc))
         return None
     bound = _bound_object(info, row)
-    call = Invocation(info, bound, tuple(inputs["args"]), dict(inputs["kwargs"]))
+    args, kwargs = tuple(inputs["args"]), dict(inputs["kwargs"])
+    if is_portable_workflow(info) or rt.codec.portable_default:
+        # Plain JSON turned datetimes into strings: the function's type hints turn them back.
+        args, kwargs = coerce_to_hints(info.func, args, kwargs, skip_first=info.method_kind in ("instance", "class"))
+    call = Invocation(info, bound, args, kwargs)
     request = RequestInfo.from_json(rt.codec.decode(row.request)) if row.request is not None else None
     if dequeued:
         logger.debug("starting queued workflow %s (%s)", row.workflow_id, row.name)

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import inspect
 import json
+import typing
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -135,3 +137,34 @@ def error_data(exc: BaseException) -> dict[str, Any]:
             out["data"] = _safe_str(detail)
         break
     return out
+
+
+def _coerce(value: Any, hint: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        if hint is dt.datetime:
+            return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if hint is dt.date:
+            return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).date()
+    except ValueError:
+        return value
+    return value
+
+
+def coerce_to_hints(
+    func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *, skip_first: bool
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Arguments read back from plain JSON, with the strings a ``datetime``/``date`` parameter expects parsed.
+
+    ``skip_first`` drops a method's ``self``/``cls``, which the recorded arguments do not hold.
+    """
+    try:
+        hints = typing.get_type_hints(func)
+        params = list(inspect.signature(func).parameters.values())
+    except Exception:  # unresolvable annotations: leave the values as they are
+        return args, kwargs
+    if skip_first:
+        params = params[1:]
+    coerced = tuple(_coerce(v, hints.get(params[i].name)) if i < len(params) else v for i, v in enumerate(args))
+    return coerced, {k: _coerce(v, hints.get(k)) for k, v in kwargs.items()}
