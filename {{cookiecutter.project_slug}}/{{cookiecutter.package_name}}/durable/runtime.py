@@ -32,6 +32,7 @@ from .store.idempotency_store import IdempotencyStore
 from .store.management_store import ManagementStore
 from .store.messaging_store import MessagingStore
 from .store.queue_store import QueueStore
+from .store.stream_store import StreamStore
 from .tracing import carry
 from .wakeups import Wakeups
 
@@ -69,7 +70,8 @@ class Runtime:
     def __init__(self, settings: RuntimeSettings, app_context: Callable[[], AbstractContextManager[Any]] | None) -> None:
         self.settings = settings
         self.app_context = app_context or nullcontext
-        self.codec = Codec(max_bytes=settings.max_checkpoint_bytes, allow_pickle=settings.allow_pickle)
+        self.codec = Codec(max_bytes=settings.max_checkpoint_bytes, allow_pickle=settings.allow_pickle,
+                           serializer=settings.serializer)
         hostname, pid = process_identity()
         self.hostname, self.pid = hostname, pid
         self.executor_id = settings.executor_id or make_executor_id(hostname, pid)
@@ -85,6 +87,7 @@ class Runtime:
         self.messaging_store = MessagingStore(self.sys_db, self.checkpoint_store)
         self.management_store = ManagementStore(self.sys_db)
         self.queue_store = QueueStore(self.sys_db)
+        self.stream_store = StreamStore(self.sys_db, self.checkpoint_store)
         self.leadership = Leadership(self.sys_engine)
         # Set by an enqueue in this process: the queue thread claims at once.
         self.queue_wakeup = threading.Event()
