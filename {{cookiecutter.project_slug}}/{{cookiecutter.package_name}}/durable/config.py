@@ -72,11 +72,11 @@ class DBOSConfig(TypedDict, total=False):
 KNOWN_KEYS = frozenset(DBOSConfig.__annotations__)
 # DBOS 2.31.1 keys that are accepted and do nothing here: launch logs one INFO line naming those given.
 # Conductor (DBOS's hosted control plane) and Kafka are outside this runtime; otel_attribute_format and
-# otlp_log_level shape OpenTelemetry output this runtime does not emit (no OTLP logs, its own span names);
+# shapes span attribute names, which this runtime names its own way;
 # sys_db_polling_concurrency and notification_coalesce_sec tune DBOS's own pollers, which do not exist here.
 NO_EFFECT_KEYS = frozenset({
     "conductor_key", "conductor_url", "conductor_executor_metadata", "kafka_queue_polling_interval_sec",
-    "otel_attribute_format", "otlp_log_level", "otlp_logs_endpoints", "sys_db_polling_concurrency",
+    "otel_attribute_format", "sys_db_polling_concurrency",
     "notification_coalesce_sec", "scheduler_polling_interval_sec",
 })
 # DBOS's rule for application names (it refuses others when DBOS(...) is built).
@@ -114,6 +114,8 @@ class RuntimeSettings:
     admin_allowed_hosts: tuple[str, ...] = ()
     enable_otlp: bool = False
     otlp_traces_endpoints: tuple[str, ...] = ()
+    otlp_logs_endpoints: tuple[str, ...] = ()
+    otlp_log_level: str = "INFO"
     otlp_attributes: dict[str, str] = field(default_factory=dict)
     enable_patching: bool = False
     max_checkpoint_bytes: int = DEFAULT_MAX_CHECKPOINT_BYTES
@@ -125,12 +127,16 @@ class RuntimeSettings:
     idempotency_ttl_sec: float = 24 * 3600.0
     idempotency_wait_sec: float = 0.0
     idempotency_stale_sec: float = 300.0
+    # DBOS's notification_listener_polling_interval_sec: how often a stream reader re-reads when no
+    # notification came (how it notices that its writer ended), and how often waiters re-read when no
+    # notification can reach them (use_listen_notify=False; on SQLite at least every SQLITE_POLL_SEC).
+    notification_poll_sec: float = 1.0
+    # DBOS's ``serializer``: a ``Serializer`` object that checkpoints values instead of the JSON codec.
+    serializer: Any = None
     # A ready-made engine for the system tables (DBOS's system_database_engine), used instead of sys_db_url's.
     system_database_engine: Any = field(default=None, repr=False)
     max_executor_threads: int = DEFAULT_EXECUTOR_THREADS
     use_listen_notify: bool = True
-    # How often a waiter re-reads when no notification can reach it (SQLite, or use_listen_notify=False).
-    notification_polling_sec: float | None = None
     ignored_keys: tuple[str, ...] = ()
 
     @property
@@ -179,6 +185,18 @@ def _admin_access(config: DBOSConfig) -> tuple[str, str | None, tuple[str, ...]]
     if not isinstance(allowed, (list, tuple)) or not all(isinstance(h, str) and h for h in allowed):
         raise DBOSConfigError(f"DBOSConfig admin_allowed_hosts={allowed!r} must be a list of host names")
     return host, token, tuple(allowed)
+
+
+def _serializer(config: DBOSConfig) -> Any:
+    """DBOS's ``serializer`` key: None, or an object with ``serialize``/``deserialize``/``name``."""
+    serializer = config.get("serializer")
+    if serializer is None:
+        return None
+    missing = [m for m in ("serialize", "deserialize", "name") if not callable(getattr(serializer, m, None))]
+    if missing:
+        raise DBOSConfigError(f"DBOSConfig serializer={serializer!r} lacks {', '.join(missing)}(): "
+                              "give a durable.Serializer subclass")
+    return serializer
 
 
 def _check_url(key: str, url: str) -> str:
@@ -260,6 +278,8 @@ def resolve_config(config: DBOSConfig) -> RuntimeSettings:
         admin_allowed_hosts=admin_allowed_hosts,
         enable_otlp=bool(_get(config, "enable_otlp", False)),
         otlp_traces_endpoints=tuple(_get(config, "otlp_traces_endpoints", ())),
+        otlp_logs_endpoints=tuple(_get(config, "otlp_logs_endpoints", ())),
+        otlp_log_level=str(_get(config, "otlp_log_level", "INFO")).upper(),
         otlp_attributes=dict(_get(config, "otlp_attributes", {})),
         enable_patching=enable_patching,
         max_checkpoint_bytes=cap,
@@ -271,11 +291,11 @@ def resolve_config(config: DBOSConfig) -> RuntimeSettings:
         idempotency_ttl_sec=_positive_number(config, "idempotency_ttl_sec", 24 * 3600.0),
         idempotency_wait_sec=float(_get(config, "idempotency_wait_sec", 0.0)),
         idempotency_stale_sec=_positive_number(config, "idempotency_stale_sec", 300.0),
+        notification_poll_sec=_positive_number(config, "notification_listener_polling_interval_sec", 1.0),
+        serializer=_serializer(config),
         system_database_engine=engine,
         max_executor_threads=_positive_int(config, "max_executor_threads", DEFAULT_EXECUTOR_THREADS),
         use_listen_notify=_get(config, "use_listen_notify", True) is not False,
-        notification_polling_sec=(_positive_number(config, "notification_listener_polling_interval_sec", 1.0)
-                                  if config.get("notification_listener_polling_interval_sec") is not None else None),
         ignored_keys=tuple(sorted(key for key in NO_EFFECT_KEYS if config.get(key))),
     )
 

@@ -32,6 +32,8 @@ from .store.idempotency_store import IdempotencyStore
 from .store.management_store import ManagementStore
 from .store.messaging_store import MessagingStore
 from .store.queue_store import QueueStore
+from .store.stream_store import StreamStore
+from .tracing import carry
 from .wakeups import Wakeups
 
 logger = logging.getLogger(__name__)
@@ -65,7 +67,8 @@ class Runtime:
     def __init__(self, settings: RuntimeSettings, app_context: Callable[[], AbstractContextManager[Any]] | None) -> None:
         self.settings = settings
         self.app_context = app_context or nullcontext
-        self.codec = Codec(max_bytes=settings.max_checkpoint_bytes, allow_pickle=settings.allow_pickle)
+        self.codec = Codec(max_bytes=settings.max_checkpoint_bytes, allow_pickle=settings.allow_pickle,
+                           serializer=settings.serializer)
         hostname, pid = process_identity()
         self.hostname, self.pid = hostname, pid
         self.executor_id = settings.executor_id or make_executor_id(hostname, pid)
@@ -79,13 +82,14 @@ class Runtime:
         self.messaging_store = MessagingStore(self.sys_db, self.checkpoint_store)
         self.management_store = ManagementStore(self.sys_db)
         self.queue_store = QueueStore(self.sys_db)
+        self.stream_store = StreamStore(self.sys_db, self.checkpoint_store)
         self.leadership = Leadership(self.sys_engine)
         # Set by an enqueue in this process: the queue thread claims at once.
         self.queue_wakeup = threading.Event()
         # Threads waiting in recv/get_event/sleep; on PostgreSQL one LISTEN connection, opened on first wait.
         listen = self.sys_dialect.name == "postgresql" and settings.use_listen_notify
         self.wakeups = Wakeups(settings.sys_db_url if listen else None, sqlite_signal_path(settings.sys_db_url),
-                               poll_sec=settings.notification_polling_sec)
+                               poll_sec=settings.notification_poll_sec)
         # With a separate system database, transactions checkpoint into the application database
         # (same commit as their writes) and the runtime copies the row to the system database.
         self.app_checkpoint_store: CheckpointStore | None = None
@@ -157,6 +161,7 @@ class Runtime:
                 raise DBOSNotLaunchedError(f"shutting down; workflow {workflow_id} is left for another executor")
             future: Future[Any] = Future()
             self.running[workflow_id] = future
+        work = carry(work)  # the caller's span stays the parent on the worker thread
 
         def body() -> None:
             try:

@@ -49,6 +49,11 @@ def event_key(workflow_id: str, key: str) -> str:
     return _key("e", workflow_id, key)
 
 
+def stream_key(workflow_id: str, key: str) -> str:
+    """Woken by every write to (or close of) one stream of a workflow."""
+    return _key("t", workflow_id, key)
+
+
 def status_key(workflow_id: str) -> str:
     """Woken when a workflow is cancelled, resumed or times out, so its sleeps and waits stop."""
     return _key("s", workflow_id)
@@ -82,9 +87,11 @@ class Wakeups:
         self._listener: PostgresListener | None = None
         self._signal = SignalFile(sqlite_signal_path, self.wake_all) if sqlite_signal_path else None
         self._closed = False
-        # Without LISTEN (SQLite, or use_listen_notify=False) waiters re-read this often (DBOS's
-        # notification_listener_polling_interval_sec), else every SQLITE_POLL_SEC.
+        # Without LISTEN waiters re-read this often (DBOS's notification_listener_polling_interval_sec);
+        # on SQLite at least every SQLITE_POLL_SEC, its writers' signal file being a mere hint.
         self._poll_sec = poll_sec if poll_sec is not None else SQLITE_POLL_SEC
+        if sqlite_signal_path is not None:
+            self._poll_sec = min(self._poll_sec, SQLITE_POLL_SEC)
 
     @property
     def poll_sec(self) -> float:
