@@ -7,8 +7,8 @@ import threading
 
 import pytest
 import sqlalchemy as sa
-from conftest import make_config
 
+from conftest import make_config
 from durable import DBOS, DBOSConfig, error
 from durable.config import KNOWN_KEYS, NO_EFFECT_KEYS, resolve_config
 from durable.current import current_runtime

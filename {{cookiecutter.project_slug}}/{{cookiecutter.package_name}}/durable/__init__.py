@@ -17,6 +17,7 @@ from .config import DBOSConfig
 from .context import DBOSContext, RequestInfo, SetWorkflowID, SetWorkflowTimeout, assert_current_dbos_context
 from .enqueue import EnqueueInTransaction, SetEnqueueOptions
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus
+from .messaging import SendMessage
 from .portable import DBOSPortableJSONSerializer, PortableWorkflowError, Serializer, WorkflowSerializationFormat
 from .queues import Queue
 from .store.base import WorkflowStatusString
@@ -41,6 +42,7 @@ __all__ = [
     "SetWorkflowAttributes",
     "SetWorkflowID",
     "SetWorkflowTimeout",
+    "SendMessage",
     "StepInfo",
     "WorkflowHandle",
     "WorkflowSerializationFormat",

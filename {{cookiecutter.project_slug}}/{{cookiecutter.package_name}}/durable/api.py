@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import attributes as attributes_module
 from . import auth, decorators, lifecycle, listing, management, messaging, patching
+from .api_results import ResultsAPI
 from .api_streams import StreamsAPI
 from .config import DBOSConfig, RuntimeSettings, resolve_config
 from .context import RequestInfo, current_context, refuse_in_event_loop
@@ -51,7 +52,7 @@ def _filters(arguments: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in arguments.items() if key != "cls"}
 
 
-class DBOS(StreamsAPI):
+class DBOS(ResultsAPI, StreamsAPI):
     """Durable workflows, steps and transactions, with DBOS Transact's Python API."""
 
     _facade: DBOS | None = None
@@ -223,7 +224,7 @@ class DBOS(StreamsAPI):
         """A handle to a workflow by ID; raise if it does not exist (unless ``existing_workflow=False``)."""
         rt = current_runtime()
         if existing_workflow and rt.checkpoint_store.get_workflow(workflow_id) is None:
-            raise DBOSNonExistentWorkflowError("workflow", workflow_id)
+            raise DBOSNonExistentWorkflowError("target", workflow_id)
         return WorkflowHandle(rt, workflow_id, rt.future_of(workflow_id))
 
     @classmethod

@@ -94,6 +94,15 @@ class WorkflowState:
         return self.next_step_id
 
 
+@dataclass(frozen=True)
+class StepStatus:
+    """``DBOS.step_status`` inside a step: its ID, and for a retrying step the attempt (from 0) and the cap."""
+
+    step_id: int
+    current_attempt: int | None = None
+    max_attempts: int | None = None
+
+
 @dataclass
 class DBOSContext:
     """What is running in this thread now. ``assert_current_dbos_context()`` returns it."""
@@ -108,6 +117,7 @@ class DBOSContext:
     workflow_timeout_ms: int | None = None  # set by SetWorkflowTimeout for the workflows started in its block
     workflow_attributes: dict[str, Any] | None = None  # SetWorkflowAttributes: for the workflows started in its block
     auth: AuthInfo | None = None  # DBOSContextSetAuth, or the running workflow's recorded one
+    step_status: StepStatus | None = None  # inside a step: which attempt runs
 
     @property
     def workflow_id(self) -> str | None:

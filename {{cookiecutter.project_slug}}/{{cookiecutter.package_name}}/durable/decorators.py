@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from .context import current_context, workflow_body
 from .current import current_runtime
+from .error import DBOSConflictingRegistrationError
 from .executor import call_workflow
 from .registry import REGISTRY, FunctionInfo
 from .scheduler import declare_schedule
@@ -57,6 +58,8 @@ def step(name: str | None, options: dict[str, Any]) -> Callable[[F], F]:
 
         info.wrapper = wrapper
         wrapper.__durable_info__ = info  # type: ignore[attr-defined]
+        # Started or enqueued by itself, a step runs as a one-step workflow ``<temp>.<name>``, as in DBOS.
+        wrapper.__durable_temp_workflow__ = _temp_workflow("step", step_name, wrapper)  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorator
@@ -75,17 +78,30 @@ def transaction(isolation_level: str, name: str | None) -> Callable[[F], F]:
             # Outside a workflow, DBOS runs a transaction as a one-step workflow of its own.
             return call_workflow(current_runtime(), temp_info, args, kwargs)
 
-        def temp_workflow(*args: Any, **kwargs: Any) -> Any:
-            return wrapper(*args, **kwargs)
-
-        temp_info = FunctionInfo(f"<temp>.{txn_name}", temp_workflow, "workflow")
-        REGISTRY.add_workflow(temp_info)
+        temp_info = _temp_workflow("transaction", txn_name, wrapper)
         info.wrapper = wrapper
         wrapper.__durable_info__ = info  # type: ignore[attr-defined]
         wrapper.__durable_temp_workflow__ = temp_info  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorator
+
+
+def _temp_workflow(kind: str, name: str, wrapper: Callable[..., Any]) -> FunctionInfo:
+    """Register the one-step workflow ``<temp>.<name>`` that runs a step or transaction on its own.
+
+    A function decorated as both a step and a transaction would need two: refused, as in DBOS."""
+
+    def temp_workflow(*args: Any, **kwargs: Any) -> Any:
+        return wrapper(*args, **kwargs)
+
+    temp_name = f"<temp>.{name}"
+    known = REGISTRY.find_workflow(temp_name)
+    if known is not None and known.options.get("temp_kind") != kind:
+        raise DBOSConflictingRegistrationError(temp_name)
+    temp_info = FunctionInfo(temp_name, temp_workflow, "workflow", {"temp_kind": kind})
+    REGISTRY.add_workflow(temp_info)
+    return temp_info
 
 
 def scheduled(cron: str) -> Callable[[F], F]:

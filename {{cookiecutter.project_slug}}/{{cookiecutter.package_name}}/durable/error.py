@@ -15,7 +15,9 @@ The hierarchy, as DBOS Transact for Python names it (``from <package>.durable im
         ├── MaxRecoveryAttemptsExceededError   dead-lettered after too many recoveries
         ├── DBOSMaxStepRetriesExceeded         a step failed on every attempt
         ├── DBOSUnexpectedStepError            replay met a different step than was recorded
+        ├── DBOSConflictingRegistrationError   one function decorated as two kinds (step and transaction)
         ├── DBOSAwaitedWorkflowCancelledError  the awaited workflow was cancelled
+        ├── DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded  the awaited workflow was dead-lettered
         ├── DBOSNotAuthorizedError             the caller lacks every role a function requires
         ├── DBOSStreamTimeoutError             no value arrived on a stream in time (or it ended first)
         ├── DBOSStreamNondeterminismError      two stream reads of one workflow overlapped
@@ -51,9 +53,11 @@ class DBOSErrorCode(Enum):
     UnexpectedStep = 11
     QueueDeduplicated = 12
     AwaitedWorkflowCancelled = 13
+    AwaitedWorkflowMaxRecoveryAttemptsExceeded = 14
     StreamTimeout = 16
     StreamNondeterminism = 17
     StepTimeout = 18
+    ConflictingRegistrationError = 25
     SerializationError = 100
     Fenced = 101
     NotLaunched = 102
@@ -160,19 +164,22 @@ class DBOSWorkflowFunctionNotFoundError(DBOSException):
 
 class DBOSNonExistentWorkflowError(DBOSException):
     def __init__(self, destination: str, destination_id: str | None = None) -> None:
-        # DBOS passes (kind, id); a single argument is taken as the workflow ID.
+        # DBOS passes (kind, id), kind "target" for a workflow looked up by ID; one argument is the ID.
         if destination_id is None:
-            destination, destination_id = "workflow", destination
+            destination, destination_id = "target", destination
+        self.workflow_id = destination_id
         super().__init__(
-            f"{destination} {destination_id} does not exist", DBOSErrorCode.NonExistentWorkflowError.value, 404
+            f"Non-existent {destination} workflow ID: {destination_id}", DBOSErrorCode.NonExistentWorkflowError.value,
+            404,
         )
 
 
 class MaxRecoveryAttemptsExceededError(DBOSException):
     def __init__(self, workflow_id: str, max_retries: int | None = None) -> None:
         super().__init__(
-            f"Workflow {workflow_id} has been moved to MAX_RECOVERY_ATTEMPTS_EXCEEDED after "
-            f"{max_retries} recovery attempts",
+            f"Workflow {workflow_id} has exceeded its maximum{'' if max_retries is None else f' of {max_retries}'} "
+            "execution or recovery attempts. Further attempts to execute or recover it will fail "
+            "(it is now MAX_RECOVERY_ATTEMPTS_EXCEEDED; resume_workflow runs it again)",
             DBOSErrorCode.MaxRecoveryAttemptsExceeded.value,
             500,
         )
@@ -191,6 +198,14 @@ class DBOSMaxStepRetriesExceeded(DBOSException):
         )
 
 
+class DBOSConflictingRegistrationError(DBOSException):
+    """One function decorated twice in ways that conflict (a step and a transaction, say)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Operation (Name: {name}) is already registered with a conflicting function type",
+                         DBOSErrorCode.ConflictingRegistrationError.value)
+
+
 class DBOSUnexpectedStepError(DBOSException):
     def __init__(self, workflow_id: str, step_id: int, expected_name: str, recorded_name: str) -> None:
         super().__init__(
@@ -203,9 +218,17 @@ class DBOSUnexpectedStepError(DBOSException):
 
 class DBOSAwaitedWorkflowCancelledError(DBOSException):
     def __init__(self, workflow_id: str) -> None:
+        self.workflow_id = workflow_id
         super().__init__(
             f"Awaited workflow {workflow_id} was cancelled", DBOSErrorCode.AwaitedWorkflowCancelled.value, 409
         )
+
+
+class DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded(DBOSException):
+    def __init__(self, workflow_id: str) -> None:
+        self.workflow_id = workflow_id
+        super().__init__(f"Awaited workflow {workflow_id} exceeded its maximum recovery attempts",
+                         DBOSErrorCode.AwaitedWorkflowMaxRecoveryAttemptsExceeded.value, 500)
 
 
 class DBOSNotAuthorizedError(DBOSException):
@@ -241,11 +264,12 @@ class DBOSStreamNondeterminismError(DBOSException):
         )
 
 
-class DBOSSerializationError(DBOSException):
+class DBOSSerializationError(DBOSException, TypeError):
     """A value cannot be stored as a checkpoint: its type is not serialisable, or it is too big.
 
     A bug in the code that produced the value, not in the client's request: HTTP 500 (the message,
-    which names the step, goes to the log, not to the client)."""
+    which names the step, goes to the log, not to the client). A ``TypeError`` too, as the pickling
+    error DBOS raises for such a value is."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message, DBOSErrorCode.SerializationError.value, 500)

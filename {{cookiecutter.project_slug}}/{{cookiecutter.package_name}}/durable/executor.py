@@ -26,17 +26,18 @@ from .context import (
 )
 from .error import (
     DBOSAwaitedWorkflowCancelledError,
+    DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded,
     DBOSConflictingWorkflowError,
     DBOSDatabaseUnavailableError,
     DBOSException,
     DBOSFencedError,
     DBOSNonExistentWorkflowError,
+    DBOSNotLaunchedError,
     DBOSSerializationError,
     DBOSShutdownError,
     DBOSUnexpectedStepError,
     DBOSWorkflowCancelledError,
     DBOSWorkflowFunctionNotFoundError,
-    MaxRecoveryAttemptsExceededError,
 )
 from .observe import emit
 from .portable import WorkflowSerializationFormat, coerce_to_hints
@@ -94,7 +95,7 @@ def outcome_of(rt: Runtime, workflow_id: str, status: str, output: Any, error: A
     if status == CANCELLED:
         raise DBOSAwaitedWorkflowCancelledError(workflow_id)
     if status == DEAD:
-        raise MaxRecoveryAttemptsExceededError(workflow_id, rt.settings.max_recovery_attempts)
+        raise DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded(workflow_id)
     raise DBOSException(f"workflow {workflow_id} is {status}, not finished")
 
 
@@ -111,7 +112,7 @@ def wait_for_result(rt: Runtime, workflow_id: str, timeout: float | None = None)
     while True:
         found = rt.checkpoint_store.get_outcome(workflow_id)
         if found is None:
-            raise DBOSNonExistentWorkflowError("workflow", workflow_id)
+            raise DBOSNonExistentWorkflowError("target", workflow_id)
         status, output, error = found
         if status in TERMINAL:
             return outcome_of(rt, workflow_id, status, output, error)
@@ -254,6 +255,8 @@ def take_over(rt: Runtime, row: WorkflowRow) -> WorkflowState | None:
             return None  # a live executor owns it; callers wait for its outcome
         emit("workflow_adopted")
         row = adopted
+    if dead_lettered(rt, row):
+        return None  # callers read its outcome: DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded
     return WorkflowState(
         row.workflow_id, row.name, generation=row.owner_generation,
         recorded=rt.checkpoint_store.load_steps(row.workflow_id), deadline_epoch_ms=row.workflow_deadline_epoch_ms,
@@ -275,9 +278,10 @@ def run_body(rt: Runtime, call: Invocation, state: WorkflowState, request: Reque
             try:
                 result = call.call()
                 output = rt.codec.encode(result, what=f"workflow {name!r} output", portable=portable)
-            except (DBOSFencedError, DBOSWorkflowCancelledError, DBOSDatabaseUnavailableError):
-                # Not the workflow's outcome: another executor owns it, it was cancelled, or the database
-                # is away (it stays PENDING and this executor resumes it once the database is back).
+            except (DBOSFencedError, DBOSWorkflowCancelledError, DBOSDatabaseUnavailableError, DBOSNotLaunchedError):
+                # Not the workflow's outcome: another executor owns it, it was cancelled, the database is
+                # away (it stays PENDING and this executor resumes it once the database is back), or DBOS
+                # was destroyed under it (it stays PENDING for the next launch or another executor).
                 raise
             except Exception as exc:
                 error = rt.codec.encode_exception(exc, portable=portable)
@@ -358,7 +362,7 @@ def _checked_child(rt: Runtime, call: Invocation, started: Started, get: Callabl
     try:
         result = get()
     except Exception as exc:
-        if not isinstance(exc, (DBOSFencedError, DBOSDatabaseUnavailableError)):
+        if not isinstance(exc, (DBOSFencedError, DBOSDatabaseUnavailableError, DBOSNotLaunchedError)):
             _record_child(rt, call, started, None, exc)
         raise
     _record_child(rt, call, started, result, None)
@@ -416,15 +420,24 @@ def start_workflow(
     return started.workflow_id, rt.submit(started.workflow_id, lambda: run_body(rt, call, state, started.request))
 
 
+def dead_lettered(rt: Runtime, row: WorkflowRow) -> bool:
+    """Move a workflow started too many times to MAX_RECOVERY_ATTEMPTS_EXCEEDED instead of running it again.
+
+    ``recovery_attempts`` counts executions started (the first run and each recovery), as in DBOS: a
+    workflow that keeps killing its process would otherwise take every executor down with it."""
+    info = REGISTRY.find_workflow(row.name, row.workflow_version)
+    limit = (info.options.get("max_recovery_attempts") if info else None) or rt.settings.max_recovery_attempts
+    if row.recovery_attempts <= limit + 1:
+        return False
+    logger.error("workflow %s (%s) exceeded %d recovery attempts; moved to %s", row.workflow_id, row.name, limit, DEAD)
+    rt.checkpoint_store.dead_letter(row.workflow_id, row.owner_generation)
+    return True
+
+
 def resume_row(rt: Runtime, row: WorkflowRow, *, dequeued: bool = False) -> Future[Any] | None:
     """Run a workflow this executor has just adopted (recovery) or dequeued, from its recorded inputs."""
     info = REGISTRY.find_workflow(row.name, row.workflow_version)
-    limit = (info.options.get("max_recovery_attempts") if info else None) or rt.settings.max_recovery_attempts
-    if row.recovery_attempts > limit:
-        # A workflow that keeps killing its process would otherwise take every executor down with it.
-        logger.error("workflow %s (%s) exceeded %d recovery attempts; moved to %s",
-                     row.workflow_id, row.name, limit, DEAD)
-        rt.checkpoint_store.dead_letter(row.workflow_id, row.owner_generation)
+    if dead_lettered(rt, row):
         return None
     if info is None:
         known = REGISTRY.versions_of(row.name)

@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import json
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Generic, TypedDict, TypeVar
 
+from .context import current_context
 from .error import (
     DBOSFencedError,
     DBOSNonExistentWorkflowError,
+    DBOSNotLaunchedError,
     DBOSShutdownError,
     DBOSWorkflowCancelledError,
 )
 from .executor import wait_for_result
 from .runtime import Runtime
+from .steps import call_as_step
 from .store.base import StepRecord, WorkflowRow
 
 R = TypeVar("R")
+# The step DBOS records when a workflow waits on another's result.
+GET_RESULT = "DBOS.getResult"
+WAIT_FIRST = "DBOS.waitFirst"
+# Statuses of a workflow that has not finished yet.
+WAITING = frozenset({"PENDING", "ENQUEUED", "DELAYED"})
 
 
 @dataclass
@@ -122,21 +131,58 @@ class WorkflowHandle(Generic[R]):
         return self.workflow_id
 
     def get_result(self, *, timeout_seconds: float | None = None, polling_interval_sec: float | None = None) -> R:
-        """Wait for the workflow to finish; return its value or raise its error."""
+        """Wait for the workflow to finish; return its value or raise its error.
+
+        Called from a workflow's body, the outcome is recorded as a step (``DBOS.getResult``), as in DBOS,
+        so replay returns it without waiting again."""
+        return call_as_step(self._rt, GET_RESULT, lambda: self._await(timeout_seconds),  # type: ignore[no-any-return]
+                            child_workflow_id=self.workflow_id, record_error=True)
+
+    def _await(self, timeout_seconds: float | None) -> Any:
+        if self._rt.stopping.is_set():
+            ctx = current_context()
+            if ctx is not None and ctx.workflow is not None:
+                raise DBOSShutdownError(ctx.workflow.workflow_id)  # not the waiting workflow's outcome
+            raise DBOSNotLaunchedError(f"DBOS was destroyed: the handle of workflow {self.workflow_id} is no longer "
+                                       "usable; DBOS.retrieve_workflow() it from a launched DBOS")
         if self._future is not None:
             try:
-                return self._future.result(timeout_seconds)  # type: ignore[no-any-return]
+                return self._future.result(timeout_seconds)
             except (DBOSFencedError, DBOSWorkflowCancelledError, DBOSShutdownError):
                 # Another executor took it over, or it was cancelled: the database has the outcome
                 # (a cancelled workflow raises DBOSAwaitedWorkflowCancelledError from there).
                 pass
-        return wait_for_result(self._rt, self.workflow_id, timeout_seconds)  # type: ignore[no-any-return]
+        return wait_for_result(self._rt, self.workflow_id, timeout_seconds)
 
     def get_status(self) -> WorkflowStatus:
         row = self._rt.checkpoint_store.get_workflow(self.workflow_id)
         if row is None:
-            raise DBOSNonExistentWorkflowError("workflow", self.workflow_id)
+            raise DBOSNonExistentWorkflowError("target", self.workflow_id)
         return WorkflowStatus.from_row(self._rt, row)
 
     def __repr__(self) -> str:
         return f"WorkflowHandle({self.workflow_id!r})"
+
+
+def wait_first(rt: Runtime, handles: list[WorkflowHandle[Any]], polling_interval_sec: float) -> WorkflowHandle[Any]:
+    """``DBOS.wait_first``: the first of ``handles`` whose workflow has finished (recorded as ``DBOS.waitFirst``)."""
+    if not handles:
+        raise ValueError("handles must not be empty")
+    ids = [h.workflow_id for h in handles]
+    if len(set(ids)) != len(ids):
+        raise ValueError("handles must not contain duplicate workflow IDs")
+
+    def first_done() -> str:
+        delay = 0.005
+        while True:
+            for workflow_id in ids:
+                found = rt.checkpoint_store.get_outcome(workflow_id)
+                if found is not None and found[0] not in WAITING:
+                    return workflow_id
+            if rt.stopping.is_set():
+                raise DBOSNotLaunchedError("DBOS is shutting down; wait_first gave up")
+            time.sleep(delay)
+            delay = min(delay * 1.5, polling_interval_sec)
+
+    done = call_as_step(rt, WAIT_FIRST, first_done)
+    return next(h for h in handles if h.workflow_id == done)

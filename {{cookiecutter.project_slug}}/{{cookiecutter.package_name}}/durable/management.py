@@ -50,7 +50,7 @@ def resume_workflow(rt: Runtime, workflow_id: str) -> WorkflowHandle[Any]:
     row = rt.management_store.resume(workflow_id, rt.executor_id)
     if row is None:
         if not rt.management_store.exists(workflow_id):
-            raise DBOSNonExistentWorkflowError("workflow", workflow_id)
+            raise DBOSNonExistentWorkflowError("target", workflow_id)
         return WorkflowHandle(rt, workflow_id, rt.future_of(workflow_id))  # PENDING or SUCCESS already: nothing to resume
     rt.wakeups.wake(status_key(workflow_id))  # a cancelled run still waiting here stops (it is fenced now)
     rt.messaging_store.notify(status_key(workflow_id))  # and one waiting in another process
@@ -73,7 +73,7 @@ def fork_workflow(
     row = rt.management_store.fork(workflow_id, new_id, start_step, rt.executor_id, application_version)
     if row is None:
         if not rt.management_store.exists(workflow_id):
-            raise DBOSNonExistentWorkflowError("workflow", workflow_id)
+            raise DBOSNonExistentWorkflowError("target", workflow_id)
         raise DBOSConflictingWorkflowError(new_id, "a workflow with this ID exists; fork under another ID")
     logger.info("forked workflow %s from step %d as %s", workflow_id, start_step, new_id)
     return WorkflowHandle(rt, new_id, resume_row(rt, row))

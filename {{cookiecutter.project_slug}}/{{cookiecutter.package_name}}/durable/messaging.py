@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from .context import WorkflowState, current_context, workflow_body
@@ -31,9 +32,9 @@ from .error import (
     DBOSWorkflowCancelledError,
 )
 from .runtime import Runtime
-from .steps import decode_step, replay_step
+from .steps import call_as_step, decode_step, replay_step
 from .store.base import StepCheckpoint, WorkflowStatusString, now_ms
-from .store.messaging_store import NULL_TOPIC, StoredStatus
+from .store.messaging_store import NULL_TOPIC, OutgoingMessage, StoredStatus
 from .timeouts import expire_if_past_deadline
 from .wakeups import event_key, message_key, status_key
 
@@ -42,9 +43,11 @@ logger = logging.getLogger(__name__)
 # The step names DBOS records for these operations.
 SLEEP = "DBOS.sleep"
 SEND = "DBOS.send"
+SEND_BULK = "DBOS.send_bulk"
 RECV = "DBOS.recv"
 SET_EVENT = "DBOS.setEvent"
 GET_EVENT = "DBOS.getEvent"
+GET_EVENTS = "DBOS.get_events"
 
 PENDING = WorkflowStatusString.PENDING.value
 CANCELLED = WorkflowStatusString.CANCELLED.value
@@ -111,30 +114,63 @@ def sleep(seconds: float) -> None:
 # -- messages --------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SendMessage:
+    """One message of ``DBOS.send_bulk``: where it goes, what it says, on which topic, and its idempotency key."""
+
+    destination_id: str
+    message: Any
+    topic: str | None = None
+    idempotency_key: str | None = None
+
+
 def send(rt: Runtime, destination_id: str, message: Any, topic: str | None, idempotency_key: str | None) -> None:
     """``DBOS.send``: deliver ``message`` to a workflow's ``topic`` exactly once."""
-    topic_name = topic if topic is not None else NULL_TOPIC
-    text = rt.codec.encode(message, what=f"message to workflow {destination_id!r}")
-    wake = message_key(destination_id, topic_name)
+    send_bulk(rt, [SendMessage(destination_id, message, topic, idempotency_key)], SEND)
+
+
+def send_bulk(rt: Runtime, messages: list[SendMessage], step_name: str = SEND_BULK, *,
+              send_to_forks: bool = False) -> None:
+    """``DBOS.send_bulk``: deliver every message, all or none, in one transaction (one step in a workflow).
+
+    An idempotency key is scoped to its destination, as in DBOS; a key given twice in one call is refused.
+    """
+    if send_to_forks:
+        raise DBOSException("send_to_forks=True is not supported yet: send to each fork's workflow ID")
+    keys = [m.idempotency_key for m in messages if m.idempotency_key]
+    duplicates = sorted({k for k in keys if keys.count(k) > 1})
+    if duplicates:
+        raise DBOSException(f"send_bulk received duplicate idempotency keys: {', '.join(duplicates)}")
     state = workflow_body(current_context())
     step: StepCheckpoint | None = None
     step_id = 0
     if state is not None:
         step_id = state.allocate_step_id()
-        found, _ = replay_step(rt, state, step_id, SEND)
+        found, _ = replay_step(rt, state, step_id, step_name)
         if found:
             return  # sent by an earlier execution
-        message_uuid = f"{idempotency_key}::{destination_id}" if idempotency_key else f"{state.workflow_id}::{step_id}"
-        step = StepCheckpoint(state.workflow_id, state.generation, step_id, SEND, None, None, now_ms())
-    else:
-        message_uuid = f"{idempotency_key}::{destination_id}" if idempotency_key else str(uuid.uuid4())
-    outcome = rt.messaging_store.send(message_uuid, destination_id, topic_name, text, wake, step)
+        step = StepCheckpoint(state.workflow_id, state.generation, step_id, step_name, None, None, now_ms())
+    outgoing: list[OutgoingMessage] = []
+    for index, m in enumerate(messages):
+        topic_name = m.topic if m.topic is not None else NULL_TOPIC
+        if m.idempotency_key:
+            message_uuid = f"{m.idempotency_key}::{m.destination_id}"
+        elif state is not None:  # replay of a step that lost its checkpoint must not send twice
+            message_uuid = f"{state.workflow_id}::{step_id}" + (f"::{index}" if index else "")
+        else:
+            message_uuid = str(uuid.uuid4())
+        text = rt.codec.encode(m.message, what=f"message to workflow {m.destination_id!r}")
+        outgoing.append(OutgoingMessage(message_uuid, m.destination_id, topic_name, text,
+                                        message_key(m.destination_id, topic_name)))
+    if not outgoing and step is None:
+        return
+    outcome, woken = rt.messaging_store.send_many(outgoing, step)
     if outcome == "no-destination":
-        raise DBOSNonExistentWorkflowError("`send` destination", destination_id)
+        raise DBOSNonExistentWorkflowError("`send` destination", ", ".join(sorted({m.destination_id for m in messages})))
     if outcome == "refused" and state is not None:
         rt.checkpoint_store.step_conflict(state.workflow_id, state.generation, step_id)  # raises, or it was recorded
         return
-    if outcome == "sent":
+    for wake in woken:
         rt.wakeups.wake(wake)
 
 
@@ -142,8 +178,8 @@ def recv(rt: Runtime, topic: str | None, timeout_seconds: float) -> Any:
     """``DBOS.recv``: the oldest unread message on ``topic``, waiting up to ``timeout_seconds``; else None."""
     state = workflow_body(current_context())
     if state is None:
-        raise DBOSException("DBOS.recv() must be called from a workflow's body (not outside it, nor in a step): "
-                            "messages are addressed to a workflow ID")
+        raise DBOSException("recv() must be called from within a workflow (its body, not a step): messages are "
+                            "addressed to a workflow ID")
     step_id = state.allocate_step_id()
     sleep_id = state.allocate_step_id()  # the durable timeout, as DBOS numbers it
     found, value = replay_step(rt, state, step_id, RECV)
@@ -235,3 +271,13 @@ def get_event(rt: Runtime, workflow_id: str, key: str, timeout_seconds: float) -
         if winner is not None:
             return decode_step(rt, winner)
     return rt.codec.decode(text) if text is not None else None
+
+
+def get_all_events(rt: Runtime, workflow_id: str) -> dict[str, Any]:
+    """``DBOS.get_all_events``: the latest value of each of a workflow's events (a ``DBOS.get_events`` step
+    when called from a workflow)."""
+
+    def read() -> dict[str, Any]:
+        return {key: rt.codec.decode(text) for key, text in rt.messaging_store.all_events(workflow_id).items()}
+
+    return dict(call_as_step(rt, GET_EVENTS, read))

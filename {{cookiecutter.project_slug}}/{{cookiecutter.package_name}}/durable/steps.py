@@ -13,8 +13,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .context import DBOSContext, WorkflowState, current_context, entered, workflow_body
-from .error import DBOSException, DBOSMaxStepRetriesExceeded, DBOSSerializationError, DBOSUnexpectedStepError
+from .context import DBOSContext, StepStatus, WorkflowState, current_context, entered, workflow_body
+from .error import (
+    DBOSDatabaseUnavailableError,
+    DBOSException,
+    DBOSFencedError,
+    DBOSMaxStepRetriesExceeded,
+    DBOSNotLaunchedError,
+    DBOSSerializationError,
+    DBOSUnexpectedStepError,
+)
 from .observe import emit
 from .registry import FunctionInfo
 from .runtime import Runtime
@@ -73,7 +81,9 @@ def run_step(
     started_ms = now_ms()
     errors: list[Exception] = []
     step_ctx = DBOSContext(request=ctx.request, workflow=state, step_id=step_id, step_kind="step")
+    retrying = bool(options.get("retries_allowed"))
     for attempt in range(1, attempts + 1):
+        step_ctx.step_status = StepStatus(step_id, attempt - 1 if retrying else None, attempts if retrying else None)
         try:
             with entered(step_ctx), span(f"step {name}", workflow_id=state.workflow_id, step_id=step_id):
                 result = (func(*args, **kwargs) if timeout is None
@@ -109,3 +119,36 @@ def _record_step_outcome(
 ) -> StepRecord | None:
     emit("checkpoint_bytes", len(output or error or ""), kind="step")
     return rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, name, output, error, started_ms)
+
+
+# Errors that say why a wait could not finish here, not what the awaited workflow did: never recorded.
+_NOT_OUTCOMES = (DBOSFencedError, DBOSDatabaseUnavailableError, DBOSNotLaunchedError)
+
+
+def call_as_step(
+    rt: Runtime, name: str, fn: Callable[[], Any], *, child_workflow_id: str | None = None, record_error: bool = False
+) -> Any:
+    """Run ``fn`` as a step named ``name`` when called from a workflow's body (DBOS records reads such as
+    ``DBOS.getResult`` this way, so replay returns what the first run saw); elsewhere, just run it."""
+    ctx = current_context()
+    if ctx is not None and ctx.step_kind == "transaction":
+        raise DBOSException(f"Invalid call to `{name}` inside a transaction")
+    state = workflow_body(ctx)
+    if state is None:
+        return fn()
+    step_id = state.allocate_step_id()
+    found, value = replay_step(rt, state, step_id, name)
+    if found:
+        return value
+    started_ms = now_ms()
+    try:
+        result = fn()
+    except Exception as exc:
+        if record_error and not isinstance(exc, _NOT_OUTCOMES):
+            rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, name, None,
+                                            rt.codec.encode_exception(exc), started_ms, child_workflow_id=child_workflow_id)
+        raise
+    output = rt.codec.encode(result, what=f"{name} result")
+    winner = rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, name, output, None,
+                                             started_ms, child_workflow_id=child_workflow_id)
+    return result if winner is None else decode_step(rt, winner)

@@ -69,13 +69,15 @@ def run_transaction(
             session = Session(bind=connection, expire_on_commit=False)
             step_ctx = DBOSContext(request=ctx.request, workflow=state, step_id=step_id, step_kind="transaction",
                                    sql_session=session)
-            with connection.begin():
+            # The session's own transaction, as in DBOS: a commit or rollback by the function ends it, and
+            # the checkpoint write through the session then raises InvalidRequestError (recorded as its error).
+            with session.begin():
                 with entered(step_ctx):
                     result = func(*args, **kwargs)
                 session.flush()
                 output = rt.codec.encode(result, what=f"transaction {info.name!r} output")
                 step = StepCheckpoint(state.workflow_id, state.generation, step_id, info.name, output, None, started_ms)
-                if not _checkpoint_in(rt, connection, step):
+                if not _checkpoint_in(rt, session.connection(), step):
                     raise _StepTaken()
         except _StepTaken:
             return decode_step(rt, rt.checkpoint_store.step_conflict(state.workflow_id, state.generation, step_id))

@@ -35,7 +35,7 @@ INSERT INTO {workflow_status} (workflow_uuid, status, name, class_name, config_n
     executor_id, owner_generation, application_version, application_id, recovery_attempts, queue_name,
     parent_workflow_id, created_at, updated_at, workflow_version, workflow_timeout_ms, workflow_deadline_epoch_ms,
     attributes, authenticated_user, assumed_role, authenticated_roles)
-VALUES (?, ?, ?, ?, ?, ?J, ?J, ?, 0, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?J, ?, ?, ?J)
+VALUES (?, ?, ?, ?, ?, ?J, ?J, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?J, ?, ?, ?J)
 ON CONFLICT (workflow_uuid) DO NOTHING"""
 
 # Fenced: the row goes in only while the workflow is still PENDING at the generation this execution
@@ -145,7 +145,9 @@ class CheckpointStore:
         inserted = self.db.execute(
             self._insert_workflow,
             (new.workflow_id, new.status, new.name, new.class_name, new.config_name, new.inputs, new.request,
-             new.executor_id, new.application_version, new.application_id, new.queue_name,
+             new.executor_id, new.application_version, new.application_id,
+             1 if new.status == PENDING else 0,  # as in DBOS: the number of executions started
+             new.queue_name,
              new.parent_workflow_id, now, now, new.workflow_version, new.workflow_timeout_ms,
              new.workflow_deadline_epoch_ms, new.attributes, new.authenticated_user, new.assumed_role,
              new.authenticated_roles),

@@ -15,11 +15,11 @@ UPDATE {workflow_status} SET status = 'CANCELLED', updated_at = ?, completed_at 
 WHERE workflow_uuid = ? AND status NOT IN ('SUCCESS', 'ERROR', 'CANCELLED')"""
 _CHILDREN = "SELECT workflow_uuid FROM {workflow_status} WHERE parent_workflow_id = ?"
 # Back to PENDING under a new fencing generation (a late write of the old run is refused), owned
-# by the caller, with the recovery counter and the deadline cleared, as DBOS does. Its deduplication
+# by the caller, with the execution counter back at 1 (this run) and the deadline cleared, as DBOS does. Its deduplication
 # ID was released when it finished and may be held by another workflow now: it is dropped, as in DBOS.
 _RESUME = """
 UPDATE {workflow_status} SET status = 'PENDING', executor_id = ?, owner_generation = owner_generation + 1,
-    recovery_attempts = 0, workflow_deadline_epoch_ms = NULL, output = NULL, error = NULL,
+    recovery_attempts = 1, workflow_deadline_epoch_ms = NULL, output = NULL, error = NULL,
     completed_at = NULL, updated_at = ?, deduplication_id = NULL
 WHERE workflow_uuid = ? AND status IN ('CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')
 RETURNING {columns}"""
@@ -29,7 +29,7 @@ INSERT INTO {workflow_status} (workflow_uuid, status, name, class_name, config_n
     parent_workflow_id, created_at, updated_at, workflow_version, attributes, authenticated_user, assumed_role,
     authenticated_roles)
 SELECT ?, 'PENDING', name, class_name, config_name, inputs, request, ?, 0, COALESCE(?, application_version),
-    application_id, 0, NULL, NULL, ?, ?, workflow_version, attributes, authenticated_user, assumed_role,
+    application_id, 1, NULL, NULL, ?, ?, workflow_version, attributes, authenticated_user, assumed_role,
     authenticated_roles
 FROM {workflow_status} WHERE workflow_uuid = ?
 ON CONFLICT (workflow_uuid) DO NOTHING"""

@@ -20,6 +20,17 @@ from .listener import NOTIFY_SQL
 # DBOS's spelling of "no topic", so topic-less messages and explicit topics never mix.
 NULL_TOPIC = "__null__topic"
 
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One message of a send: its idempotent uuid, where it goes, its encoded value and the waiters' key."""
+
+    message_uuid: str
+    destination_id: str
+    topic: str
+    message: str
+    wake_key: str
+
+
 _INSERT_MESSAGE = """
 INSERT INTO {notifications} (message_uuid, destination_uuid, topic, message, consumed, created_at_epoch_ms)
 SELECT ?, ?, ?, ?J, 0, ? WHERE EXISTS (SELECT 1 FROM {workflow_status} WHERE workflow_uuid = ?)
@@ -38,6 +49,7 @@ SELECT status, owner_generation, workflow_deadline_epoch_ms, EXISTS (
 FROM {workflow_status} WHERE workflow_uuid = ?"""
 _WORKFLOW_STATE = "SELECT status, owner_generation, workflow_deadline_epoch_ms FROM {workflow_status} WHERE workflow_uuid = ?"
 _GET_EVENT = "SELECT value FROM {workflow_events} WHERE workflow_uuid = ? AND key = ?"
+_ALL_EVENTS = "SELECT key, value FROM {workflow_events} WHERE workflow_uuid = ? ORDER BY key"
 _SET_EVENT = """
 INSERT INTO {workflow_events} (workflow_uuid, key, value) VALUES (?, ?, ?J)
 ON CONFLICT (workflow_uuid, key) DO UPDATE SET value = excluded.value"""
@@ -69,6 +81,7 @@ class MessagingStore:
         self._recv_state = dialect.sql(_RECV_STATE)
         self._workflow_state = dialect.sql(_WORKFLOW_STATE)
         self._get_event = dialect.sql(_GET_EVENT)
+        self._all_events = dialect.sql(_ALL_EVENTS)
         self._set_event = dialect.sql(_SET_EVENT)
         self._record_event_history = dialect.sql(_RECORD_EVENT_HISTORY)
         self._notify = dialect.sql(NOTIFY_SQL) if self.is_postgres else None
@@ -87,29 +100,39 @@ class MessagingStore:
         self, message_uuid: str, destination_id: str, topic: str, message: str, wake_key: str,
         step: StepCheckpoint | None,
     ) -> str:
-        """Store a message once per ``message_uuid``, with the sending step's checkpoint if any.
+        """Store one message (``send_many`` of one); returns "sent", "duplicate", "refused" or "no-destination"."""
+        outcome, sent = self.send_many([OutgoingMessage(message_uuid, destination_id, topic, message, wake_key)], step)
+        return "duplicate" if outcome == "sent" and not sent else outcome
 
-        Returns "sent", "duplicate" (this uuid was stored before), "refused" (the step's checkpoint
-        was refused: nothing written) or "no-destination".
+    def send_many(self, messages: list[OutgoingMessage], step: StepCheckpoint | None) -> tuple[str, list[str]]:
+        """Store messages in one transaction, each once per ``message_uuid``, with the sending step's checkpoint.
+
+        All or nothing: a message to a workflow that does not exist rolls every one back. Returns
+        ("sent", wake keys of the messages stored now; a uuid stored before is skipped), ("refused", [])
+        when the step's checkpoint was refused, or ("no-destination", []).
         """
 
-        def work(cursor: Any) -> str:
+        def work(cursor: Any) -> tuple[str, list[str]]:
             if not self._record_step_on(cursor, step):
-                return "refused"
-            cursor.execute(self._insert_message,
-                           (message_uuid, destination_id, topic, message, now_ms(), destination_id))
-            if cursor.rowcount:
-                self._notify_in(cursor, wake_key)
-                return "sent"
-            cursor.execute(self._workflow_exists, (destination_id,))
-            if cursor.fetchone() is None:
-                raise _NoDestination()
-            return "duplicate"
+                return "refused", []
+            woken: list[str] = []
+            for m in messages:
+                cursor.execute(self._insert_message,
+                               (m.message_uuid, m.destination_id, m.topic, m.message, now_ms(), m.destination_id))
+                if cursor.rowcount:
+                    if m.wake_key not in woken:
+                        self._notify_in(cursor, m.wake_key)
+                        woken.append(m.wake_key)
+                    continue
+                cursor.execute(self._workflow_exists, (m.destination_id,))
+                if cursor.fetchone() is None:
+                    raise _NoDestination()
+            return "sent", woken
 
         try:
             return self.db.transaction(work)
         except _NoDestination:
-            return "no-destination"
+            return "no-destination", []
 
     def recv_state(self, workflow_id: str, topic: str) -> tuple[StoredStatus | None, bool]:
         """The receiving workflow's state, and whether a message waits on ``topic``."""
@@ -164,6 +187,10 @@ class MessagingStore:
             return True
 
         return self.db.transaction(work)
+
+    def all_events(self, workflow_id: str) -> dict[str, str]:
+        """The latest value of each event of a workflow, by key (encoded)."""
+        return {key: value for key, value in self.db.fetch(self._all_events, (workflow_id,))}
 
     def get_event(self, workflow_id: str, key: str) -> str | None:
         rows = self.db.fetch(self._get_event, (workflow_id, key))

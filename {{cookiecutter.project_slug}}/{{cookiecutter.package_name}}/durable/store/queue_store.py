@@ -53,7 +53,7 @@ WITH picked AS MATERIALIZED (
     SELECT workflow_uuid FROM {workflow_status} WHERE queue_name = ? AND status = 'ENQUEUED'{partition}
     ORDER BY priority, created_at, workflow_uuid LIMIT ?{skip_locked})
 UPDATE {workflow_status} SET status = 'PENDING', executor_id = ?, owner_generation = owner_generation + 1,
-    started_at_epoch_ms = ?, updated_at = ?,
+    started_at_epoch_ms = ?, updated_at = ?, recovery_attempts = recovery_attempts + 1,
     workflow_deadline_epoch_ms = CASE WHEN workflow_timeout_ms IS NOT NULL AND workflow_timeout_ms > 0
         THEN ? + workflow_timeout_ms ELSE workflow_deadline_epoch_ms END
 WHERE status = 'ENQUEUED' AND workflow_uuid IN (SELECT workflow_uuid FROM picked)
