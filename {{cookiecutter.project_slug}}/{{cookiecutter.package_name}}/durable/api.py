@@ -21,7 +21,7 @@ from .error import DBOSException, DBOSNonExistentWorkflowError, DBOSNotLaunchedE
 from .executor import start_workflow
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus
 from .queues import INTERNAL_QUEUE, QUEUES, Queue, QueueRateLimit, declare_queue, find_queue
-from .recovery import recover_executors, recover_orphans
+from .recovery import recover_executors, recover_orphans, recover_pending
 from .registry import REGISTRY, workflow_of
 
 if TYPE_CHECKING:
@@ -96,6 +96,14 @@ class DBOS:
         return [WorkflowHandle(rt, workflow_id) for workflow_id in recover_executors(rt, executor_ids)]
 
     @classmethod
+    def _recover_pending_workflows(cls, executor_ids: list[str] | None = None) -> list[WorkflowHandle[Any]]:
+        """DBOS's recovery hook: run the PENDING workflows of these executors (default ``["local"]``: this
+        process) again where they are not running; return handles to all of them."""
+        rt = current_runtime()
+        return [WorkflowHandle(rt, workflow_id, rt.future_of(workflow_id))
+                for workflow_id in recover_pending(rt, executor_ids or ["local"])]
+
+    @classmethod
     def recover_pending_workflows(cls) -> int:
         """Adopt and restart orphaned workflows now, instead of at the next sweep; return how many."""
         return recover_orphans(current_runtime())
@@ -152,7 +160,7 @@ class DBOS:
     @classmethod
     def dbos_class(cls, class_name: str | None = None) -> Callable[[type[T]], type[T]]:
         """Register a class whose methods are workflows, so recovery can find them again."""
-        return decorators.dbos_class()
+        return decorators.dbos_class(class_name)
 
     @classmethod
     def register_instance(cls, instance: Any) -> None:

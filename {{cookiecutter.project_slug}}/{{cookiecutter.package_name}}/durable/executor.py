@@ -7,6 +7,7 @@ the top; each step finds its record by step ID and returns it without running ag
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Callable
@@ -36,7 +37,7 @@ from .error import (
     DBOSWorkflowFunctionNotFoundError,
     MaxRecoveryAttemptsExceededError,
 )
-from .registry import REGISTRY, FunctionInfo
+from .registry import REGISTRY, FunctionInfo, registered_class_name
 from .runtime import Runtime
 from .steps import as_exception, decode_step
 from .store.base import NewWorkflow, StepRecord, WorkflowRow, WorkflowStatusString, now_ms
@@ -62,20 +63,42 @@ class Invocation:
     bound: Any  # the instance or class a method is called on, else None
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
+    class_name: str | None = None  # recorded: recovery finds the class (or the instance) by it
+    config_name: str | None = None  # recorded for an instance method: the instance's name
 
     @classmethod
     def of(cls, info: FunctionInfo, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
-        if info.method_kind in ("instance", "class") and args:
-            return cls(info, args[0], args[1:], kwargs)
+        """Split a call's ``self``/``cls`` from its inputs, refusing what recovery could not rebuild."""
+        kind = info.method_kind
+        if kind in ("instance", "class") and args:
+            target = args[0]
+            if kind == "class":
+                return cls(info, target, args[1:], kwargs, registered_class_name(target))
+            if not hasattr(target, "config_name"):
+                raise DBOSException("Function target appears to be a class instance, but does not have "
+                                    "`config_name` set (derive the class from DBOSConfiguredInstance)")
+            return cls(info, target, args[1:], kwargs, registered_class_name(type(target)), str(target.config_name))
+        if kind is None and args:
+            _refuse_unregistered_method(info, args[0])
         return cls(info, None, args, kwargs)
 
     def call(self) -> Any:
         args = (self.bound, *self.args) if self.bound is not None else self.args
         return self.info.func(*args, **self.kwargs)
 
-    @property
-    def config_name(self) -> str | None:
-        return getattr(self.bound, "config_name", None) if self.info.method_kind == "instance" else None
+
+def _refuse_unregistered_method(info: FunctionInfo, first: Any) -> None:
+    """A method of a class without ``@DBOS.dbos_class``: recovery could not find its class, so refuse (as DBOS)."""
+    if isinstance(first, type):
+        raise DBOSException(f"Function target appears to be a class, but is not properly registered: "
+                            f"decorate {first.__qualname__} with @DBOS.dbos_class()")
+    try:
+        params = list(inspect.signature(info.func).parameters)
+    except (TypeError, ValueError):
+        return
+    if params and params[0] == "self":
+        raise DBOSException(f"Function target appears to be a class instance, but is not properly registered: "
+                            f"decorate {type(first).__qualname__} with @DBOS.dbos_class()")
 
 
 # -- outcomes --------------------------------------------------------------------------------------
@@ -166,7 +189,7 @@ def new_workflow_row(
         executor_id=rt.executor_id,
         application_version=rt.settings.application_version,
         application_id=rt.settings.name,
-        class_name=info.class_name,
+        class_name=call.class_name,
         config_name=call.config_name,
         request=rt.codec.encode(request.to_json(), what="request") if request else None,
         parent_workflow_id=parent_state.workflow_id if parent_state else None,
@@ -201,10 +224,9 @@ def begin_workflow(rt: Runtime, call: Invocation) -> Started:
     if existing is None:
         started.state = WorkflowState(workflow_id, info.name, generation=0, recorded=None, deadline_epoch_ms=deadline)
         return started
-    if existing.name != info.name:
-        raise DBOSConflictingWorkflowError(
-            workflow_id, f"it was started as {existing.name!r}, now as {info.name!r}"
-        )
+    conflict = conflict_with(existing, info.name, call)
+    if conflict:
+        raise DBOSConflictingWorkflowError(workflow_id, conflict)
     if existing.status == PENDING and existing.workflow_version != info.version:
         raise DBOSConflictingWorkflowError(
             workflow_id, f"it was started by version {existing.workflow_version!r} of {info.name!r}, "
@@ -215,6 +237,16 @@ def begin_workflow(rt: Runtime, call: Invocation) -> Started:
     else:
         started.state = take_over(rt, existing)
     return started
+
+
+def conflict_with(existing: WorkflowRow, name: str, call: Invocation) -> str | None:
+    """Why a workflow already recorded under this ID is not this call's (DBOS's wording), or None."""
+    for what, recorded, given in (("function name", existing.name, name),
+                                  ("class name", existing.class_name, call.class_name),
+                                  ("config name", existing.config_name, call.config_name)):
+        if recorded != given:
+            return f"Workflow already exists with a different {what}: {recorded}, but the provided {what} is: {given}"
+    return None
 
 
 def timeout_for(ctx: DBOSContext | None) -> tuple[int | None, int | None]:
@@ -409,8 +441,13 @@ def resume_row(rt: Runtime, row: WorkflowRow, *, dequeued: bool = False) -> Futu
     except DBOSSerializationError as exc:
         rt.checkpoint_store.finish_workflow(row.workflow_id, row.owner_generation, ERROR, None, rt.codec.encode_exception(exc))
         return None
-    bound = _bound_object(info, row)
-    call = Invocation(info, bound, tuple(inputs["args"]), dict(inputs["kwargs"]))
+    try:
+        bound = _bound_object(info, row)
+    except DBOSWorkflowFunctionNotFoundError as exc:
+        # It stays PENDING: the instance may be registered later; each retry counts as a recovery attempt.
+        logger.error("cannot run workflow %s: %s", row.workflow_id, exc)
+        return None
+    call = Invocation(info, bound, tuple(inputs["args"]), dict(inputs["kwargs"]), row.class_name, row.config_name)
     request = RequestInfo.from_json(rt.codec.decode(row.request)) if row.request is not None else None
     if dequeued:
         logger.debug("starting queued workflow %s (%s)", row.workflow_id, row.name)
@@ -428,13 +465,17 @@ def resume_row(rt: Runtime, row: WorkflowRow, *, dequeued: bool = False) -> Futu
 
 
 def _bound_object(info: FunctionInfo, row: WorkflowRow) -> Any:
+    """The instance or class a recorded method call runs on, found by the names the row recorded."""
     if info.method_kind == "instance":
         instance = REGISTRY.find_instance(row.class_name or "", row.config_name or "")
         if instance is None:
             raise DBOSWorkflowFunctionNotFoundError(
-                row.workflow_id, f"no instance {row.config_name!r} of {row.class_name} is registered"
+                row.workflow_id, f"configured class instance '{row.class_name}/{row.config_name}' is not registered"
             )
         return instance
     if info.method_kind == "class":
-        return REGISTRY.classes.get(row.class_name or "")
+        klass = REGISTRY.classes.get(row.class_name or "")
+        if klass is None:
+            raise DBOSWorkflowFunctionNotFoundError(row.workflow_id, f"class '{row.class_name}' is not registered")
+        return klass
     return None
