@@ -16,6 +16,7 @@ from .context import DBOSContext, RequestInfo, SetWorkflowID, SetWorkflowTimeout
 from .enqueue import EnqueueInTransaction, SetEnqueueOptions
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus
 from .queues import Queue
+from .schedules import ScheduleInput, WorkflowSchedule
 from .store.base import WorkflowStatusString
 
 # Bumped with every change to this folder; the template README's changelog says what changed and
@@ -30,11 +31,13 @@ __all__ = [
     "EnqueueInTransaction",
     "Queue",
     "RequestInfo",
+    "ScheduleInput",
     "SetEnqueueOptions",
     "SetWorkflowID",
     "SetWorkflowTimeout",
     "StepInfo",
     "WorkflowHandle",
+    "WorkflowSchedule",
     "WorkflowStatus",
     "WorkflowStatusString",
     "assert_current_dbos_context",

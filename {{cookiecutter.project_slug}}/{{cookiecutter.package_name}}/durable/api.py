@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import decorators, lifecycle, listing, management, messaging, patching
+from .api_schedules import ScheduleMethods
 from .config import DBOSConfig, RuntimeSettings, resolve_config
 from .context import RequestInfo, current_context
 from .current import current_runtime
@@ -47,7 +48,7 @@ def _filters(arguments: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in arguments.items() if key != "cls"}
 
 
-class DBOS:
+class DBOS(ScheduleMethods):
     """Durable workflows, steps and transactions, with DBOS Transact's Python API."""
 
     _facade: DBOS | None = None
@@ -245,6 +246,7 @@ class DBOS:
         executor_id: str | list[str] | None = None,
         workflow_id_prefix: str | None = None,
         queue_name: str | list[str] | None = None,
+        schedule_name: str | list[str] | None = None,
         limit: int | None = None,
         offset: int | None = None,
         sort_desc: bool = False,
@@ -267,6 +269,7 @@ class DBOS:
         executor_id: str | list[str] | None = None,
         workflow_id_prefix: str | None = None,
         queue_name: str | list[str] | None = None,
+        schedule_name: str | list[str] | None = None,
         limit: int | None = None,
         offset: int | None = None,
         sort_desc: bool = False,

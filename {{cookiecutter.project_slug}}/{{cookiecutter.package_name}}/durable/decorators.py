@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .context import current_context, workflow_body
-from .current import current_runtime
+from .current import current_runtime, launched_runtime
 from .executor import call_workflow
 from .registry import REGISTRY, FunctionInfo
 from .scheduler import declare_schedule
@@ -36,6 +36,7 @@ def workflow(name: str | None, max_recovery_attempts: int | None, version: str |
 
         info.wrapper = wrapper
         wrapper.__durable_info__ = info  # type: ignore[attr-defined]
+        wrapper.dbos_function_name = info.name  # type: ignore[attr-defined]  # DBOS's attribute
         return wrapper  # type: ignore[return-value]
 
     return decorator
@@ -55,6 +56,7 @@ def step(name: str | None, options: dict[str, Any]) -> Callable[[F], F]:
 
         info.wrapper = wrapper
         wrapper.__durable_info__ = info  # type: ignore[attr-defined]
+        wrapper.dbos_function_name = info.name  # type: ignore[attr-defined]
         # DBOS.start_workflow / enqueue of a step runs it as a one-step workflow of its own, as in DBOS.
         wrapper.__durable_temp_workflow__ = _temp_workflow(step_name, wrapper)  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
@@ -78,6 +80,7 @@ def transaction(isolation_level: str, name: str | None) -> Callable[[F], F]:
         temp_info = _temp_workflow(txn_name, wrapper)
         info.wrapper = wrapper
         wrapper.__durable_info__ = info  # type: ignore[attr-defined]
+        wrapper.dbos_function_name = info.name  # type: ignore[attr-defined]
         wrapper.__durable_temp_workflow__ = temp_info  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
@@ -98,6 +101,9 @@ def _temp_workflow(name: str, wrapper: Callable[..., Any]) -> FunctionInfo:
 def scheduled(cron: str) -> Callable[[F], F]:
     def decorator(func: F) -> F:
         declare_schedule(func, cron)
+        rt = launched_runtime()
+        if rt is not None:
+            rt.schedule_wakeup.set()  # declared after launch: the scheduler takes it at once
         return func
 
     return decorator

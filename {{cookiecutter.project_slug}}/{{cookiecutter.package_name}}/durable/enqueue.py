@@ -121,7 +121,7 @@ def open_transaction(parent: DBOSContext | None) -> Session | sa.Connection | No
 
 
 def enqueue_workflow(rt: Runtime, queue: QueueRef, info: FunctionInfo, args: tuple[Any, ...],
-                     kwargs: dict[str, Any]) -> str:
+                     kwargs: dict[str, Any], *, schedule_name: str | None = None) -> str:
     """Commit an ENQUEUED workflow row (or find the one with its ID) and wake the dequeuer; return its ID.
 
     Inside a workflow, the enqueue is a step of the parent: replay finds the same child again.
@@ -143,7 +143,7 @@ def enqueue_workflow(rt: Runtime, queue: QueueRef, info: FunctionInfo, args: tup
     row = replace(new_workflow_row(rt, call, workflow_id, request, parent_state, timeout_ms, deadline,
                                    queue_name=queue.name),
                   priority=options.priority, deduplication_id=options.deduplication_id,
-                  queue_partition_key=options.queue_partition_key)
+                  queue_partition_key=options.queue_partition_key, schedule_name=schedule_name)
     if transaction is not None:
         _enqueue_in_transaction(rt, transaction, row)
         return workflow_id

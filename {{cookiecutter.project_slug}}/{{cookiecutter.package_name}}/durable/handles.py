@@ -46,6 +46,7 @@ class WorkflowStatus:
     priority: int = 0
     deduplication_id: str | None = None
     queue_partition_key: str | None = None
+    schedule_name: str | None = None  # the stored schedule that enqueued it
     authenticated_user: str | None = None
     assumed_role: str | None = None
     authenticated_roles: list[str] | None = None
@@ -77,6 +78,7 @@ class WorkflowStatus:
             priority=row.priority,
             deduplication_id=row.deduplication_id,
             queue_partition_key=row.queue_partition_key,
+            schedule_name=row.schedule_name,
         )
 
 

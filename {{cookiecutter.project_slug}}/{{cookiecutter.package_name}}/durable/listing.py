@@ -29,6 +29,7 @@ def list_workflows(
     load_input: bool = True,
     load_output: bool = True,
     queues_only: bool = False,
+    schedule_name: str | list[str] | None = None,
 ) -> list[WorkflowStatus]:
     """Workflows matching every filter given, oldest first (or newest with ``sort_desc``).
 
@@ -45,6 +46,7 @@ def list_workflows(
         app_version=_as_list(app_version),
         executor_id=_as_list(executor_id),
         queue_name=_as_list(queue_name),
+        schedule_name=_as_list(schedule_name),
         queues_only=queues_only,
         start_time_ms=_epoch_ms(start_time),
         end_time_ms=_epoch_ms(end_time),

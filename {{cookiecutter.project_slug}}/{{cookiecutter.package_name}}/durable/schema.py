@@ -26,6 +26,7 @@ SCHEMA_VERSION = 3
 _MIGRATION_LOCK_KEY = 0x64626F73  # "dbos"
 # A deduplication ID is held only while its workflow waits or runs.
 _ACTIVE_QUEUE_ROW = sa.text("status IN ('ENQUEUED', 'PENDING')")
+_SCHEDULED_ROW = sa.text("schedule_name IS NOT NULL")  # most workflows have none: keep them out of its index
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class SystemTables:
     workflow_events_history: sa.Table
     schema_version: sa.Table
     pg_schema: str | None
+    workflow_schedules: sa.Table
 
     def qualified(self, table: sa.Table) -> str:
         """The table's name as raw SQL must spell it (``dbos.workflow_status`` or ``dbos_workflow_status``)."""
@@ -92,11 +94,15 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
         sa.Column("created_at", sa.BigInteger, nullable=False),
         sa.Column("updated_at", sa.BigInteger, nullable=False),
         sa.Column("completed_at", sa.BigInteger),
+        # The stored schedule that enqueued the workflow (DBOS.create_schedule), for list_workflows(schedule_name=).
+        sa.Column("schedule_name", sa.Text),
         sa.Index(f"{prefix}workflow_status_status_created", "status", "created_at"),
         sa.Index(f"{prefix}workflow_status_executor_status", "executor_id", "status"),
         sa.Index(f"{prefix}workflow_status_created", "created_at"),
         sa.Index(f"{prefix}workflow_status_name", "name"),
         sa.Index(f"{prefix}workflow_status_queue_status", "queue_name", "status", "priority", "created_at"),
+        sa.Index(f"{prefix}workflow_status_schedule_name", "schedule_name", "created_at",
+                 postgresql_where=_SCHEDULED_ROW, sqlite_where=_SCHEDULED_ROW),
         sa.Index(f"{prefix}workflow_status_queue_dedup", "queue_name", "deduplication_id", unique=True,
                  postgresql_where=_ACTIVE_QUEUE_ROW, sqlite_where=_ACTIVE_QUEUE_ROW),
     )
@@ -172,6 +178,24 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
         sa.Column("key", sa.Text, primary_key=True),
         sa.Column("value", json_type, nullable=False),
     )
+    # DBOS.create_schedule / apply_schedules: one row per schedule name; every process's scheduler runs
+    # the ACTIVE ones. context is the codec's JSON text; last_fired_at the latest tick, ISO 8601 in its zone.
+    workflow_schedules = sa.Table(
+        f"{prefix}workflow_schedules",
+        metadata,
+        sa.Column("schedule_id", sa.Text, primary_key=True),
+        sa.Column("schedule_name", sa.Text, nullable=False, unique=True),
+        sa.Column("workflow_name", sa.Text, nullable=False),
+        sa.Column("workflow_class_name", sa.Text),
+        sa.Column("schedule", sa.Text, nullable=False),
+        sa.Column("status", sa.Text, nullable=False, server_default="ACTIVE"),
+        sa.Column("context", sa.Text),
+        sa.Column("last_fired_at", sa.Text),
+        sa.Column("automatic_backfill", sa.Integer, nullable=False, server_default="0"),  # 0/1: same SQL on both
+        sa.Column("cron_timezone", sa.Text),
+        sa.Column("queue_name", sa.Text),
+        sa.Column("created_at", sa.BigInteger, nullable=False),
+    )
     schema_version = sa.Table(
         f"{prefix}schema_version",
         metadata,
@@ -179,7 +203,7 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
     )
     return SystemTables(
         metadata, workflow_status, operation_outputs, executors, idempotency_keys, notifications, workflow_events,
-        workflow_events_history, schema_version, schema,
+        workflow_events_history, schema_version, schema, workflow_schedules,
     )
 
 
@@ -221,9 +245,9 @@ def _drop_queue_options_v2(connection: sa.Connection, tables: SystemTables) -> N
 # indexes. Until that release ships, a change adds its table, column or index to the definitions above
 # AND names it here (unprefixed); the step adds what a step-2 database lacks and removes it on the way
 # down. tests/runtime/test_schema.py holds step 2's shape, so a change that forgets this list fails there.
-_V3_TABLES: tuple[str, ...] = ()
-_V3_COLUMNS: dict[str, tuple[str, ...]] = {}
-_V3_INDEXES: tuple[str, ...] = ()  # new indexes on tables older than step 3 (new tables bring their own)
+_V3_TABLES: tuple[str, ...] = ("workflow_schedules",)
+_V3_COLUMNS: dict[str, tuple[str, ...]] = {"workflow_status": ("schedule_name",)}
+_V3_INDEXES: tuple[str, ...] = ("workflow_status_schedule_name",)  # new indexes on tables older than step 3 (new tables bring their own)
 
 
 def _table(tables: SystemTables, name: str) -> sa.Table:

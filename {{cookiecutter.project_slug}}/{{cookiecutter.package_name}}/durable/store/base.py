@@ -72,6 +72,7 @@ class NewWorkflow:
     priority: int = 0
     deduplication_id: str | None = None
     queue_partition_key: str | None = None
+    schedule_name: str | None = None  # the stored schedule that enqueued it (DBOS.create_schedule)
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ class WorkflowRow:
     priority: int = 0
     deduplication_id: str | None = None
     queue_partition_key: str | None = None
+    schedule_name: str | None = None
 
 
 WORKFLOW_COLUMNS = tuple(WorkflowRow.__dataclass_fields__)

@@ -305,6 +305,7 @@ class CheckpointStore:
         executor_id: Sequence[str] | None = None,
         app_version: Sequence[str] | None = None,
         queue_name: Sequence[str] | None = None,
+        schedule_name: Sequence[str] | None = None,
         queues_only: bool = False,
         start_time_ms: int | None = None,
         end_time_ms: int | None = None,
@@ -318,7 +319,7 @@ class CheckpointStore:
         params: list[Any] = []
         for values, column in ((workflow_ids, "workflow_uuid"), (status, "status"), (name, "name"),
                                (executor_id, "executor_id"), (app_version, "application_version"),
-                               (queue_name, "queue_name")):
+                               (queue_name, "queue_name"), (schedule_name, "schedule_name")):
             if values is not None:
                 values = list(values)
                 where.append(f"{column} IN ({', '.join('?' * len(values))})" if values else "1 = 0")
