@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from . import decorators, lifecycle, listing, management, messaging, patching
+from . import cli, decorators, lifecycle, listing, management, messaging, patching
 from .config import DBOSConfig, RuntimeSettings, resolve_config
 from .context import RequestInfo, current_context
 from .current import current_runtime
@@ -54,6 +54,8 @@ class DBOS:
 
     def __new__(cls, *, config: DBOSConfig, flask: Flask | None = None, **_ignored: Any) -> DBOS:
         lifecycle.configure(resolve_config(config), flask)
+        if flask is not None:
+            cli.install_commands(flask)  # flask workflow ..., flask queue ...
         if DBOS._facade is None:
             DBOS._facade = super().__new__(cls)  # stateless: the process's state lives in lifecycle.py
         return DBOS._facade
@@ -70,6 +72,7 @@ class DBOS:
         if configured is None:
             raise DBOSNotLaunchedError("call DBOS(config=DBOSConfig(...)) before DBOS.init_app(app)")
         configured.attach_flask(app)
+        cli.install_commands(app)
 
     @classmethod
     def launch(cls) -> None:
