@@ -224,3 +224,11 @@ def test_the_operator_runtime_starts_no_background_thread(database_url: str) -> 
         assert not {"durable-recovery", "durable-queues", "durable-scheduler", "durable-admin"} & names, names
     finally:
         DBOS.destroy()
+
+
+def test_the_hand_off_names_the_queue_and_wake_key_the_dequeuer_uses() -> None:
+    from durable import enqueue
+    from durable.store import operations_store
+
+    assert operations_store.HANDOFF_QUEUE == enqueue.INTERNAL_QUEUE_NAME
+    assert operations_store.HANDOFF_WAKE_KEY == enqueue.QUEUE_KEY

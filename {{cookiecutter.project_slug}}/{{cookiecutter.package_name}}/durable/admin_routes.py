@@ -70,9 +70,9 @@ class AdminActions:
 
     def fork(self, workflow_id: str, start_step: int, new_id: str | None, version: str | None) -> str:
         if new_id is None:
-            return management.fork_workflow(self.rt, workflow_id, start_step, version).workflow_id
+            return management.fork_workflow(self.rt, workflow_id, start_step, application_version=version).workflow_id
         with SetWorkflowID(new_id):
-            return management.fork_workflow(self.rt, workflow_id, start_step, version).workflow_id
+            return management.fork_workflow(self.rt, workflow_id, start_step, application_version=version).workflow_id
 
     def global_timeout(self, cutoff_epoch_ms: int) -> list[str]:
         return operations.global_timeout(self.rt, cutoff_epoch_ms)

@@ -258,10 +258,10 @@ def fork_command(workflow_id: str, step: int, forked_workflow_id: str | None, ap
     """Start a copy of a workflow under a new ID from one of its steps (the service runs it)."""
     with operator_runtime() as rt:
         if forked_workflow_id is None:
-            handle = management.fork_workflow(rt, workflow_id, step, application_version)
+            handle = management.fork_workflow(rt, workflow_id, step, application_version=application_version)
         else:
             with SetWorkflowID(forked_workflow_id):
-                handle = management.fork_workflow(rt, workflow_id, step, application_version)
+                handle = management.fork_workflow(rt, workflow_id, step, application_version=application_version)
         _started(rt, handle.workflow_id, wait, as_json, "forked as")
 
 
