@@ -195,11 +195,18 @@ def test_under_gunicorn_one_worker_serves_the_admin_port_and_another_takes_over(
 ) -> None:
     port = free_port()
     admin = f"http://127.0.0.1:{port}"
-    for _ in serve(database_url, tmp_path, workers=2, ADMIN_PORT=str(port)):
+    service = serve(database_url, tmp_path, workers=2, ADMIN_PORT=str(port))
+    next(service)
+    try:
         first = wait_until(lambda: served_by(admin), timeout=30, what="a worker to serve the admin port")
         os.kill(first, signal.SIGKILL)  # gunicorn starts a new worker; the standing-by one takes the port
-        second = wait_until(lambda: served_by(admin) != first and served_by(admin), timeout=30,
-                            what="another worker to take the admin port over")
-        assert second != first
+
+        def another_worker() -> int | None:
+            pid = served_by(admin)
+            return pid if pid != first else None
+
+        wait_until(another_worker, timeout=30, what="another worker to take the admin port over")
         with urllib.request.urlopen(admin + "/dbos-healthz", timeout=5) as response:
             assert response.read() == b"healthy"
+    finally:
+        service.close()
