@@ -110,6 +110,11 @@ class RuntimeSettings:
     idempotency_ttl_sec: float = 24 * 3600.0
     idempotency_wait_sec: float = 0.0
     idempotency_stale_sec: float = 300.0
+    # How often a stream reader re-reads when no notification came (DBOS's
+    # notification_listener_polling_interval_sec): it is how a reader notices that its writer ended.
+    notification_poll_sec: float = 1.0
+    # DBOS's ``serializer``: a ``Serializer`` object that checkpoints values instead of the JSON codec.
+    serializer: Any = None
 
     @property
     def shares_database(self) -> bool:
@@ -157,6 +162,18 @@ def _admin_access(config: DBOSConfig) -> tuple[str, str | None, tuple[str, ...]]
     if not isinstance(allowed, (list, tuple)) or not all(isinstance(h, str) and h for h in allowed):
         raise DBOSConfigError(f"DBOSConfig admin_allowed_hosts={allowed!r} must be a list of host names")
     return host, token, tuple(allowed)
+
+
+def _serializer(config: DBOSConfig) -> Any:
+    """DBOS's ``serializer`` key: None, or an object with ``serialize``/``deserialize``/``name``."""
+    serializer = config.get("serializer")
+    if serializer is None:
+        return None
+    missing = [m for m in ("serialize", "deserialize", "name") if not callable(getattr(serializer, m, None))]
+    if missing:
+        raise DBOSConfigError(f"DBOSConfig serializer={serializer!r} lacks {', '.join(missing)}(): "
+                              "give a durable.Serializer subclass")
+    return serializer
 
 
 def _check_url(key: str, url: str) -> str:
@@ -244,4 +261,6 @@ def resolve_config(config: DBOSConfig) -> RuntimeSettings:
         idempotency_ttl_sec=_positive_number(config, "idempotency_ttl_sec", 24 * 3600.0),
         idempotency_wait_sec=float(_get(config, "idempotency_wait_sec", 0.0)),
         idempotency_stale_sec=_positive_number(config, "idempotency_stale_sec", 300.0),
+        notification_poll_sec=_positive_number(config, "notification_listener_polling_interval_sec", 1.0),
+        serializer=_serializer(config),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Generic, TypedDict, TypeVar
@@ -49,6 +50,7 @@ class WorkflowStatus:
     authenticated_user: str | None = None
     assumed_role: str | None = None
     authenticated_roles: list[str] | None = None
+    attributes: dict[str, Any] | None = None
 
     @classmethod
     def from_row(cls, rt: Runtime, row: WorkflowRow, *, load_input: bool = True, load_output: bool = True) -> WorkflowStatus:
@@ -77,6 +79,10 @@ class WorkflowStatus:
             priority=row.priority,
             deduplication_id=row.deduplication_id,
             queue_partition_key=row.queue_partition_key,
+            authenticated_user=row.authenticated_user,
+            assumed_role=row.assumed_role,
+            authenticated_roles=json.loads(row.authenticated_roles) if row.authenticated_roles is not None else None,
+            attributes=json.loads(row.attributes) if row.attributes is not None else None,
         )
 
 

@@ -5,8 +5,11 @@ The ``DBOS`` class and the admin server both answer from here, in DBOS's shapes 
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from typing import Any
 
+from .error import DBOSException
 from .handles import StepInfo, WorkflowStatus, step_info
 from .runtime import Runtime
 
@@ -29,12 +32,17 @@ def list_workflows(
     load_input: bool = True,
     load_output: bool = True,
     queues_only: bool = False,
+    attributes: dict[str, Any] | None = None,
 ) -> list[WorkflowStatus]:
     """Workflows matching every filter given, oldest first (or newest with ``sort_desc``).
 
     ``queues_only`` lists workflows of queues and, without a ``status`` filter, only those still
     waiting or running (``DBOS.list_queued_workflows``).
     """
+    if attributes and rt.sys_dialect.name != "postgresql":
+        # SQLite's JSON functions cannot match PostgreSQL's containment (@>) exactly: refuse, as DBOS does.
+        raise DBOSException("Filtering workflows by attributes is not supported on SQLite. "
+                            "Use a Postgres system database to filter by attributes.")
     statuses = _as_list(status)
     if queues_only and statuses is None:
         statuses = ["ENQUEUED", "PENDING"]
@@ -52,6 +60,7 @@ def list_workflows(
         limit=limit,
         offset=offset,
         sort_desc=sort_desc,
+        attributes=json.dumps(attributes) if attributes else None,
     )
     return [WorkflowStatus.from_row(rt, r, load_input=load_input, load_output=load_output) for r in rows]
 

@@ -33,6 +33,7 @@ from .store.management_store import ManagementStore
 from .store.messaging_store import MessagingStore
 from .store.operations_store import OperationsStore
 from .store.queue_store import QueueStore
+from .store.stream_store import StreamStore
 from .wakeups import Wakeups
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,8 @@ class Runtime:
         # it resumes, forks or recovers is handed to the service's queues instead of running here.
         self.runs_workflows = runs_workflows
         self.app_context = app_context or nullcontext
-        self.codec = Codec(max_bytes=settings.max_checkpoint_bytes, allow_pickle=settings.allow_pickle)
+        self.codec = Codec(max_bytes=settings.max_checkpoint_bytes, allow_pickle=settings.allow_pickle,
+                           serializer=settings.serializer)
         hostname, pid = process_identity()
         self.hostname, self.pid = hostname, pid
         self.executor_id = settings.executor_id or make_executor_id(hostname, pid)
@@ -90,6 +92,7 @@ class Runtime:
         self.management_store = ManagementStore(self.sys_db)
         self.queue_store = QueueStore(self.sys_db)
         self.operations_store = OperationsStore(self.sys_db)
+        self.stream_store = StreamStore(self.sys_db, self.checkpoint_store)
         self.leadership = Leadership(self.sys_engine)
         # Set by an enqueue in this process: the queue thread claims at once.
         self.queue_wakeup = threading.Event()

@@ -72,6 +72,10 @@ class NewWorkflow:
     priority: int = 0
     deduplication_id: str | None = None
     queue_partition_key: str | None = None
+    attributes: str | None = None  # JSON text (SetWorkflowAttributes)
+    authenticated_user: str | None = None
+    assumed_role: str | None = None
+    authenticated_roles: str | None = None  # JSON text: a list of role names
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,10 @@ class WorkflowRow:
     priority: int = 0
     deduplication_id: str | None = None
     queue_partition_key: str | None = None
+    attributes: Any = None
+    authenticated_user: str | None = None
+    assumed_role: str | None = None
+    authenticated_roles: Any = None
 
 
 WORKFLOW_COLUMNS = tuple(WorkflowRow.__dataclass_fields__)

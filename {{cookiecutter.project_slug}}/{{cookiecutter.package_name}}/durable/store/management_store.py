@@ -26,9 +26,11 @@ RETURNING {columns}"""
 _FORK = """
 INSERT INTO {workflow_status} (workflow_uuid, status, name, class_name, config_name, inputs, request,
     executor_id, owner_generation, application_version, application_id, recovery_attempts, queue_name,
-    parent_workflow_id, created_at, updated_at, workflow_version)
+    parent_workflow_id, created_at, updated_at, workflow_version, attributes, authenticated_user, assumed_role,
+    authenticated_roles)
 SELECT ?, 'PENDING', name, class_name, config_name, inputs, request, ?, 0, COALESCE(?, application_version),
-    application_id, 0, NULL, NULL, ?, ?, workflow_version
+    application_id, 0, NULL, NULL, ?, ?, workflow_version, attributes, authenticated_user, assumed_role,
+    authenticated_roles
 FROM {workflow_status} WHERE workflow_uuid = ?
 ON CONFLICT (workflow_uuid) DO NOTHING"""
 _FORK_STEPS = """
@@ -37,12 +39,17 @@ SELECT ?, {step_columns} FROM {operation_outputs} WHERE workflow_uuid = ? AND fu
 _FORK_EVENT_HISTORY = """
 INSERT INTO {workflow_events_history} (workflow_uuid, function_id, key, value)
 SELECT ?, function_id, key, value FROM {workflow_events_history} WHERE workflow_uuid = ? AND function_id < ?"""
+# The fork's streams: the entries written by the steps it keeps (a step's retries included).
+_FORK_STREAMS = """
+INSERT INTO {streams} (workflow_uuid, key, stream_offset, value, function_id)
+SELECT ?, key, stream_offset, value, function_id FROM {streams} WHERE workflow_uuid = ? AND function_id < ?"""
 # The fork's events: for each key, the value its latest kept step set.
 _FORK_EVENTS = """
 INSERT INTO {workflow_events} (workflow_uuid, key, value)
 SELECT h.workflow_uuid, h.key, h.value FROM {workflow_events_history} h
 WHERE h.workflow_uuid = ? AND h.function_id = (
     SELECT MAX(function_id) FROM {workflow_events_history} l WHERE l.workflow_uuid = h.workflow_uuid AND l.key = h.key)"""
+_SET_ATTRIBUTES = "UPDATE {workflow_status} SET attributes = ?J, updated_at = ? WHERE workflow_uuid = ?"
 _PAST_DEADLINE = """
 SELECT workflow_uuid FROM {workflow_status}
 WHERE status = 'PENDING' AND workflow_deadline_epoch_ms IS NOT NULL AND workflow_deadline_epoch_ms <= ?
@@ -66,9 +73,11 @@ class ManagementStore:
         self._fork_steps = build(_FORK_STEPS)
         self._fork_event_history = build(_FORK_EVENT_HISTORY)
         self._fork_events = build(_FORK_EVENTS)
+        self._fork_streams = build(_FORK_STREAMS)
         self._get_workflow = build(GET_WORKFLOW)
         self._exists = build(WORKFLOW_EXISTS)
         self._past_deadline = build(_PAST_DEADLINE)
+        self._set_attributes = build(_SET_ATTRIBUTES)
         self._notify = dialect.sql(NOTIFY_SQL) if dialect.name == "postgresql" else None
 
     def cancel(self, workflow_ids: Sequence[str], wake_keys: Sequence[str]) -> int:
@@ -101,7 +110,7 @@ class ManagementStore:
     def fork(
         self, workflow_id: str, new_id: str, start_step: int, executor_id: str, application_version: str | None
     ) -> WorkflowRow | None:
-        """Copy a workflow under ``new_id`` with the checkpoints (and events) of steps before ``start_step``.
+        """Copy a workflow under ``new_id`` with the checkpoints (events, streams) of steps before ``start_step``.
 
         Returns the new row, or None when ``new_id`` is already taken. One transaction: a fork is
         all there or not at all.
@@ -115,10 +124,15 @@ class ManagementStore:
             cursor.execute(self._fork_steps, (new_id, workflow_id, start_step))
             cursor.execute(self._fork_event_history, (new_id, workflow_id, start_step))
             cursor.execute(self._fork_events, (new_id,))
+            cursor.execute(self._fork_streams, (new_id, workflow_id, start_step))
             cursor.execute(self._get_workflow, (new_id,))
             return WorkflowRow(*cursor.fetchone())
 
         return self.db.transaction(work)
+
+    def set_attributes(self, workflow_id: str, attributes: str | None) -> None:
+        """Replace a workflow's attributes (JSON text; None clears them)."""
+        self.db.execute(self._set_attributes, (attributes, now_ms(), workflow_id))
 
     def past_deadline(self, limit: int) -> list[str]:
         """PENDING workflows whose deadline has passed (the recovery loop cancels them)."""
