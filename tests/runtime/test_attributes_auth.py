@@ -71,3 +71,25 @@ def test_required_roles_refuse_and_assume(dbos: type[DBOS]) -> None:
     with DBOSContextSetAuth("carol", ["auditor"]), SetWorkflowID("guarded"):
         assert guarded() == "auditor"
     assert DBOS.get_workflow_status("guarded").assumed_role == "auditor"  # type: ignore[union-attr]
+
+
+@DBOS.default_required_roles(["staff"])
+class Desk:
+    @DBOS.workflow()
+    def serve(self) -> str | None:
+        return DBOS.assumed_role
+
+    @classmethod
+    @DBOS.required_roles([])
+    @DBOS.workflow()
+    def open_to_all(cls) -> str:
+        return "open"
+
+
+def test_class_default_roles_apply_unless_a_method_names_its_own(dbos: type[DBOS]) -> None:
+    desk = Desk()
+    with pytest.raises(error.DBOSNotAuthorizedError):
+        desk.serve()
+    with DBOSContextSetAuth("dan", ["staff"]):
+        assert desk.serve() == "staff"
+    assert Desk.open_to_all() == "open"

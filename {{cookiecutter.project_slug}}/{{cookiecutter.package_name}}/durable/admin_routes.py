@@ -12,6 +12,7 @@
     POST /workflows/<id>/cancel|resume      -> {"workflow_id"}
     POST /workflows/<id>/restart            fork from step 1 -> {"workflow_id"} (the new one)
     POST /workflows/<id>/fork               {"start_step", "new_workflow_id", "application_version"}
+    GET  /metrics                           Prometheus metrics, when the app installed an exporter (observe.py)
     GET  /openapi.json                      this list as an OpenAPI 3.1 document (``openapi.py``)
 
 Workflows answer in ``WorkflowStatus``'s fields with JSON values (DBOS's server stringifies them).
@@ -26,7 +27,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 
-from . import listing, management, operations
+from . import listing, management, observe, operations
 from .admin_input import BadInput, cutoff_request, executor_ids, fork_request, parse_filters, plain_text
 from .context import SetWorkflowID
 from .error import DBOSConflictingWorkflowError, DBOSNonExistentWorkflowError
@@ -123,6 +124,14 @@ def register_routes(app: Flask, actions: AdminActions) -> None:
     @app.get("/openapi.json")
     def openapi() -> Response:
         return json_response(openapi_document())
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        found = observe.exposition()
+        if found is None:
+            return error_response(404, "no metrics exporter is installed; the app's metrics module installs one")
+        body, content_type = found
+        return Response(body, 200, {"Content-Type": content_type})
 
     @app.get("/deactivate")
     def deactivate() -> Response:

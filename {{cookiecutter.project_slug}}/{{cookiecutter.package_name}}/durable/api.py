@@ -338,8 +338,13 @@ class DBOS(StreamsAPI):
 
     @classmethod
     def default_required_roles(cls, roles: list[str]) -> Callable[[type[T]], type[T]]:
-        """The roles a class's ``@DBOS.required_roles([])`` methods require."""
-        return auth.default_required_roles(roles)
+        """The roles every workflow, step and transaction of the class requires unless it names its own.
+
+        It also registers the class, as ``@DBOS.dbos_class()`` does.
+        """
+        with_roles = auth.default_required_roles(roles)
+        register = decorators.dbos_class()
+        return lambda klass: with_roles(register(klass))
 
     @classproperty
     def authenticated_user(cls) -> str | None:

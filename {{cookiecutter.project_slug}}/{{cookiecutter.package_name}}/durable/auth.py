@@ -4,7 +4,7 @@
 started in the block record that user and those roles; their bodies and children run as them, after a
 crash too. ``@DBOS.required_roles(["admin"])`` refuses a call (``DBOSNotAuthorizedError``, HTTP 403)
 unless the caller holds one of the roles, and records the role it assumed; ``@DBOS.default_required_roles``
-sets the roles for every method of a class that does not name its own.
+gives them to every durable method of a class that does not name its own.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from .error import DBOSNotAuthorizedError
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
-_CLASS_ROLES = "__durable_default_roles__"
+_EXPLICIT = "__durable_required_roles__"  # set on a function that names its own roles
 
 
 class DBOSContextSetAuth:
@@ -85,42 +85,46 @@ def _check(name: str, required: list[str]) -> str | None:
 
 
 def required_roles(roles: list[str]) -> Callable[[F], F]:
-    """Refuse calls from callers that hold none of ``roles``; stack it above ``@DBOS.workflow()`` (or step)."""
+    """Refuse calls from callers that hold none of ``roles``; stack it above ``@DBOS.workflow()`` (or step).
+
+    An empty list requires nothing, even in a class with default roles (as in DBOS).
+    """
 
     def decorator(func: F) -> F:
-        explicit = list(roles)
-
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            owner = getattr(args[0], "__class__", None) if args else None
-            needed = explicit if explicit or owner is None else _class_roles(args[0])
-            assumed = _check(func.__qualname__, needed)
-            ctx = current_context()
-            if assumed is None or ctx is None:
-                return func(*args, **kwargs)
-            saved = ctx.auth
-            ctx.auth = replace(saved or AuthInfo(), assumed_role=assumed)
-            try:
-                return func(*args, **kwargs)
-            finally:
-                ctx.auth = saved
-
-        wrapper.__durable_required_roles__ = explicit  # type: ignore[attr-defined]
-        return wrapper  # type: ignore[return-value]
+        return _guarded(func, list(roles))
 
     return decorator
 
 
-def _class_roles(obj: Any) -> list[str]:
-    klass = obj if isinstance(obj, type) else type(obj)
-    return list(getattr(klass, _CLASS_ROLES, []) or [])
+def _guarded(func: F, roles: list[str]) -> F:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        assumed = _check(func.__qualname__, roles)
+        ctx = current_context()
+        if assumed is None or ctx is None:
+            return func(*args, **kwargs)
+        saved = ctx.auth
+        ctx.auth = replace(saved or AuthInfo(), assumed_role=assumed)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            ctx.auth = saved
+
+    wrapper.__durable_required_roles__ = roles  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]
 
 
 def default_required_roles(roles: list[str]) -> Callable[[type[T]], type[T]]:
-    """The roles every ``@DBOS.required_roles([])`` method of the class requires unless it names its own."""
+    """Give every durable method of the class that names no roles of its own these required roles."""
 
     def decorator(klass: type[T]) -> type[T]:
-        setattr(klass, _CLASS_ROLES, list(roles))
+        for name, attr in list(vars(klass).items()):
+            kind = type(attr) if isinstance(attr, (classmethod, staticmethod)) else None
+            func = attr.__func__ if kind is not None else attr
+            if not callable(func) or not hasattr(func, "__durable_info__") or hasattr(func, _EXPLICIT):
+                continue
+            guarded = _guarded(func, list(roles))
+            setattr(klass, name, kind(guarded) if kind is not None else guarded)
         return klass
 
     return decorator

@@ -93,6 +93,9 @@ def openapi_document() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/dbos-healthz": {"get": _operation("Liveness probe", _text("healthy"), secured=False)},
         "/openapi.json": {"get": _operation("This document", _json({"type": "object"}))},
+        "/metrics": {"get": _operation(
+            "Prometheus metrics, when the app installed an exporter",
+            {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}, errors=(404,))},
         "/deactivate": {"get": _operation("Stop this process's schedules; it finishes what it runs",
                                           _json({"type": "object", "properties": {"status": _STRING}}))},
         "/dbos-workflow-recovery": {"post": {
@@ -129,7 +132,7 @@ def openapi_document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Durable runtime admin API", "version": "1",
                  "description": "DBOS 2.31.1's admin endpoints. Every answer is JSON but the health "
-                                "probe's text."},
+                                "probe's text and the metrics' Prometheus exposition."},
         "security": [{"bearer": []}],
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                                       "description": "needed when the server has an admin_token"}},

@@ -34,6 +34,7 @@ from .store.messaging_store import MessagingStore
 from .store.operations_store import OperationsStore
 from .store.queue_store import QueueStore
 from .store.stream_store import StreamStore
+from .tracing import carry
 from .wakeups import Wakeups
 
 logger = logging.getLogger(__name__)
@@ -161,6 +162,7 @@ class Runtime:
                 raise DBOSNotLaunchedError(f"shutting down; workflow {workflow_id} is left for another executor")
             future: Future[Any] = Future()
             self.running[workflow_id] = future
+        work = carry(work)  # the caller's span stays the parent on the worker thread
 
         def body() -> None:
             try:
