@@ -19,6 +19,7 @@ shared database, so any worker speaks for all of them.
     POST /workflows                       {"status": ..., "name": ..., "limit": ...} -> workflows
     GET  /workflows/<id>                  one workflow's status
     GET  /workflows/<id>/steps            its checkpointed steps
+    GET  /metrics                         Prometheus metrics, when the app installed an exporter (observe.py)
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
+
+from . import observe
 
 logger = logging.getLogger(__name__)
 
@@ -225,6 +228,14 @@ def build_admin_app(actions: AdminActions, *, token: str | None = None,
         if found is None:
             return _error(404, f"workflow {workflow_id} does not exist")
         return _json(_as_json(found))
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        found = observe.exposition()
+        if found is None:
+            return _error(404, "no metrics exporter is installed; the app's metrics module installs one")
+        body, content_type = found
+        return Response(body, 200, {"Content-Type": content_type})
 
     @app.get("/workflows/<workflow_id>/steps")
     def steps(workflow_id: str) -> Response:

@@ -99,6 +99,8 @@ class RuntimeSettings:
     admin_allowed_hosts: tuple[str, ...] = ()
     enable_otlp: bool = False
     otlp_traces_endpoints: tuple[str, ...] = ()
+    otlp_logs_endpoints: tuple[str, ...] = ()
+    otlp_log_level: str = "INFO"
     otlp_attributes: dict[str, str] = field(default_factory=dict)
     enable_patching: bool = False
     max_checkpoint_bytes: int = DEFAULT_MAX_CHECKPOINT_BYTES
@@ -250,6 +252,8 @@ def resolve_config(config: DBOSConfig) -> RuntimeSettings:
         admin_allowed_hosts=admin_allowed_hosts,
         enable_otlp=bool(_get(config, "enable_otlp", False)),
         otlp_traces_endpoints=tuple(_get(config, "otlp_traces_endpoints", ())),
+        otlp_logs_endpoints=tuple(_get(config, "otlp_logs_endpoints", ())),
+        otlp_log_level=str(_get(config, "otlp_log_level", "INFO")).upper(),
         otlp_attributes=dict(_get(config, "otlp_attributes", {})),
         enable_patching=enable_patching,
         max_checkpoint_bytes=cap,

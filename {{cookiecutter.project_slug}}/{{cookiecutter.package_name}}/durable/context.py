@@ -264,7 +264,11 @@ def refuse_in_event_loop(api_name: str) -> None:
 
 
 class ContextLogFilter(logging.Filter):
-    """Adds ``workflow_id``, ``step_id`` and ``request_id`` to every log record."""
+    """Adds ``workflow_id``, ``step_id`` and ``request_id`` to every log record.
+
+    Put it on a *handler* (``handler.addFilter(ContextLogFilter())``): a logger's filters run only for
+    records logged on that very logger, not on its children, while a handler sees them all.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         ctx = _current.get()

@@ -38,6 +38,7 @@ from .error import (
     DBOSWorkflowFunctionNotFoundError,
     MaxRecoveryAttemptsExceededError,
 )
+from .observe import emit
 from .portable import WorkflowSerializationFormat, coerce_to_hints
 from .registry import REGISTRY, FunctionInfo
 from .runtime import Runtime
@@ -211,6 +212,7 @@ def begin_workflow(rt: Runtime, call: Invocation) -> Started:
         new_workflow_row(rt, call, workflow_id, request, parent_state, timeout_ms, deadline)
     )
     if existing is None:
+        emit("workflow_started", name=info.name)
         started.state = WorkflowState(workflow_id, info.name, generation=0, recorded=None, deadline_epoch_ms=deadline,
                                       auth=parent.auth if parent is not None else None)
         return started
@@ -250,6 +252,7 @@ def take_over(rt: Runtime, row: WorkflowRow) -> WorkflowState | None:
         adopted = rt.checkpoint_store.adopt_workflow(row.workflow_id, rt.executor_id, rt.alive_since_ms())
         if adopted is None:
             return None  # a live executor owns it; callers wait for its outcome
+        emit("workflow_adopted")
         row = adopted
     return WorkflowState(
         row.workflow_id, row.name, generation=row.owner_generation,
@@ -266,23 +269,35 @@ def run_body(rt: Runtime, call: Invocation, state: WorkflowState, request: Reque
     name = call.info.name
     portable = is_portable_workflow(call.info)
     ctx = DBOSContext(request=request, workflow=state, auth=state.auth)
-    with entered(ctx), span(f"workflow {name}", workflow_id=state.workflow_id):
-        try:
-            result = call.call()
-            output = rt.codec.encode(result, what=f"workflow {name!r} output", portable=portable)
-        except (DBOSFencedError, DBOSWorkflowCancelledError, DBOSDatabaseUnavailableError):
-            # Not the workflow's outcome: another executor owns it, it was cancelled, or the database
-            # is away (it stays PENDING and this executor resumes it once the database is back).
-            raise
-        except Exception as exc:
+    emit("workflow_running", 1, name=name)
+    try:
+        with entered(ctx), span(f"workflow {name}", workflow_id=state.workflow_id):
             try:
-                rt.checkpoint_store.finish_workflow(state.workflow_id, state.generation, ERROR, None,
-                                                    rt.codec.encode_exception(exc, portable=portable))
-            except DBOSFencedError:
-                pass
-            raise
-    rt.checkpoint_store.finish_workflow(state.workflow_id, state.generation, SUCCESS, output, None)
-    return result
+                result = call.call()
+                output = rt.codec.encode(result, what=f"workflow {name!r} output", portable=portable)
+            except (DBOSFencedError, DBOSWorkflowCancelledError, DBOSDatabaseUnavailableError):
+                # Not the workflow's outcome: another executor owns it, it was cancelled, or the database
+                # is away (it stays PENDING and this executor resumes it once the database is back).
+                raise
+            except Exception as exc:
+                error = rt.codec.encode_exception(exc, portable=portable)
+                try:
+                    rt.checkpoint_store.finish_workflow(state.workflow_id, state.generation, ERROR, None, error)
+                except DBOSFencedError:
+                    pass
+                else:
+                    _finished(name, ERROR, error)
+                raise
+        rt.checkpoint_store.finish_workflow(state.workflow_id, state.generation, SUCCESS, output, None)
+        _finished(name, SUCCESS, output)
+        return result
+    finally:
+        emit("workflow_running", -1, name=name)
+
+
+def _finished(name: str, status: str, recorded: str | None) -> None:
+    emit("workflow_finished", name=name, status=status)
+    emit("checkpoint_bytes", len(recorded or ""), kind="workflow")
 
 
 def run_inline(rt: Runtime, call: Invocation, started: Started) -> Any:
@@ -434,8 +449,10 @@ def resume_row(rt: Runtime, row: WorkflowRow, *, dequeued: bool = False) -> Futu
     request = RequestInfo.from_json(rt.codec.decode(row.request)) if row.request is not None else None
     if dequeued:
         logger.debug("starting queued workflow %s (%s)", row.workflow_id, row.name)
+        emit("workflow_started", name=row.name)
     else:
         logger.info("recovering workflow %s (%s)", row.workflow_id, row.name)
+        emit("workflow_recovered", name=row.name)
 
     def resume() -> Any:
         # Read the checkpoints on the worker thread: the recovery thread adopts thousands in a row.

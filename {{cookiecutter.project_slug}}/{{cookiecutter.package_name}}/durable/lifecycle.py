@@ -8,7 +8,8 @@ worker hook or ``DBOS.launch()`` launches. What launch starts, in order, and who
 - ``durable-queues`` (``dequeuer.py``): claim queued workflows within their queues' limits;
 - ``durable-scheduler`` (``scheduler.py``), only when a workflow has a schedule;
 - ``durable-admin`` (``admin.py``), when ``run_admin_server`` (one process gets the port);
-- OpenTelemetry tracing (``tracing.py``), when ``enable_otlp``.
+- OpenTelemetry tracing (``tracing.py``) and, with ``otlp_logs_endpoints``, log export (``otlp_logs.py``),
+  when ``enable_otlp``.
 
 The waiters' helpers start on the first wait, not at launch, so a process that never waits holds
 nothing for them: ``durable-listener`` (PostgreSQL ``LISTEN``, ``store/listener.py``) and the SQLite
@@ -32,18 +33,19 @@ from flask import Flask
 from . import current, listing
 from .admin import AdminActions, AdminServer
 from .config import RuntimeSettings
-from .context import ContextLogFilter
 from .dequeuer import Dequeuer
 from .error import DBOSException
 from .flask import install
+from .otlp_logs import disable_otlp_logs, enable_otlp_logs
 from .recovery import RecoveryLoop, recover_executors
 from .registry import REGISTRY
 from .runtime import Runtime
 from .scheduler import Scheduler
-from .tracing import enable_tracing
+from .tracing import disable_tracing, enable_tracing
 
+# workflow_id, step_id and request_id reach records through context.ContextLogFilter, which the app puts
+# on its handlers: a filter on this logger would not run for the records of its child loggers.
 PACKAGE_LOGGER = logging.getLogger(__name__.rpartition(".")[0])
-PACKAGE_LOGGER.addFilter(ContextLogFilter())  # workflow_id, step_id, request_id on every record
 
 _lock = threading.RLock()  # configure, launch and destroy, one at a time
 _configured: Lifecycle | None = None
@@ -88,6 +90,7 @@ class Lifecycle:
                 self.admin = _admin_server(rt, self.settings)
             if self.settings.enable_otlp:
                 enable_tracing(self.settings)
+                enable_otlp_logs(self.settings)  # when otlp_logs_endpoints are set
             PACKAGE_LOGGER.info("durable runtime launched as executor %s", rt.executor_id)
             return rt
 
@@ -111,6 +114,9 @@ class Lifecycle:
             self.recovery.release()
         if rt is not None:
             rt.close()  # engines, the LISTEN thread, the wake-up file watcher
+        if self.settings.enable_otlp:
+            disable_otlp_logs()  # flush what is batched
+            disable_tracing()
 
     def forget_after_fork(self) -> None:
         """In a forked worker: forget the connections and threads inherited from a preloading master."""

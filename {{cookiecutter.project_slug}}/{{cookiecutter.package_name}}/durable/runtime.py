@@ -33,6 +33,7 @@ from .store.management_store import ManagementStore
 from .store.messaging_store import MessagingStore
 from .store.queue_store import QueueStore
 from .store.stream_store import StreamStore
+from .tracing import carry
 from .wakeups import Wakeups
 
 logger = logging.getLogger(__name__)
@@ -155,6 +156,7 @@ class Runtime:
                 raise DBOSNotLaunchedError(f"shutting down; workflow {workflow_id} is left for another executor")
             future: Future[Any] = Future()
             self.running[workflow_id] = future
+        work = carry(work)  # the caller's span stays the parent on the worker thread
 
         def body() -> None:
             try:

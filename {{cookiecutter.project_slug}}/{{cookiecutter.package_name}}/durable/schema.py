@@ -106,6 +106,11 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
         sa.Index(f"{prefix}workflow_status_queue_status", "queue_name", "status", "priority", "created_at"),
         sa.Index(f"{prefix}workflow_status_queue_dedup", "queue_name", "deduplication_id", unique=True,
                  postgresql_where=_ACTIVE_QUEUE_ROW, sqlite_where=_ACTIVE_QUEUE_ROW),
+        # The dashboard's keyset pages, newest first, unfiltered or by status, name or queue (step 3).
+        sa.Index(f"{prefix}workflow_status_created_uuid", "created_at", "workflow_uuid"),
+        sa.Index(f"{prefix}workflow_status_status_created_uuid", "status", "created_at", "workflow_uuid"),
+        sa.Index(f"{prefix}workflow_status_name_created_uuid", "name", "created_at", "workflow_uuid"),
+        sa.Index(f"{prefix}workflow_status_queue_created_uuid", "queue_name", "created_at", "workflow_uuid"),
     )
     operation_outputs = sa.Table(
         f"{prefix}operation_outputs",
@@ -246,7 +251,12 @@ _V3_TABLES: tuple[str, ...] = ("streams",)
 _V3_COLUMNS: dict[str, tuple[str, ...]] = {
     "workflow_status": ("attributes", "authenticated_user", "assumed_role", "authenticated_roles"),
 }
-_V3_INDEXES: tuple[str, ...] = ()  # new indexes on tables older than step 3 (new tables bring their own)
+_V3_INDEXES: tuple[str, ...] = (
+    "workflow_status_created_uuid",
+    "workflow_status_status_created_uuid",
+    "workflow_status_name_created_uuid",
+    "workflow_status_queue_created_uuid",
+)  # new indexes on tables older than step 3 (new tables bring their own)
 
 
 def _table(tables: SystemTables, name: str) -> sa.Table:
