@@ -59,8 +59,8 @@ def pays(amount: int) -> str:
 
 def test_public_names_are_pinned() -> None:
     assert sorted(durable.__all__) == [
-        "DBOS", "DBOSConfig", "DBOSConfiguredInstance", "DBOSContext", "DBOSContextSetAuth",
-        "DBOSPortableJSONSerializer", "EnqueueInTransaction", "PortableWorkflowError", "Queue", "RequestInfo",
+        "DBOS", "DBOSClient", "DBOSConfig", "DBOSConfiguredInstance", "DBOSContext", "DBOSContextSetAuth",
+        "DBOSPortableJSONSerializer", "EnqueueInTransaction", "EnqueueOptions", "PortableWorkflowError", "Queue", "RequestInfo",
         "Serializer", "SetEnqueueOptions", "SetWorkflowAttributes", "SetWorkflowID", "SetWorkflowTimeout",
         "StepInfo", "WorkflowHandle", "WorkflowSerializationFormat", "WorkflowStatus", "WorkflowStatusString",
         "assert_current_dbos_context", "error",

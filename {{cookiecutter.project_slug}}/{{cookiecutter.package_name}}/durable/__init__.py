@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from . import error
 from .api import DBOS, DBOSConfiguredInstance
+from .client import DBOSClient, EnqueueOptions
 from .attributes import SetWorkflowAttributes
 from .auth import DBOSContextSetAuth
 from .config import DBOSConfig
@@ -28,11 +29,13 @@ __version__ = "0.1.0"
 __all__ = [
     "DBOS",
     "DBOSConfig",
+    "DBOSClient",
     "DBOSConfiguredInstance",
     "DBOSContext",
     "DBOSContextSetAuth",
     "DBOSPortableJSONSerializer",
     "EnqueueInTransaction",
+    "EnqueueOptions",
     "PortableWorkflowError",
     "Queue",
     "RequestInfo",
