@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from . import error
 from .api import DBOS, DBOSConfiguredInstance
-from .client import DBOSClient, EnqueueOptions
 from .attributes import SetWorkflowAttributes
 from .auth import DBOSContextSetAuth
+from .client import DBOSClient, EnqueueOptions
 from .config import DBOSConfig
 from .context import DBOSContext, RequestInfo, SetWorkflowID, SetWorkflowTimeout, assert_current_dbos_context
 from .enqueue import EnqueueInTransaction, SetEnqueueOptions
