@@ -67,13 +67,13 @@ def test_pages_stay_fast_at_a_million_workflows(dbos: type[DBOS], database_url: 
         cursor = None
         seen: list[str] = []
         for _ in range(4):  # the first pages, then jump deep and page on
-            page, took = timed(lambda: overview.workflow_page(cursor=cursor, limit=50, **filters))
+            page, took = timed(lambda c=cursor, f=filters: overview.workflow_page(cursor=c, limit=50, **f))
             slowest[label] = max(slowest.get(label, 0.0), took)
             seen += [w.workflow_id for w in page.workflows]
             cursor = page.next_cursor
         assert len(seen) == len(set(seen)) == 200, label  # no row twice across pages, ties included
         deep = f"{1700000000000 + ROWS // 50}.wf-{ROWS // 50:07d}"  # near the oldest rows
-        page, took = timed(lambda: overview.workflow_page(cursor=deep, limit=50, **filters))
+        page, took = timed(lambda c=deep, f=filters: overview.workflow_page(cursor=c, limit=50, **f))
         slowest[label] = max(slowest[label], took)
         assert page.workflows or label in ("queue", "status+time"), label
     print("page seconds", slowest)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import attributes as attributes_module
-from . import auth, decorators, lifecycle, listing, management, messaging, patching
+from . import auth, cli, decorators, lifecycle, listing, management, messaging, patching
 from .api_streams import StreamsAPI
 from .config import DBOSConfig, RuntimeSettings, resolve_config
 from .context import RequestInfo, current_context, refuse_in_event_loop
@@ -58,6 +58,8 @@ class DBOS(StreamsAPI):
 
     def __new__(cls, *, config: DBOSConfig, flask: Flask | None = None, **_ignored: Any) -> DBOS:
         lifecycle.configure(resolve_config(config), flask)
+        if flask is not None:
+            cli.install_commands(flask)  # flask workflow ..., flask queue ...
         if DBOS._facade is None:
             DBOS._facade = super().__new__(cls)  # stateless: the process's state lives in lifecycle.py
         return DBOS._facade
@@ -74,6 +76,7 @@ class DBOS(StreamsAPI):
         if configured is None:
             raise DBOSNotLaunchedError("call DBOS(config=DBOSConfig(...)) before DBOS.init_app(app)")
         configured.attach_flask(app)
+        cli.install_commands(app)
 
     @classmethod
     def launch(cls) -> None:

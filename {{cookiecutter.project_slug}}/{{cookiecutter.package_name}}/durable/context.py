@@ -88,6 +88,8 @@ class WorkflowState:
     deadline_epoch_ms: int | None = None
     # Who started it (DBOSContextSetAuth), as recorded in its row: its body and its children run as them.
     auth: AuthInfo | None = None
+    # Stream reads waiting for their value now: two at once would number their steps by timing.
+    stream_reads_in_flight: int = 0
 
     def allocate_step_id(self) -> int:
         self.next_step_id += 1
