@@ -92,6 +92,9 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
         sa.Column("created_at", sa.BigInteger, nullable=False),
         sa.Column("updated_at", sa.BigInteger, nullable=False),
         sa.Column("completed_at", sa.BigInteger),
+        # fork_workflow: the workflow a fork was copied from, and (0/1) on the original that it was.
+        sa.Column("forked_from", sa.Text),
+        sa.Column("was_forked_from", sa.Integer, nullable=False, server_default="0"),
         sa.Index(f"{prefix}workflow_status_status_created", "status", "created_at"),
         sa.Index(f"{prefix}workflow_status_executor_status", "executor_id", "status"),
         sa.Index(f"{prefix}workflow_status_created", "created_at"),
@@ -99,6 +102,9 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
         sa.Index(f"{prefix}workflow_status_queue_status", "queue_name", "status", "priority", "created_at"),
         sa.Index(f"{prefix}workflow_status_queue_dedup", "queue_name", "deduplication_id", unique=True,
                  postgresql_where=_ACTIVE_QUEUE_ROW, sqlite_where=_ACTIVE_QUEUE_ROW),
+        # Children of a workflow (cancel/delete with children, list_workflows(parent_workflow_id=)) and forks.
+        sa.Index(f"{prefix}workflow_status_parent", "parent_workflow_id"),
+        sa.Index(f"{prefix}workflow_status_forked_from", "forked_from"),
     )
     operation_outputs = sa.Table(
         f"{prefix}operation_outputs",
@@ -222,8 +228,13 @@ def _drop_queue_options_v2(connection: sa.Connection, tables: SystemTables) -> N
 # AND names it here (unprefixed); the step adds what a step-2 database lacks and removes it on the way
 # down. tests/runtime/test_schema.py holds step 2's shape, so a change that forgets this list fails there.
 _V3_TABLES: tuple[str, ...] = ()
-_V3_COLUMNS: dict[str, tuple[str, ...]] = {}
-_V3_INDEXES: tuple[str, ...] = ()  # new indexes on tables older than step 3 (new tables bring their own)
+_V3_COLUMNS: dict[str, tuple[str, ...]] = {
+    "workflow_status": ("forked_from", "was_forked_from"),
+}
+_V3_INDEXES: tuple[str, ...] = (
+    "workflow_status_parent",
+    "workflow_status_forked_from",
+)  # new indexes on tables older than step 3 (new tables bring their own)
 
 
 def _table(tables: SystemTables, name: str) -> sa.Table:
