@@ -12,28 +12,28 @@ from durable.error import DBOSException
 
 
 @DBOS.step()
-def echo(value: str) -> str:
+def listing_echo(value: str) -> str:
     return value
 
 
 @DBOS.workflow()
-def leaf(value: str) -> str:
-    return echo(value)
+def listing_leaf(value: str) -> str:
+    return listing_echo(value)
 
 
 @DBOS.workflow()
-def failing() -> None:
+def listing_failing() -> None:
     raise RuntimeError("boom")
 
 
 @DBOS.workflow()
-def parent() -> str:
-    return leaf("from-parent")
+def listing_parent() -> str:
+    return listing_leaf("from-parent")
 
 
 @DBOS.workflow()
-def three_steps() -> list[str]:
-    return [echo("a"), echo("b"), echo("c")]
+def listing_three_steps() -> list[str]:
+    return [listing_echo("a"), listing_echo("b"), listing_echo("c")]
 
 
 def ids(statuses: list[object]) -> list[str]:
@@ -46,9 +46,9 @@ def iso(epoch_ms: float) -> str:
 
 def test_filters_by_parent_and_prefix(dbos: type[DBOS]) -> None:
     with SetWorkflowID("p-1"):
-        parent()
+        listing_parent()
     with SetWorkflowID("alone_1"):
-        leaf("x")
+        listing_leaf("x")
     assert ids(DBOS.list_workflows(parent_workflow_id="p-1")) == ["p-1-1"]
     assert ids(DBOS.list_workflows(parent_workflow_id=["nope", "p-1"])) == ["p-1-1"]
     assert ids(DBOS.list_workflows(has_parent=True)) == ["p-1-1"]
@@ -63,10 +63,10 @@ def test_filters_by_parent_and_prefix(dbos: type[DBOS]) -> None:
 def test_completed_and_created_bounds_tell_before_from_after(dbos: type[DBOS]) -> None:
     before = datetime.now().isoformat()  # naive: local time, as DBOS reads it
     with SetWorkflowID("done"):
-        leaf("x")
+        listing_leaf("x")
     between = datetime.now().isoformat()
     with SetWorkflowID("later"), pytest.raises(RuntimeError):
-        failing()
+        listing_failing()
     after = datetime.now().isoformat()
     # Each stamping call returns only once its millisecond is over, so these hold every time.
     assert ids(DBOS.list_workflows(start_time=before, end_time=between)) == ["done"]
@@ -78,7 +78,7 @@ def test_completed_and_created_bounds_tell_before_from_after(dbos: type[DBOS]) -
 
 def test_a_whole_millisecond_end_bound_is_inclusive(dbos: type[DBOS]) -> None:
     with SetWorkflowID("exact"):
-        leaf("x")
+        listing_leaf("x")
     found = DBOS.get_workflow_status("exact")
     assert found is not None and found.created_at is not None and found.completed_at is not None
     assert ids(DBOS.list_workflows(start_time=iso(found.created_at), end_time=iso(found.created_at))) == ["exact"]
@@ -92,10 +92,10 @@ def test_dequeued_filters_and_dequeued_at(dbos: type[DBOS]) -> None:
     queue = DBOS.register_queue("listing-q")
     before = datetime.now(timezone.utc).isoformat()
     with SetWorkflowID("queued-1"):
-        handle = queue.enqueue(leaf, "q")
+        handle = queue.enqueue(listing_leaf, "q")
     assert handle.get_result(timeout_seconds=10) == "q"
     with SetWorkflowID("direct-1"):
-        leaf("d")
+        listing_leaf("d")
     status = DBOS.get_workflow_status("queued-1")
     assert status is not None and status.dequeued_at is not None and status.created_at is not None
     assert status.dequeued_at >= status.created_at
@@ -108,13 +108,13 @@ def test_dequeued_filters_and_dequeued_at(dbos: type[DBOS]) -> None:
 
 def test_list_workflow_steps_pages_and_skips_outputs(dbos: type[DBOS]) -> None:
     with SetWorkflowID("steps"):
-        three_steps()
+        listing_three_steps()
     assert [s["output"] for s in DBOS.list_workflow_steps("steps")] == ["a", "b", "c"]
     assert [s["output"] for s in DBOS.list_workflow_steps("steps", limit=2)] == ["a", "b"]
     assert [s["output"] for s in DBOS.list_workflow_steps("steps", limit=1, offset=1)] == ["b"]
     assert [s["function_id"] for s in DBOS.list_workflow_steps("steps", offset=2)] == [3]
     unloaded = DBOS.list_workflow_steps("steps", load_output=False)
-    assert [(s["function_name"], s["output"]) for s in unloaded] == [(echo.__qualname__, None)] * 3
+    assert [(s["function_name"], s["output"]) for s in unloaded] == [(listing_echo.__qualname__, None)] * 3
 
 
 def test_bad_filters_are_refused_with_a_clear_message(dbos: type[DBOS]) -> None:
@@ -131,7 +131,7 @@ def test_bad_filters_are_refused_with_a_clear_message(dbos: type[DBOS]) -> None:
 def test_status_times_are_consistent(dbos: type[DBOS]) -> None:
     started = time.time() * 1000
     with SetWorkflowID("timed"):
-        leaf("x")
+        listing_leaf("x")
     found = DBOS.get_workflow_status("timed")
     assert found is not None and found.created_at is not None and found.completed_at is not None
     assert started - 1 <= found.created_at < found.completed_at <= time.time() * 1000

@@ -23,50 +23,50 @@ def _reset() -> None:
 
 
 @DBOS.step()
-def counted(name: str) -> str:
+def mo_counted(name: str) -> str:
     CALLS[name] = CALLS.get(name, 0) + 1
     return name
 
 
 @DBOS.workflow()
-def two_steps() -> list[str]:
-    return [counted("one"), counted("two")]
+def mo_two_steps() -> list[str]:
+    return [mo_counted("one"), mo_counted("two")]
 
 
 @DBOS.workflow()
-def waits_at_gate() -> str:
-    counted("before")
+def mo_waits_at_gate() -> str:
+    mo_counted("before")
     while not GATE.is_set():
         DBOS.sleep(0.05)
-    return counted("after")
+    return mo_counted("after")
 
 
 @DBOS.step()
-def gate_step() -> None:
+def mo_gate_step() -> None:
     GATE.wait(10)
 
 
 @DBOS.workflow()
-def gated_flow() -> str:
-    counted("before")
-    gate_step()
-    return counted("after")
+def mo_gated_flow() -> str:
+    mo_counted("before")
+    mo_gate_step()
+    return mo_counted("after")
 
 
 @DBOS.step()
-def scaled(x: int) -> int:
+def mo_scaled(x: int) -> int:
     return x * FACTOR["value"]
 
 
 @DBOS.workflow()
-def child(x: int) -> int:
-    return scaled(x)
+def mo_child(x: int) -> int:
+    return mo_scaled(x)
 
 
 @DBOS.workflow()
-def parent_of_two() -> int:
-    first = DBOS.start_workflow(child, 1)
-    second = DBOS.start_workflow(child, 10)
+def mo_parent_of_two() -> int:
+    first = DBOS.start_workflow(mo_child, 1)
+    second = DBOS.start_workflow(mo_child, 10)
     return first.get_result() + second.get_result()
 
 
@@ -79,7 +79,7 @@ def wait_for_call(name: str) -> None:
 
 def test_fork_marks_both_sides_and_clamps_the_start_step(dbos: type[DBOS]) -> None:
     with SetWorkflowID("orig"):
-        two_steps()
+        mo_two_steps()
     with SetWorkflowID("fork-a"):
         handle = DBOS.fork_workflow("orig", -1)  # below 1: every step runs again, as in DBOS
     assert handle.get_result(timeout_seconds=10) == ["one", "two"]
@@ -94,7 +94,7 @@ def test_fork_marks_both_sides_and_clamps_the_start_step(dbos: type[DBOS]) -> No
 
 def test_fork_with_a_timeout_is_cancelled_when_it_passes(dbos: type[DBOS]) -> None:
     with SetWorkflowID("gated"):
-        handle = DBOS.start_workflow(waits_at_gate)
+        handle = DBOS.start_workflow(mo_waits_at_gate)
     DBOS.cancel_workflow("gated")
     with pytest.raises(DBOSAwaitedWorkflowCancelledError):
         handle.get_result(timeout_seconds=10)
@@ -109,7 +109,7 @@ def test_fork_with_a_timeout_is_cancelled_when_it_passes(dbos: type[DBOS]) -> No
 def test_fork_and_resume_onto_a_queue(dbos: type[DBOS]) -> None:
     DBOS.register_queue("mgmt-q")
     with SetWorkflowID("on-q"):
-        handle = DBOS.start_workflow(gated_flow)
+        handle = DBOS.start_workflow(mo_gated_flow)
     wait_for_call("before")
     DBOS.cancel_workflow("on-q")
     GATE.set()
@@ -128,13 +128,13 @@ def test_fork_and_resume_onto_a_queue(dbos: type[DBOS]) -> None:
 
 def test_fork_replaces_children_in_the_kept_steps(dbos: type[DBOS]) -> None:
     with SetWorkflowID("fam"):
-        assert parent_of_two() == 2 + 20
+        assert mo_parent_of_two() == 2 + 20
     first_child = "fam-1"
     FACTOR["value"] = 100
     new_child = DBOS.fork_workflow(first_child, 1)
     assert new_child.get_result(timeout_seconds=10) == 100
-    # Steps 1 and 2 start the children; the fork keeps them, with the first child replaced, and
-    # awaits the children again: the replacement's 100, and the second child's recorded 20.
+    # Steps 1 and 2 start the children; the fork keeps them, with the first mo_child replaced, and
+    # awaits the children again: the replacement's 100, and the second mo_child's recorded 20.
     forked = DBOS.fork_workflow("fam", 3, replacement_children={first_child: new_child.workflow_id})
     assert forked.get_result(timeout_seconds=10) == 100 + 20
     recorded = {s["function_id"]: s["child_workflow_id"] for s in DBOS.list_workflow_steps(forked.workflow_id)}
@@ -143,7 +143,7 @@ def test_fork_replaces_children_in_the_kept_steps(dbos: type[DBOS]) -> None:
 
 def test_resume_workflows_refuses_unknown_ids_before_resuming_any(dbos: type[DBOS]) -> None:
     with SetWorkflowID("r1"):
-        handle = DBOS.start_workflow(gated_flow)
+        handle = DBOS.start_workflow(mo_gated_flow)
     wait_for_call("before")
     DBOS.cancel_workflows(["r1"])
     GATE.set()
@@ -158,13 +158,13 @@ def test_resume_workflows_refuses_unknown_ids_before_resuming_any(dbos: type[DBO
 
 def test_delete_takes_the_workflow_and_optionally_its_descendants(dbos: type[DBOS]) -> None:
     with SetWorkflowID("del"):
-        parent_of_two()
+        mo_parent_of_two()
     DBOS.delete_workflow("del")
     assert DBOS.get_workflow_status("del") is None
     assert DBOS.list_workflow_steps("del") == []
     assert {w.workflow_id for w in DBOS.list_workflows()} == {"del-1", "del-2"}
     with SetWorkflowID("del2"):
-        parent_of_two()
+        mo_parent_of_two()
     DBOS.delete_workflows(["del2"], delete_children=True)
     assert {w.workflow_id for w in DBOS.list_workflows()} == {"del-1", "del-2"}
     DBOS.delete_workflows([])  # nothing to do
