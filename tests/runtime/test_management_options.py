@@ -70,10 +70,11 @@ def mo_parent_of_two() -> int:
     return first.get_result() + second.get_result()
 
 
-def wait_for_call(name: str) -> None:
+def wait_for_checkpoint(workflow_id: str, step_id: int) -> None:
+    """Until the workflow's step ``step_id`` is recorded (its body having run is not enough)."""
     deadline = time.monotonic() + 10
-    while name not in CALLS:
-        assert time.monotonic() < deadline, f"{name} never ran"
+    while step_id not in [s["function_id"] for s in DBOS.list_workflow_steps(workflow_id)]:
+        assert time.monotonic() < deadline, f"step {step_id} of {workflow_id} never recorded"
         time.sleep(0.01)
 
 
@@ -110,7 +111,7 @@ def test_fork_and_resume_onto_a_queue(dbos: type[DBOS]) -> None:
     DBOS.register_queue("mgmt-q")
     with SetWorkflowID("on-q"):
         handle = DBOS.start_workflow(mo_gated_flow)
-    wait_for_call("before")
+    wait_for_checkpoint("on-q", 1)
     DBOS.cancel_workflow("on-q")
     GATE.set()
     with pytest.raises(DBOSAwaitedWorkflowCancelledError):
@@ -144,7 +145,7 @@ def test_fork_replaces_children_in_the_kept_steps(dbos: type[DBOS]) -> None:
 def test_resume_workflows_refuses_unknown_ids_before_resuming_any(dbos: type[DBOS]) -> None:
     with SetWorkflowID("r1"):
         handle = DBOS.start_workflow(mo_gated_flow)
-    wait_for_call("before")
+    wait_for_checkpoint("r1", 1)
     DBOS.cancel_workflows(["r1"])
     GATE.set()
     with pytest.raises(DBOSAwaitedWorkflowCancelledError):
