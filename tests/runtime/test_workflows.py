@@ -59,9 +59,11 @@ def pays(amount: int) -> str:
 
 def test_public_names_are_pinned() -> None:
     assert sorted(durable.__all__) == [
-        "DBOS", "DBOSConfig", "DBOSConfiguredInstance", "DBOSContext", "EnqueueInTransaction", "Queue",
-        "RequestInfo", "SetEnqueueOptions", "SetWorkflowID", "SetWorkflowTimeout", "StepInfo", "WorkflowHandle",
-        "WorkflowStatus", "WorkflowStatusString", "assert_current_dbos_context", "error",
+        "DBOS", "DBOSConfig", "DBOSConfiguredInstance", "DBOSContext", "DBOSContextSetAuth",
+        "DBOSPortableJSONSerializer", "EnqueueInTransaction", "PortableWorkflowError", "Queue", "RequestInfo",
+        "Serializer", "SetEnqueueOptions", "SetWorkflowAttributes", "SetWorkflowID", "SetWorkflowTimeout",
+        "StepInfo", "WorkflowHandle", "WorkflowSerializationFormat", "WorkflowStatus", "WorkflowStatusString",
+        "assert_current_dbos_context", "error",
     ]
     assert all(getattr(durable, name) is not None for name in durable.__all__)
     assert error.DBOSException("x", dbos_error_code="X", status_code=400).status_code == 400

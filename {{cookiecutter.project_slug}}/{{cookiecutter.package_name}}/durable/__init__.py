@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from . import error
 from .api import DBOS, DBOSConfiguredInstance
+from .attributes import SetWorkflowAttributes
+from .auth import DBOSContextSetAuth
 from .config import DBOSConfig
 from .context import DBOSContext, RequestInfo, SetWorkflowID, SetWorkflowTimeout, assert_current_dbos_context
 from .enqueue import EnqueueInTransaction, SetEnqueueOptions
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus
+from .portable import DBOSPortableJSONSerializer, PortableWorkflowError, Serializer, WorkflowSerializationFormat
 from .queues import Queue
 from .store.base import WorkflowStatusString
 
@@ -27,14 +30,20 @@ __all__ = [
     "DBOSConfig",
     "DBOSConfiguredInstance",
     "DBOSContext",
+    "DBOSContextSetAuth",
+    "DBOSPortableJSONSerializer",
     "EnqueueInTransaction",
+    "PortableWorkflowError",
     "Queue",
     "RequestInfo",
+    "Serializer",
     "SetEnqueueOptions",
+    "SetWorkflowAttributes",
     "SetWorkflowID",
     "SetWorkflowTimeout",
     "StepInfo",
     "WorkflowHandle",
+    "WorkflowSerializationFormat",
     "WorkflowStatus",
     "WorkflowStatusString",
     "assert_current_dbos_context",

@@ -8,19 +8,23 @@ its job and calls it with ``current_runtime()``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, Unpack
 
-from . import decorators, lifecycle, listing, management, messaging, patching
+from . import attributes as attributes_module
+from . import auth, cli, decorators, lifecycle, listing, management, messaging, patching
+from .api_streams import StreamsAPI
 from .config import DBOSConfig, RuntimeSettings, resolve_config
-from .context import RequestInfo, current_context
+from .context import RequestInfo, current_context, refuse_in_event_loop
 from .current import current_runtime
 from .enqueue import open_transaction
 from .error import DBOSException, DBOSNonExistentWorkflowError, DBOSNotLaunchedError
 from .executor import start_workflow
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus
 from .listing import QueuedWorkflowFilters, WorkflowFilters
+from .portable import WorkflowSerializationFormat
 from .queues import INTERNAL_QUEUE, QUEUES, Queue, QueueRateLimit, declare_queue, find_queue
 from .recovery import recover_executors, recover_orphans
 from .registry import REGISTRY, workflow_of
@@ -48,13 +52,15 @@ def _filters(arguments: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in arguments.items() if key != "cls"}
 
 
-class DBOS:
+class DBOS(StreamsAPI):
     """Durable workflows, steps and transactions, with DBOS Transact's Python API."""
 
     _facade: DBOS | None = None
 
     def __new__(cls, *, config: DBOSConfig, flask: Flask | None = None, **_ignored: Any) -> DBOS:
         lifecycle.configure(resolve_config(config), flask)
+        if flask is not None:
+            cli.install_commands(flask)  # flask workflow ..., flask queue ...
         if DBOS._facade is None:
             DBOS._facade = super().__new__(cls)  # stateless: the process's state lives in lifecycle.py
         return DBOS._facade
@@ -71,6 +77,7 @@ class DBOS:
         if configured is None:
             raise DBOSNotLaunchedError("call DBOS(config=DBOSConfig(...)) before DBOS.init_app(app)")
         configured.attach_flask(app)
+        cli.install_commands(app)
 
     @classmethod
     def launch(cls) -> None:
@@ -105,14 +112,16 @@ class DBOS:
 
     @classmethod
     def workflow(
-        cls, *, name: str | None = None, max_recovery_attempts: int | None = None, version: str | None = None
+        cls, *, name: str | None = None, max_recovery_attempts: int | None = None, version: str | None = None,
+        serialization_type: WorkflowSerializationFormat = WorkflowSerializationFormat.DEFAULT,
     ) -> Callable[[F], F]:
         """Make a function a durable workflow: its steps are checkpointed and it resumes after a crash.
 
         ``version`` marks the code explicitly: bump it when the sequence of steps changes, and keep
         the old version registered (same ``name``) until the workflows it started have finished.
+        ``serialization_type=WorkflowSerializationFormat.PORTABLE`` checkpoints it as plain JSON.
         """
-        return decorators.workflow(name, max_recovery_attempts, version)
+        return decorators.workflow(name, max_recovery_attempts, version, serialization_type)
 
     @classmethod
     def step(
@@ -276,6 +285,49 @@ class DBOS:
     def get_event(cls, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
         """The value a workflow set under ``key``, waiting up to ``timeout_seconds`` for it (else None)."""
         return messaging.get_event(current_runtime(), workflow_id, key, timeout_seconds)
+
+    # -- attributes and authentication (attributes.py, auth.py) ---------------------------------------
+
+    @classmethod
+    def update_workflow_attributes(cls, workflow_id: str, attributes: dict[str, Any] | None) -> None:
+        """Replace a workflow's attributes (None clears them); from a workflow, once, as a step."""
+        refuse_in_event_loop("update_workflow_attributes")
+        attributes_module.update_workflow_attributes(current_runtime(), workflow_id, attributes)
+
+    @classmethod
+    async def update_workflow_attributes_async(cls, workflow_id: str, attributes: dict[str, Any] | None) -> None:
+        await asyncio.to_thread(attributes_module.update_workflow_attributes, current_runtime(), workflow_id,
+                                attributes)
+
+    @classmethod
+    def required_roles(cls, roles: list[str]) -> Callable[[F], F]:
+        """Refuse calls unless the authenticated user holds one of ``roles`` (``DBOSNotAuthorizedError``)."""
+        return auth.required_roles(roles)
+
+    @classmethod
+    def default_required_roles(cls, roles: list[str]) -> Callable[[type[T]], type[T]]:
+        """The roles every workflow, step and transaction of the class requires unless it names its own.
+
+        It also registers the class, as ``@DBOS.dbos_class()`` does.
+        """
+        with_roles = auth.default_required_roles(roles)
+        register = decorators.dbos_class()
+        return lambda klass: with_roles(register(klass))
+
+    @classproperty
+    def authenticated_user(cls) -> str | None:
+        found = auth.current_auth()
+        return found.user if found else None
+
+    @classproperty
+    def authenticated_roles(cls) -> list[str] | None:
+        found = auth.current_auth()
+        return found.roles if found else None
+
+    @classproperty
+    def assumed_role(cls) -> str | None:
+        found = auth.current_auth()
+        return found.assumed_role if found else None
 
     # -- patching (patching.py) -----------------------------------------------------------------------
 

@@ -14,6 +14,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from .attributes import attributes_json
+from .auth import auth_columns, row_auth
 from .context import (
     DBOSContext,
     RequestInfo,
@@ -36,6 +38,8 @@ from .error import (
     DBOSWorkflowFunctionNotFoundError,
     MaxRecoveryAttemptsExceededError,
 )
+from .observe import emit
+from .portable import WorkflowSerializationFormat, coerce_to_hints
 from .registry import REGISTRY, FunctionInfo
 from .runtime import Runtime
 from .steps import as_exception, decode_step
@@ -159,10 +163,12 @@ def new_workflow_row(
 ) -> NewWorkflow:
     """The row a starting (or enqueued) workflow writes: its inputs checked and encoded at the call."""
     info = call.info
+    caller = current_context()
     return NewWorkflow(
         workflow_id=workflow_id,
         name=info.name,
-        inputs=rt.codec.encode({"args": list(call.args), "kwargs": call.kwargs}, what=f"workflow {info.name!r} input"),
+        inputs=rt.codec.encode({"args": list(call.args), "kwargs": call.kwargs}, what=f"workflow {info.name!r} input",
+                               portable=is_portable_workflow(info)),
         executor_id=rt.executor_id,
         application_version=rt.settings.application_version,
         application_id=rt.settings.name,
@@ -174,7 +180,14 @@ def new_workflow_row(
         workflow_version=info.version,
         workflow_timeout_ms=timeout_ms,
         workflow_deadline_epoch_ms=deadline,
+        attributes=attributes_json(caller),
+        **auth_columns(caller.auth if caller is not None else None),
     )
+
+
+def is_portable_workflow(info: FunctionInfo) -> bool:
+    """``@DBOS.workflow(serialization_type=WorkflowSerializationFormat.PORTABLE)``: plain-JSON checkpoints."""
+    return info.options.get("serialization_type") == WorkflowSerializationFormat.PORTABLE
 
 
 def begin_workflow(rt: Runtime, call: Invocation) -> Started:
@@ -199,7 +212,9 @@ def begin_workflow(rt: Runtime, call: Invocation) -> Started:
         new_workflow_row(rt, call, workflow_id, request, parent_state, timeout_ms, deadline)
     )
     if existing is None:
-        started.state = WorkflowState(workflow_id, info.name, generation=0, recorded=None, deadline_epoch_ms=deadline)
+        emit("workflow_started", name=info.name)
+        started.state = WorkflowState(workflow_id, info.name, generation=0, recorded=None, deadline_epoch_ms=deadline,
+                                      auth=parent.auth if parent is not None else None)
         return started
     if existing.name != info.name:
         raise DBOSConflictingWorkflowError(
@@ -237,10 +252,12 @@ def take_over(rt: Runtime, row: WorkflowRow) -> WorkflowState | None:
         adopted = rt.checkpoint_store.adopt_workflow(row.workflow_id, rt.executor_id, rt.alive_since_ms())
         if adopted is None:
             return None  # a live executor owns it; callers wait for its outcome
+        emit("workflow_adopted")
         row = adopted
     return WorkflowState(
         row.workflow_id, row.name, generation=row.owner_generation,
         recorded=rt.checkpoint_store.load_steps(row.workflow_id), deadline_epoch_ms=row.workflow_deadline_epoch_ms,
+        auth=row_auth(row.authenticated_user, row.authenticated_roles, row.assumed_role),
     )
 
 
@@ -250,23 +267,37 @@ def take_over(rt: Runtime, row: WorkflowRow) -> WorkflowState | None:
 def run_body(rt: Runtime, call: Invocation, state: WorkflowState, request: RequestInfo | None) -> Any:
     """Run a workflow's body under its own context and record how it ended."""
     name = call.info.name
-    ctx = DBOSContext(request=request, workflow=state)
-    with entered(ctx), span(f"workflow {name}", workflow_id=state.workflow_id):
-        try:
-            result = call.call()
-            output = rt.codec.encode(result, what=f"workflow {name!r} output")
-        except (DBOSFencedError, DBOSWorkflowCancelledError, DBOSDatabaseUnavailableError):
-            # Not the workflow's outcome: another executor owns it, it was cancelled, or the database
-            # is away (it stays PENDING and this executor resumes it once the database is back).
-            raise
-        except Exception as exc:
+    portable = is_portable_workflow(call.info)
+    ctx = DBOSContext(request=request, workflow=state, auth=state.auth)
+    emit("workflow_running", 1, name=name)
+    try:
+        with entered(ctx), span(f"workflow {name}", workflow_id=state.workflow_id):
             try:
-                rt.checkpoint_store.finish_workflow(state.workflow_id, state.generation, ERROR, None, rt.codec.encode_exception(exc))
-            except DBOSFencedError:
-                pass
-            raise
-    rt.checkpoint_store.finish_workflow(state.workflow_id, state.generation, SUCCESS, output, None)
-    return result
+                result = call.call()
+                output = rt.codec.encode(result, what=f"workflow {name!r} output", portable=portable)
+            except (DBOSFencedError, DBOSWorkflowCancelledError, DBOSDatabaseUnavailableError):
+                # Not the workflow's outcome: another executor owns it, it was cancelled, or the database
+                # is away (it stays PENDING and this executor resumes it once the database is back).
+                raise
+            except Exception as exc:
+                error = rt.codec.encode_exception(exc, portable=portable)
+                try:
+                    rt.checkpoint_store.finish_workflow(state.workflow_id, state.generation, ERROR, None, error)
+                except DBOSFencedError:
+                    pass
+                else:
+                    _finished(name, ERROR, error)
+                raise
+        rt.checkpoint_store.finish_workflow(state.workflow_id, state.generation, SUCCESS, output, None)
+        _finished(name, SUCCESS, output)
+        return result
+    finally:
+        emit("workflow_running", -1, name=name)
+
+
+def _finished(name: str, status: str, recorded: str | None) -> None:
+    emit("workflow_finished", name=name, status=status)
+    emit("checkpoint_bytes", len(recorded or ""), kind="workflow")
 
 
 def run_inline(rt: Runtime, call: Invocation, started: Started) -> Any:
@@ -387,6 +418,11 @@ def start_workflow(
 
 def resume_row(rt: Runtime, row: WorkflowRow, *, dequeued: bool = False) -> Future[Any] | None:
     """Run a workflow this executor has just adopted (recovery) or dequeued, from its recorded inputs."""
+    if not rt.runs_workflows:
+        # An operator's process runs nothing: the service's dequeuer takes the workflow from here.
+        rt.operations_store.hand_off(row.workflow_id, row.owner_generation)
+        logger.info("workflow %s handed to the service's queues", row.workflow_id)
+        return None
     info = REGISTRY.find_workflow(row.name, row.workflow_version)
     limit = (info.options.get("max_recovery_attempts") if info else None) or rt.settings.max_recovery_attempts
     if row.recovery_attempts > limit:
@@ -410,18 +446,25 @@ def resume_row(rt: Runtime, row: WorkflowRow, *, dequeued: bool = False) -> Futu
         rt.checkpoint_store.finish_workflow(row.workflow_id, row.owner_generation, ERROR, None, rt.codec.encode_exception(exc))
         return None
     bound = _bound_object(info, row)
-    call = Invocation(info, bound, tuple(inputs["args"]), dict(inputs["kwargs"]))
+    args, kwargs = tuple(inputs["args"]), dict(inputs["kwargs"])
+    if is_portable_workflow(info) or rt.codec.portable_default:
+        # Plain JSON turned datetimes into strings: the function's type hints turn them back.
+        args, kwargs = coerce_to_hints(info.func, args, kwargs, skip_first=info.method_kind in ("instance", "class"))
+    call = Invocation(info, bound, args, kwargs)
     request = RequestInfo.from_json(rt.codec.decode(row.request)) if row.request is not None else None
     if dequeued:
         logger.debug("starting queued workflow %s (%s)", row.workflow_id, row.name)
+        emit("workflow_started", name=row.name)
     else:
         logger.info("recovering workflow %s (%s)", row.workflow_id, row.name)
+        emit("workflow_recovered", name=row.name)
 
     def resume() -> Any:
         # Read the checkpoints on the worker thread: the recovery thread adopts thousands in a row.
         state = WorkflowState(row.workflow_id, row.name, generation=row.owner_generation,
                               recorded=rt.checkpoint_store.load_steps(row.workflow_id),
-                              deadline_epoch_ms=row.workflow_deadline_epoch_ms)
+                              deadline_epoch_ms=row.workflow_deadline_epoch_ms,
+                              auth=row_auth(row.authenticated_user, row.authenticated_roles, row.assumed_role))
         return run_body(rt, call, state, request)
 
     return rt.submit(row.workflow_id, resume)

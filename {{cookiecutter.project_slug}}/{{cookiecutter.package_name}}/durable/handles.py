@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Generic, TypedDict, TypeVar
@@ -53,6 +54,7 @@ class WorkflowStatus:
     forked_from: str | None = None
     was_forked_from: bool = False
     dequeued_at: int | None = None  # when a queue last dequeued it (epoch ms)
+    attributes: dict[str, Any] | None = None
 
     @classmethod
     def from_row(cls, rt: Runtime, row: WorkflowRow, *, load_input: bool = True, load_output: bool = True) -> WorkflowStatus:
@@ -85,6 +87,10 @@ class WorkflowStatus:
             forked_from=row.forked_from,
             was_forked_from=bool(row.was_forked_from),
             dequeued_at=row.started_at_epoch_ms,
+            authenticated_user=row.authenticated_user,
+            assumed_role=row.assumed_role,
+            authenticated_roles=json.loads(row.authenticated_roles) if row.authenticated_roles is not None else None,
+            attributes=json.loads(row.attributes) if row.attributes is not None else None,
         )
 
 

@@ -14,6 +14,7 @@ the clock (``datetime.now().isoformat()``, microseconds included):
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
@@ -25,8 +26,6 @@ from .store.listing_store import TimeRange, WorkflowQuery
 # Filters of DBOS 2.31.1 on data this runtime does not record (yet): refused, never ignored, since an
 # ignored filter would return workflows the caller asked to leave out.
 _NOT_RECORDED = {
-    "user": "the authenticated user of workflows",
-    "attributes": "workflow attributes",
     "schedule_name": "schedule names",
     "application_name": "application names",
 }
@@ -97,6 +96,8 @@ def list_workflows(
     queues_only: bool = False,
     was_forked_from: bool | None = None,
     has_parent: bool | None = None,
+    user: str | list[str] | None = None,
+    attributes: dict[str, Any] | None = None,
     **not_recorded: Any,
 ) -> list[WorkflowStatus]:
     """Workflows matching every filter given, oldest first (or newest with ``sort_desc``).
@@ -105,6 +106,10 @@ def list_workflows(
     waiting or running (``DBOS.list_queued_workflows``).
     """
     _refuse_unrecorded(not_recorded)
+    if attributes and rt.sys_dialect.name != "postgresql":
+        # SQLite's JSON functions cannot match PostgreSQL's containment (@>) exactly: refuse, as DBOS does.
+        raise DBOSException("Filtering workflows by attributes is not supported on SQLite. "
+                            "Use a Postgres system database to filter by attributes.")
     statuses = _as_list(status)
     if queues_only and not statuses:
         statuses = list(_QUEUED_STATUSES)
@@ -129,6 +134,8 @@ def list_workflows(
         limit=_count("limit", limit),
         offset=_count("offset", offset),
         sort_desc=sort_desc,
+        user=_as_list(user),
+        attributes=json.dumps(attributes) if attributes else None,
     )
     rows = rt.listing_store.list_workflows(query)
     return [WorkflowStatus.from_row(rt, r, load_input=load_input, load_output=load_output) for r in rows]

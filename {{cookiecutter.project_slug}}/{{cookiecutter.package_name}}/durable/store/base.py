@@ -85,6 +85,10 @@ class NewWorkflow:
     priority: int = 0
     deduplication_id: str | None = None
     queue_partition_key: str | None = None
+    attributes: str | None = None  # JSON text (SetWorkflowAttributes)
+    authenticated_user: str | None = None
+    assumed_role: str | None = None
+    authenticated_roles: str | None = None  # JSON text: a list of role names
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,10 @@ class WorkflowRow:
     started_at_epoch_ms: int | None = None  # when a queue last dequeued it (DBOS's ``dequeued_at``)
     forked_from: str | None = None
     was_forked_from: int = 0  # 0/1: another workflow was forked from this one
+    attributes: Any = None
+    authenticated_user: str | None = None
+    assumed_role: str | None = None
+    authenticated_roles: Any = None
 
 
 WORKFLOW_COLUMNS = tuple(WorkflowRow.__dataclass_fields__)

@@ -33,8 +33,9 @@ CANCELLED = WorkflowStatusString.CANCELLED.value
 _INSERT_WORKFLOW = """
 INSERT INTO {workflow_status} (workflow_uuid, status, name, class_name, config_name, inputs, request,
     executor_id, owner_generation, application_version, application_id, recovery_attempts, queue_name,
-    parent_workflow_id, created_at, updated_at, workflow_version, workflow_timeout_ms, workflow_deadline_epoch_ms)
-VALUES (?, ?, ?, ?, ?, ?J, ?J, ?, 0, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)
+    parent_workflow_id, created_at, updated_at, workflow_version, workflow_timeout_ms, workflow_deadline_epoch_ms,
+    attributes, authenticated_user, assumed_role, authenticated_roles)
+VALUES (?, ?, ?, ?, ?, ?J, ?J, ?, 0, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?J, ?, ?, ?J)
 ON CONFLICT (workflow_uuid) DO NOTHING"""
 
 # Fenced: the row goes in only while the workflow is still PENDING at the generation this execution
@@ -146,7 +147,8 @@ class CheckpointStore:
             (new.workflow_id, new.status, new.name, new.class_name, new.config_name, new.inputs, new.request,
              new.executor_id, new.application_version, new.application_id, new.queue_name,
              new.parent_workflow_id, now, now, new.workflow_version, new.workflow_timeout_ms,
-             new.workflow_deadline_epoch_ms),
+             new.workflow_deadline_epoch_ms, new.attributes, new.authenticated_user, new.assumed_role,
+             new.authenticated_roles),
         )
         if inserted:
             settle_past(now)

@@ -40,6 +40,8 @@ class WorkflowQuery:
     queues_only: bool = False
     was_forked_from: bool | None = None
     has_parent: bool | None = None
+    user: Sequence[str] | None = None
+    attributes: str | None = None  # JSON text: rows whose attributes contain it (PostgreSQL's @>)
     limit: int | None = None
     offset: int | None = None
     sort_desc: bool = False
@@ -49,7 +51,7 @@ class WorkflowQuery:
 _IN_FILTERS = (
     ("workflow_ids", "workflow_uuid"), ("status", "status"), ("name", "name"), ("executor_id", "executor_id"),
     ("app_version", "application_version"), ("queue_name", "queue_name"), ("forked_from", "forked_from"),
-    ("parent_workflow_id", "parent_workflow_id"),
+    ("parent_workflow_id", "parent_workflow_id"), ("user", "authenticated_user"),
 )
 _TIME_COLUMNS = frozenset({"created_at", "completed_at", "started_at_epoch_ms"})
 
@@ -118,6 +120,9 @@ def _conditions(query: WorkflowQuery) -> tuple[list[str], list[Any]]:
     if query.was_forked_from is not None:
         where.append("was_forked_from = ?")
         params.append(1 if query.was_forked_from else 0)
+    if query.attributes is not None:  # the caller refuses it on SQLite, whose JSON cannot match @> exactly
+        where.append("attributes @> ?J")
+        params.append(query.attributes)
     if query.has_parent is not None:
         where.append("parent_workflow_id IS NOT NULL" if query.has_parent else "parent_workflow_id IS NULL")
     return where, params

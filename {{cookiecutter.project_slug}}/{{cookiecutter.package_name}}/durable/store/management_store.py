@@ -45,9 +45,10 @@ _FORK = """
 INSERT INTO {workflow_status} (workflow_uuid, status, name, class_name, config_name, inputs, request,
     executor_id, owner_generation, application_version, application_id, recovery_attempts, queue_name,
     queue_partition_key, parent_workflow_id, created_at, updated_at, workflow_version, workflow_timeout_ms,
-    workflow_deadline_epoch_ms, forked_from)
+    workflow_deadline_epoch_ms, forked_from, attributes, authenticated_user, assumed_role, authenticated_roles)
 SELECT ?, ?, name, class_name, config_name, inputs, request, ?, 0, COALESCE(?, application_version),
-    application_id, 0, ?, ?, NULL, ?, ?, workflow_version, ?, ?, workflow_uuid
+    application_id, 0, ?, ?, NULL, ?, ?, workflow_version, ?, ?, workflow_uuid, attributes, authenticated_user,
+    assumed_role, authenticated_roles
 FROM {workflow_status} WHERE workflow_uuid = ?
 ON CONFLICT (workflow_uuid) DO NOTHING"""
 _MARK_FORKED = "UPDATE {workflow_status} SET was_forked_from = 1 WHERE workflow_uuid = ?"
@@ -58,6 +59,10 @@ SELECT ?, {step_columns} FROM {operation_outputs} WHERE workflow_uuid = ? AND fu
 _FORK_EVENT_HISTORY = """
 INSERT INTO {workflow_events_history} (workflow_uuid, function_id, key, value)
 SELECT ?, function_id, key, value FROM {workflow_events_history} WHERE workflow_uuid = ? AND function_id < ?"""
+# The fork's streams: the entries written by the steps it keeps (a step's retries included).
+_FORK_STREAMS = """
+INSERT INTO {streams} (workflow_uuid, key, stream_offset, value, function_id)
+SELECT ?, key, stream_offset, value, function_id FROM {streams} WHERE workflow_uuid = ? AND function_id < ?"""
 # The fork's events: for each key, the value its latest kept step set.
 _FORK_EVENTS = """
 INSERT INTO {workflow_events} (workflow_uuid, key, value)
@@ -66,12 +71,14 @@ WHERE h.workflow_uuid = ? AND h.function_id = (
     SELECT MAX(function_id) FROM {workflow_events_history} l WHERE l.workflow_uuid = h.workflow_uuid AND l.key = h.key)"""
 # Deleting a workflow takes everything recorded under its ID (no foreign keys cascade here).
 _DELETES = (
+    "DELETE FROM {streams} WHERE workflow_uuid IN ({ids})",
     "DELETE FROM {operation_outputs} WHERE workflow_uuid IN ({ids})",
     "DELETE FROM {workflow_events} WHERE workflow_uuid IN ({ids})",
     "DELETE FROM {workflow_events_history} WHERE workflow_uuid IN ({ids})",
     "DELETE FROM {notifications} WHERE destination_uuid IN ({ids})",
     "DELETE FROM {workflow_status} WHERE workflow_uuid IN ({ids})",
 )
+_SET_ATTRIBUTES = "UPDATE {workflow_status} SET attributes = ?J, updated_at = ? WHERE workflow_uuid = ?"
 _PAST_DEADLINE = """
 SELECT workflow_uuid FROM {workflow_status}
 WHERE status = 'PENDING' AND workflow_deadline_epoch_ms IS NOT NULL AND workflow_deadline_epoch_ms <= ?
@@ -114,9 +121,11 @@ class ManagementStore:
         self._fork_steps = build(_FORK_STEPS)
         self._fork_event_history = build(_FORK_EVENT_HISTORY)
         self._fork_events = build(_FORK_EVENTS)
+        self._fork_streams = build(_FORK_STREAMS)
         self._get_workflow = build(GET_WORKFLOW)
         self._exists = build(WORKFLOW_EXISTS)
         self._past_deadline = build(_PAST_DEADLINE)
+        self._set_attributes = build(_SET_ATTRIBUTES)
         self._notify = dialect.sql(NOTIFY_SQL) if dialect.name == "postgresql" else None
 
     def cancel(self, workflow_ids: Sequence[str], wake_keys: Sequence[str]) -> int:
@@ -153,7 +162,7 @@ class ManagementStore:
         return WorkflowRow(*rows[0]) if rows else None
 
     def fork(self, workflow_id: str, spec: ForkSpec) -> WorkflowRow | None:
-        """Copy a workflow under ``spec.new_id`` with the checkpoints (and events) of steps before its start step.
+        """Copy a workflow under ``spec.new_id`` with the checkpoints (events, streams) of steps before its start step.
 
         Returns the new row, or None when the new ID is already taken. One transaction: a fork is
         all there or not at all, and the original is marked as forked from in the same commit.
@@ -175,6 +184,7 @@ class ManagementStore:
                 cursor.execute(self._replace_child, (new_child, spec.new_id, old_child))
             cursor.execute(self._fork_event_history, (spec.new_id, workflow_id, spec.start_step))
             cursor.execute(self._fork_events, (spec.new_id,))
+            cursor.execute(self._fork_streams, (spec.new_id, workflow_id, spec.start_step))
             cursor.execute(self._get_workflow, (spec.new_id,))
             return WorkflowRow(*cursor.fetchone()), now
 
@@ -196,7 +206,7 @@ class ManagementStore:
         return found
 
     def delete(self, workflow_ids: Sequence[str]) -> None:
-        """Delete workflows and what is recorded under their IDs: steps, events, messages to them."""
+        """Delete workflows and what is recorded under their IDs: steps, events, streams, messages to them."""
         ids = list(dict.fromkeys(workflow_ids))
         if not ids:
             return
@@ -208,6 +218,10 @@ class ManagementStore:
                 cursor.execute(statement, ids)
 
         self.db.transaction(work)
+
+    def set_attributes(self, workflow_id: str, attributes: str | None) -> None:
+        """Replace a workflow's attributes (JSON text; None clears them)."""
+        self.db.execute(self._set_attributes, (attributes, now_ms(), workflow_id))
 
     def past_deadline(self, limit: int) -> list[str]:
         """PENDING workflows whose deadline has passed (the recovery loop cancels them)."""

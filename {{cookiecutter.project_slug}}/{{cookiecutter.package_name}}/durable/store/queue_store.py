@@ -23,8 +23,9 @@ _INSERT_ENQUEUED = """
 INSERT INTO {workflow_status} (workflow_uuid, status, name, class_name, config_name, inputs, request,
     executor_id, owner_generation, application_version, application_id, recovery_attempts, queue_name,
     priority, deduplication_id, queue_partition_key, parent_workflow_id, created_at, updated_at,
-    workflow_version, workflow_timeout_ms, workflow_deadline_epoch_ms)
-VALUES (?, 'ENQUEUED', ?, ?, ?, ?J, ?J, NULL, 0, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    workflow_version, workflow_timeout_ms, workflow_deadline_epoch_ms, attributes, authenticated_user,
+    assumed_role, authenticated_roles)
+VALUES (?, 'ENQUEUED', ?, ?, ?, ?J, ?J, NULL, 0, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?J, ?, ?, ?J)
 ON CONFLICT (workflow_uuid) DO NOTHING"""
 
 _WAITING_QUEUES = "SELECT DISTINCT queue_name FROM {workflow_status} WHERE status = 'ENQUEUED' AND queue_name IN ({names})"
@@ -116,7 +117,8 @@ class QueueStore:
         return (new.workflow_id, new.name, new.class_name, new.config_name, new.inputs, new.request,
                 new.application_version, new.application_id, new.queue_name, new.priority, new.deduplication_id,
                 new.queue_partition_key, new.parent_workflow_id, now, now, new.workflow_version,
-                new.workflow_timeout_ms, new.workflow_deadline_epoch_ms)
+                new.workflow_timeout_ms, new.workflow_deadline_epoch_ms, new.attributes, new.authenticated_user,
+                new.assumed_role, new.authenticated_roles)
 
     def enqueue(self, new: NewWorkflow, wake_key: str) -> WorkflowRow | None:
         """Insert an ENQUEUED workflow row. Return None when inserted, else the row that already exists.
