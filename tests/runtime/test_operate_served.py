@@ -27,9 +27,10 @@ SERVICE = f"""
 import os, sys
 sys.path.insert(0, {str(RUNTIME_PARENT)!r})
 from flask import Flask
-from durable import DBOS, DBOSConfig, SetWorkflowID
+from durable import DBOS, DBOSConfig, Queue, SetWorkflowID
 
 app = Flask(__name__)
+jobs = Queue("jobs")
 admin_port = int(os.environ.get("ADMIN_PORT") or 0)
 DBOS(flask=app, config=DBOSConfig(name="svc", application_database_url=os.environ["DATABASE_URL"],
                                   executor_heartbeat_sec=0.5, executor_timeout_sec=5,
@@ -210,3 +211,46 @@ def test_under_gunicorn_one_worker_serves_the_admin_port_and_another_takes_over(
             assert response.read() == b"healthy"
     finally:
         service.close()
+
+
+CLIENT = f"""
+import json, os, sys
+sys.path.insert(0, {str(RUNTIME_PARENT)!r})
+from durable import DBOSClient
+
+client = DBOSClient(system_database_url=os.environ["DATABASE_URL"])
+out = {{}}
+os.unlink(os.environ["DECLINE"])  # the card is fine from now on
+handle = client.enqueue({{"queue_name": "jobs", "workflow_name": "checkout", "workflow_id": "job-1"}}, 3)
+out["enqueued"] = handle.get_result(timeout_seconds=60)
+failed = client.list_workflows(status="ERROR")
+out["failed"] = [w.workflow_id for w in failed]
+out["steps"] = [[s["function_name"], str(s["error"]) if s["error"] else None]
+                for s in client.list_workflow_steps("order-1")]
+forked = client.fork_workflow("order-1", 2, forked_workflow_id="order-1-client")
+out["forked"] = forked.get_result(timeout_seconds=60)
+out["forked_by"] = forked.get_status().executor_id
+client.send("parked-1", "from the client", "go")
+out["parked"] = client.retrieve_workflow("parked-1").get_result(timeout_seconds=60)
+client.destroy()
+print(json.dumps(out))
+"""
+
+
+def test_a_client_in_another_process_enqueues_lists_forks_and_sends(served: tuple[str, Operator, Any]) -> None:
+    base, operator, _stop = served
+    with urllib.request.urlopen(base + "/executor", timeout=10) as response:
+        service_executor = json.loads(response.read())["executor_id"]
+    post(base + "/checkout/order-1")
+    post(base + "/park/parked-1")
+    wait_until(lambda: [w["workflow_id"] for w in operator.json("workflow", "list", "-S", "ERROR")] == ["order-1"],
+               timeout=30, what="order-1 to fail")
+    done = subprocess.run([sys.executable, "-c", CLIENT], cwd=operator.folder, env=operator.env,
+                          capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["enqueued"] == 8
+    assert out["failed"] == ["order-1"]
+    assert out["steps"] == [["reserve", None], ["charge", "card declined"]]
+    assert (out["forked"], out["forked_by"]) == (4, service_executor)
+    assert out["parked"] == "from the client"

@@ -65,7 +65,7 @@ class WorkflowStatus:
             name=row.name,
             class_name=row.class_name,
             config_name=row.config_name,
-            input=decode(row.inputs) if load_input and row.inputs is not None else None,
+            input=_inputs(rt, decode(row.inputs)) if load_input and row.inputs is not None else None,
             output=decode(row.output) if load_output and row.output is not None else None,
             error=decode(row.error) if load_output and row.error is not None else None,
             created_at=row.created_at,
@@ -92,6 +92,16 @@ class WorkflowStatus:
             authenticated_roles=json.loads(row.authenticated_roles) if row.authenticated_roles is not None else None,
             attributes=json.loads(row.attributes) if row.attributes is not None else None,
         )
+
+
+def _inputs(rt: Runtime, inputs: Any) -> Any:
+    """A workflow's recorded inputs as DBOS shows them: positional arguments as a tuple.
+
+    They are stored as a JSON list; a custom serializer's own shape is left as it made it.
+    """
+    if rt.codec.serializer is None and isinstance(inputs, dict) and isinstance(inputs.get("args"), list):
+        return {**inputs, "args": tuple(inputs["args"])}
+    return inputs
 
 
 class StepInfo(TypedDict):
