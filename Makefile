@@ -5,7 +5,7 @@ DEMO := .demo
 # Hooks look for uv on PATH; the one installed into $(VENV) will do.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test pytest dbos-suite dbos-suite-postgresql dbos-suite-sqlite lint format bench clean
 
 $(VENV)/.installed: requirements-dev.txt
 	@if command -v uv >/dev/null 2>&1; then \
@@ -15,8 +15,15 @@ $(VENV)/.installed: requirements-dev.txt
 	fi
 	@touch $@
 
-test: $(VENV)/.installed
+test: pytest
+
+pytest: $(VENV)/.installed  ## the template's tests and the runtime's own (tests/)
 	$(BIN)/pytest
+
+dbos-suite: dbos-suite-postgresql dbos-suite-sqlite  ## DBOS 2.31.1's own tests against a baked project's runtime
+
+dbos-suite-%: $(VENV)/.installed
+	scripts/dbos_suite.sh $*
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check hooks tests scripts

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
-import gunicorn.util  # type: ignore[import-untyped]  # gunicorn ships no type hints
+import gunicorn.glogging  # type: ignore[import-untyped]  # gunicorn ships no type hints
+import gunicorn.util  # type: ignore[import-untyped]
 
 wsgi_app = "{{ cookiecutter.package_name }}:create_app()"
 # PORT is how platforms (Heroku, Cloud Run, Render) assign a port, and they route from outside the
@@ -24,6 +28,14 @@ accesslog = "-"
 errorlog = "-"
 graceful_timeout = 30
 timeout = 60
+
+# Prometheus' multiprocess mode ({{ cookiecutter.package_name }}/metrics.py): each worker writes its counters to
+# files in this folder and a scrape of any worker adds them up. Set here, in the master, before any worker
+# imports prometheus_client (it reads the variable at import). A folder of our own unless one is given.
+METRICS_DIR_OWNED = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if METRICS_DIR_OWNED:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prometheus-")
+METRICS_DIR = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
 
 
 def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
@@ -39,6 +51,48 @@ def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None
 
 # gunicorn offers no setting for this; its workers call util.write_error, looked up at each call.
 gunicorn.util.write_error = write_json_error
+
+
+class JsonLogger(gunicorn.glogging.Logger):  # type: ignore[misc]  # gunicorn ships no type hints
+    """gunicorn's own lines (its errors, the access log) as JSON objects too, when LOG_FORMAT=json, so
+    that every line the service writes parses as one (the app's are set up in log.py)."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        from pythonjsonlogger.json import JsonFormatter
+
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                handler.setFormatter(
+                    JsonFormatter(
+                        "%(levelname)s %(name)s %(process)s %(message)s",
+                        rename_fields={"levelname": "level", "name": "logger"},
+                        timestamp=True,
+                    )
+                )
+
+
+if os.environ.get("LOG_FORMAT", "").strip().lower() == "json":
+    logger_class = JsonLogger
+
+
+def on_starting(server: Any) -> None:
+    """Start counting from zero: files left by an earlier run would be added to this one's counts."""
+    METRICS_DIR.mkdir(parents=True, exist_ok=True)
+    for stale in METRICS_DIR.glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker is gone: drop its live gauges (in-flight workflows); its counters still count."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def on_exit(server: Any) -> None:
+    if METRICS_DIR_OWNED:
+        shutil.rmtree(METRICS_DIR, ignore_errors=True)
 
 
 def post_fork(server: Any, worker: Any) -> None:

@@ -153,8 +153,10 @@ def test_the_readme_module_map_matches_the_modules() -> None:
     table = readme[readme.index("| module | its one job |"):]
     rows = [line for line in table.splitlines() if line.startswith("| `")]
     mapped = {row.split("`")[1] for row in rows}
-    top_level = {path.name for path in DURABLE.glob("*.py")} | {"store/"}
+    packages = [path for path in DURABLE.iterdir() if (path / "__init__.py").is_file()]
+    top_level = {path.name for path in DURABLE.glob("*.py")} | {f"{path.name}/" for path in packages}
     assert mapped == top_level
-    store_row = next(row for row in rows if row.startswith("| `store/`"))
-    assert {name for name in re.findall(r"`([a-z_]+\.py)`", store_row)} == {
-        path.name for path in (DURABLE / "store").glob("*.py") if path.name != "__init__.py"}
+    for package in packages:  # a subpackage's row names each of its modules
+        row = next(row for row in rows if row.startswith(f"| `{package.name}/`"))
+        assert {name for name in re.findall(r"`([a-z_]+\.py)`", row)} == {
+            path.name for path in package.glob("*.py") if path.name != "__init__.py"}

@@ -63,15 +63,22 @@ def call(
 
 
 @contextmanager
-def running_gunicorn(database_url: str, log: Path, **env: str) -> Iterator[tuple[str, int]]:
-    """Serve the project with gunicorn.conf.py on a free port; yield its URL and the master's pid."""
+def running_gunicorn(database_url: str, log: Path, *args: str, **env: str) -> Iterator[tuple[str, int]]:
+    """Serve the project with gunicorn.conf.py on a free port; yield its URL and the master's pid.
+
+    ``args`` go to gunicorn's command line (another app: ``--pythonpath tests metrics_app:app``).
+    """
     port = free_port()
-    environment = dict(
-        os.environ, DATABASE_URL=database_url, BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="2", **env
-    )
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "2",
+        **env,
+    }
     with log.open("w") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"],
+            [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", *args],
             cwd=PROJECT_ROOT,
             env=environment,
             stdout=subprocess.DEVNULL,

@@ -10,6 +10,7 @@ from .durable import DBOS
 from .error_tracking import init_error_tracking
 from .errors import register_error_handlers
 from .log import configure_logging
+from .operations import init_operations
 from .settings import Settings
 
 
@@ -20,7 +21,7 @@ def create_app(config: Settings | None = None) -> Flask:
     in gunicorn's ``post_worker_init``, after any fork.
     """
     settings = config or Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     init_error_tracking(settings)  # Sentry, only when SENTRY_DSN is set
     app = Flask(__name__)
     app.config.from_mapping(settings.as_flask_config())
@@ -29,5 +30,6 @@ def create_app(config: Settings | None = None) -> Flask:
         db.ensure_sqlite_folder(url)  # the runtime opens these files on launch; SQLite makes no folders
     DBOS(flask=app, config=settings.as_dbos_config())
     register_blueprints(app)
+    init_operations(app, settings)  # metrics; the dashboard when DASHBOARD_PASSWORD is set
     register_error_handlers(app)
     return app

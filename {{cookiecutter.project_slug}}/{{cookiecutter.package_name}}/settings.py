@@ -43,6 +43,8 @@ class Settings:
     database_url: str
     system_database_url: str | None = None
     log_level: str = "INFO"
+    #: ``text`` (one readable line per record) or ``json`` (one JSON object per line); log.py.
+    log_format: str = "text"
     admin_port: int = DEFAULT_ADMIN_PORT
     run_admin_server: bool = False
     admin_host: str = "127.0.0.1"
@@ -50,6 +52,14 @@ class Settings:
     admin_allowed_hosts: tuple[str, ...] = ()
     enable_otlp: bool = DEFAULT_ENABLE_OTLP
     otlp_traces_endpoint: str | None = None
+    otlp_logs_endpoint: str | None = None
+    #: The dashboard (durable/dashboard/) is served only when a password is set; HTTP basic auth.
+    dashboard_user: str = "admin"
+    dashboard_password: str | None = field(default=None, repr=False)  # a secret
+    dashboard_prefix: str = "/durable"
+    #: Prometheus metrics on the app at this path, behind the dashboard's auth (they are always on the
+    #: admin server, behind its token); None: not on the app.
+    metrics_path: str | None = None
     app_version: str = ""
     enable_patching: bool = False
     trusted_proxies: int = 0
@@ -66,10 +76,17 @@ class Settings:
         system_database_url = (
             read_database_url(env, "SYSTEM_DATABASE_URL", system_url) if system_url else None
         )
+        metrics_path = read_path(env, "METRICS_PATH", "") or None
+        if metrics_path and not env.get("DASHBOARD_PASSWORD"):
+            raise SettingsError(
+                f"METRICS_PATH={metrics_path!r} needs DASHBOARD_PASSWORD: the app's metrics are served "
+                "behind the dashboard's auth, never open (the admin server serves them behind ADMIN_TOKEN)"
+            )
         return cls(
             database_url=read_database_url(env, "DATABASE_URL", DEFAULT_DATABASE_URL),
             system_database_url=system_database_url,
             log_level=read_log_level(env, "LOG_LEVEL"),
+            log_format=read_choice(env, "LOG_FORMAT", ("text", "json")),
             admin_port=read_int(env, "ADMIN_PORT", DEFAULT_ADMIN_PORT, low=1, high=65535),
             run_admin_server=read_bool(env, "RUN_ADMIN_SERVER", False),
             admin_host=env.get("ADMIN_HOST", "").strip() or "127.0.0.1",
@@ -79,6 +96,11 @@ class Settings:
             ),
             enable_otlp=read_bool(env, "ENABLE_OTLP", DEFAULT_ENABLE_OTLP),
             otlp_traces_endpoint=env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip() or None,
+            otlp_logs_endpoint=env.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "").strip() or None,
+            dashboard_user=env.get("DASHBOARD_USER", "").strip() or "admin",
+            dashboard_password=env.get("DASHBOARD_PASSWORD", "") or None,
+            dashboard_prefix=read_path(env, "DASHBOARD_PREFIX", "/durable"),
+            metrics_path=metrics_path,
             app_version=env.get("APP_VERSION", "").strip(),
             enable_patching=read_bool(env, "ENABLE_PATCHING", False),
             trusted_proxies=read_int(env, "TRUSTED_PROXIES", 0, low=0, high=32),
@@ -111,6 +133,7 @@ class Settings:
             admin_allowed_hosts=list(self.admin_allowed_hosts),
             enable_otlp=self.enable_otlp,
             otlp_traces_endpoints=[self.otlp_traces_endpoint] if self.otlp_traces_endpoint else [],
+            otlp_logs_endpoints=[self.otlp_logs_endpoint] if self.otlp_logs_endpoint else [],
             trusted_proxies=self.trusted_proxies,
             enable_patching=self.enable_patching,
         )
@@ -163,6 +186,24 @@ def read_log_level(env: Mapping[str, str], name: str) -> str:
     if level not in LOG_LEVELS:
         raise SettingsError(f"{name}={env[name]!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")
     return level
+
+
+def read_choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (any case); unset or blank gives the first."""
+    word = env.get(name, "").strip().lower() or choices[0]
+    if word not in choices:
+        raise SettingsError(f"{name}={env[name]!r} is not one of {', '.join(choices)}")
+    return word
+
+
+def read_path(env: Mapping[str, str], name: str, default: str) -> str:
+    """A URL path such as ``/durable``: starts with one slash, no trailing slash, no query."""
+    text = env.get(name, "").strip() or default
+    if not text:
+        return ""
+    if not text.startswith("/") or text == "/" or text.endswith("/") or any(c in text for c in "?#% "):
+        raise SettingsError(f"{name}={text!r} is not a URL path; use something like /durable")
+    return text
 
 
 def read_int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:

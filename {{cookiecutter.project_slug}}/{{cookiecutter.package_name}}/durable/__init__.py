@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from . import error
 from .api import DBOS, DBOSConfiguredInstance
+from .attributes import SetWorkflowAttributes
+from .auth import DBOSContextSetAuth
+from .client import DBOSClient, EnqueueOptions
 from .config import DBOSConfig
 from .context import DBOSContext, RequestInfo, SetWorkflowID, SetWorkflowTimeout, assert_current_dbos_context
 from .enqueue import EnqueueInTransaction, SetEnqueueOptions
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus
+from .portable import DBOSPortableJSONSerializer, PortableWorkflowError, Serializer, WorkflowSerializationFormat
 from .queues import Queue
 from .schedules import ScheduleInput, WorkflowSchedule
 from .store.base import WorkflowStatusString
@@ -26,18 +30,26 @@ __version__ = "0.1.0"
 __all__ = [
     "DBOS",
     "DBOSConfig",
+    "DBOSClient",
     "DBOSConfiguredInstance",
     "DBOSContext",
+    "DBOSContextSetAuth",
+    "DBOSPortableJSONSerializer",
     "EnqueueInTransaction",
+    "EnqueueOptions",
+    "PortableWorkflowError",
     "Queue",
     "RequestInfo",
     "ScheduleInput",
+    "Serializer",
     "SetEnqueueOptions",
+    "SetWorkflowAttributes",
     "SetWorkflowID",
     "SetWorkflowTimeout",
     "StepInfo",
     "WorkflowHandle",
     "WorkflowSchedule",
+    "WorkflowSerializationFormat",
     "WorkflowStatus",
     "WorkflowStatusString",
     "assert_current_dbos_context",

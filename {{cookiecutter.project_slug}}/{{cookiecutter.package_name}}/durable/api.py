@@ -8,19 +8,24 @@ its job and calls it with ``current_runtime()``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, Unpack
 
-from . import decorators, lifecycle, listing, management, messaging, patching
+from . import attributes as attributes_module
+from . import auth, cli, decorators, lifecycle, listing, management, messaging, patching
 from .api_schedules import ScheduleMethods
+from .api_streams import StreamsAPI
 from .config import DBOSConfig, RuntimeSettings, resolve_config
-from .context import RequestInfo, current_context
+from .context import RequestInfo, current_context, refuse_in_event_loop
 from .current import current_runtime
 from .enqueue import open_transaction
 from .error import DBOSException, DBOSNonExistentWorkflowError, DBOSNotLaunchedError
 from .executor import start_workflow
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus
+from .listing import QueuedWorkflowFilters, WorkflowFilters
+from .portable import WorkflowSerializationFormat
 from .queues import INTERNAL_QUEUE, QUEUES, Queue, QueueRateLimit, declare_queue, find_queue
 from .recovery import recover_executors, recover_orphans, recover_pending
 from .registry import REGISTRY, workflow_of
@@ -44,17 +49,19 @@ class classproperty(Generic[T]):  # noqa: N801 - reads as a property, as in DBOS
 
 
 def _filters(arguments: dict[str, Any]) -> dict[str, Any]:
-    """A list method's keyword arguments, as ``listing.list_workflows`` takes them."""
+    """A method's keyword arguments, to pass on to the module that does the job."""
     return {key: value for key, value in arguments.items() if key != "cls"}
 
 
-class DBOS(ScheduleMethods):
+class DBOS(StreamsAPI, ScheduleMethods):
     """Durable workflows, steps and transactions, with DBOS Transact's Python API."""
 
     _facade: DBOS | None = None
 
     def __new__(cls, *, config: DBOSConfig, flask: Flask | None = None, **_ignored: Any) -> DBOS:
         lifecycle.configure(resolve_config(config), flask)
+        if flask is not None:
+            cli.install_commands(flask)  # flask workflow ..., flask queue ...
         if DBOS._facade is None:
             DBOS._facade = super().__new__(cls)  # stateless: the process's state lives in lifecycle.py
         return DBOS._facade
@@ -71,6 +78,7 @@ class DBOS(ScheduleMethods):
         if configured is None:
             raise DBOSNotLaunchedError("call DBOS(config=DBOSConfig(...)) before DBOS.init_app(app)")
         configured.attach_flask(app)
+        cli.install_commands(app)
 
     @classmethod
     def launch(cls) -> None:
@@ -113,14 +121,16 @@ class DBOS(ScheduleMethods):
 
     @classmethod
     def workflow(
-        cls, *, name: str | None = None, max_recovery_attempts: int | None = None, version: str | None = None
+        cls, *, name: str | None = None, max_recovery_attempts: int | None = None, version: str | None = None,
+        serialization_type: WorkflowSerializationFormat = WorkflowSerializationFormat.DEFAULT,
     ) -> Callable[[F], F]:
         """Make a function a durable workflow: its steps are checkpointed and it resumes after a crash.
 
         ``version`` marks the code explicitly: bump it when the sequence of steps changes, and keep
         the old version registered (same ``name``) until the workflows it started have finished.
+        ``serialization_type=WorkflowSerializationFormat.PORTABLE`` checkpoints it as plain JSON.
         """
-        return decorators.workflow(name, max_recovery_attempts, version)
+        return decorators.workflow(name, max_recovery_attempts, version, serialization_type)
 
     @classmethod
     def step(
@@ -234,54 +244,24 @@ class DBOS(ScheduleMethods):
         return listing.workflow_status(current_runtime(), workflow_id)
 
     @classmethod
-    def list_workflows(
-        cls,
-        *,
-        workflow_ids: list[str] | None = None,
-        status: str | list[str] | None = None,
-        start_time: str | None = None,
-        end_time: str | None = None,
-        name: str | list[str] | None = None,
-        app_version: str | list[str] | None = None,
-        executor_id: str | list[str] | None = None,
-        workflow_id_prefix: str | None = None,
-        queue_name: str | list[str] | None = None,
-        schedule_name: str | list[str] | None = None,
-        limit: int | None = None,
-        offset: int | None = None,
-        sort_desc: bool = False,
-        load_input: bool = True,
-        load_output: bool = True,
-    ) -> list[WorkflowStatus]:
-        """Workflows matching every filter given, oldest first (or newest with ``sort_desc``)."""
-        return listing.list_workflows(current_runtime(), **_filters(locals()))
+    def list_workflows(cls, **filters: Unpack[WorkflowFilters]) -> list[WorkflowStatus]:
+        """Workflows matching every filter given, oldest first (or newest with ``sort_desc``).
+
+        The filters are DBOS 2.31.1's (``listing.WorkflowFilters``); time filters take ISO-8601 strings.
+        """
+        return listing.list_workflows(current_runtime(), **filters)
 
     @classmethod
-    def list_queued_workflows(
-        cls,
-        *,
-        workflow_ids: list[str] | None = None,
-        status: str | list[str] | None = None,
-        start_time: str | None = None,
-        end_time: str | None = None,
-        name: str | list[str] | None = None,
-        app_version: str | list[str] | None = None,
-        executor_id: str | list[str] | None = None,
-        workflow_id_prefix: str | None = None,
-        queue_name: str | list[str] | None = None,
-        schedule_name: str | list[str] | None = None,
-        limit: int | None = None,
-        offset: int | None = None,
-        sort_desc: bool = False,
-        load_input: bool = True,
-        load_output: bool = True,
-    ) -> list[WorkflowStatus]:
+    def list_queued_workflows(cls, **filters: Unpack[QueuedWorkflowFilters]) -> list[WorkflowStatus]:
         """Workflows of queues; without a ``status`` filter, only those still waiting or running."""
-        return listing.list_workflows(current_runtime(), **_filters(locals()), queues_only=True)
+        return listing.list_workflows(current_runtime(), **filters, queues_only=True)
 
     @classmethod
-    def list_workflow_steps(cls, workflow_id: str) -> list[StepInfo]:
-        return listing.list_steps(current_runtime(), workflow_id)
+    def list_workflow_steps(
+        cls, workflow_id: str, *, load_output: bool = True, limit: int | None = None, offset: int | None = None
+    ) -> list[StepInfo]:
+        """A workflow's recorded steps in order (a page of them with ``limit``/``offset``)."""
+        return listing.list_steps(current_runtime(), workflow_id, load_output=load_output, limit=limit, offset=offset)
 
     # -- sleep, messages and events (messaging.py) ---------------------------------------------------
 
@@ -315,6 +295,49 @@ class DBOS(ScheduleMethods):
         """The value a workflow set under ``key``, waiting up to ``timeout_seconds`` for it (else None)."""
         return messaging.get_event(current_runtime(), workflow_id, key, timeout_seconds)
 
+    # -- attributes and authentication (attributes.py, auth.py) ---------------------------------------
+
+    @classmethod
+    def update_workflow_attributes(cls, workflow_id: str, attributes: dict[str, Any] | None) -> None:
+        """Replace a workflow's attributes (None clears them); from a workflow, once, as a step."""
+        refuse_in_event_loop("update_workflow_attributes")
+        attributes_module.update_workflow_attributes(current_runtime(), workflow_id, attributes)
+
+    @classmethod
+    async def update_workflow_attributes_async(cls, workflow_id: str, attributes: dict[str, Any] | None) -> None:
+        await asyncio.to_thread(attributes_module.update_workflow_attributes, current_runtime(), workflow_id,
+                                attributes)
+
+    @classmethod
+    def required_roles(cls, roles: list[str]) -> Callable[[F], F]:
+        """Refuse calls unless the authenticated user holds one of ``roles`` (``DBOSNotAuthorizedError``)."""
+        return auth.required_roles(roles)
+
+    @classmethod
+    def default_required_roles(cls, roles: list[str]) -> Callable[[type[T]], type[T]]:
+        """The roles every workflow, step and transaction of the class requires unless it names its own.
+
+        It also registers the class, as ``@DBOS.dbos_class()`` does.
+        """
+        with_roles = auth.default_required_roles(roles)
+        register = decorators.dbos_class()
+        return lambda klass: with_roles(register(klass))
+
+    @classproperty
+    def authenticated_user(cls) -> str | None:
+        found = auth.current_auth()
+        return found.user if found else None
+
+    @classproperty
+    def authenticated_roles(cls) -> list[str] | None:
+        found = auth.current_auth()
+        return found.roles if found else None
+
+    @classproperty
+    def assumed_role(cls) -> str | None:
+        found = auth.current_auth()
+        return found.assumed_role if found else None
+
     # -- patching (patching.py) -----------------------------------------------------------------------
 
     @classmethod
@@ -340,16 +363,39 @@ class DBOS(ScheduleMethods):
         management.cancel_workflows(current_runtime(), list(workflow_ids), cancel_children=cancel_children)
 
     @classmethod
-    def resume_workflow(cls, workflow_id: str) -> WorkflowHandle[Any]:
-        """Run a cancelled, failed or dead-lettered workflow again from its checkpoints, in this process."""
-        return management.resume_workflow(current_runtime(), workflow_id)
+    def resume_workflow(cls, workflow_id: str, *, queue_name: str | None = None) -> WorkflowHandle[Any]:
+        """Run a cancelled, failed or dead-lettered workflow again from its checkpoints, here (or on ``queue_name``)."""
+        return management.resume_workflow(current_runtime(), workflow_id, queue_name)
+
+    @classmethod
+    def resume_workflows(cls, workflow_ids: list[str], *, queue_name: str | None = None) -> list[WorkflowHandle[Any]]:
+        return management.resume_workflows(current_runtime(), list(workflow_ids), queue_name)
 
     @classmethod
     def fork_workflow(
-        cls, workflow_id: str, start_step: int, *, application_version: str | None = None
+        cls,
+        workflow_id: str,
+        start_step: int,
+        *,
+        application_version: str | None = None,
+        queue_name: str | None = None,
+        queue_partition_key: str | None = None,
+        replacement_children: Mapping[str, str] | None = None,
+        timeout_seconds: float | None = None,
     ) -> WorkflowHandle[Any]:
         """Start a copy of a workflow under a new ID that reuses the checkpoints of steps before ``start_step``."""
-        return management.fork_workflow(current_runtime(), workflow_id, start_step, application_version)
+        options = _filters(locals())
+        del options["workflow_id"], options["start_step"]
+        return management.fork_workflow(current_runtime(), workflow_id, start_step, **options)
+
+    @classmethod
+    def delete_workflow(cls, workflow_id: str, *, delete_children: bool = False) -> None:
+        """Delete a workflow and everything recorded for it (with ``delete_children``, its descendants too)."""
+        management.delete_workflows(current_runtime(), [workflow_id], delete_children=delete_children)
+
+    @classmethod
+    def delete_workflows(cls, workflow_ids: list[str], *, delete_children: bool = False) -> None:
+        management.delete_workflows(current_runtime(), list(workflow_ids), delete_children=delete_children)
 
     # -- what is running now (context.py) -------------------------------------------------------------
 

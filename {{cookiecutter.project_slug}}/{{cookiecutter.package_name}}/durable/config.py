@@ -99,6 +99,8 @@ class RuntimeSettings:
     admin_allowed_hosts: tuple[str, ...] = ()
     enable_otlp: bool = False
     otlp_traces_endpoints: tuple[str, ...] = ()
+    otlp_logs_endpoints: tuple[str, ...] = ()
+    otlp_log_level: str = "INFO"
     otlp_attributes: dict[str, str] = field(default_factory=dict)
     enable_patching: bool = False
     max_checkpoint_bytes: int = DEFAULT_MAX_CHECKPOINT_BYTES
@@ -113,6 +115,11 @@ class RuntimeSettings:
     # How often the scheduler re-reads the stored schedules after its first minute (DBOS's
     # scheduler_polling_interval_sec); a change made in the same process is seen at once.
     scheduler_poll_sec: float = 30.0
+    # How often a stream reader re-reads when no notification came (DBOS's
+    # notification_listener_polling_interval_sec): it is how a reader notices that its writer ended.
+    notification_poll_sec: float = 1.0
+    # DBOS's ``serializer``: a ``Serializer`` object that checkpoints values instead of the JSON codec.
+    serializer: Any = None
 
     @property
     def shares_database(self) -> bool:
@@ -160,6 +167,18 @@ def _admin_access(config: DBOSConfig) -> tuple[str, str | None, tuple[str, ...]]
     if not isinstance(allowed, (list, tuple)) or not all(isinstance(h, str) and h for h in allowed):
         raise DBOSConfigError(f"DBOSConfig admin_allowed_hosts={allowed!r} must be a list of host names")
     return host, token, tuple(allowed)
+
+
+def _serializer(config: DBOSConfig) -> Any:
+    """DBOS's ``serializer`` key: None, or an object with ``serialize``/``deserialize``/``name``."""
+    serializer = config.get("serializer")
+    if serializer is None:
+        return None
+    missing = [m for m in ("serialize", "deserialize", "name") if not callable(getattr(serializer, m, None))]
+    if missing:
+        raise DBOSConfigError(f"DBOSConfig serializer={serializer!r} lacks {', '.join(missing)}(): "
+                              "give a durable.Serializer subclass")
+    return serializer
 
 
 def _check_url(key: str, url: str) -> str:
@@ -236,6 +255,8 @@ def resolve_config(config: DBOSConfig) -> RuntimeSettings:
         admin_allowed_hosts=admin_allowed_hosts,
         enable_otlp=bool(_get(config, "enable_otlp", False)),
         otlp_traces_endpoints=tuple(_get(config, "otlp_traces_endpoints", ())),
+        otlp_logs_endpoints=tuple(_get(config, "otlp_logs_endpoints", ())),
+        otlp_log_level=str(_get(config, "otlp_log_level", "INFO")).upper(),
         otlp_attributes=dict(_get(config, "otlp_attributes", {})),
         enable_patching=enable_patching,
         max_checkpoint_bytes=cap,
@@ -248,4 +269,6 @@ def resolve_config(config: DBOSConfig) -> RuntimeSettings:
         idempotency_wait_sec=float(_get(config, "idempotency_wait_sec", 0.0)),
         idempotency_stale_sec=_positive_number(config, "idempotency_stale_sec", 300.0),
         scheduler_poll_sec=_positive_number(config, "scheduler_polling_interval_sec", 30.0),
+        notification_poll_sec=_positive_number(config, "notification_listener_polling_interval_sec", 1.0),
+        serializer=_serializer(config),
     )

@@ -6,6 +6,7 @@ token restores the old one on exit, so threads and nested calls never see each o
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Iterator
@@ -64,6 +65,15 @@ class RequestInfo:
         )
 
 
+@dataclass(frozen=True)
+class AuthInfo:
+    """The authenticated user, the roles they hold, and the role a ``required_roles`` function assumed."""
+
+    user: str | None = None
+    roles: list[str] | None = None
+    assumed_role: str | None = None
+
+
 @dataclass
 class WorkflowState:
     """A running workflow as its code sees it: its ID, its step counter, and what replay may reuse."""
@@ -76,6 +86,10 @@ class WorkflowState:
     next_step_id: int = 0
     # The workflow's durable deadline (epoch ms), if it has a timeout; its children inherit it.
     deadline_epoch_ms: int | None = None
+    # Who started it (DBOSContextSetAuth), as recorded in its row: its body and its children run as them.
+    auth: AuthInfo | None = None
+    # Stream reads waiting for their value now: two at once would number their steps by timing.
+    stream_reads_in_flight: int = 0
 
     def allocate_step_id(self) -> int:
         self.next_step_id += 1
@@ -94,6 +108,8 @@ class DBOSContext:
     next_workflow_id: str | None = None  # set by SetWorkflowID, taken by the next workflow started
     in_set_workflow_id_block: bool = False
     workflow_timeout_ms: int | None = None  # set by SetWorkflowTimeout for the workflows started in its block
+    workflow_attributes: dict[str, Any] | None = None  # SetWorkflowAttributes: for the workflows started in its block
+    auth: AuthInfo | None = None  # DBOSContextSetAuth, or the running workflow's recorded one
 
     @property
     def workflow_id(self) -> str | None:
@@ -237,8 +253,22 @@ class SetWorkflowTimeout:
             self._token = None
 
 
+def refuse_in_event_loop(api_name: str) -> None:
+    """A blocking ``DBOS.<api_name>`` called from a running event loop would stall it: point to the async twin."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise RuntimeError(f"{api_name}() was called while an event loop is running. "
+                       f"Use await {api_name}_async(...) instead.")
+
+
 class ContextLogFilter(logging.Filter):
-    """Adds ``workflow_id``, ``step_id`` and ``request_id`` to every log record."""
+    """Adds ``workflow_id``, ``step_id`` and ``request_id`` to every log record.
+
+    Put it on a *handler* (``handler.addFilter(ContextLogFilter())``): a logger's filters run only for
+    records logged on that very logger, not on its children, while a handler sees them all.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         ctx = _current.get()

@@ -24,10 +24,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 
-def workflow(name: str | None, max_recovery_attempts: int | None, version: str | None) -> Callable[[F], F]:
+def workflow(
+    name: str | None, max_recovery_attempts: int | None, version: str | None, serialization_type: Any = None,
+) -> Callable[[F], F]:
     def decorator(func: F) -> F:
-        info = FunctionInfo(name or func.__qualname__, func, "workflow",
-                            {"max_recovery_attempts": max_recovery_attempts}, version=version or "")
+        options = {"max_recovery_attempts": max_recovery_attempts, "serialization_type": serialization_type}
+        info = FunctionInfo(name or func.__qualname__, func, "workflow", options, version=version or "")
         REGISTRY.add_workflow(info)
 
         @functools.wraps(func)

@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 from .context import DBOSContext, current_context, workflow_body
 from .current import current_runtime
 from .error import DBOSException, DBOSQueueDeduplicatedError
-from .executor import Invocation, assign_workflow_id, new_workflow_row, record_child_start, timeout_for
+from .executor import assign_workflow_id, new_workflow_row, record_child_start, timeout_for
 from .handles import WorkflowHandle
+from .invocation import Invocation
 from .registry import FunctionInfo, workflow_of
 from .runtime import Runtime
 from .store.base import NewWorkflow

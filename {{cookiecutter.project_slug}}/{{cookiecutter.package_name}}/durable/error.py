@@ -16,6 +16,9 @@ The hierarchy, as DBOS Transact for Python names it (``from <package>.durable im
         ├── DBOSMaxStepRetriesExceeded         a step failed on every attempt
         ├── DBOSUnexpectedStepError            replay met a different step than was recorded
         ├── DBOSAwaitedWorkflowCancelledError  the awaited workflow was cancelled
+        ├── DBOSNotAuthorizedError             the caller lacks every role a function requires
+        ├── DBOSStreamTimeoutError             no value arrived on a stream in time (or it ended first)
+        ├── DBOSStreamNondeterminismError      two stream reads of one workflow overlapped
         ├── DBOSNotLaunchedError               durable work asked for before launch could happen (ours)
         ├── DBOSSerializationError             a value cannot be checkpointed (ours)
         ├── DBOSFencedError                    this process lost ownership of the workflow (ours)
@@ -48,6 +51,8 @@ class DBOSErrorCode(Enum):
     UnexpectedStep = 11
     QueueDeduplicated = 12
     AwaitedWorkflowCancelled = 13
+    StreamTimeout = 16
+    StreamNondeterminism = 17
     StepTimeout = 18
     SerializationError = 100
     Fenced = 101
@@ -200,6 +205,39 @@ class DBOSAwaitedWorkflowCancelledError(DBOSException):
     def __init__(self, workflow_id: str) -> None:
         super().__init__(
             f"Awaited workflow {workflow_id} was cancelled", DBOSErrorCode.AwaitedWorkflowCancelled.value, 409
+        )
+
+
+class DBOSNotAuthorizedError(DBOSException):
+    """Role-based security: the authenticated user holds none of the roles a function requires (HTTP 403)."""
+
+    def __init__(self, msg: str) -> None:
+        self.msg = msg
+        super().__init__(msg, DBOSErrorCode.NotAuthorized.value, 403)
+
+
+class DBOSStreamTimeoutError(DBOSException):
+    """No value arrived on a stream within the reader's timeout, or the stream ended before the offset."""
+
+    def __init__(self, workflow_id: str, key: str, timeout_seconds: float | None = None) -> None:
+        self.workflow_id = workflow_id
+        self.key = key
+        self.timeout_seconds = timeout_seconds
+        within = f" within {timeout_seconds} seconds" if timeout_seconds is not None else ""
+        super().__init__(f"No value arrived on stream {key} of workflow {workflow_id}{within}",
+                         DBOSErrorCode.StreamTimeout.value)
+
+
+class DBOSStreamNondeterminismError(DBOSException):
+    """Two stream reads of one workflow overlapped, so which read records which value would depend on timing."""
+
+    def __init__(self, workflow_id: str, key: str) -> None:
+        self.workflow_id = workflow_id
+        self.key = key
+        super().__init__(
+            f"Cannot deterministically read stream {key} in workflow {workflow_id}: another stream read in the "
+            "same workflow is still in progress. Read streams from sequential workflow code, or from a step.",
+            DBOSErrorCode.StreamNondeterminism.value,
         )
 
 

@@ -7,7 +7,6 @@ the top; each step finds its record by step ID and returns it without running ag
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from collections.abc import Callable
@@ -15,6 +14,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from .attributes import attributes_json
+from .auth import auth_columns, row_auth
 from .context import (
     DBOSContext,
     RequestInfo,
@@ -37,7 +38,10 @@ from .error import (
     DBOSWorkflowFunctionNotFoundError,
     MaxRecoveryAttemptsExceededError,
 )
-from .registry import REGISTRY, FunctionInfo, registered_class_name
+from .invocation import Invocation, conflict_with
+from .observe import emit
+from .portable import WorkflowSerializationFormat, coerce_to_hints
+from .registry import REGISTRY, FunctionInfo
 from .runtime import Runtime
 from .steps import as_exception, decode_step
 from .store.base import NewWorkflow, StepRecord, WorkflowRow, WorkflowStatusString, now_ms
@@ -53,52 +57,6 @@ DEAD = WorkflowStatusString.MAX_RECOVERY_ATTEMPTS_EXCEEDED.value
 TERMINAL = frozenset({SUCCESS, ERROR, CANCELLED, DEAD})
 # How long a caller whose workflow was taken over waits for the new owner before being told (409).
 FENCED_WAIT_SEC = 5.0
-
-
-@dataclass
-class Invocation:
-    """A workflow call, split into the bound instance (if a method) and the recorded inputs."""
-
-    info: FunctionInfo
-    bound: Any  # the instance or class a method is called on, else None
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    class_name: str | None = None  # recorded: recovery finds the class (or the instance) by it
-    config_name: str | None = None  # recorded for an instance method: the instance's name
-
-    @classmethod
-    def of(cls, info: FunctionInfo, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
-        """Split a call's ``self``/``cls`` from its inputs, refusing what recovery could not rebuild."""
-        kind = info.method_kind
-        if kind in ("instance", "class") and args:
-            target = args[0]
-            if kind == "class":
-                return cls(info, target, args[1:], kwargs, registered_class_name(target))
-            if not hasattr(target, "config_name"):
-                raise DBOSException("Function target appears to be a class instance, but does not have "
-                                    "`config_name` set (derive the class from DBOSConfiguredInstance)")
-            return cls(info, target, args[1:], kwargs, registered_class_name(type(target)), str(target.config_name))
-        if kind is None and args:
-            _refuse_unregistered_method(info, args[0])
-        return cls(info, None, args, kwargs)
-
-    def call(self) -> Any:
-        args = (self.bound, *self.args) if self.bound is not None else self.args
-        return self.info.func(*args, **self.kwargs)
-
-
-def _refuse_unregistered_method(info: FunctionInfo, first: Any) -> None:
-    """A method of a class without ``@DBOS.dbos_class``: recovery could not find its class, so refuse (as DBOS)."""
-    if isinstance(first, type):
-        raise DBOSException(f"Function target appears to be a class, but is not properly registered: "
-                            f"decorate {first.__qualname__} with @DBOS.dbos_class()")
-    try:
-        params = list(inspect.signature(info.func).parameters)
-    except (TypeError, ValueError):
-        return
-    if params and params[0] == "self":
-        raise DBOSException(f"Function target appears to be a class instance, but is not properly registered: "
-                            f"decorate {type(first).__qualname__} with @DBOS.dbos_class()")
 
 
 # -- outcomes --------------------------------------------------------------------------------------
@@ -182,10 +140,12 @@ def new_workflow_row(
 ) -> NewWorkflow:
     """The row a starting (or enqueued) workflow writes: its inputs checked and encoded at the call."""
     info = call.info
+    caller = current_context()
     return NewWorkflow(
         workflow_id=workflow_id,
         name=info.name,
-        inputs=rt.codec.encode({"args": list(call.args), "kwargs": call.kwargs}, what=f"workflow {info.name!r} input"),
+        inputs=rt.codec.encode({"args": list(call.args), "kwargs": call.kwargs}, what=f"workflow {info.name!r} input",
+                               portable=is_portable_workflow(info)),
         executor_id=rt.executor_id,
         application_version=rt.settings.application_version,
         application_id=rt.settings.name,
@@ -197,7 +157,14 @@ def new_workflow_row(
         workflow_version=info.version,
         workflow_timeout_ms=timeout_ms,
         workflow_deadline_epoch_ms=deadline,
+        attributes=attributes_json(caller),
+        **auth_columns(caller.auth if caller is not None else None),
     )
+
+
+def is_portable_workflow(info: FunctionInfo) -> bool:
+    """``@DBOS.workflow(serialization_type=WorkflowSerializationFormat.PORTABLE)``: plain-JSON checkpoints."""
+    return info.options.get("serialization_type") == WorkflowSerializationFormat.PORTABLE
 
 
 def begin_workflow(rt: Runtime, call: Invocation) -> Started:
@@ -222,7 +189,9 @@ def begin_workflow(rt: Runtime, call: Invocation) -> Started:
         new_workflow_row(rt, call, workflow_id, request, parent_state, timeout_ms, deadline)
     )
     if existing is None:
-        started.state = WorkflowState(workflow_id, info.name, generation=0, recorded=None, deadline_epoch_ms=deadline)
+        emit("workflow_started", name=info.name)
+        started.state = WorkflowState(workflow_id, info.name, generation=0, recorded=None, deadline_epoch_ms=deadline,
+                                      auth=parent.auth if parent is not None else None)
         return started
     conflict = conflict_with(existing, info.name, call)
     if conflict:
@@ -237,16 +206,6 @@ def begin_workflow(rt: Runtime, call: Invocation) -> Started:
     else:
         started.state = take_over(rt, existing)
     return started
-
-
-def conflict_with(existing: WorkflowRow, name: str, call: Invocation) -> str | None:
-    """Why a workflow already recorded under this ID is not this call's (DBOS's wording), or None."""
-    for what, recorded, given in (("function name", existing.name, name),
-                                  ("class name", existing.class_name, call.class_name),
-                                  ("config name", existing.config_name, call.config_name)):
-        if recorded != given:
-            return f"Workflow already exists with a different {what}: {recorded}, but the provided {what} is: {given}"
-    return None
 
 
 def timeout_for(ctx: DBOSContext | None) -> tuple[int | None, int | None]:
@@ -269,10 +228,12 @@ def take_over(rt: Runtime, row: WorkflowRow) -> WorkflowState | None:
         adopted = rt.checkpoint_store.adopt_workflow(row.workflow_id, rt.executor_id, rt.alive_since_ms())
         if adopted is None:
             return None  # a live executor owns it; callers wait for its outcome
+        emit("workflow_adopted")
         row = adopted
     return WorkflowState(
         row.workflow_id, row.name, generation=row.owner_generation,
         recorded=rt.checkpoint_store.load_steps(row.workflow_id), deadline_epoch_ms=row.workflow_deadline_epoch_ms,
+        auth=row_auth(row.authenticated_user, row.authenticated_roles, row.assumed_role),
     )
 
 
@@ -282,23 +243,37 @@ def take_over(rt: Runtime, row: WorkflowRow) -> WorkflowState | None:
 def run_body(rt: Runtime, call: Invocation, state: WorkflowState, request: RequestInfo | None) -> Any:
     """Run a workflow's body under its own context and record how it ended."""
     name = call.info.name
-    ctx = DBOSContext(request=request, workflow=state)
-    with entered(ctx), span(f"workflow {name}", workflow_id=state.workflow_id):
-        try:
-            result = call.call()
-            output = rt.codec.encode(result, what=f"workflow {name!r} output")
-        except (DBOSFencedError, DBOSWorkflowCancelledError, DBOSDatabaseUnavailableError):
-            # Not the workflow's outcome: another executor owns it, it was cancelled, or the database
-            # is away (it stays PENDING and this executor resumes it once the database is back).
-            raise
-        except Exception as exc:
+    portable = is_portable_workflow(call.info)
+    ctx = DBOSContext(request=request, workflow=state, auth=state.auth)
+    emit("workflow_running", 1, name=name)
+    try:
+        with entered(ctx), span(f"workflow {name}", workflow_id=state.workflow_id):
             try:
-                rt.checkpoint_store.finish_workflow(state.workflow_id, state.generation, ERROR, None, rt.codec.encode_exception(exc))
-            except DBOSFencedError:
-                pass
-            raise
-    rt.checkpoint_store.finish_workflow(state.workflow_id, state.generation, SUCCESS, output, None)
-    return result
+                result = call.call()
+                output = rt.codec.encode(result, what=f"workflow {name!r} output", portable=portable)
+            except (DBOSFencedError, DBOSWorkflowCancelledError, DBOSDatabaseUnavailableError):
+                # Not the workflow's outcome: another executor owns it, it was cancelled, or the database
+                # is away (it stays PENDING and this executor resumes it once the database is back).
+                raise
+            except Exception as exc:
+                error = rt.codec.encode_exception(exc, portable=portable)
+                try:
+                    rt.checkpoint_store.finish_workflow(state.workflow_id, state.generation, ERROR, None, error)
+                except DBOSFencedError:
+                    pass
+                else:
+                    _finished(name, ERROR, error)
+                raise
+        rt.checkpoint_store.finish_workflow(state.workflow_id, state.generation, SUCCESS, output, None)
+        _finished(name, SUCCESS, output)
+        return result
+    finally:
+        emit("workflow_running", -1, name=name)
+
+
+def _finished(name: str, status: str, recorded: str | None) -> None:
+    emit("workflow_finished", name=name, status=status)
+    emit("checkpoint_bytes", len(recorded or ""), kind="workflow")
 
 
 def run_inline(rt: Runtime, call: Invocation, started: Started) -> Any:
@@ -419,6 +394,11 @@ def start_workflow(
 
 def resume_row(rt: Runtime, row: WorkflowRow, *, dequeued: bool = False) -> Future[Any] | None:
     """Run a workflow this executor has just adopted (recovery) or dequeued, from its recorded inputs."""
+    if not rt.runs_workflows:
+        # An operator's process runs nothing: the service's dequeuer takes the workflow from here.
+        rt.operations_store.hand_off(row.workflow_id, row.owner_generation)
+        logger.info("workflow %s handed to the service's queues", row.workflow_id)
+        return None
     info = REGISTRY.find_workflow(row.name, row.workflow_version)
     limit = (info.options.get("max_recovery_attempts") if info else None) or rt.settings.max_recovery_attempts
     if row.recovery_attempts > limit:
@@ -447,18 +427,25 @@ def resume_row(rt: Runtime, row: WorkflowRow, *, dequeued: bool = False) -> Futu
         # It stays PENDING: the instance may be registered later; each retry counts as a recovery attempt.
         logger.error("cannot run workflow %s: %s", row.workflow_id, exc)
         return None
-    call = Invocation(info, bound, tuple(inputs["args"]), dict(inputs["kwargs"]), row.class_name, row.config_name)
+    args, kwargs = tuple(inputs["args"]), dict(inputs["kwargs"])
+    if is_portable_workflow(info) or rt.codec.portable_default:
+        # Plain JSON turned datetimes into strings: the function's type hints turn them back.
+        args, kwargs = coerce_to_hints(info.func, args, kwargs, skip_first=info.method_kind in ("instance", "class"))
+    call = Invocation(info, bound, args, kwargs, row.class_name, row.config_name)
     request = RequestInfo.from_json(rt.codec.decode(row.request)) if row.request is not None else None
     if dequeued:
         logger.debug("starting queued workflow %s (%s)", row.workflow_id, row.name)
+        emit("workflow_started", name=row.name)
     else:
         logger.info("recovering workflow %s (%s)", row.workflow_id, row.name)
+        emit("workflow_recovered", name=row.name)
 
     def resume() -> Any:
         # Read the checkpoints on the worker thread: the recovery thread adopts thousands in a row.
         state = WorkflowState(row.workflow_id, row.name, generation=row.owner_generation,
                               recorded=rt.checkpoint_store.load_steps(row.workflow_id),
-                              deadline_epoch_ms=row.workflow_deadline_epoch_ms)
+                              deadline_epoch_ms=row.workflow_deadline_epoch_ms,
+                              auth=row_auth(row.authenticated_user, row.authenticated_roles, row.assumed_role))
         return run_body(rt, call, state, request)
 
     return rt.submit(row.workflow_id, resume)

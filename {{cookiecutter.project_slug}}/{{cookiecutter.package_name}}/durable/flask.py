@@ -27,6 +27,7 @@ from .current import current_runtime
 from .error import DBOSException, DBOSFencedError
 from .idempotency import MAX_KEYED_BODY_BYTES, RETRY_AFTER_SEC, json_response, key_problem, serve_idempotently
 from .serialization import register_type
+from .tracing import span
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +143,9 @@ class FlaskMiddleware:
                 headers.append((REQUEST_ID_HEADER, info.request_id))
             return start_response(status, headers, exc_info)
 
-        with entered(ctx):
+        # The request's span is the parent of the workflows it runs or starts (tracing.py).
+        with entered(ctx), span(f"{info.method} {info.path}", request_id=info.request_id,
+                                **{"http.request.method": info.method, "url.path": info.path}):
             if key is None:
                 return self.app(environ, start_response_with_id)
             problem = key_problem(key)

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .context import RequestInfo, current_context
+from .observe import emit
 from .runtime import Runtime
 from .store.base import now_ms
 from .store.idempotency_store import KeyRecord
@@ -125,7 +126,15 @@ def _mismatch(record: KeyRecord, fp: Fingerprint) -> str:
     return "; ".join(differs)
 
 
+def _refuse(start_response: StartResponse, status: str, body: dict[str, Any],
+            extra: list[tuple[str, str]] | None = None) -> list[bytes]:
+    """A keyed request turned away (409 busy, 422 another request's key): counted, then answered."""
+    emit("idempotent_refusal", status=status[:3])
+    return json_response(start_response, status, body, extra)
+
+
 def _replay(record: KeyRecord, start_response: StartResponse) -> list[bytes]:
+    emit("idempotent_replay")
     headers = [tuple(h) for h in json.loads(record.response_headers or "[]")]
     start_response(record.response_status, headers + [(REPLAY_HEADER, "true")])
     return [base64.b64decode(record.response_body or "")]
@@ -178,16 +187,16 @@ def _serve(
             record = None
         if record is None:
             if time.monotonic() > give_up:
-                return json_response(start_response, "409 Conflict", {"error": f"idempotency key {key!r} is busy"},
+                return _refuse(start_response, "409 Conflict", {"error": f"idempotency key {key!r} is busy"},
                                       [("Retry-After", str(RETRY_AFTER_SEC))])
             time.sleep(0.01)
     if record.fingerprint != fp.digest:
-        return json_response(start_response, "422 Unprocessable Entity", {
+        return _refuse(start_response, "422 Unprocessable Entity", {
             "error": f"idempotency key {key!r} was first used for another request: {_mismatch(record, fp)}"})
     deadline = time.monotonic() + settings.idempotency_wait_sec
     while record.state != "done" and _in_progress(rt, key, record):
         if time.monotonic() >= deadline:
-            return json_response(
+            return _refuse(
                 start_response, "409 Conflict",
                 {"error": f"a request with idempotency key {key!r} is still in progress; retry later"},
                 [("Retry-After", str(RETRY_AFTER_SEC))])
@@ -203,7 +212,7 @@ def _serve(
         if store.adopt(key, record.executor_id, rt.executor_id):
             return _run_if_ours(rt, app, environ, start_response, key, fp)
         _unreserve(rt, key)
-    return json_response(start_response, "409 Conflict", {"error": f"idempotency key {key!r} is busy"},
+    return _refuse(start_response, "409 Conflict", {"error": f"idempotency key {key!r} is busy"},
                           [("Retry-After", str(RETRY_AFTER_SEC))])
 
 
@@ -225,7 +234,7 @@ def _run_if_ours(
     if foreign:
         _release_quietly(rt, key)
         _unreserve(rt, key)
-        return json_response(start_response, "422 Unprocessable Entity", {
+        return _refuse(start_response, "422 Unprocessable Entity", {
             "error": f"idempotency key {key!r} names a workflow that another request started; "
                      "send a new key for a new request"})
     return _run_and_store(rt, app, environ, start_response, key)

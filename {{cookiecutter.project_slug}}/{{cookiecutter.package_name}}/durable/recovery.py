@@ -13,6 +13,7 @@ import logging
 import threading
 
 from .executor import resume_row
+from .observe import emit
 from .runtime import Runtime, pid_is_alive
 from .store.base import now_ms
 from .timeouts import cancel_expired
@@ -51,6 +52,7 @@ def recover_orphans(rt: Runtime) -> int:
             break
     if total:
         logger.info("adopted %d pending workflow(s)", total)
+        emit("workflow_adopted", total)
     return total
 
 
@@ -68,6 +70,8 @@ def recover_executors(rt: Runtime, executor_ids: list[str]) -> list[str]:
         for row in rt.checkpoint_store.adopt_from(executor_id, rt.executor_id):
             resume_row(rt, row)
             adopted.append(row.workflow_id)
+    if adopted:
+        emit("workflow_adopted", len(adopted))
     return adopted
 
 

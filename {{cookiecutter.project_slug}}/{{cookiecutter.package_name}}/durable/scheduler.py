@@ -119,13 +119,15 @@ class Scheduler:
         self._started = time.monotonic()
         self._unrunnable: set[str] = set()  # stored schedules already logged as not runnable here
         self._look_now = False  # set when woken by a change made in this process
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self.run, name="durable-scheduler", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Wait (bounded) for the thread to end; the caller has set ``rt.stopping``."""
+        """End the thread (at shutdown, or the admin ``/deactivate``) and wait for it, bounded."""
+        self._stop.set()
         self.rt.schedule_wakeup.set()
         if self._thread.is_alive():
             self._thread.join(timeout=timeout)
@@ -135,7 +137,10 @@ class Scheduler:
         if self.rt.schedule_wakeup.wait(seconds):
             self.rt.schedule_wakeup.clear()
             self._look_now = True
-        return self.rt.stopping.is_set()
+        return self.stopping()
+
+    def stopping(self) -> bool:
+        return self._stop.is_set() or self.rt.stopping.is_set()
 
     def poll_interval(self) -> float:
         configured = self.rt.settings.scheduler_poll_sec
@@ -147,7 +152,7 @@ class Scheduler:
         """Enqueue ticks in time order until stopped, looking at the schedules between ticks."""
         entries: dict[str, _Entry] = {}
         next_look = self._now()
-        while not self.rt.stopping.is_set():
+        while not self.stopping():
             now = self._now()
             if now >= next_look or self._look_now:
                 self._look_now = False

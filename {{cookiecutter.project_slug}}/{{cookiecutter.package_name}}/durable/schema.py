@@ -44,6 +44,7 @@ class SystemTables:
     schema_version: sa.Table
     pg_schema: str | None
     workflow_schedules: sa.Table
+    streams: sa.Table
 
     def qualified(self, table: sa.Table) -> str:
         """The table's name as raw SQL must spell it (``dbos.workflow_status`` or ``dbos_workflow_status``)."""
@@ -96,6 +97,15 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
         sa.Column("completed_at", sa.BigInteger),
         # The stored schedule that enqueued the workflow (DBOS.create_schedule), for list_workflows(schedule_name=).
         sa.Column("schedule_name", sa.Text),
+        # fork_workflow: the workflow a fork was copied from, and (0/1) on the original that it was.
+        sa.Column("forked_from", sa.Text),
+        sa.Column("was_forked_from", sa.Integer, nullable=False, server_default="0"),
+        # SetWorkflowAttributes: the caller's key-value pairs, plain JSON (filtered with @> on PostgreSQL).
+        sa.Column("attributes", json_type),
+        # DBOSContextSetAuth / required_roles: who started the workflow, and the role it assumed.
+        sa.Column("authenticated_user", sa.Text),
+        sa.Column("assumed_role", sa.Text),
+        sa.Column("authenticated_roles", json_type),
         sa.Index(f"{prefix}workflow_status_status_created", "status", "created_at"),
         sa.Index(f"{prefix}workflow_status_executor_status", "executor_id", "status"),
         sa.Index(f"{prefix}workflow_status_created", "created_at"),
@@ -105,6 +115,14 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
                  postgresql_where=_SCHEDULED_ROW, sqlite_where=_SCHEDULED_ROW),
         sa.Index(f"{prefix}workflow_status_queue_dedup", "queue_name", "deduplication_id", unique=True,
                  postgresql_where=_ACTIVE_QUEUE_ROW, sqlite_where=_ACTIVE_QUEUE_ROW),
+        # Children of a workflow (cancel/delete with children, list_workflows(parent_workflow_id=)) and forks.
+        sa.Index(f"{prefix}workflow_status_parent", "parent_workflow_id"),
+        sa.Index(f"{prefix}workflow_status_forked_from", "forked_from"),
+        # The dashboard's keyset pages, newest first, unfiltered or by status, name or queue (step 3).
+        sa.Index(f"{prefix}workflow_status_created_uuid", "created_at", "workflow_uuid"),
+        sa.Index(f"{prefix}workflow_status_status_created_uuid", "status", "created_at", "workflow_uuid"),
+        sa.Index(f"{prefix}workflow_status_name_created_uuid", "name", "created_at", "workflow_uuid"),
+        sa.Index(f"{prefix}workflow_status_queue_created_uuid", "queue_name", "created_at", "workflow_uuid"),
     )
     operation_outputs = sa.Table(
         f"{prefix}operation_outputs",
@@ -117,6 +135,8 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
         sa.Column("child_workflow_id", sa.Text),
         sa.Column("started_at_epoch_ms", sa.BigInteger),
         sa.Column("completed_at_epoch_ms", sa.BigInteger),
+        # How many times a step ran before its outcome was recorded (retries; the dashboard shows it).
+        sa.Column("attempts", sa.Integer),
     )
     executors = sa.Table(
         f"{prefix}executors",
@@ -196,14 +216,28 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
         sa.Column("queue_name", sa.Text),
         sa.Column("created_at", sa.BigInteger, nullable=False),
     )
+    # DBOS.write_stream: the values of each (workflow, key) stream by offset. A NULL value is the close
+    # marker; function_id is the writing step, so fork_workflow keeps the entries of the steps it keeps.
+    streams = sa.Table(
+        f"{prefix}streams",
+        metadata,
+        sa.Column("workflow_uuid", sa.Text, primary_key=True),
+        sa.Column("key", sa.Text, primary_key=True),
+        sa.Column("stream_offset", sa.Integer, primary_key=True),
+        sa.Column("value", json_type),
+        sa.Column("function_id", sa.Integer, nullable=False),
+        sa.ForeignKeyConstraint(["workflow_uuid"], [workflow_status.c.workflow_uuid], ondelete="CASCADE"),
+    )
     schema_version = sa.Table(
         f"{prefix}schema_version",
         metadata,
         sa.Column("version", sa.Integer, nullable=False),
     )
     return SystemTables(
-        metadata, workflow_status, operation_outputs, executors, idempotency_keys, notifications, workflow_events,
-        workflow_events_history, schema_version, schema, workflow_schedules,
+        metadata=metadata, workflow_status=workflow_status, operation_outputs=operation_outputs, executors=executors,
+        idempotency_keys=idempotency_keys, notifications=notifications, workflow_events=workflow_events,
+        workflow_events_history=workflow_events_history, schema_version=schema_version, pg_schema=schema,
+        streams=streams, workflow_schedules=workflow_schedules,
     )
 
 
@@ -245,9 +279,21 @@ def _drop_queue_options_v2(connection: sa.Connection, tables: SystemTables) -> N
 # indexes. Until that release ships, a change adds its table, column or index to the definitions above
 # AND names it here (unprefixed); the step adds what a step-2 database lacks and removes it on the way
 # down. tests/runtime/test_schema.py holds step 2's shape, so a change that forgets this list fails there.
-_V3_TABLES: tuple[str, ...] = ("workflow_schedules",)
-_V3_COLUMNS: dict[str, tuple[str, ...]] = {"workflow_status": ("schedule_name",)}
-_V3_INDEXES: tuple[str, ...] = ("workflow_status_schedule_name",)  # new indexes on tables older than step 3 (new tables bring their own)
+_V3_TABLES: tuple[str, ...] = ("streams", "workflow_schedules")
+_V3_COLUMNS: dict[str, tuple[str, ...]] = {
+    "workflow_status": ("forked_from", "was_forked_from", "attributes", "authenticated_user", "assumed_role",
+                        "authenticated_roles", "schedule_name"),
+    "operation_outputs": ("attempts",),
+}
+_V3_INDEXES: tuple[str, ...] = (
+    "workflow_status_parent",
+    "workflow_status_forked_from",
+    "workflow_status_created_uuid",
+    "workflow_status_status_created_uuid",
+    "workflow_status_name_created_uuid",
+    "workflow_status_queue_created_uuid",
+    "workflow_status_schedule_name",
+)  # new indexes on tables older than step 3 (new tables bring their own)
 
 
 def _table(tables: SystemTables, name: str) -> sa.Table:

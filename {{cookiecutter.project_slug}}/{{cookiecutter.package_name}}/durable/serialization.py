@@ -21,9 +21,10 @@ import pickle
 import sys
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from .error import DBOSException, DBOSSerializationError
+from .portable import PortableWorkflowError, error_data, is_portable, portableify
 
 TAG = "$t"
 _DBOS_ATTRS = ("message", "dbos_error_code", "status_code")
@@ -79,12 +80,32 @@ def _find_class(path: str, *, may_import: bool) -> type | None:
     return None
 
 
+def _is_plain_object(value: Any) -> bool:
+    """An instance whose whole state is its ``__dict__`` and whose class can be found again by name.
+
+    Such objects are stored as their class path and attributes; local classes (``<locals>``), classes
+    with ``__slots__`` or their own pickling rules are not (they need ``allow_pickle``).
+    """
+    cls = type(value)
+    return (
+        hasattr(value, "__dict__")
+        and not hasattr(cls, "__slots__")
+        and all(getattr(cls, name, None) is getattr(object, name, None) for name in ("__reduce_ex__", "__reduce__",
+                                                                               "__getstate__"))
+        and "<locals>" not in cls.__qualname__
+        and _find_class(_type_path(cls), may_import=False) is cls
+    )
+
+
 class Codec:
     """Encodes values to JSON-compatible structures and back; one per runtime (holds the options)."""
 
-    def __init__(self, *, max_bytes: int, allow_pickle: bool = False) -> None:
+    def __init__(self, *, max_bytes: int, allow_pickle: bool = False, serializer: Any = None) -> None:
         self.max_bytes = max_bytes
         self.allow_pickle = allow_pickle
+        # DBOSConfig's serializer: the portable one switches the format; any other writes the values.
+        self.portable_default = is_portable(serializer)
+        self.serializer = None if self.portable_default else serializer
         self._encoders: dict[type, Callable[[Any], Any]] = {
             str: lambda v: v,
             int: lambda v: v,
@@ -133,6 +154,9 @@ class Codec:
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             fields = {f.name: self._to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
             return {TAG: "dataclass", "cls": _type_path(type(value)), "v": fields}
+        if _is_plain_object(value):
+            return {TAG: "object", "cls": _type_path(type(value)),
+                    "v": {k: self._to_json(x) for k, x in vars(value).items()}}
         if self.allow_pickle:
             try:
                 return {TAG: "pickle", "v": base64.b64encode(pickle.dumps(value)).decode("ascii")}
@@ -153,10 +177,28 @@ class Codec:
             data["attrs"] = {name: getattr(exc, name, None) for name in _DBOS_ATTRS}
         return data
 
-    def encode(self, value: Any, *, what: str) -> str:
-        """JSON text for ``value``; raise ``DBOSSerializationError`` naming ``what`` if it can't be stored."""
+    def _data(self, value: Any, what: str, portable: bool) -> Any:
+        if portable or self.portable_default:
+            try:
+                return self._to_json(portableify(value))  # _to_json only escapes dicts that hold the tag key
+            except TypeError as exc:
+                raise DBOSSerializationError(f"{what} cannot be checkpointed in the portable format: {exc}") from None
+        if self.serializer is not None:
+            try:
+                text = self.serializer.serialize(value)
+            except Exception as exc:
+                raise DBOSSerializationError(
+                    f"{what} cannot be checkpointed: the configured serializer failed: {exc!r}") from exc
+            return {TAG: "ser", "name": self.serializer.name(), "v": text}
+        return self._to_json(value)
+
+    def encode(self, value: Any, *, what: str, portable: bool = False) -> str:
+        """JSON text for ``value``; raise ``DBOSSerializationError`` naming ``what`` if it can't be stored.
+
+        ``portable`` (a PORTABLE workflow) keeps plain JSON only, as the portable serializer does.
+        """
         try:
-            text = json.dumps(self._to_json(value), separators=(",", ":"), allow_nan=False)
+            text = json.dumps(self._data(value, what, portable), separators=(",", ":"), allow_nan=False)
         except _Unencodable as exc:
             raise DBOSSerializationError(
                 f"{what} cannot be checkpointed: {type(exc.value).__name__} is not serialisable "
@@ -173,8 +215,16 @@ class Codec:
             )
         return text
 
-    def encode_exception(self, exc: BaseException) -> str:
-        """JSON text for an exception; never fails (an over-large one is cut down to its message)."""
+    def encode_exception(self, exc: BaseException, *, portable: bool = False) -> str:
+        """JSON text for an exception; never fails (an over-large one is cut down to its message).
+
+        In the portable format it is its name, message, code and data (read back as PortableWorkflowError).
+        """
+        if portable or self.portable_default:
+            data = error_data(exc)
+            text = json.dumps({TAG: "portable_error", **data}, separators=(",", ":"), default=str)
+            if len(text) <= self.max_bytes:
+                return text
         text = json.dumps(self.exception_to_json(exc), separators=(",", ":"), allow_nan=False)
         if len(text) > self.max_bytes:
             text = json.dumps(
@@ -240,6 +290,12 @@ class Codec:
                 return obj
             case "exception":
                 return self.exception_from_json(v)
+            case "portable_error":
+                return PortableWorkflowError(v.get("message", ""), v.get("name", "Error"), v.get("code"), v.get("data"))
+            case "ser":
+                return self._deserialize(v.get("name"), payload)
+            case "object":
+                return self._object(v["cls"], payload)
             case "pickle":
                 if not self.allow_pickle:
                     raise DBOSSerializationError(
@@ -249,6 +305,20 @@ class Codec:
         if tag.startswith("x:") and tag[2:] in _EXTENSIONS:
             return _EXTENSIONS[tag[2:]][2](payload)
         raise DBOSSerializationError(f"unknown checkpoint tag {tag!r}")
+
+    def _deserialize(self, name: Any, text: Any) -> Any:
+        if self.serializer is None or self.serializer.name() != name:
+            raise DBOSSerializationError(f"a checkpoint was written by serializer {name!r}, which is not configured")
+        return self.serializer.deserialize(text)
+
+    def _object(self, path: str, state: dict[str, Any]) -> Any:
+        """A plain object rebuilt from its class and attributes, without running its ``__init__`` (as pickle)."""
+        cls = _find_class(path, may_import=True)
+        if cls is None:
+            raise DBOSSerializationError(f"recorded class {path} no longer exists")
+        obj = cast(Any, cls).__new__(cls)
+        obj.__dict__.update({k: self._from_json(x) for k, x in state.items()})
+        return obj
 
     def exception_from_json(self, data: dict[str, Any]) -> BaseException:
         """Rebuild a recorded exception as its own type when this process has that class loaded."""

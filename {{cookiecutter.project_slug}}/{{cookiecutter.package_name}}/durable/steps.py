@@ -15,6 +15,7 @@ from typing import Any
 
 from .context import DBOSContext, WorkflowState, current_context, entered, workflow_body
 from .error import DBOSException, DBOSMaxStepRetriesExceeded, DBOSSerializationError, DBOSUnexpectedStepError
+from .observe import emit
 from .registry import FunctionInfo
 from .runtime import Runtime
 from .step_timeouts import call_with_timeout
@@ -84,23 +85,29 @@ def run_step(
             refused = attempts > 1 and should_retry is not None and not should_retry(exc)
             if attempt < attempts and not refused:
                 logger.warning("step %s attempt %d/%d failed: %r; retrying", name, attempt, attempts, exc)
+                emit("step_retried", name=name)
                 time.sleep(interval * backoff ** (attempt - 1))
                 continue
             retried_out = attempt == attempts > 1 and not refused
             final: Exception = DBOSMaxStepRetriesExceeded(name, attempts, errors) if retried_out else exc
-            _record_step_outcome(rt, state, step_id, name, None, rt.codec.encode_exception(final), started_ms)
+            _record_step_outcome(rt, state, step_id, name, None, rt.codec.encode_exception(final), started_ms, attempt)
+            emit("step_finished", (now_ms() - started_ms) / 1000, name=name, outcome="error")
             raise final from (exc if final is not exc else None)
         try:
             output = rt.codec.encode(result, what=f"step {name!r} output")
         except DBOSSerializationError as exc:
-            _record_step_outcome(rt, state, step_id, name, None, rt.codec.encode_exception(exc), started_ms)
+            _record_step_outcome(rt, state, step_id, name, None, rt.codec.encode_exception(exc), started_ms, attempt)
             raise
-        winner = _record_step_outcome(rt, state, step_id, name, output, None, started_ms)
+        winner = _record_step_outcome(rt, state, step_id, name, output, None, started_ms, attempt)
+        emit("step_finished", (now_ms() - started_ms) / 1000, name=name, outcome="ok")
         return result if winner is None else decode_step(rt, winner)
     raise AssertionError("unreachable")
 
 
 def _record_step_outcome(
-    rt: Runtime, state: WorkflowState, step_id: int, name: str, output: str | None, error: str | None, started_ms: int
+    rt: Runtime, state: WorkflowState, step_id: int, name: str, output: str | None, error: str | None, started_ms: int,
+    attempts: int,
 ) -> StepRecord | None:
-    return rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, name, output, error, started_ms)
+    emit("checkpoint_bytes", len(output or error or ""), kind="step")
+    return rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, name, output, error, started_ms,
+                                           attempts=attempts)

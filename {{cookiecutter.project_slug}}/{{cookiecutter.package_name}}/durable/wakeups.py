@@ -49,6 +49,11 @@ def event_key(workflow_id: str, key: str) -> str:
     return _key("e", workflow_id, key)
 
 
+def stream_key(workflow_id: str, key: str) -> str:
+    """Woken by every write to (or close of) one stream of a workflow."""
+    return _key("t", workflow_id, key)
+
+
 def status_key(workflow_id: str) -> str:
     """Woken when a workflow is cancelled, resumed or times out, so its sleeps and waits stop."""
     return _key("s", workflow_id)

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .base import GET_WORKFLOW, WORKFLOW_SELECT, NewWorkflow, WorkflowRow, now_ms
+from .base import GET_WORKFLOW, WORKFLOW_SELECT, NewWorkflow, WorkflowRow, now_ms, settle_past
 from .database import Database
 from .listener import NOTIFY_SQL
 
@@ -23,8 +23,9 @@ _INSERT_ENQUEUED = """
 INSERT INTO {workflow_status} (workflow_uuid, status, name, class_name, config_name, inputs, request,
     executor_id, owner_generation, application_version, application_id, recovery_attempts, queue_name,
     priority, deduplication_id, queue_partition_key, parent_workflow_id, created_at, updated_at,
-    workflow_version, workflow_timeout_ms, workflow_deadline_epoch_ms, schedule_name)
-VALUES (?, 'ENQUEUED', ?, ?, ?, ?J, ?J, NULL, 0, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    workflow_version, workflow_timeout_ms, workflow_deadline_epoch_ms, attributes, authenticated_user,
+    assumed_role, authenticated_roles, schedule_name)
+VALUES (?, 'ENQUEUED', ?, ?, ?, ?J, ?J, NULL, 0, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?J, ?, ?, ?J, ?)
 ON CONFLICT (workflow_uuid) DO NOTHING"""
 
 _WAITING_QUEUES = "SELECT DISTINCT queue_name FROM {workflow_status} WHERE status = 'ENQUEUED' AND queue_name IN ({names})"
@@ -116,7 +117,8 @@ class QueueStore:
         return (new.workflow_id, new.name, new.class_name, new.config_name, new.inputs, new.request,
                 new.application_version, new.application_id, new.queue_name, new.priority, new.deduplication_id,
                 new.queue_partition_key, new.parent_workflow_id, now, now, new.workflow_version,
-                new.workflow_timeout_ms, new.workflow_deadline_epoch_ms, new.schedule_name)
+                new.workflow_timeout_ms, new.workflow_deadline_epoch_ms, new.attributes, new.authenticated_user,
+                new.assumed_role, new.authenticated_roles, new.schedule_name)
 
     def enqueue(self, new: NewWorkflow, wake_key: str) -> WorkflowRow | None:
         """Insert an ENQUEUED workflow row. Return None when inserted, else the row that already exists.
@@ -135,6 +137,7 @@ class QueueStore:
 
         try:
             if self.db.transaction(work):
+                settle_past(params[13])  # created_at: see settle_past
                 return None
         except Exception as exc:
             if new.deduplication_id is not None and is_unique_violation(exc):
