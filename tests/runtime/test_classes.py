@@ -59,7 +59,7 @@ def test_an_instance_workflow_records_its_class_and_config_name_and_recovers_ont
     status = DBOS.get_workflow_status("greet-fr")
     assert status is not None and status.config_name == "fr"
     assert status.class_name is not None and status.class_name.endswith("Greeter")
-    assert status.input is not None and status.input["args"] == ["Ada"]  # self is not an input
+    assert status.input is not None and tuple(status.input["args"]) == ("Ada",)  # self is not an input
 
     reopen_as_orphan(database_url, "greet-fr", owner="dead-executor")
     DBOS.recover_executors(["dead-executor"])
