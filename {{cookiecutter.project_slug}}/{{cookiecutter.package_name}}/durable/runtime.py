@@ -29,6 +29,7 @@ from .store.checkpoint_store import CheckpointStore
 from .store.database import Database
 from .store.dialects import create_sqlite_engine, dialect_for, process_identity
 from .store.idempotency_store import IdempotencyStore
+from .store.listing_store import ListingStore
 from .store.management_store import ManagementStore
 from .store.messaging_store import MessagingStore
 from .store.operations_store import OperationsStore
@@ -91,6 +92,7 @@ class Runtime:
         self.idempotency_store = IdempotencyStore(self.sys_db)
         self.messaging_store = MessagingStore(self.sys_db, self.checkpoint_store)
         self.management_store = ManagementStore(self.sys_db)
+        self.listing_store = ListingStore(self.sys_db)
         self.queue_store = QueueStore(self.sys_db)
         self.operations_store = OperationsStore(self.sys_db)
         self.stream_store = StreamStore(self.sys_db, self.checkpoint_store)
