@@ -301,6 +301,13 @@ class DBOSClient:
     def cancel_workflows(self, workflow_ids: list[str]) -> None:
         management.cancel_workflows(self._rt, list(workflow_ids))
 
+    def delete_workflow(self, workflow_id: str, *, delete_children: bool = False) -> None:
+        """Delete a workflow and everything recorded for it."""
+        management.delete_workflows(self._rt, [workflow_id], delete_children=delete_children)
+
+    def delete_workflows(self, workflow_ids: list[str], *, delete_children: bool = False) -> None:
+        management.delete_workflows(self._rt, list(workflow_ids), delete_children=delete_children)
+
     def resume_workflow(self, workflow_id: str) -> WorkflowHandle[Any]:
         """Run a cancelled or failed workflow again from its checkpoints (the service runs it)."""
         handle = management.resume_workflow(self._rt, workflow_id)
