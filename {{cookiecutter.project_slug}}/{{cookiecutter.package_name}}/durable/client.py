@@ -250,6 +250,18 @@ class DBOSClient:
         """Deliver ``message`` to a workflow's ``topic`` (once per ``idempotency_key``)."""
         messaging.send(self._rt, destination_id, message, topic, idempotency_key)
 
+    def send_in_transaction(self, conn_or_session: sa.Connection | Session, destination_id: str, message: Any,
+                            topic: str | None = None, idempotency_key: str | None = None, **_options: Any) -> None:
+        """Send through the caller's open transaction on the system database: delivered once that commits."""
+        connection = conn_or_session.connection() if isinstance(conn_or_session, Session) else conn_or_session
+        messaging.send_through(self._rt, connection, destination_id, message, topic, idempotency_key)
+
+    def send_bulk_in_transaction(self, conn_or_session: sa.Connection | Session, messages: Iterable[Any],
+                                 **_options: Any) -> None:
+        for m in messages:
+            self.send_in_transaction(conn_or_session, m.destination_id, m.message, getattr(m, "topic", None),
+                                     getattr(m, "idempotency_key", None))
+
     def send_bulk(self, messages: Iterable[Any], **_options: Any) -> None:
         """Send each message (``destination_id``, ``message``, ``topic``, ``idempotency_key``), in order."""
         for m in messages:
