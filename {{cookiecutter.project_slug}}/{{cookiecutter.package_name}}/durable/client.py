@@ -29,7 +29,12 @@ from .attributes import update_workflow_attributes, validate_workflow_attributes
 from .config import DBOSConfig, resolve_config
 from .context import SetWorkflowID
 from .enqueue import MAX_PRIORITY, QUEUE_KEY
-from .error import DBOSException, DBOSInitializationError, DBOSNonExistentWorkflowError, DBOSQueueDeduplicatedError
+from .error import (
+    DBOSException,
+    DBOSInitializationError,
+    DBOSNonExistentWorkflowError,
+    DBOSQueueDeduplicatedError,
+)
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus
 from .runtime import Runtime
 from .store.base import NewWorkflow, WorkflowStatusString
