@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -41,7 +41,7 @@ def ids(statuses: list[object]) -> list[str]:
 
 
 def iso(epoch_ms: float) -> str:
-    return datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc).isoformat()
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).isoformat()
 
 
 def test_filters_by_parent_and_prefix(dbos: type[DBOS]) -> None:
@@ -90,7 +90,7 @@ def test_a_whole_millisecond_end_bound_is_inclusive(dbos: type[DBOS]) -> None:
 
 def test_dequeued_filters_and_dequeued_at(dbos: type[DBOS]) -> None:
     queue = DBOS.register_queue("listing-q")
-    before = datetime.now(timezone.utc).isoformat()
+    before = datetime.now(UTC).isoformat()
     with SetWorkflowID("queued-1"):
         handle = queue.enqueue(listing_leaf, "q")
     assert handle.get_result(timeout_seconds=10) == "q"
