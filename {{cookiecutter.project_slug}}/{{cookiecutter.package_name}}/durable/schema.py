@@ -129,6 +129,8 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
         sa.Column("child_workflow_id", sa.Text),
         sa.Column("started_at_epoch_ms", sa.BigInteger),
         sa.Column("completed_at_epoch_ms", sa.BigInteger),
+        # How many times a step ran before its outcome was recorded (retries; the dashboard shows it).
+        sa.Column("attempts", sa.Integer),
     )
     executors = sa.Table(
         f"{prefix}executors",
@@ -257,6 +259,7 @@ _V3_TABLES: tuple[str, ...] = ("streams",)
 _V3_COLUMNS: dict[str, tuple[str, ...]] = {
     "workflow_status": ("forked_from", "was_forked_from", "attributes", "authenticated_user", "assumed_role",
                         "authenticated_roles"),
+    "operation_outputs": ("attempts",),
 }
 _V3_INDEXES: tuple[str, ...] = (
     "workflow_status_parent",

@@ -47,6 +47,7 @@ class StepRecord:
     child_workflow_id: str | None = None
     started_at_epoch_ms: int | None = None
     completed_at_epoch_ms: int | None = None
+    attempts: int | None = None  # a step's runs, retries included (None: not a retried kind, or older)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class StepCheckpoint:
     error: str | None
     started_ms: int
     child_workflow_id: str | None = None
+    attempts: int | None = None
 
 
 @dataclass(frozen=True)
