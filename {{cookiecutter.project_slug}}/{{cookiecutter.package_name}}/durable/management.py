@@ -68,7 +68,8 @@ def _remember_cancelled(rt: Runtime, cancelled: dict[str, int]) -> None:
 
 
 def resume_workflow(rt: Runtime, workflow_id: str, queue_name: str | None = None) -> WorkflowHandle[Any]:
-    """Run a CANCELLED, ERROR or dead-lettered workflow again from its checkpoints; others are left as they are.
+    """Run a CANCELLED, ERROR, dead-lettered or still ENQUEUED workflow now, from its checkpoints; others
+    (PENDING, SUCCESS) are left as they are.
 
     Without ``queue_name`` it runs here at once; with one it is ENQUEUED there, for any process that
     declares that queue.

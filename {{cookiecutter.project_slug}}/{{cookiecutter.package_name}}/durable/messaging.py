@@ -17,6 +17,7 @@ SQLite. A waiting workflow also wakes when it is cancelled or its process stops.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from typing import Any
@@ -82,10 +83,12 @@ def _wake_time(rt: Runtime, state: WorkflowState, step_id: int, seconds: float, 
     found, value = replay_step(rt, state, step_id, SLEEP)
     if found:
         return float(value)
-    wake_at = time.time() + seconds
+    now = time.time()
+    wake_at = now + seconds
+    started_ms = int(now * 1000)
     winner = rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, SLEEP,
-                                             rt.codec.encode(wake_at, what="sleep wake-up time"), None, now_ms(),
-                                             completed_ms=int(wake_at * 1000) if projected else None)
+                                             rt.codec.encode(wake_at, what="sleep wake-up time"), None, started_ms,
+                                             completed_ms=started_ms + math.ceil(seconds * 1000) if projected else None)
     return float(decode_step(rt, winner)) if winner is not None else wake_at
 
 

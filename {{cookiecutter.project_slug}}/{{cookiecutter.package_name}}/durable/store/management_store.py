@@ -31,7 +31,7 @@ _RESUME = """
 UPDATE {workflow_status} SET status = 'PENDING', executor_id = ?, owner_generation = owner_generation + 1,
     recovery_attempts = 0, workflow_deadline_epoch_ms = NULL, output = NULL, error = NULL,
     completed_at = NULL, updated_at = ?, deduplication_id = NULL
-WHERE workflow_uuid = ? AND status IN ('CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')
+WHERE workflow_uuid = ? AND status IN ('CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED', 'ENQUEUED')
 RETURNING {columns}"""
 # The same, onto a queue: ENQUEUED there for whichever process declares it (DBOS's resume(queue_name=)).
 _RESUME_TO_QUEUE = """
@@ -39,7 +39,7 @@ UPDATE {workflow_status} SET status = 'ENQUEUED', queue_name = ?, executor_id = 
     owner_generation = owner_generation + 1, recovery_attempts = 0, workflow_deadline_epoch_ms = NULL,
     output = NULL, error = NULL, completed_at = NULL, started_at_epoch_ms = NULL, updated_at = ?,
     deduplication_id = NULL
-WHERE workflow_uuid = ? AND status IN ('CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')
+WHERE workflow_uuid = ? AND status IN ('CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED', 'ENQUEUED')
 RETURNING {columns}"""
 # A fork runs here at once (PENDING, owned by the caller) or waits on a queue (ENQUEUED, no owner).
 _FORK = """
@@ -159,7 +159,7 @@ class ManagementStore:
 
     def resume(self, workflow_id: str, executor_id: str, queue_name: str | None = None) -> WorkflowRow | None:
         """Set a cancelled, failed or dead-lettered workflow PENDING again, owned by ``executor_id``
-        (or ENQUEUED on ``queue_name``)."""
+        (or ENQUEUED on ``queue_name``). One still waiting on a queue is taken off that wait the same way."""
         if queue_name is not None:
             rows = self.db.fetch(self._resume_to_queue, (queue_name, now_ms(), workflow_id))
         else:
