@@ -104,3 +104,16 @@ def test_an_unreachable_database_raises_the_drivers_error_unless_lazy() -> None:
     lazy.destroy()
     with pytest.raises(DBOSException, match="lazy"):
         DBOSClient(system_database_url=url, lazy=True, use_listen_notify=True)
+
+
+def test_wait_first_returns_the_first_to_finish(client: DBOSClient) -> None:
+    with SetWorkflowID("w-slow"):
+        slow = DBOS.start_workflow(listens, "never")
+    with SetWorkflowID("w-fast"):
+        fast = DBOS.start_workflow(listens, "now")
+    client.send("w-fast", "done", "now")
+    handles = [client.retrieve_workflow(h.workflow_id) for h in (slow, fast)]
+    assert client.wait_first(handles, polling_interval_sec=0.05).workflow_id == "w-fast"
+    with pytest.raises(ValueError):
+        client.wait_first([])
+    DBOS.cancel_workflow("w-slow")

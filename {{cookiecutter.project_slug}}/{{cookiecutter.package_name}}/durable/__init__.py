@@ -18,7 +18,12 @@ from .config import DBOSConfig
 from .context import DBOSContext, RequestInfo, SetWorkflowID, SetWorkflowTimeout, assert_current_dbos_context
 from .enqueue import EnqueueInTransaction, SetEnqueueOptions
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus
-from .portable import DBOSPortableJSONSerializer, PortableWorkflowError, Serializer, WorkflowSerializationFormat
+from .portable import (
+    DBOSPortableJSONSerializer,
+    PortableWorkflowError,
+    Serializer,
+    WorkflowSerializationFormat,
+)
 from .queues import Queue
 from .store.base import WorkflowStatusString
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 import uuid
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass
@@ -28,7 +29,12 @@ from .attributes import update_workflow_attributes, validate_workflow_attributes
 from .config import DBOSConfig, resolve_config
 from .context import SetWorkflowID
 from .enqueue import MAX_PRIORITY, QUEUE_KEY
-from .error import DBOSException, DBOSInitializationError, DBOSNonExistentWorkflowError, DBOSQueueDeduplicatedError
+from .error import (
+    DBOSException,
+    DBOSInitializationError,
+    DBOSNonExistentWorkflowError,
+    DBOSQueueDeduplicatedError,
+)
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus
 from .runtime import Runtime
 from .store.base import NewWorkflow, WorkflowStatusString
@@ -123,7 +129,7 @@ class DBOSClient:
         self._runtime: Runtime | None = None
         self._transactional: _SystemDatabase | None = None
         self._lock = threading.Lock()
-        # DBOS's client runs a listener thread only with use_listen_notify; this one never does (waits poll).
+        # DBOS's client starts a listener thread with use_listen_notify; here waits use the runtime's wake-ups.
         self._notification_listener_thread: threading.Thread | None = None
         if not lazy:
             self.check_connection()
@@ -293,6 +299,20 @@ class DBOSClient:
         if listing.workflow_status(self._rt, workflow_id) is None:
             raise DBOSNonExistentWorkflowError("workflow", workflow_id)
         return WorkflowHandle(self._rt, workflow_id)
+
+    def wait_first(self, handles: list[WorkflowHandle[Any]], *, polling_interval_sec: float = 1.0) -> WorkflowHandle[Any]:
+        """Wait until one of the workflows has finished (any outcome) and return its handle."""
+        if not handles:
+            raise ValueError("handles must not be empty")
+        by_id = {h.workflow_id: h for h in handles}
+        if len(by_id) != len(handles):
+            raise ValueError("handles must not contain duplicate workflow IDs")
+        while True:
+            for found in listing.list_workflows(self._rt, workflow_ids=list(by_id), load_input=False,
+                                                load_output=False):
+                if found.status not in _ACTIVE:
+                    return by_id[found.workflow_id]
+            time.sleep(max(polling_interval_sec, 0.01))
 
     def list_workflows(self, **filters: Any) -> list[WorkflowStatus]:
         """``DBOS.list_workflows``, with the same keyword filters."""
