@@ -23,7 +23,7 @@ from .current import current_runtime
 from .enqueue import open_transaction
 from .error import DBOSException, DBOSNonExistentWorkflowError, DBOSNotLaunchedError
 from .executor import start_workflow
-from .handles import StepInfo, WorkflowHandle, WorkflowStatus
+from .handles import StepInfo, WorkflowHandle, WorkflowStatus, result_of
 from .listing import QueuedWorkflowFilters, WorkflowFilters
 from .portable import WorkflowSerializationFormat
 from .queues import INTERNAL_QUEUE, QUEUES, Queue, QueueRateLimit, declare_queue, find_queue
@@ -235,9 +235,14 @@ class DBOS(StreamsAPI, ScheduleMethods):
     def retrieve_workflow(cls, workflow_id: str, existing_workflow: bool = True) -> WorkflowHandle[Any]:
         """A handle to a workflow by ID; raise if it does not exist (unless ``existing_workflow=False``)."""
         rt = current_runtime()
-        if existing_workflow and rt.checkpoint_store.get_workflow(workflow_id) is None:
+        if existing_workflow and listing.workflow_status(rt, workflow_id) is None:
             raise DBOSNonExistentWorkflowError("workflow", workflow_id)
         return WorkflowHandle(rt, workflow_id, rt.future_of(workflow_id))
+
+    @classmethod
+    def get_result(cls, workflow_id: str) -> Any:
+        """Wait for a workflow by ID and return its result (or raise its error)."""
+        return result_of(current_runtime(), workflow_id)
 
     @classmethod
     def get_workflow_status(cls, workflow_id: str) -> WorkflowStatus | None:

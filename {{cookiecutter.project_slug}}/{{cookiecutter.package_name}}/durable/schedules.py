@@ -21,10 +21,10 @@ from .cron import check_cron, zone
 from .error import DBOSException
 from .handles import WorkflowHandle
 from .queues import QUEUES
-from .registry import FunctionInfo, workflow_of
+from .recorded_calls import as_step
+from .registry import workflow_of
 from .runtime import Runtime
 from .schedule_runs import backfill, trigger
-from .steps import run_step
 from .store.schedule_store import ScheduleExistsError, ScheduleRow
 
 logger = logging.getLogger(__name__)
@@ -61,10 +61,7 @@ class ScheduleInput(TypedDict, total=False):
 
 def _as_step(rt: Runtime, step_name: str, work: Callable[[], T]) -> T:
     """Run ``work`` as a step of the calling workflow (recorded, replayed), or plainly outside one."""
-    if workflow_body(current_context()) is None:
-        return work()
-    result: T = run_step(rt, FunctionInfo(step_name, work, "step"), work, (), {})
-    return result
+    return as_step(rt, step_name, work)
 
 
 def _refuse_in_workflow(what: str) -> None:
