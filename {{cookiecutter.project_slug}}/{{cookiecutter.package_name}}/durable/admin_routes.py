@@ -30,8 +30,8 @@ from flask import Flask, Response, request
 from . import listing, management, observe, operations
 from .admin_input import BadInput, cutoff_request, executor_ids, fork_request, parse_filters, plain_text
 from .context import SetWorkflowID
-from .json_view import as_dict, plain
 from .error import DBOSConflictingWorkflowError, DBOSNonExistentWorkflowError
+from .json_view import as_dict, plain
 from .openapi import openapi_document
 from .queues import declared_queues
 from .runtime import Runtime
