@@ -83,7 +83,7 @@ def test_no_line_when_every_key_given_has_an_effect(database_url: str, caplog: p
 
 
 @DBOS.workflow()
-def _thread_name() -> str:
+def _config_thread_name() -> str:
     return threading.current_thread().name
 
 
@@ -93,7 +93,7 @@ def test_max_executor_threads_bounds_the_workflow_pool(database_url: str) -> Non
     rt = current_runtime()
     assert rt.pool._max_workers == 2
     assert rt.sys_engine.pool.size() == 3  # type: ignore[attr-defined]
-    assert DBOS.start_workflow(_thread_name).get_result().startswith("durable-workflow")
+    assert DBOS.start_workflow(_config_thread_name).get_result().startswith("durable-workflow")
 
 
 @pytest.mark.parametrize("key", ["max_executor_threads", "sys_db_pool_size"])
@@ -113,7 +113,7 @@ def test_console_log_level_raises_the_runtime_logger_level() -> None:
 
 
 @DBOS.workflow()
-def _receiver() -> object:
+def _config_receiver() -> object:
     return DBOS.recv("t", timeout_seconds=10)
 
 
@@ -122,7 +122,7 @@ def test_without_listen_notify_waiters_poll_at_the_configured_interval(database_
     DBOS.launch()
     rt = current_runtime()
     assert rt.wakeups.poll_sec == 0.05
-    handle = DBOS.start_workflow(_receiver)
+    handle = DBOS.start_workflow(_config_receiver)
     DBOS.send(handle.workflow_id, "hello", "t")
     assert handle.get_result(timeout_seconds=10) == "hello"
     assert rt.wakeups._listener is None  # no LISTEN connection was opened
@@ -134,7 +134,7 @@ def test_polling_interval_must_be_positive() -> None:
 
 
 @DBOS.workflow()
-def _doubled(x: int) -> int:
+def _twice(x: int) -> int:
     return x * 2
 
 
@@ -148,7 +148,7 @@ def test_system_database_engine_is_used_for_the_system_tables(database_url: str)
         assert sa.make_url(settings.sys_db_url).database == engine.url.database
         DBOS(config=config)
         DBOS.launch()
-        assert DBOS.start_workflow(_doubled, 21).get_result() == 42
+        assert DBOS.start_workflow(_twice, 21).get_result() == 42
         assert connects, "the runtime connected through the given engine"
         assert DBOS.get_workflow_status(DBOS.list_workflows()[0].workflow_id).status == "SUCCESS"  # type: ignore[union-attr]
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import signal
 import subprocess
 import sys
@@ -50,13 +51,49 @@ def reads(workflow_id: str) -> list[Any]:
 
 
 def test_values_come_back_in_order_with_their_types(dbos: type[DBOS]) -> None:
-    values = ["a", 1, 2.5, None, (1, 2), {"k": {3}}]
+    values = ["a", 1, 2.5, None, (1, 2), {"k": {3}}, "__DBOS_STREAM_CLOSED__"]
     with SetWorkflowID("typed"):
         writes(values, True)
     assert list(DBOS.read_stream("typed", "s")) == values
     assert list(DBOS.read_stream("typed", "s", offset=4)) == values[4:]
     steps = [s["function_name"] for s in DBOS.list_workflow_steps("typed")]
     assert steps == ["DBOS.writeStream"] * len(values) + ["DBOS.closeStream"]
+
+
+def test_overlapping_reads_in_one_workflow_are_refused(dbos: type[DBOS]) -> None:
+    release = threading.Event()
+
+    @DBOS.workflow()
+    def holds_open() -> None:
+        DBOS.write_stream("s", "v0")
+        release.wait(30)
+
+    @DBOS.workflow()
+    def overlapping() -> str:
+        def background_read() -> None:
+            try:
+                list(DBOS.read_stream("held", "s", timeout_seconds=2))
+            except Exception:
+                pass
+
+        reader = threading.Thread(target=contextvars.copy_context().run, args=(background_read,))
+        reader.start()
+        time.sleep(0.5)  # the background read now waits for the second value
+        try:
+            DBOS.read_stream_offset("held", "s", 0)
+            return "allowed"
+        except error.DBOSStreamNondeterminismError:
+            return "refused"
+        finally:
+            reader.join()
+
+    with SetWorkflowID("held"):
+        handle = DBOS.start_workflow(holds_open)
+    try:
+        assert overlapping() == "refused"
+    finally:
+        release.set()
+        handle.get_result()
 
 
 def test_an_unclosed_stream_ends_with_its_workflow(dbos: type[DBOS]) -> None:

@@ -13,13 +13,20 @@ from . import error
 from .api import DBOS, DBOSConfiguredInstance
 from .attributes import SetWorkflowAttributes
 from .auth import DBOSContextSetAuth
+from .client import DBOSClient, EnqueueOptions
 from .config import DBOSConfig
 from .context import DBOSContext, RequestInfo, SetWorkflowID, SetWorkflowTimeout, assert_current_dbos_context
 from .enqueue import EnqueueInTransaction, SetEnqueueOptions
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus
 from .messaging import SendMessage
-from .portable import DBOSPortableJSONSerializer, PortableWorkflowError, Serializer, WorkflowSerializationFormat
+from .portable import (
+    DBOSPortableJSONSerializer,
+    PortableWorkflowError,
+    Serializer,
+    WorkflowSerializationFormat,
+)
 from .queues import Queue
+from .schedules import ScheduleInput, WorkflowSchedule
 from .store.base import WorkflowStatusString
 
 # Bumped with every change to this folder; the template README's changelog says what changed and
@@ -29,22 +36,26 @@ __version__ = "0.1.0"
 __all__ = [
     "DBOS",
     "DBOSConfig",
+    "DBOSClient",
     "DBOSConfiguredInstance",
     "DBOSContext",
     "DBOSContextSetAuth",
     "DBOSPortableJSONSerializer",
     "EnqueueInTransaction",
+    "EnqueueOptions",
     "PortableWorkflowError",
     "Queue",
     "RequestInfo",
+    "ScheduleInput",
     "Serializer",
+    "SendMessage",
     "SetEnqueueOptions",
     "SetWorkflowAttributes",
     "SetWorkflowID",
     "SetWorkflowTimeout",
-    "SendMessage",
     "StepInfo",
     "WorkflowHandle",
+    "WorkflowSchedule",
     "WorkflowSerializationFormat",
     "WorkflowStatus",
     "WorkflowStatusString",

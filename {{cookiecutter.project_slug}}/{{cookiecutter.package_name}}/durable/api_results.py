@@ -1,4 +1,4 @@
-"""The ``DBOS`` methods that wait on workflows, read their events and send in bulk (``api.py`` inherits them).
+"""The ``DBOS`` methods that wait for the first of several workflows, read their events and send in bulk (``api.py`` inherits them).
 
 Each delegates to the module that owns the job: ``handles.py`` (results), ``messaging.py`` (events, sends).
 """
@@ -10,10 +10,8 @@ from typing import Any
 from . import messaging
 from .context import StepStatus, current_context, refuse_in_event_loop
 from .current import current_runtime
-from .executor import wait_for_result
-from .handles import GET_RESULT, WorkflowHandle, wait_first
+from .handles import WorkflowHandle, wait_first
 from .messaging import SendMessage
-from .steps import call_as_step
 
 
 class _ClassProperty:
@@ -32,17 +30,10 @@ def _step_status(_cls: Any) -> StepStatus | None:
 
 
 class ResultsAPI:
-    """``DBOS.get_result``, ``wait_first``, ``get_all_events``, ``send_bulk`` and ``step_status``."""
+    """``DBOS.wait_first``, ``get_all_events``, ``send_bulk`` and ``step_status``."""
 
     step_status = _ClassProperty(_step_status)
     """Inside a step: its ID and, for a retrying step, the attempt running (from 0) and the cap; else None."""
-
-    @classmethod
-    def get_result(cls, workflow_id: str) -> Any:
-        """Wait for a workflow by ID and return its value (or raise its error); a ``DBOS.getResult`` step in a workflow."""
-        refuse_in_event_loop("get_result")
-        rt = current_runtime()
-        return call_as_step(rt, GET_RESULT, lambda: wait_for_result(rt, workflow_id), child_workflow_id=workflow_id)
 
     @classmethod
     def wait_first(cls, handles: list[WorkflowHandle[Any]], *, polling_interval_sec: float = 1.0) -> WorkflowHandle[Any]:

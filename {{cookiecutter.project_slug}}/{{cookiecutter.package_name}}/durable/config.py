@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
@@ -77,7 +78,7 @@ KNOWN_KEYS = frozenset(DBOSConfig.__annotations__)
 NO_EFFECT_KEYS = frozenset({
     "conductor_key", "conductor_url", "conductor_executor_metadata", "kafka_queue_polling_interval_sec",
     "otel_attribute_format", "sys_db_polling_concurrency",
-    "notification_coalesce_sec", "scheduler_polling_interval_sec",
+    "notification_coalesce_sec",
 })
 # DBOS's rule for application names (it refuses others when DBOS(...) is built).
 APP_NAME_PATTERN = re.compile(r"[a-z0-9_-]{3,30}")
@@ -104,6 +105,8 @@ class RuntimeSettings:
     run_migrations: bool = True
     log_level: str = "INFO"
     application_version: str = ""
+    # Recorded as each workflow's app_id: DBOS Cloud's application ID (DBOS__APPID), else empty, as in DBOS.
+    application_id: str = field(default_factory=lambda: os.environ.get("DBOS__APPID", ""))
     executor_id: str | None = None
     engine_kwargs: dict[str, Any] = field(default_factory=dict)
     pool_size: int = 20
@@ -127,9 +130,12 @@ class RuntimeSettings:
     idempotency_ttl_sec: float = 24 * 3600.0
     idempotency_wait_sec: float = 0.0
     idempotency_stale_sec: float = 300.0
-    # DBOS's notification_listener_polling_interval_sec: how often a stream reader re-reads when no
-    # notification came (how it notices that its writer ended), and how often waiters re-read when no
-    # notification can reach them (use_listen_notify=False; on SQLite at least every SQLITE_POLL_SEC).
+    # How often the scheduler re-reads the stored schedules after its first minute (DBOS's
+    # scheduler_polling_interval_sec); a change made in the same process is seen at once.
+    scheduler_poll_sec: float = 30.0
+    # How often a stream reader re-reads when no notification came (DBOS's
+    # notification_listener_polling_interval_sec): it is how a reader notices that its writer ended.
+    # Waiters that no notification can reach (use_listen_notify=False) re-read as often too.
     notification_poll_sec: float = 1.0
     # DBOS's ``serializer``: a ``Serializer`` object that checkpoints values instead of the JSON codec.
     serializer: Any = None
@@ -291,6 +297,7 @@ def resolve_config(config: DBOSConfig) -> RuntimeSettings:
         idempotency_ttl_sec=_positive_number(config, "idempotency_ttl_sec", 24 * 3600.0),
         idempotency_wait_sec=float(_get(config, "idempotency_wait_sec", 0.0)),
         idempotency_stale_sec=_positive_number(config, "idempotency_stale_sec", 300.0),
+        scheduler_poll_sec=_positive_number(config, "scheduler_polling_interval_sec", 30.0),
         notification_poll_sec=_positive_number(config, "notification_listener_polling_interval_sec", 1.0),
         serializer=_serializer(config),
         system_database_engine=engine,

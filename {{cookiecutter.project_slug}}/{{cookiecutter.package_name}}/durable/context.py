@@ -88,6 +88,8 @@ class WorkflowState:
     deadline_epoch_ms: int | None = None
     # Who started it (DBOSContextSetAuth), as recorded in its row: its body and its children run as them.
     auth: AuthInfo | None = None
+    # Stream reads waiting for their value now: two at once would number their steps by timing.
+    stream_reads_in_flight: int = 0
 
     def allocate_step_id(self) -> int:
         self.next_step_id += 1
@@ -201,8 +203,8 @@ class SetWorkflowID:
     """``with SetWorkflowID(id):`` gives the next workflow started in the block that ID."""
 
     def __init__(self, workflow_id: str) -> None:
-        if not isinstance(workflow_id, str) or not workflow_id:
-            raise ValueError(f"SetWorkflowID needs a non-empty string, got {workflow_id!r}")
+        if not isinstance(workflow_id, str) or not workflow_id.strip():
+            raise ValueError(f"SetWorkflowID needs a workflow ID that is not empty or blank, got {workflow_id!r}")
         self.workflow_id = workflow_id
         self._saved: tuple[str | None, bool] | None = None
         self._token: Any = None

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .context import current_context, workflow_body
-from .current import current_runtime
+from .current import current_runtime, launched_runtime
 from .error import DBOSConflictingRegistrationError
 from .executor import call_workflow
 from .registry import REGISTRY, FunctionInfo
@@ -39,6 +39,7 @@ def workflow(
 
         info.wrapper = wrapper
         wrapper.__durable_info__ = info  # type: ignore[attr-defined]
+        wrapper.dbos_function_name = info.name  # type: ignore[attr-defined]  # DBOS's attribute
         return wrapper  # type: ignore[return-value]
 
     return decorator
@@ -58,7 +59,8 @@ def step(name: str | None, options: dict[str, Any]) -> Callable[[F], F]:
 
         info.wrapper = wrapper
         wrapper.__durable_info__ = info  # type: ignore[attr-defined]
-        # Started or enqueued by itself, a step runs as a one-step workflow ``<temp>.<name>``, as in DBOS.
+        wrapper.dbos_function_name = info.name  # type: ignore[attr-defined]
+        # DBOS.start_workflow / enqueue of a step runs it as a one-step workflow of its own, as in DBOS.
         wrapper.__durable_temp_workflow__ = _temp_workflow("step", step_name, wrapper)  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
@@ -81,6 +83,7 @@ def transaction(isolation_level: str, name: str | None) -> Callable[[F], F]:
         temp_info = _temp_workflow("transaction", txn_name, wrapper)
         info.wrapper = wrapper
         wrapper.__durable_info__ = info  # type: ignore[attr-defined]
+        wrapper.dbos_function_name = info.name  # type: ignore[attr-defined]
         wrapper.__durable_temp_workflow__ = temp_info  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
@@ -88,7 +91,7 @@ def transaction(isolation_level: str, name: str | None) -> Callable[[F], F]:
 
 
 def _temp_workflow(kind: str, name: str, wrapper: Callable[..., Any]) -> FunctionInfo:
-    """Register the one-step workflow ``<temp>.<name>`` that runs a step or transaction on its own.
+    """The registered one-step workflow ``<temp>.<name>`` that runs a step or transaction started alone.
 
     A function decorated as both a step and a transaction would need two: refused, as in DBOS."""
 
@@ -97,7 +100,7 @@ def _temp_workflow(kind: str, name: str, wrapper: Callable[..., Any]) -> Functio
 
     temp_name = f"<temp>.{name}"
     known = REGISTRY.find_workflow(temp_name)
-    if known is not None and known.options.get("temp_kind") != kind:
+    if known is not None and known.options.get("temp_kind") not in (None, kind):
         raise DBOSConflictingRegistrationError(temp_name)
     temp_info = FunctionInfo(temp_name, temp_workflow, "workflow", {"temp_kind": kind})
     REGISTRY.add_workflow(temp_info)
@@ -107,14 +110,17 @@ def _temp_workflow(kind: str, name: str, wrapper: Callable[..., Any]) -> Functio
 def scheduled(cron: str) -> Callable[[F], F]:
     def decorator(func: F) -> F:
         declare_schedule(func, cron)
+        rt = launched_runtime()
+        if rt is not None:
+            rt.schedule_wakeup.set()  # declared after launch: the scheduler takes it at once
         return func
 
     return decorator
 
 
-def dbos_class() -> Callable[[type[T]], type[T]]:
+def dbos_class(class_name: str | None = None) -> Callable[[type[T]], type[T]]:
     def decorator(klass: type[T]) -> type[T]:
-        REGISTRY.add_class(klass)
+        registered = REGISTRY.add_class(klass, class_name)
         for attr in vars(klass).values():
             if isinstance(attr, classmethod):
                 func, kind = attr.__func__, "class"
@@ -124,10 +130,20 @@ def dbos_class() -> Callable[[type[T]], type[T]]:
                 func, kind = attr, "instance"
             else:
                 continue
-            info: FunctionInfo | None = getattr(func, "__durable_info__", None)
-            if info is not None:
-                info.class_name = klass.__qualname__
+            for info in _infos_of(func):
+                # A static method records no class, as in DBOS: it needs none to run again.
+                info.class_name = None if kind == "static" else registered
                 info.method_kind = kind
         return klass
 
     return decorator
+
+
+def _infos_of(func: Any) -> list[FunctionInfo]:
+    """The registrations behind a decorated method: its own, and the one-step workflow of a step or transaction."""
+    infos = []
+    for attr in ("__durable_info__", "__durable_temp_workflow__"):
+        info = getattr(func, attr, None)
+        if isinstance(info, FunctionInfo):
+            infos.append(info)
+    return infos

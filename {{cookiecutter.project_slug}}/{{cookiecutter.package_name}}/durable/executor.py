@@ -39,8 +39,10 @@ from .error import (
     DBOSWorkflowCancelledError,
     DBOSWorkflowFunctionNotFoundError,
 )
+from .invocation import Invocation, conflict_with
 from .observe import emit
 from .portable import WorkflowSerializationFormat, coerce_to_hints
+from .recorded_calls import GET_RESULT, as_step
 from .registry import REGISTRY, FunctionInfo
 from .runtime import Runtime
 from .steps import as_exception, decode_step
@@ -57,30 +59,6 @@ DEAD = WorkflowStatusString.MAX_RECOVERY_ATTEMPTS_EXCEEDED.value
 TERMINAL = frozenset({SUCCESS, ERROR, CANCELLED, DEAD})
 # How long a caller whose workflow was taken over waits for the new owner before being told (409).
 FENCED_WAIT_SEC = 5.0
-
-
-@dataclass
-class Invocation:
-    """A workflow call, split into the bound instance (if a method) and the recorded inputs."""
-
-    info: FunctionInfo
-    bound: Any  # the instance or class a method is called on, else None
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-
-    @classmethod
-    def of(cls, info: FunctionInfo, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
-        if info.method_kind in ("instance", "class") and args:
-            return cls(info, args[0], args[1:], kwargs)
-        return cls(info, None, args, kwargs)
-
-    def call(self) -> Any:
-        args = (self.bound, *self.args) if self.bound is not None else self.args
-        return self.info.func(*args, **self.kwargs)
-
-    @property
-    def config_name(self) -> str | None:
-        return getattr(self.bound, "config_name", None) if self.info.method_kind == "instance" else None
 
 
 # -- outcomes --------------------------------------------------------------------------------------
@@ -172,8 +150,8 @@ def new_workflow_row(
                                portable=is_portable_workflow(info)),
         executor_id=rt.executor_id,
         application_version=rt.settings.application_version,
-        application_id=rt.settings.name,
-        class_name=info.class_name,
+        application_id=rt.settings.application_id,
+        class_name=call.class_name,
         config_name=call.config_name,
         request=rt.codec.encode(request.to_json(), what="request") if request else None,
         parent_workflow_id=parent_state.workflow_id if parent_state else None,
@@ -217,10 +195,9 @@ def begin_workflow(rt: Runtime, call: Invocation) -> Started:
         started.state = WorkflowState(workflow_id, info.name, generation=0, recorded=None, deadline_epoch_ms=deadline,
                                       auth=parent.auth if parent is not None else None)
         return started
-    if existing.name != info.name:
-        raise DBOSConflictingWorkflowError(
-            workflow_id, f"it was started as {existing.name!r}, now as {info.name!r}"
-        )
+    conflict = conflict_with(existing, info.name, call)
+    if conflict:
+        raise DBOSConflictingWorkflowError(workflow_id, conflict)
     if existing.status == PENDING and existing.workflow_version != info.version:
         raise DBOSConflictingWorkflowError(
             workflow_id, f"it was started by version {existing.workflow_version!r} of {info.name!r}, "
@@ -323,13 +300,16 @@ def run_inline(rt: Runtime, call: Invocation, started: Started) -> Any:
             result = _checked_child(rt, call, started, other.result)
         else:
             outcome: tuple[bool, Any] = (False, None)
-            try:
+            def run_here() -> Any:
                 try:
-                    result = _checked_child(rt, call, started, lambda: _run_cancellable(rt, call, state, started))
+                    return _run_cancellable(rt, call, state, started)
                 except DBOSFencedError:
                     # Another run took the workflow over (recovery here or elsewhere): its outcome counts,
                     # if it comes soon; else the caller (an HTTP request, say) is told now, not at its timeout.
-                    result = _checked_child(rt, call, started, lambda: _await_new_owner(rt, workflow_id))
+                    return _await_new_owner(rt, workflow_id)
+
+            try:
+                result = _checked_child(rt, call, started, run_here)
                 outcome = (True, result)
             except BaseException as exc:
                 outcome = (False, exc)
@@ -358,33 +338,16 @@ def _run_cancellable(rt: Runtime, call: Invocation, state: WorkflowState, starte
 
 
 def _checked_child(rt: Runtime, call: Invocation, started: Started, get: Callable[[], Any]) -> Any:
-    """Get a workflow's result; for a child, record that result as the parent's step."""
-    try:
-        result = get()
-    except Exception as exc:
-        if not isinstance(exc, (DBOSFencedError, DBOSDatabaseUnavailableError, DBOSNotLaunchedError)):
-            _record_child(rt, call, started, None, exc)
-        raise
-    _record_child(rt, call, started, result, None)
-    return result
+    """Get a workflow's result; for a child, as DBOS records it: the child's start, then ``DBOS.getResult``.
 
-
-def _record_child(
-    rt: Runtime, call: Invocation, started: Started, result: Any, error: Exception | None
-) -> None:
-    """Record a finished child workflow as one step of its parent, so the parent's replay skips it."""
+    The start is recorded before the child runs (its ID is what replay needs); the result is the
+    parent's next step, so replay returns it without running or awaiting the child again.
+    """
     parent, step_id = started.parent, started.parent_step_id
     if parent is None or step_id is None:
-        return
-    name = call.info.name
-    if error is None:
-        output, err = rt.codec.encode(result, what=f"child workflow {name!r} output"), None
-    else:
-        output, err = None, rt.codec.encode_exception(error)
-    # The row may already hold the start record of this child; the outcome goes in with an upsert-free
-    # rule: first record wins, and replay of a start record awaits the child again, which is harmless.
-    rt.checkpoint_store.record_step(parent.workflow_id, parent.generation, step_id, name, output, err, now_ms(),
-                                    child_workflow_id=started.workflow_id)
+        return get()
+    record_child_start(rt, parent, step_id, call.info.name, started.workflow_id)
+    return as_step(rt, GET_RESULT, get, child_workflow_id=started.workflow_id, record_errors=True)
 
 
 def record_child_start(rt: Runtime, parent: WorkflowState, step_id: int, name: str, child_id: str) -> None:
@@ -423,11 +386,11 @@ def start_workflow(
 def dead_lettered(rt: Runtime, row: WorkflowRow) -> bool:
     """Move a workflow started too many times to MAX_RECOVERY_ATTEMPTS_EXCEEDED instead of running it again.
 
-    ``recovery_attempts`` counts executions started (the first run and each recovery), as in DBOS: a
-    workflow that keeps killing its process would otherwise take every executor down with it."""
+    The table's ``recovery_attempts`` counts recoveries (DBOS's count of executions, less the first run):
+    a workflow that keeps killing its process would otherwise take every executor down with it."""
     info = REGISTRY.find_workflow(row.name, row.workflow_version)
     limit = (info.options.get("max_recovery_attempts") if info else None) or rt.settings.max_recovery_attempts
-    if row.recovery_attempts <= limit + 1:
+    if row.recovery_attempts <= limit:
         return False
     logger.error("workflow %s (%s) exceeded %d recovery attempts; moved to %s", row.workflow_id, row.name, limit, DEAD)
     rt.checkpoint_store.dead_letter(row.workflow_id, row.owner_generation)
@@ -436,6 +399,11 @@ def dead_lettered(rt: Runtime, row: WorkflowRow) -> bool:
 
 def resume_row(rt: Runtime, row: WorkflowRow, *, dequeued: bool = False) -> Future[Any] | None:
     """Run a workflow this executor has just adopted (recovery) or dequeued, from its recorded inputs."""
+    if not rt.runs_workflows:
+        # An operator's process runs nothing: the service's dequeuer takes the workflow from here.
+        rt.operations_store.hand_off(row.workflow_id, row.owner_generation)
+        logger.info("workflow %s handed to the service's queues", row.workflow_id)
+        return None
     info = REGISTRY.find_workflow(row.name, row.workflow_version)
     if dead_lettered(rt, row):
         return None
@@ -453,12 +421,17 @@ def resume_row(rt: Runtime, row: WorkflowRow, *, dequeued: bool = False) -> Futu
     except DBOSSerializationError as exc:
         rt.checkpoint_store.finish_workflow(row.workflow_id, row.owner_generation, ERROR, None, rt.codec.encode_exception(exc))
         return None
-    bound = _bound_object(info, row)
+    try:
+        bound = _bound_object(info, row)
+    except DBOSWorkflowFunctionNotFoundError as exc:
+        # It stays PENDING: the instance may be registered later; each retry counts as a recovery attempt.
+        logger.error("cannot run workflow %s: %s", row.workflow_id, exc)
+        return None
     args, kwargs = tuple(inputs["args"]), dict(inputs["kwargs"])
     if is_portable_workflow(info) or rt.codec.portable_default:
         # Plain JSON turned datetimes into strings: the function's type hints turn them back.
         args, kwargs = coerce_to_hints(info.func, args, kwargs, skip_first=info.method_kind in ("instance", "class"))
-    call = Invocation(info, bound, args, kwargs)
+    call = Invocation(info, bound, args, kwargs, row.class_name, row.config_name)
     request = RequestInfo.from_json(rt.codec.decode(row.request)) if row.request is not None else None
     if dequeued:
         logger.debug("starting queued workflow %s (%s)", row.workflow_id, row.name)
@@ -479,13 +452,17 @@ def resume_row(rt: Runtime, row: WorkflowRow, *, dequeued: bool = False) -> Futu
 
 
 def _bound_object(info: FunctionInfo, row: WorkflowRow) -> Any:
+    """The instance or class a recorded method call runs on, found by the names the row recorded."""
     if info.method_kind == "instance":
         instance = REGISTRY.find_instance(row.class_name or "", row.config_name or "")
         if instance is None:
             raise DBOSWorkflowFunctionNotFoundError(
-                row.workflow_id, f"no instance {row.config_name!r} of {row.class_name} is registered"
+                row.workflow_id, f"configured class instance '{row.class_name}/{row.config_name}' is not registered"
             )
         return instance
     if info.method_kind == "class":
-        return REGISTRY.classes.get(row.class_name or "")
+        klass = REGISTRY.classes.get(row.class_name or "")
+        if klass is None:
+            raise DBOSWorkflowFunctionNotFoundError(row.workflow_id, f"class '{row.class_name}' is not registered")
+        return klass
     return None

@@ -17,10 +17,13 @@ SQLite. A waiting workflow also wakes when it is cancelled or its process stops.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
+
+import sqlalchemy as sa
 
 from .context import WorkflowState, current_context, workflow_body
 from .current import current_runtime
@@ -31,8 +34,9 @@ from .error import (
     DBOSShutdownError,
     DBOSWorkflowCancelledError,
 )
+from .recorded_calls import as_step
 from .runtime import Runtime
-from .steps import call_as_step, decode_step, replay_step
+from .steps import decode_step, replay_step
 from .store.base import StepCheckpoint, WorkflowStatusString, now_ms
 from .store.messaging_store import NULL_TOPIC, OutgoingMessage, StoredStatus
 from .timeouts import expire_if_past_deadline
@@ -74,14 +78,21 @@ def _until_deadline(state: WorkflowState | None) -> float:
     return max(0.0, state.deadline_epoch_ms / 1000 - time.time())
 
 
-def _wake_time(rt: Runtime, state: WorkflowState, step_id: int, seconds: float) -> float:
-    """The recorded wake-up time (epoch seconds) of a durable sleep; the first execution records it."""
+def _wake_time(rt: Runtime, state: WorkflowState, step_id: int, seconds: float, *, projected: bool = False) -> float:
+    """The recorded wake-up time (epoch seconds) of a durable sleep; the first execution records it.
+
+    ``projected``: the step's completion time is the wake-up time (``DBOS.sleep``, as DBOS shows it);
+    else it is now (the timeout that ``recv``/``get_event`` register, which a delivery may cut short).
+    """
     found, value = replay_step(rt, state, step_id, SLEEP)
     if found:
         return float(value)
-    wake_at = time.time() + seconds
+    now = time.time()
+    wake_at = now + seconds
+    started_ms = int(now * 1000)
     winner = rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, SLEEP,
-                                             rt.codec.encode(wake_at, what="sleep wake-up time"), None, now_ms())
+                                             rt.codec.encode(wake_at, what="sleep wake-up time"), None, started_ms,
+                                             completed_ms=started_ms + math.ceil(seconds * 1000) if projected else None)
     return float(decode_step(rt, winner)) if winner is not None else wake_at
 
 
@@ -97,7 +108,7 @@ def sleep(seconds: float) -> None:
     rt = current_runtime()  # launched: a workflow runs
     if seconds <= 0:
         return  # no step, as in DBOS
-    wake_at = _wake_time(rt, state, state.allocate_step_id(), seconds)
+    wake_at = _wake_time(rt, state, state.allocate_step_id(), seconds, projected=True)
     if wake_at <= time.time():
         return  # a replayed sleep that is already over costs no read
     with rt.wakeups.watching(status_key(state.workflow_id)) as waiter:
@@ -172,6 +183,17 @@ def send_bulk(rt: Runtime, messages: list[SendMessage], step_name: str = SEND_BU
         return
     for wake in woken:
         rt.wakeups.wake(wake)
+
+
+def send_through(rt: Runtime, connection: sa.Connection, destination_id: str, message: Any, topic: str | None,
+                 idempotency_key: str | None) -> None:
+    """``send`` from outside a workflow, through the caller's open transaction (``DBOSClient.send_in_transaction``)."""
+    topic_name = topic if topic is not None else NULL_TOPIC
+    text = rt.codec.encode(message, what=f"message to workflow {destination_id!r}")
+    message_uuid = f"{idempotency_key}::{destination_id}" if idempotency_key else str(uuid.uuid4())
+    if not rt.messaging_store.send_in(connection, message_uuid, destination_id, topic_name, text,
+                                      message_key(destination_id, topic_name)):
+        raise DBOSNonExistentWorkflowError("`send` destination", destination_id)
 
 
 def recv(rt: Runtime, topic: str | None, timeout_seconds: float) -> Any:
@@ -280,4 +302,4 @@ def get_all_events(rt: Runtime, workflow_id: str) -> dict[str, Any]:
     def read() -> dict[str, Any]:
         return {key: rt.codec.decode(text) for key, text in rt.messaging_store.all_events(workflow_id).items()}
 
-    return dict(call_as_step(rt, GET_EVENTS, read))
+    return dict(as_step(rt, GET_EVENTS, read))

@@ -29,9 +29,12 @@ from .store.checkpoint_store import CheckpointStore
 from .store.database import Database
 from .store.dialects import create_sqlite_engine, dialect_for, process_identity
 from .store.idempotency_store import IdempotencyStore
+from .store.listing_store import ListingStore
 from .store.management_store import ManagementStore
 from .store.messaging_store import MessagingStore
+from .store.operations_store import OperationsStore
 from .store.queue_store import QueueStore
+from .store.schedule_store import ScheduleStore
 from .store.stream_store import StreamStore
 from .tracing import carry
 from .wakeups import Wakeups
@@ -64,8 +67,12 @@ def sqlite_signal_path(url: str) -> str | None:
 class Runtime:
     """Everything ``launch()`` builds and ``destroy()`` tears down."""
 
-    def __init__(self, settings: RuntimeSettings, app_context: Callable[[], AbstractContextManager[Any]] | None) -> None:
+    def __init__(self, settings: RuntimeSettings, app_context: Callable[[], AbstractContextManager[Any]] | None,
+                 *, runs_workflows: bool = True) -> None:
         self.settings = settings
+        # False in an operator's process (``flask workflow ...``, lifecycle.open_for_operator): a workflow
+        # it resumes, forks or recovers is handed to the service's queues instead of running here.
+        self.runs_workflows = runs_workflows
         self.app_context = app_context or nullcontext
         self.codec = Codec(max_bytes=settings.max_checkpoint_bytes, allow_pickle=settings.allow_pickle,
                            serializer=settings.serializer)
@@ -81,11 +88,16 @@ class Runtime:
         self.idempotency_store = IdempotencyStore(self.sys_db)
         self.messaging_store = MessagingStore(self.sys_db, self.checkpoint_store)
         self.management_store = ManagementStore(self.sys_db)
+        self.listing_store = ListingStore(self.sys_db)
         self.queue_store = QueueStore(self.sys_db)
+        self.schedule_store = ScheduleStore(self.sys_db)
+        self.operations_store = OperationsStore(self.sys_db)
         self.stream_store = StreamStore(self.sys_db, self.checkpoint_store)
         self.leadership = Leadership(self.sys_engine)
         # Set by an enqueue in this process: the queue thread claims at once.
         self.queue_wakeup = threading.Event()
+        # Set when a schedule changes in this process: the scheduler thread re-reads the schedules at once.
+        self.schedule_wakeup = threading.Event()
         # Threads waiting in recv/get_event/sleep; on PostgreSQL one LISTEN connection, opened on first wait.
         listen = self.sys_dialect.name == "postgresql" and settings.use_listen_notify
         self.wakeups = Wakeups(settings.sys_db_url if listen else None, sqlite_signal_path(settings.sys_db_url),
@@ -104,6 +116,9 @@ class Runtime:
         # Workflows running in this process, so a duplicate start waits instead of running twice.
         self.running: dict[str, Future[Any]] = {}
         self.running_lock = threading.Lock()
+        # Workflows cancelled from this process: ID -> the fencing generation cancelled. Their runs here
+        # stop before their next step, not after it (``steps.replay_step``); a resume bumps the generation.
+        self.cancelled: dict[str, int] = {}
         # Idempotency keys whose request this process is serving right now.
         self.serving_keys: set[str] = set()
         self.stopping = threading.Event()

@@ -15,13 +15,11 @@ from typing import Any
 
 from .context import DBOSContext, StepStatus, WorkflowState, current_context, entered, workflow_body
 from .error import (
-    DBOSDatabaseUnavailableError,
     DBOSException,
-    DBOSFencedError,
     DBOSMaxStepRetriesExceeded,
-    DBOSNotLaunchedError,
     DBOSSerializationError,
     DBOSUnexpectedStepError,
+    DBOSWorkflowCancelledError,
 )
 from .observe import emit
 from .registry import FunctionInfo
@@ -40,14 +38,17 @@ def as_exception(value: Any) -> BaseException:
 
 
 def replay_step(rt: Runtime, state: WorkflowState, step_id: int, name: str) -> tuple[bool, Any]:
-    """(True, value) when an earlier run recorded this step; raise its recorded error; (False, None) if new."""
+    """(True, value) when an earlier run recorded this step; raise its recorded error; (False, None) if new.
+
+    A new step of a run that this process cancelled is not started: the run stops here, as in DBOS.
+    """
     record = state.recorded.get(step_id) if state.recorded else None
-    if record is None:
-        if rt.app_checkpoint_store is None or state.recorded is None:
-            return False, None
+    if record is None and rt.app_checkpoint_store is not None and state.recorded is not None:
         record = rt.app_checkpoint_store.get_step(state.workflow_id, step_id)  # a transaction whose copy was lost
-        if record is None:
-            return False, None
+    if record is None:
+        if rt.cancelled.get(state.workflow_id) == state.generation:
+            raise DBOSWorkflowCancelledError(f"Workflow {state.workflow_id} was cancelled")
+        return False, None
     if record.function_name != name:
         raise DBOSUnexpectedStepError(state.workflow_id, step_id, name, record.function_name)
     return True, decode_step(rt, record)
@@ -100,55 +101,24 @@ def run_step(
                 continue
             retried_out = attempt == attempts > 1 and not refused
             final: Exception = DBOSMaxStepRetriesExceeded(name, attempts, errors) if retried_out else exc
-            _record_step_outcome(rt, state, step_id, name, None, rt.codec.encode_exception(final), started_ms)
+            _record_step_outcome(rt, state, step_id, name, None, rt.codec.encode_exception(final), started_ms, attempt)
             emit("step_finished", (now_ms() - started_ms) / 1000, name=name, outcome="error")
             raise final from (exc if final is not exc else None)
         try:
             output = rt.codec.encode(result, what=f"step {name!r} output")
         except DBOSSerializationError as exc:
-            _record_step_outcome(rt, state, step_id, name, None, rt.codec.encode_exception(exc), started_ms)
+            _record_step_outcome(rt, state, step_id, name, None, rt.codec.encode_exception(exc), started_ms, attempt)
             raise
-        winner = _record_step_outcome(rt, state, step_id, name, output, None, started_ms)
+        winner = _record_step_outcome(rt, state, step_id, name, output, None, started_ms, attempt)
         emit("step_finished", (now_ms() - started_ms) / 1000, name=name, outcome="ok")
         return result if winner is None else decode_step(rt, winner)
     raise AssertionError("unreachable")
 
 
 def _record_step_outcome(
-    rt: Runtime, state: WorkflowState, step_id: int, name: str, output: str | None, error: str | None, started_ms: int
+    rt: Runtime, state: WorkflowState, step_id: int, name: str, output: str | None, error: str | None, started_ms: int,
+    attempts: int,
 ) -> StepRecord | None:
     emit("checkpoint_bytes", len(output or error or ""), kind="step")
-    return rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, name, output, error, started_ms)
-
-
-# Errors that say why a wait could not finish here, not what the awaited workflow did: never recorded.
-_NOT_OUTCOMES = (DBOSFencedError, DBOSDatabaseUnavailableError, DBOSNotLaunchedError)
-
-
-def call_as_step(
-    rt: Runtime, name: str, fn: Callable[[], Any], *, child_workflow_id: str | None = None, record_error: bool = False
-) -> Any:
-    """Run ``fn`` as a step named ``name`` when called from a workflow's body (DBOS records reads such as
-    ``DBOS.getResult`` this way, so replay returns what the first run saw); elsewhere, just run it."""
-    ctx = current_context()
-    if ctx is not None and ctx.step_kind == "transaction":
-        raise DBOSException(f"Invalid call to `{name}` inside a transaction")
-    state = workflow_body(ctx)
-    if state is None:
-        return fn()
-    step_id = state.allocate_step_id()
-    found, value = replay_step(rt, state, step_id, name)
-    if found:
-        return value
-    started_ms = now_ms()
-    try:
-        result = fn()
-    except Exception as exc:
-        if record_error and not isinstance(exc, _NOT_OUTCOMES):
-            rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, name, None,
-                                            rt.codec.encode_exception(exc), started_ms, child_workflow_id=child_workflow_id)
-        raise
-    output = rt.codec.encode(result, what=f"{name} result")
-    winner = rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, name, output, None,
-                                             started_ms, child_workflow_id=child_workflow_id)
-    return result if winner is None else decode_step(rt, winner)
+    return rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, name, output, error, started_ms,
+                                           attempts=attempts)

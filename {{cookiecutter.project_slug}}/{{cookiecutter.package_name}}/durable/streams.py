@@ -23,6 +23,7 @@ from .context import DBOSContext, WorkflowState, current_context, workflow_body
 from .error import (
     DBOSException,
     DBOSNonExistentWorkflowError,
+    DBOSStreamNondeterminismError,
     DBOSStreamTimeoutError,
 )
 from .messaging import _check_still_ours
@@ -115,6 +116,22 @@ class _Reader:
         self.state = workflow_body(current_context())  # bound once: the reading workflow, if any
         self.replaying = self.state is not None
         self._last_check = time.monotonic()
+        self._in_flight = False
+
+    def begin(self) -> int | None:
+        """The step that records the next value (None outside a workflow's body); refuse overlapping reads."""
+        if self.state is None:
+            return None
+        if self.state.stream_reads_in_flight > 0:
+            raise DBOSStreamNondeterminismError(self.state.workflow_id, self.key)
+        self.state.stream_reads_in_flight += 1
+        self._in_flight = True
+        return self.state.allocate_step_id()
+
+    def end(self) -> None:
+        if self._in_flight and self.state is not None:
+            self._in_flight = False
+            self.state.stream_reads_in_flight -= 1
 
     def replayed(self, step_id: int) -> tuple[bool, Any]:
         """(True, value) when an earlier run of the reading workflow recorded this read."""
@@ -180,23 +197,25 @@ def read_stream(
         keys.append(status_key(reader.state.workflow_id))  # a cancel wakes the reader
     with rt.wakeups.watching(*keys) as waiter:
         while True:
-            step_id = reader.state.allocate_step_id() if reader.state is not None else None
-            if step_id is not None:
-                found, value = reader.replayed(step_id)
-                if found:
-                    if _is_end(value):
-                        return
-                    yield value
-                    offset += 1
-                    continue
-            started = now_ms()
-            read = reader.wait_for(offset, step_id, started, waiter)
-            if not read.found or read.value is None:
-                reader.record(step_id, started, rt.codec.encode(END_MARKER, what="stream end"), None)
+            step_id = reader.begin()
+            try:
+                found, value = reader.replayed(step_id) if step_id is not None else (False, None)
+                ended = found and _is_end(value)
+                if not found:
+                    started = now_ms()
+                    read = reader.wait_for(offset, step_id, started, waiter)
+                    stored = read.value if read.found else None  # None: the close marker, or nothing more
+                    ended = stored is None
+                    if stored is None:
+                        reader.record(step_id, started, rt.codec.encode(END_MARKER, what="stream end"), None)
+                    else:
+                        value = rt.codec.decode(stored)
+                        # Recorded before the caller sees it: a crash after the workflow acted on it replays it.
+                        reader.record(step_id, started, stored, None)
+            finally:
+                reader.end()
+            if ended:
                 return
-            value = rt.codec.decode(read.value)
-            # Recorded before the caller sees it: a crash after the workflow acted on it still replays it.
-            reader.record(step_id, started, read.value, None)
             yield value
             offset += 1
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .base import GET_WORKFLOW, WORKFLOW_SELECT, NewWorkflow, WorkflowRow, now_ms
+from .base import GET_WORKFLOW, WORKFLOW_SELECT, NewWorkflow, WorkflowRow, now_ms, settle_past
 from .database import Database
 from .listener import NOTIFY_SQL
 
@@ -24,8 +24,8 @@ INSERT INTO {workflow_status} (workflow_uuid, status, name, class_name, config_n
     executor_id, owner_generation, application_version, application_id, recovery_attempts, queue_name,
     priority, deduplication_id, queue_partition_key, parent_workflow_id, created_at, updated_at,
     workflow_version, workflow_timeout_ms, workflow_deadline_epoch_ms, attributes, authenticated_user,
-    assumed_role, authenticated_roles)
-VALUES (?, 'ENQUEUED', ?, ?, ?, ?J, ?J, NULL, 0, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?J, ?, ?, ?J)
+    assumed_role, authenticated_roles, schedule_name)
+VALUES (?, 'ENQUEUED', ?, ?, ?, ?J, ?J, NULL, 0, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?J, ?, ?, ?J, ?)
 ON CONFLICT (workflow_uuid) DO NOTHING"""
 
 _WAITING_QUEUES = "SELECT DISTINCT queue_name FROM {workflow_status} WHERE status = 'ENQUEUED' AND queue_name IN ({names})"
@@ -53,7 +53,7 @@ WITH picked AS MATERIALIZED (
     SELECT workflow_uuid FROM {workflow_status} WHERE queue_name = ? AND status = 'ENQUEUED'{partition}
     ORDER BY priority, created_at, workflow_uuid LIMIT ?{skip_locked})
 UPDATE {workflow_status} SET status = 'PENDING', executor_id = ?, owner_generation = owner_generation + 1,
-    started_at_epoch_ms = ?, updated_at = ?, recovery_attempts = recovery_attempts + 1,
+    started_at_epoch_ms = ?, updated_at = ?,
     workflow_deadline_epoch_ms = CASE WHEN workflow_timeout_ms IS NOT NULL AND workflow_timeout_ms > 0
         THEN ? + workflow_timeout_ms ELSE workflow_deadline_epoch_ms END
 WHERE status = 'ENQUEUED' AND workflow_uuid IN (SELECT workflow_uuid FROM picked)
@@ -118,7 +118,7 @@ class QueueStore:
                 new.application_version, new.application_id, new.queue_name, new.priority, new.deduplication_id,
                 new.queue_partition_key, new.parent_workflow_id, now, now, new.workflow_version,
                 new.workflow_timeout_ms, new.workflow_deadline_epoch_ms, new.attributes, new.authenticated_user,
-                new.assumed_role, new.authenticated_roles)
+                new.assumed_role, new.authenticated_roles, new.schedule_name)
 
     def enqueue(self, new: NewWorkflow, wake_key: str) -> WorkflowRow | None:
         """Insert an ENQUEUED workflow row. Return None when inserted, else the row that already exists.
@@ -137,6 +137,7 @@ class QueueStore:
 
         try:
             if self.db.transaction(work):
+                settle_past(params[13])  # created_at: see settle_past
                 return None
         except Exception as exc:
             if new.deduplication_id is not None and is_unique_violation(exc):
