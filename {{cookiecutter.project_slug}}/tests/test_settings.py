@@ -7,7 +7,12 @@ import pytest
 
 from {{ cookiecutter.package_name }}.durable.config import resolve_config
 from {{ cookiecutter.package_name }}.durable.error import DBOSConfigError
-from {{ cookiecutter.package_name }}.settings import DEFAULT_ADMIN_PORT, Settings, SettingsError
+from {{ cookiecutter.package_name }}.settings import (
+    DEFAULT_ADMIN_PORT,
+    Settings,
+    SettingsError,
+    dbos_app_name,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -131,3 +136,15 @@ def test_admin_server_beyond_loopback_needs_a_token() -> None:
     assert (resolved.admin_host, resolved.admin_token) == ("0.0.0.0", token)
     assert resolved.admin_allowed_hosts == ("ops.internal", "10.0.0.5")
     assert token not in repr(settings) and token not in repr(resolved)
+
+
+@pytest.mark.parametrize(
+    ("package", "name"),
+    [("orders", "orders"), ("ab", "ab-app"), ("x" * 40, "x" * 30), ("order_service", "order_service")],
+)
+def test_the_application_name_is_one_dbos_accepts(package: str, name: str) -> None:
+    # DBOS refuses names outside 3-30 of a-z, 0-9, - and _; a long or short package name must still launch.
+    assert dbos_app_name(package) == name
+    config = Settings.from_env({}).as_dbos_config()
+    config["name"] = dbos_app_name(package)
+    assert resolve_config(config).name == name
