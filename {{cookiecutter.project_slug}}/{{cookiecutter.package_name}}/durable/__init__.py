@@ -15,7 +15,8 @@ from .attributes import SetWorkflowAttributes
 from .auth import DBOSContextSetAuth
 from .config import DBOSConfig
 from .context import DBOSContext, RequestInfo, SetWorkflowID, SetWorkflowTimeout, assert_current_dbos_context
-from .enqueue import EnqueueInTransaction, SetEnqueueOptions
+from .enqueue import EnqueueInTransaction
+from .enqueue_options import SetEnqueueOptions
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus
 from .portable import DBOSPortableJSONSerializer, PortableWorkflowError, Serializer, WorkflowSerializationFormat
 from .queues import Queue

@@ -55,8 +55,15 @@ def step(name: str | None, options: dict[str, Any]) -> Callable[[F], F]:
                 return func(*args, **kwargs)  # outside a workflow a step is a plain call, as in DBOS
             return run_step(current_runtime(), info, func, args, kwargs)
 
+        def temp_workflow(*args: Any, **kwargs: Any) -> Any:
+            return wrapper(*args, **kwargs)
+
+        # Started or enqueued on its own, a step runs as a one-step workflow, as in DBOS.
+        temp_info = FunctionInfo(f"<temp>.{step_name}", temp_workflow, "workflow")
+        REGISTRY.add_workflow(temp_info)
         info.wrapper = wrapper
         wrapper.__durable_info__ = info  # type: ignore[attr-defined]
+        wrapper.__durable_temp_workflow__ = temp_info  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorator

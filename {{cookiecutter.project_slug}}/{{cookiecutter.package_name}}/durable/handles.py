@@ -51,6 +51,7 @@ class WorkflowStatus:
     assumed_role: str | None = None
     authenticated_roles: list[str] | None = None
     attributes: dict[str, Any] | None = None
+    delay_until_epoch_ms: int | None = None  # a DELAYED workflow's not-before time
 
     @classmethod
     def from_row(cls, rt: Runtime, row: WorkflowRow, *, load_input: bool = True, load_output: bool = True) -> WorkflowStatus:
@@ -79,6 +80,7 @@ class WorkflowStatus:
             priority=row.priority,
             deduplication_id=row.deduplication_id,
             queue_partition_key=row.queue_partition_key,
+            delay_until_epoch_ms=row.delay_until_epoch_ms,
             authenticated_user=row.authenticated_user,
             assumed_role=row.assumed_role,
             authenticated_roles=json.loads(row.authenticated_roles) if row.authenticated_roles is not None else None,

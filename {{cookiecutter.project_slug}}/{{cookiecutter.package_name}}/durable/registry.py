@@ -91,6 +91,6 @@ def workflow_of(func: Callable[..., Any]) -> tuple[FunctionInfo, tuple[Any, ...]
     info: FunctionInfo | None = getattr(target, "__durable_info__", None)
     if info is None:
         raise DBOSException(f"{getattr(func, '__qualname__', func)!r} is not a @DBOS.workflow() function")
-    if info.kind == "transaction":
+    if info.kind in ("transaction", "step"):
         info = target.__durable_temp_workflow__  # type: ignore[attr-defined]
     return info, bound
