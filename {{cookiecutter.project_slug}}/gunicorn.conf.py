@@ -14,7 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import gunicorn.util  # type: ignore[import-untyped]  # gunicorn ships no type hints
+import gunicorn.glogging  # type: ignore[import-untyped]  # gunicorn ships no type hints
+import gunicorn.util  # type: ignore[import-untyped]
 
 wsgi_app = "{{ cookiecutter.package_name }}:create_app()"
 # PORT is how platforms (Heroku, Cloud Run, Render) assign a port, and they route from outside the
@@ -50,6 +51,29 @@ def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None
 
 # gunicorn offers no setting for this; its workers call util.write_error, looked up at each call.
 gunicorn.util.write_error = write_json_error
+
+
+class JsonLogger(gunicorn.glogging.Logger):  # type: ignore[misc]  # gunicorn ships no type hints
+    """gunicorn's own lines (its errors, the access log) as JSON objects too, when LOG_FORMAT=json, so
+    that every line the service writes parses as one (the app's are set up in log.py)."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        from pythonjsonlogger.json import JsonFormatter
+
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                handler.setFormatter(
+                    JsonFormatter(
+                        "%(levelname)s %(name)s %(process)s %(message)s",
+                        rename_fields={"levelname": "level", "name": "logger"},
+                        timestamp=True,
+                    )
+                )
+
+
+if os.environ.get("LOG_FORMAT", "").strip().lower() == "json":
+    logger_class = JsonLogger
 
 
 def on_starting(server: Any) -> None:

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from durable import DBOS, SetWorkflowID
-from durable.admin import AdminActions, AdminServer
+from durable import DBOS, SetWorkflowID, current, lifecycle
+from durable.admin import AdminServer
 from helpers import free_port
 
 
@@ -38,14 +38,7 @@ def fetch(url: str, body: object = None) -> tuple[int, object]:
 
 @pytest.fixture
 def admin(dbos: type[DBOS]) -> Iterator[str]:
-    actions = AdminActions(
-        recover_executors=lambda ids: [h.workflow_id for h in DBOS.recover_executors(ids)],
-        list_workflows=DBOS.list_workflows,
-        get_workflow=DBOS.get_workflow_status,
-        list_steps=DBOS.list_workflow_steps,
-        live_executors=lambda ids: [],
-    )
-    server = AdminServer(actions, free_port())
+    server = AdminServer(lifecycle.admin_actions(current.current_runtime()), free_port())
     assert server.start()
     try:
         yield f"http://127.0.0.1:{server.port}"
@@ -71,7 +64,7 @@ def test_admin_endpoints(admin: str) -> None:
 
 def test_second_server_on_the_same_port_steps_aside(admin: str) -> None:
     port = int(admin.rsplit(":", 1)[1])
-    other = AdminServer(AdminActions(lambda ids: [], lambda **kw: [], lambda i: None, lambda i: [], lambda ids: []), port)
+    other = AdminServer(lifecycle.admin_actions(current.current_runtime()), port)
     assert other.start() is False
 
 

@@ -44,6 +44,19 @@ def board_checkout(order: str) -> str:
     return flaky_charge(order)
 
 
+@DBOS.step(retries_allowed=True, max_attempts=4, interval_seconds=0.01)
+def wobbly_lookup(order: str) -> str:
+    attempts[f"lookup-{order}"] = attempts.get(f"lookup-{order}", 0) + 1
+    if attempts[f"lookup-{order}"] < 3:
+        raise ConnectionError("lookup timed out")
+    return f"found {order}"
+
+
+@DBOS.workflow()
+def board_lookup(order: str) -> str:
+    return wobbly_lookup(order)
+
+
 @DBOS.workflow()
 def board_parent(order: str) -> str:
     return board_checkout(order)
@@ -223,3 +236,14 @@ def test_queues_page_shows_depth_and_limits(client: FlaskClient) -> None:
         assert handle.get_result() == "done"
     [queue] = [q for q in overview.queue_overview() if q.name == "board-queue"]
     assert queue.enqueued == queue.pending == 0
+
+
+def test_the_timeline_shows_each_steps_attempts(client: FlaskClient) -> None:
+    attempts.pop("lookup-o9", None)
+    with SetWorkflowID("lookup-9"):
+        assert board_lookup("o9") == "found o9"
+    from durable import overview
+
+    assert overview.step_attempts("lookup-9") == {1: 3}
+    page = client.get("/durable/workflows/lookup-9", headers=AUTH).text
+    assert '<td class="retried">3</td>' in page

@@ -59,8 +59,8 @@ def pays(amount: int) -> str:
 
 def test_public_names_are_pinned() -> None:
     assert sorted(durable.__all__) == [
-        "DBOS", "DBOSConfig", "DBOSConfiguredInstance", "DBOSContext", "DBOSContextSetAuth",
-        "DBOSPortableJSONSerializer", "EnqueueInTransaction", "PortableWorkflowError", "Queue", "RequestInfo",
+        "DBOS", "DBOSClient", "DBOSConfig", "DBOSConfiguredInstance", "DBOSContext", "DBOSContextSetAuth",
+        "DBOSPortableJSONSerializer", "EnqueueInTransaction", "EnqueueOptions", "PortableWorkflowError", "Queue", "RequestInfo",
         "Serializer", "SetEnqueueOptions", "SetWorkflowAttributes", "SetWorkflowID", "SetWorkflowTimeout",
         "StepInfo", "WorkflowHandle", "WorkflowSerializationFormat", "WorkflowStatus", "WorkflowStatusString",
         "assert_current_dbos_context", "error",
@@ -85,7 +85,7 @@ def test_workflow_returns_its_value_and_checkpoints_each_step(dbos: type[DBOS]) 
     assert [(s["function_id"], s["function_name"], s["output"]) for s in steps] == [
         (1, "add_one", 2), (2, "add_one", 3), (3, "where_am_i", (result["id"], 3))]
     status = DBOS.get_workflow_status(str(result["id"]))
-    assert status is not None and status.status == "SUCCESS" and status.input == {"args": [1], "kwargs": {}}
+    assert status is not None and status.status == "SUCCESS" and status.input == {"args": (1,), "kwargs": {}}
 
 
 def test_same_workflow_id_runs_the_body_once(dbos: type[DBOS]) -> None:
@@ -241,7 +241,7 @@ def test_methods_of_registered_classes_are_workflows(dbos: type[DBOS]) -> None:
     handle = DBOS.start_workflow(hello.greet, "ada")
     assert handle.get_result() == "HELLO, ADA"
     status = handle.get_status()
-    assert (status.class_name, status.config_name, status.input) == ("Greeter", "hello", {"args": ["ada"], "kwargs": {}})
+    assert (status.class_name, status.config_name, status.input) == ("Greeter", "hello", {"args": ("ada",), "kwargs": {}})
     assert Greeter.species() == "Greeter"
     assert Greeter.static_sum(2, 3) == 5
 

@@ -6,6 +6,7 @@ gunicorn.conf.py (workers, metrics folder, hooks), this module's app.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.durable import DBOS, Queue
 
 held = Queue("metrics-held", concurrency=1)
+log = logging.getLogger("metrics_app")
 
 
 @DBOS.step()
@@ -33,6 +35,7 @@ def refuse_odd(n: int) -> int:
 
 @DBOS.workflow()
 def metered(n: int) -> int:
+    log.info("metering %d", n)
     return refuse_odd(measure(n) // 2)
 
 

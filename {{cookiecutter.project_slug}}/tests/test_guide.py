@@ -47,7 +47,7 @@ def test_quick_start_route_is_a_durable_workflow(client: FlaskClient) -> None:
     response = client.get("/process/42")
     assert response.json == {"user_id": "42", "result": "Processed 42"}
     [workflow] = DBOS.list_workflows(name="process_user")
-    assert workflow.status == "SUCCESS" and workflow.input == {"args": [], "kwargs": {"user_id": "42"}}
+    assert workflow.status == "SUCCESS" and workflow.input == {"args": (), "kwargs": {"user_id": "42"}}
 
 
 def test_route_workflow_with_transaction_and_step(client: FlaskClient) -> None:

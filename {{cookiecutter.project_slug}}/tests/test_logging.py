@@ -14,6 +14,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from alembic import command
+from alembic.config import Config
+from gunicorn_server import call, running_gunicorn
 
 from {{ cookiecutter.package_name }}.settings import Settings, SettingsError
 
@@ -99,3 +102,18 @@ def test_text_logs_show_the_context_at_the_end_of_the_line(tmp_path: Path) -> No
 def test_an_unknown_log_format_is_refused_by_name() -> None:
     with pytest.raises(SettingsError, match="LOG_FORMAT='xml' is not one of text, json"):
         Settings.from_env({"LOG_FORMAT": "xml"})
+
+
+def test_under_gunicorn_every_line_is_json(tmp_path: Path, alembic_config: Config, database_url: str) -> None:
+    """gunicorn's own lines too (gunicorn.conf.py's JsonLogger), not only the app's."""
+    command.upgrade(alembic_config, "head")
+    log = tmp_path / "gunicorn.log"
+    with running_gunicorn(
+        database_url, log, "--pythonpath", "tests", "metrics_app:app", LOG_FORMAT="json", LOG_LEVEL="INFO"
+    ) as (base, _master):
+        status, _body = call("POST", f"{base}/work/5", headers={"dbos-request-id": "req-gunicorn-json"})
+        assert status == 200
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    [metering] = [r for r in records if r["message"] == "metering 5"]
+    assert metering["request_id"] == "req-gunicorn-json" and metering["workflow_id"]
+    assert any(r["logger"] == "gunicorn.error" for r in records)  # "Booting worker", "Shutting down"

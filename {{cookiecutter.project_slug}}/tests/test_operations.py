@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,3 +91,22 @@ def test_metrics_path_without_the_dashboards_auth_is_refused() -> None:
     settings = Settings.from_env({"DASHBOARD_PASSWORD": "pw", "METRICS_PATH": "/metrics"})
     assert settings.metrics_path == "/metrics" and settings.dashboard_prefix == "/durable"
     assert "pw" not in repr(settings)
+
+
+def test_building_the_app_connects_nowhere(tmp_path: Path) -> None:
+    """Metrics register their database gauges by name only: the runtime launches later, after any fork."""
+    code = (
+        "from {{ cookiecutter.package_name }} import create_app\n"
+        "from {{ cookiecutter.package_name }}.durable import current\n"
+        "create_app()\n"
+        "assert current.launched_runtime() is None, 'create_app launched the runtime'\n"
+    )
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'none.db'}",
+        "DASHBOARD_PASSWORD": PASSWORD,
+        "METRICS_PATH": "/metrics",
+    }
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not (tmp_path / "none.db").exists()

@@ -121,6 +121,12 @@ class RuntimeMetrics:
 class DatabaseCollector(Collector):
     """Gauges read from the shared database when scraped: any process answers for all."""
 
+    def describe(self) -> Iterator[Metric]:
+        """The series' names without their values: registering must not touch the database."""
+        yield GaugeMetricFamily("durable_workflows_pending", "")
+        yield GaugeMetricFamily("durable_queue_depth", "", labels=["queue"])
+        yield GaugeMetricFamily("durable_queue_running", "", labels=["queue"])
+
     def collect(self) -> Iterator[Metric]:
         try:
             pending = overview.count_workflows("PENDING")

@@ -13,6 +13,7 @@ from . import error
 from .api import DBOS, DBOSConfiguredInstance
 from .attributes import SetWorkflowAttributes
 from .auth import DBOSContextSetAuth
+from .client import DBOSClient, EnqueueOptions
 from .config import DBOSConfig
 from .context import DBOSContext, RequestInfo, SetWorkflowID, SetWorkflowTimeout, assert_current_dbos_context
 from .enqueue import EnqueueInTransaction
@@ -29,11 +30,13 @@ __version__ = "0.1.0"
 __all__ = [
     "DBOS",
     "DBOSConfig",
+    "DBOSClient",
     "DBOSConfiguredInstance",
     "DBOSContext",
     "DBOSContextSetAuth",
     "DBOSPortableJSONSerializer",
     "EnqueueInTransaction",
+    "EnqueueOptions",
     "PortableWorkflowError",
     "Queue",
     "RequestInfo",

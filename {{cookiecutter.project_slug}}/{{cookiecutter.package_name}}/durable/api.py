@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, Unpack
 
 from . import attributes as attributes_module
-from . import auth, decorators, lifecycle, listing, management, messaging, patching, registered_queues
+from . import auth, cli, decorators, lifecycle, listing, management, messaging, patching, registered_queues
 from .api_streams import StreamsAPI
 from .config import DBOSConfig, RuntimeSettings, resolve_config
 from .context import RequestInfo, current_context, refuse_in_event_loop
@@ -26,6 +26,7 @@ from .enqueue_options import refuse_outside_queue
 from .error import DBOSException, DBOSNonExistentWorkflowError, DBOSNotLaunchedError
 from .executor import start_workflow
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus
+from .listing import QueuedWorkflowFilters, WorkflowFilters
 from .portable import WorkflowSerializationFormat
 from .queues import INTERNAL_QUEUE, Queue, QueueRateLimit
 from .recovery import recover_executors, recover_orphans
@@ -50,7 +51,7 @@ class classproperty(Generic[T]):  # noqa: N801 - reads as a property, as in DBOS
 
 
 def _filters(arguments: dict[str, Any]) -> dict[str, Any]:
-    """A list method's keyword arguments, as ``listing.list_workflows`` takes them."""
+    """A method's keyword arguments, to pass on to the module that does the job."""
     return {key: value for key, value in arguments.items() if key != "cls"}
 
 
@@ -61,6 +62,8 @@ class DBOS(StreamsAPI):
 
     def __new__(cls, *, config: DBOSConfig, flask: Flask | None = None, **_ignored: Any) -> DBOS:
         lifecycle.configure(resolve_config(config), flask)
+        if flask is not None:
+            cli.install_commands(flask)  # flask workflow ..., flask queue ...
         if DBOS._facade is None:
             DBOS._facade = super().__new__(cls)  # stateless: the process's state lives in lifecycle.py
         return DBOS._facade
@@ -77,6 +80,7 @@ class DBOS(StreamsAPI):
         if configured is None:
             raise DBOSNotLaunchedError("call DBOS(config=DBOSConfig(...)) before DBOS.init_app(app)")
         configured.attach_flask(app)
+        cli.install_commands(app)
 
     @classmethod
     def launch(cls) -> None:
@@ -264,57 +268,24 @@ class DBOS(StreamsAPI):
         return listing.workflow_status(current_runtime(), workflow_id)
 
     @classmethod
-    def list_workflows(
-        cls,
-        *,
-        workflow_ids: list[str] | None = None,
-        status: str | list[str] | None = None,
-        start_time: str | None = None,
-        end_time: str | None = None,
-        name: str | list[str] | None = None,
-        app_version: str | list[str] | None = None,
-        executor_id: str | list[str] | None = None,
-        workflow_id_prefix: str | None = None,
-        queue_name: str | list[str] | None = None,
-        limit: int | None = None,
-        offset: int | None = None,
-        sort_desc: bool = False,
-        load_input: bool = True,
-        load_output: bool = True,
-        attributes: dict[str, Any] | None = None,
-    ) -> list[WorkflowStatus]:
+    def list_workflows(cls, **filters: Unpack[WorkflowFilters]) -> list[WorkflowStatus]:
         """Workflows matching every filter given, oldest first (or newest with ``sort_desc``).
 
-        ``attributes`` matches workflows whose attributes contain every given pair (PostgreSQL only).
+        The filters are DBOS 2.31.1's (``listing.WorkflowFilters``); time filters take ISO-8601 strings.
         """
-        return listing.list_workflows(current_runtime(), **_filters(locals()))
+        return listing.list_workflows(current_runtime(), **filters)
 
     @classmethod
-    def list_queued_workflows(
-        cls,
-        *,
-        workflow_ids: list[str] | None = None,
-        status: str | list[str] | None = None,
-        start_time: str | None = None,
-        end_time: str | None = None,
-        name: str | list[str] | None = None,
-        app_version: str | list[str] | None = None,
-        executor_id: str | list[str] | None = None,
-        workflow_id_prefix: str | None = None,
-        queue_name: str | list[str] | None = None,
-        limit: int | None = None,
-        offset: int | None = None,
-        sort_desc: bool = False,
-        load_input: bool = True,
-        load_output: bool = True,
-        attributes: dict[str, Any] | None = None,
-    ) -> list[WorkflowStatus]:
+    def list_queued_workflows(cls, **filters: Unpack[QueuedWorkflowFilters]) -> list[WorkflowStatus]:
         """Workflows of queues; without a ``status`` filter, only those still waiting or running."""
-        return listing.list_workflows(current_runtime(), **_filters(locals()), queues_only=True)
+        return listing.list_workflows(current_runtime(), **filters, queues_only=True)
 
     @classmethod
-    def list_workflow_steps(cls, workflow_id: str) -> list[StepInfo]:
-        return listing.list_steps(current_runtime(), workflow_id)
+    def list_workflow_steps(
+        cls, workflow_id: str, *, load_output: bool = True, limit: int | None = None, offset: int | None = None
+    ) -> list[StepInfo]:
+        """A workflow's recorded steps in order (a page of them with ``limit``/``offset``)."""
+        return listing.list_steps(current_runtime(), workflow_id, load_output=load_output, limit=limit, offset=offset)
 
     # -- sleep, messages and events (messaging.py) ---------------------------------------------------
 
@@ -416,16 +387,39 @@ class DBOS(StreamsAPI):
         management.cancel_workflows(current_runtime(), list(workflow_ids), cancel_children=cancel_children)
 
     @classmethod
-    def resume_workflow(cls, workflow_id: str) -> WorkflowHandle[Any]:
-        """Run a cancelled, failed or dead-lettered workflow again from its checkpoints, in this process."""
-        return management.resume_workflow(current_runtime(), workflow_id)
+    def resume_workflow(cls, workflow_id: str, *, queue_name: str | None = None) -> WorkflowHandle[Any]:
+        """Run a cancelled, failed or dead-lettered workflow again from its checkpoints, here (or on ``queue_name``)."""
+        return management.resume_workflow(current_runtime(), workflow_id, queue_name)
+
+    @classmethod
+    def resume_workflows(cls, workflow_ids: list[str], *, queue_name: str | None = None) -> list[WorkflowHandle[Any]]:
+        return management.resume_workflows(current_runtime(), list(workflow_ids), queue_name)
 
     @classmethod
     def fork_workflow(
-        cls, workflow_id: str, start_step: int, *, application_version: str | None = None
+        cls,
+        workflow_id: str,
+        start_step: int,
+        *,
+        application_version: str | None = None,
+        queue_name: str | None = None,
+        queue_partition_key: str | None = None,
+        replacement_children: Mapping[str, str] | None = None,
+        timeout_seconds: float | None = None,
     ) -> WorkflowHandle[Any]:
         """Start a copy of a workflow under a new ID that reuses the checkpoints of steps before ``start_step``."""
-        return management.fork_workflow(current_runtime(), workflow_id, start_step, application_version)
+        options = _filters(locals())
+        del options["workflow_id"], options["start_step"]
+        return management.fork_workflow(current_runtime(), workflow_id, start_step, **options)
+
+    @classmethod
+    def delete_workflow(cls, workflow_id: str, *, delete_children: bool = False) -> None:
+        """Delete a workflow and everything recorded for it (with ``delete_children``, its descendants too)."""
+        management.delete_workflows(current_runtime(), [workflow_id], delete_children=delete_children)
+
+    @classmethod
+    def delete_workflows(cls, workflow_ids: list[str], *, delete_children: bool = False) -> None:
+        management.delete_workflows(current_runtime(), list(workflow_ids), delete_children=delete_children)
 
     # -- what is running now (context.py) -------------------------------------------------------------
 

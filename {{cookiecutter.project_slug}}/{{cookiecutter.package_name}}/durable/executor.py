@@ -419,6 +419,11 @@ def start_workflow(
 
 def resume_row(rt: Runtime, row: WorkflowRow, *, dequeued: bool = False) -> Future[Any] | None:
     """Run a workflow this executor has just adopted (recovery) or dequeued, from its recorded inputs."""
+    if not rt.runs_workflows:
+        # An operator's process runs nothing: the service's dequeuer takes the workflow from here.
+        rt.operations_store.hand_off(row.workflow_id, row.owner_generation)
+        logger.info("workflow %s handed to the service's queues", row.workflow_id)
+        return None
     info = REGISTRY.find_workflow(row.name, row.workflow_version)
     limit = (info.options.get("max_recovery_attempts") if info else None) or rt.settings.max_recovery_attempts
     if row.recovery_attempts > limit:

@@ -50,6 +50,10 @@ class WorkflowStatus:
     authenticated_user: str | None = None
     assumed_role: str | None = None
     authenticated_roles: list[str] | None = None
+    workflow_timeout_ms: int | None = None
+    forked_from: str | None = None
+    was_forked_from: bool = False
+    dequeued_at: int | None = None  # when a queue last dequeued it (epoch ms)
     attributes: dict[str, Any] | None = None
     delay_until_epoch_ms: int | None = None  # a DELAYED workflow's not-before time
 
@@ -62,7 +66,7 @@ class WorkflowStatus:
             name=row.name,
             class_name=row.class_name,
             config_name=row.config_name,
-            input=decode(row.inputs) if load_input and row.inputs is not None else None,
+            input=_inputs(rt, decode(row.inputs)) if load_input and row.inputs is not None else None,
             output=decode(row.output) if load_output and row.output is not None else None,
             error=decode(row.error) if load_output and row.error is not None else None,
             created_at=row.created_at,
@@ -80,12 +84,26 @@ class WorkflowStatus:
             priority=row.priority,
             deduplication_id=row.deduplication_id,
             queue_partition_key=row.queue_partition_key,
+            workflow_timeout_ms=row.workflow_timeout_ms,
+            forked_from=row.forked_from,
+            was_forked_from=bool(row.was_forked_from),
+            dequeued_at=row.started_at_epoch_ms,
             delay_until_epoch_ms=row.delay_until_epoch_ms,
             authenticated_user=row.authenticated_user,
             assumed_role=row.assumed_role,
             authenticated_roles=json.loads(row.authenticated_roles) if row.authenticated_roles is not None else None,
             attributes=json.loads(row.attributes) if row.attributes is not None else None,
         )
+
+
+def _inputs(rt: Runtime, inputs: Any) -> Any:
+    """A workflow's recorded inputs as DBOS shows them: positional arguments as a tuple.
+
+    They are stored as a JSON list; a custom serializer's own shape is left as it made it.
+    """
+    if rt.codec.serializer is None and isinstance(inputs, dict) and isinstance(inputs.get("args"), list):
+        return {**inputs, "args": tuple(inputs["args"])}
+    return inputs
 
 
 class StepInfo(TypedDict):
@@ -100,12 +118,12 @@ class StepInfo(TypedDict):
     completed_at_epoch_ms: int | None
 
 
-def step_info(rt: Runtime, record: StepRecord) -> StepInfo:
+def step_info(rt: Runtime, record: StepRecord, *, load_output: bool = True) -> StepInfo:
     return StepInfo(
         function_id=record.function_id,
         function_name=record.function_name,
-        output=rt.codec.decode(record.output) if record.output is not None else None,
-        error=rt.codec.decode(record.error) if record.error is not None else None,
+        output=rt.codec.decode(record.output) if load_output and record.output is not None else None,
+        error=rt.codec.decode(record.error) if load_output and record.error is not None else None,
         child_workflow_id=record.child_workflow_id,
         started_at_epoch_ms=record.started_at_epoch_ms,
         completed_at_epoch_ms=record.completed_at_epoch_ms,

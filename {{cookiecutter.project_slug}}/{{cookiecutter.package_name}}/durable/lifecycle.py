@@ -7,7 +7,8 @@ worker hook or ``DBOS.launch()`` launches. What launch starts, in order, and who
 - ``durable-recovery`` (``recovery.py``): heartbeat, adopt orphans, cancel late workflows, clean-ups;
 - ``durable-queues`` (``dequeuer.py``): claim queued workflows within their queues' limits;
 - ``durable-scheduler`` (``scheduler.py``), only when a workflow has a schedule;
-- ``durable-admin`` (``admin.py``), when ``run_admin_server`` (one process gets the port);
+- ``durable-admin`` (``admin.py``), when ``run_admin_server``: one process gets the port, the others
+  stand by (``durable-admin-standby``) to take it over when it exits;
 - OpenTelemetry tracing (``tracing.py``) and, with ``otlp_logs_endpoints``, log export (``otlp_logs.py``),
   when ``enable_otlp``.
 
@@ -30,15 +31,15 @@ from typing import Any
 
 from flask import Flask
 
-from . import current, listing
+from . import current
 from .admin import AdminActions, AdminServer
 from .config import RuntimeSettings
 from .dequeuer import Dequeuer
-from .error import DBOSException
+from .error import DBOSException, DBOSNotLaunchedError
 from .flask import install
 from .otlp_logs import disable_otlp_logs, enable_otlp_logs
 from .queues import forget_declared_queues
-from .recovery import RecoveryLoop, recover_executors
+from .recovery import RecoveryLoop
 from .registry import REGISTRY
 from .runtime import Runtime
 from .scheduler import Scheduler
@@ -89,12 +90,36 @@ class Lifecycle:
                 self.scheduler = Scheduler(rt, REGISTRY.schedules)
                 self.scheduler.start()
             if self.settings.run_admin_server:
-                self.admin = _admin_server(rt, self.settings)
+                self.admin = _admin_server(self, rt, self.settings)
             if self.settings.enable_otlp:
                 enable_tracing(self.settings)
                 enable_otlp_logs(self.settings)  # when otlp_logs_endpoints are set
             PACKAGE_LOGGER.info("durable runtime launched as executor %s", rt.executor_id)
             return rt
+
+    def open_for_operator(self) -> Runtime:
+        """The runtime with no background thread at all, for an operator's command (``flask workflow ...``).
+
+        Nothing here heartbeats, adopts, dequeues or schedules, so an operator's shell never takes work
+        from the service; what it resumes, forks or recovers is handed to the service's queues
+        (``Runtime.runs_workflows``). A later ``launch()`` returns this same runtime.
+        """
+        with _lock:
+            if self.runtime is not None:
+                return self.runtime
+            app = self.flask_apps[0] if self.flask_apps else None
+            rt = Runtime(self.settings, app.app_context if app else None, runs_workflows=False)
+            self.runtime = rt
+            current.register(self.launch, rt)
+            return rt
+
+    def deactivate(self) -> None:
+        """Stop starting scheduled workflows here (the admin ``/deactivate``); running work goes on."""
+        with _lock:
+            scheduler, self.scheduler = self.scheduler, None
+        if scheduler is not None:
+            scheduler.stop()
+            PACKAGE_LOGGER.info("deactivated: this process starts no more scheduled workflows")
 
     def stop(self, workflow_completion_timeout_sec: float) -> None:
         """Stop the background work; unfinished workflows become free for other executors to adopt."""
@@ -165,6 +190,14 @@ def configured() -> Lifecycle | None:
     return _configured
 
 
+def open_for_operator() -> Runtime:
+    """The configured runtime opened for an operator (``Lifecycle.open_for_operator``)."""
+    lifecycle = _configured
+    if lifecycle is None:
+        raise DBOSNotLaunchedError("DBOS is not configured: the app must create DBOS(config=..., flask=app)")
+    return lifecycle.open_for_operator()
+
+
 def launch() -> None:
     """Launch the configured runtime, if there is one and it is not launched (``DBOS.launch()``)."""
     lifecycle = _configured
@@ -192,25 +225,14 @@ def after_fork() -> None:
         lifecycle.forget_after_fork()
 
 
-def admin_actions(rt: Runtime) -> AdminActions:
-    """What the admin endpoints may do with this runtime."""
-
-    def live_executors(executor_ids: list[str]) -> list[str]:
-        live = rt.checkpoint_store.live_executors(rt.alive_since_ms())
-        return [e for e in executor_ids if e in live]
-
-    return AdminActions(
-        recover_executors=lambda executor_ids: recover_executors(rt, executor_ids),
-        list_workflows=lambda **filters: listing.list_workflows(rt, **filters),
-        get_workflow=lambda workflow_id: listing.workflow_status(rt, workflow_id),
-        list_steps=lambda workflow_id: listing.list_steps(rt, workflow_id),
-        live_executors=live_executors,
-    )
+def admin_actions(rt: Runtime, lifecycle: Lifecycle | None = None) -> AdminActions:
+    """What the admin endpoints may do with this runtime; deactivating stops ``lifecycle``'s schedules."""
+    return AdminActions(rt, deactivate=lifecycle.deactivate if lifecycle is not None else lambda: None)
 
 
-def _admin_server(rt: Runtime, settings: RuntimeSettings) -> AdminServer | None:
-    """Start the admin server if this process gets the port (one gunicorn worker does)."""
-    server = AdminServer(admin_actions(rt), settings.admin_port, settings.admin_host, token=settings.admin_token,
-                         allowed_hosts=settings.admin_allowed_hosts)
-    return server if server.start() else None
-
+def _admin_server(lifecycle: Lifecycle, rt: Runtime, settings: RuntimeSettings) -> AdminServer:
+    """The admin server: this process serves the port if it gets it, else stands by to take it over."""
+    server = AdminServer(admin_actions(rt, lifecycle), settings.admin_port, settings.admin_host,
+                         token=settings.admin_token, allowed_hosts=settings.admin_allowed_hosts)
+    server.start(standby=True)
+    return server

@@ -1,24 +1,28 @@
-"""Operator actions on workflows: cancel, resume, fork.
+"""Operator actions on workflows: cancel, resume, fork, delete.
 
 Cancelling is one UPDATE of the status; the running workflow learns of it for free at its next
 checkpoint, whose fenced INSERT requires ``status = 'PENDING'`` (see ``store/checkpoint_store.py``),
 and at once if it waits in ``sleep``/``recv``/``get_event`` (its waiters are woken). Recovery adopts
 only PENDING workflows, so a cancelled one stays put until ``resume_workflow``, which sets it
-PENDING under a new fencing generation and runs it here from its checkpoints. ``fork_workflow``
-copies the checkpoints before a step into a new workflow and runs that.
+PENDING under a new fencing generation and runs it here from its checkpoints (or, given a queue,
+ENQUEUED there). ``fork_workflow`` copies the checkpoints before a step into a new workflow and runs
+that. ``delete_workflows`` removes a workflow and everything recorded under its ID.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from .context import current_context, take_workflow_id
+from .enqueue import QUEUE_KEY, wake_dequeuer
 from .error import DBOSConflictingWorkflowError, DBOSException, DBOSNonExistentWorkflowError
 from .executor import resume_row
 from .handles import WorkflowHandle
 from .runtime import Runtime
+from .store.management_store import ForkSpec, ManagementStore
 from .wakeups import status_key
 
 logger = logging.getLogger(__name__)
@@ -45,9 +49,13 @@ def cancel_workflows(rt: Runtime, workflow_ids: list[str], *, cancel_children: b
     return changed
 
 
-def resume_workflow(rt: Runtime, workflow_id: str) -> WorkflowHandle[Any]:
-    """Run a CANCELLED, ERROR or dead-lettered workflow again from its checkpoints; others are left as they are."""
-    row = rt.management_store.resume(workflow_id, rt.executor_id)
+def resume_workflow(rt: Runtime, workflow_id: str, queue_name: str | None = None) -> WorkflowHandle[Any]:
+    """Run a CANCELLED, ERROR or dead-lettered workflow again from its checkpoints; others are left as they are.
+
+    Without ``queue_name`` it runs here at once; with one it is ENQUEUED there, for any process that
+    declares that queue.
+    """
+    row = rt.management_store.resume(workflow_id, rt.executor_id, queue_name)
     if row is None:
         if not rt.management_store.exists(workflow_id):
             raise DBOSNonExistentWorkflowError("workflow", workflow_id)
@@ -55,28 +63,80 @@ def resume_workflow(rt: Runtime, workflow_id: str) -> WorkflowHandle[Any]:
     rt.wakeups.wake(status_key(workflow_id))  # a cancelled run still waiting here stops (it is fenced now)
     rt.messaging_store.notify(status_key(workflow_id))  # and one waiting in another process
     _wait_for_old_run(rt, workflow_id)
+    if queue_name is not None:
+        logger.info("resuming workflow %s on queue %s", workflow_id, queue_name)
+        _wake_queues(rt)
+        return WorkflowHandle(rt, workflow_id)
     logger.info("resuming workflow %s", workflow_id)
     future = resume_row(rt, row)
     return WorkflowHandle(rt, workflow_id, future)
 
 
+def resume_workflows(rt: Runtime, workflow_ids: list[str], queue_name: str | None = None) -> list[WorkflowHandle[Any]]:
+    """``resume_workflow`` for each; an unknown ID is refused before any is resumed."""
+    missing = [w for w in workflow_ids if not rt.management_store.exists(w)]
+    if missing:
+        raise DBOSNonExistentWorkflowError("workflow", ", ".join(missing))
+    return [resume_workflow(rt, w, queue_name) for w in workflow_ids]
+
+
 def fork_workflow(
-    rt: Runtime, workflow_id: str, start_step: int, application_version: str | None = None
+    rt: Runtime,
+    workflow_id: str,
+    start_step: int,
+    *,
+    application_version: str | None = None,
+    queue_name: str | None = None,
+    queue_partition_key: str | None = None,
+    replacement_children: Mapping[str, str] | None = None,
+    timeout_seconds: float | None = None,
 ) -> WorkflowHandle[Any]:
     """Start a new workflow with the original's inputs and the checkpoints of its steps before ``start_step``.
 
-    The new ID is the one ``SetWorkflowID`` chose, else a random UUID.
+    The new ID is the one ``SetWorkflowID`` chose, else a random UUID. A ``start_step`` below 1 re-runs
+    every step, as in DBOS. ``replacement_children`` maps child workflow IDs recorded in the kept steps
+    to others (forks of those children, say), so the fork awaits those instead. ``timeout_seconds``
+    gives the fork a timeout of its own (from its start, or from its dequeue when on a queue).
     """
-    if start_step < 1:
-        raise DBOSException(f"fork_workflow start_step={start_step!r}: step IDs start at 1; use 1 to rerun all steps")
+    if timeout_seconds is not None and not timeout_seconds > 0:
+        raise DBOSException(f"Invalid workflow timeout {timeout_seconds}. Timeouts must be positive.")
     new_id, _ = take_workflow_id(current_context())
-    row = rt.management_store.fork(workflow_id, new_id, start_step, rt.executor_id, application_version)
+    spec = ForkSpec(
+        new_id=new_id, start_step=max(int(start_step), 1), executor_id=rt.executor_id,
+        application_version=application_version, queue_name=queue_name, queue_partition_key=queue_partition_key,
+        timeout_ms=int(timeout_seconds * 1000) if timeout_seconds is not None else None,
+        replacement_children=dict(replacement_children) if replacement_children else None,
+    )
+    row = rt.management_store.fork(workflow_id, spec)
     if row is None:
         if not rt.management_store.exists(workflow_id):
             raise DBOSNonExistentWorkflowError("workflow", workflow_id)
         raise DBOSConflictingWorkflowError(new_id, "a workflow with this ID exists; fork under another ID")
-    logger.info("forked workflow %s from step %d as %s", workflow_id, start_step, new_id)
+    logger.info("forked workflow %s from step %d as %s", workflow_id, spec.start_step, new_id)
+    if queue_name is not None:
+        _wake_queues(rt)
+        return WorkflowHandle(rt, new_id)
     return WorkflowHandle(rt, new_id, resume_row(rt, row))
+
+
+def delete_workflows(rt: Runtime, workflow_ids: list[str], *, delete_children: bool = False) -> None:
+    """Delete workflows (and with ``delete_children`` their descendants) and all that is recorded for them.
+
+    Meant for finished workflows: a workflow still running here is not stopped by it.
+    """
+    ids = list(workflow_ids)
+    if delete_children:
+        ids += rt.management_store.descendants(ids)
+    rt.management_store.delete(ids)
+    if rt.app_checkpoint_store is not None:  # transactions also checkpoint in the application database
+        ManagementStore(rt.app_checkpoint_store.db).delete(ids)
+    logger.info("deleted workflow(s) %s", ids)
+
+
+def _wake_queues(rt: Runtime) -> None:
+    """A row is ENQUEUED: this process's dequeuer looks now, and on PostgreSQL the others too."""
+    wake_dequeuer(rt)
+    rt.messaging_store.notify(QUEUE_KEY)
 
 
 def _wait_for_old_run(rt: Runtime, workflow_id: str) -> None:

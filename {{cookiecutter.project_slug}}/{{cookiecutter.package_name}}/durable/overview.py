@@ -92,6 +92,12 @@ def queue_overview() -> list[QueueOverview]:
     return [found[name] for name in sorted(found)]
 
 
+def step_attempts(workflow_id: str) -> dict[int, int | None]:
+    """How many times each recorded step ran (retries included); None for kinds that do not retry."""
+    return {step_id: record.attempts
+            for step_id, record in current_runtime().checkpoint_store.load_steps(workflow_id).items()}
+
+
 def count_workflows(status: str) -> int:
     """How many workflows have ``status`` now (the pending gauge reads PENDING)."""
     return OverviewStore(current_runtime().sys_db).count(status)

@@ -29,8 +29,10 @@ from .store.checkpoint_store import CheckpointStore
 from .store.database import Database
 from .store.dialects import create_sqlite_engine, dialect_for, process_identity
 from .store.idempotency_store import IdempotencyStore
+from .store.listing_store import ListingStore
 from .store.management_store import ManagementStore
 from .store.messaging_store import MessagingStore
+from .store.operations_store import OperationsStore
 from .store.queue_store import QueueStore
 from .store.stream_store import StreamStore
 from .tracing import carry
@@ -67,8 +69,12 @@ def sqlite_signal_path(url: str) -> str | None:
 class Runtime:
     """Everything ``launch()`` builds and ``destroy()`` tears down."""
 
-    def __init__(self, settings: RuntimeSettings, app_context: Callable[[], AbstractContextManager[Any]] | None) -> None:
+    def __init__(self, settings: RuntimeSettings, app_context: Callable[[], AbstractContextManager[Any]] | None,
+                 *, runs_workflows: bool = True) -> None:
         self.settings = settings
+        # False in an operator's process (``flask workflow ...``, lifecycle.open_for_operator): a workflow
+        # it resumes, forks or recovers is handed to the service's queues instead of running here.
+        self.runs_workflows = runs_workflows
         self.app_context = app_context or nullcontext
         self.codec = Codec(max_bytes=settings.max_checkpoint_bytes, allow_pickle=settings.allow_pickle,
                            serializer=settings.serializer)
@@ -86,7 +92,9 @@ class Runtime:
         self.idempotency_store = IdempotencyStore(self.sys_db)
         self.messaging_store = MessagingStore(self.sys_db, self.checkpoint_store)
         self.management_store = ManagementStore(self.sys_db)
+        self.listing_store = ListingStore(self.sys_db)
         self.queue_store = QueueStore(self.sys_db)
+        self.operations_store = OperationsStore(self.sys_db)
         self.stream_store = StreamStore(self.sys_db, self.checkpoint_store)
         self.leadership = Leadership(self.sys_engine)
         # Set by an enqueue in this process: the queue thread claims at once.

@@ -98,6 +98,9 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
         sa.Column("completed_at", sa.BigInteger),
         # SetEnqueueOptions(delay_seconds=...): a DELAYED row becomes ENQUEUED once this time has come.
         sa.Column("delay_until_epoch_ms", sa.BigInteger),
+        # fork_workflow: the workflow a fork was copied from, and (0/1) on the original that it was.
+        sa.Column("forked_from", sa.Text),
+        sa.Column("was_forked_from", sa.Integer, nullable=False, server_default="0"),
         # SetWorkflowAttributes: the caller's key-value pairs, plain JSON (filtered with @> on PostgreSQL).
         sa.Column("attributes", json_type),
         # DBOSContextSetAuth / required_roles: who started the workflow, and the role it assumed.
@@ -111,6 +114,9 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
         sa.Index(f"{prefix}workflow_status_queue_status", "queue_name", "status", "priority", "created_at"),
         sa.Index(f"{prefix}workflow_status_queue_dedup", "queue_name", "deduplication_id", unique=True,
                  postgresql_where=_ACTIVE_QUEUE_ROW, sqlite_where=_ACTIVE_QUEUE_ROW),
+        # Children of a workflow (cancel/delete with children, list_workflows(parent_workflow_id=)) and forks.
+        sa.Index(f"{prefix}workflow_status_parent", "parent_workflow_id"),
+        sa.Index(f"{prefix}workflow_status_forked_from", "forked_from"),
         # The dashboard's keyset pages, newest first, unfiltered or by status, name or queue (step 3).
         sa.Index(f"{prefix}workflow_status_created_uuid", "created_at", "workflow_uuid"),
         sa.Index(f"{prefix}workflow_status_status_created_uuid", "status", "created_at", "workflow_uuid"),
@@ -128,6 +134,8 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
         sa.Column("child_workflow_id", sa.Text),
         sa.Column("started_at_epoch_ms", sa.BigInteger),
         sa.Column("completed_at_epoch_ms", sa.BigInteger),
+        # How many times a step ran before its outcome was recorded (retries; the dashboard shows it).
+        sa.Column("attempts", sa.Integer),
     )
     executors = sa.Table(
         f"{prefix}executors",
@@ -274,10 +282,13 @@ def _drop_queue_options_v2(connection: sa.Connection, tables: SystemTables) -> N
 # down. tests/runtime/test_schema.py holds step 2's shape, so a change that forgets this list fails there.
 _V3_TABLES: tuple[str, ...] = ("streams", "queues")
 _V3_COLUMNS: dict[str, tuple[str, ...]] = {
-    "workflow_status": ("attributes", "authenticated_user", "assumed_role", "authenticated_roles",
-                        "delay_until_epoch_ms"),
+    "workflow_status": ("forked_from", "was_forked_from", "attributes", "authenticated_user", "assumed_role",
+                        "authenticated_roles", "delay_until_epoch_ms"),
+    "operation_outputs": ("attempts",),
 }
 _V3_INDEXES: tuple[str, ...] = (
+    "workflow_status_parent",
+    "workflow_status_forked_from",
     "workflow_status_created_uuid",
     "workflow_status_status_created_uuid",
     "workflow_status_name_created_uuid",

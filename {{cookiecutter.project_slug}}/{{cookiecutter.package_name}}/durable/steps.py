@@ -90,22 +90,24 @@ def run_step(
                 continue
             retried_out = attempt == attempts > 1 and not refused
             final: Exception = DBOSMaxStepRetriesExceeded(name, attempts, errors) if retried_out else exc
-            _record_step_outcome(rt, state, step_id, name, None, rt.codec.encode_exception(final), started_ms)
+            _record_step_outcome(rt, state, step_id, name, None, rt.codec.encode_exception(final), started_ms, attempt)
             emit("step_finished", (now_ms() - started_ms) / 1000, name=name, outcome="error")
             raise final from (exc if final is not exc else None)
         try:
             output = rt.codec.encode(result, what=f"step {name!r} output")
         except DBOSSerializationError as exc:
-            _record_step_outcome(rt, state, step_id, name, None, rt.codec.encode_exception(exc), started_ms)
+            _record_step_outcome(rt, state, step_id, name, None, rt.codec.encode_exception(exc), started_ms, attempt)
             raise
-        winner = _record_step_outcome(rt, state, step_id, name, output, None, started_ms)
+        winner = _record_step_outcome(rt, state, step_id, name, output, None, started_ms, attempt)
         emit("step_finished", (now_ms() - started_ms) / 1000, name=name, outcome="ok")
         return result if winner is None else decode_step(rt, winner)
     raise AssertionError("unreachable")
 
 
 def _record_step_outcome(
-    rt: Runtime, state: WorkflowState, step_id: int, name: str, output: str | None, error: str | None, started_ms: int
+    rt: Runtime, state: WorkflowState, step_id: int, name: str, output: str | None, error: str | None, started_ms: int,
+    attempts: int,
 ) -> StepRecord | None:
     emit("checkpoint_bytes", len(output or error or ""), kind="step")
-    return rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, name, output, error, started_ms)
+    return rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, name, output, error, started_ms,
+                                           attempts=attempts)

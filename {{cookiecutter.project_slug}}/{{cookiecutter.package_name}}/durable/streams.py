@@ -204,13 +204,14 @@ def read_stream(
                 if not found:
                     started = now_ms()
                     read = reader.wait_for(offset, step_id, started, waiter)
-                    ended = not read.found or read.value is None
-                    if ended:
+                    stored = read.value if read.found else None  # None: the close marker, or nothing more
+                    ended = stored is None
+                    if stored is None:
                         reader.record(step_id, started, rt.codec.encode(END_MARKER, what="stream end"), None)
                     else:
-                        value = rt.codec.decode(read.value)
+                        value = rt.codec.decode(stored)
                         # Recorded before the caller sees it: a crash after the workflow acted on it replays it.
-                        reader.record(step_id, started, read.value, None)
+                        reader.record(step_id, started, stored, None)
             finally:
                 reader.end()
             if ended:

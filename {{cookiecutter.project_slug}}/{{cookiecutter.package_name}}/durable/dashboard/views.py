@@ -82,7 +82,8 @@ def create_blueprint(auth: AuthHook, csrf_secret: bytes, name: str = "durable_da
         if status is None:
             abort(404)
         steps = DBOS.list_workflow_steps(workflow_id)
-        return page("workflow.html", wf=status, steps=timeline(status, steps), shown=shown,
+        attempts = overview.step_attempts(workflow_id)
+        return page("workflow.html", wf=status, steps=timeline(status, steps, attempts), shown=shown,
                     can_cancel=status.status in CANCELLABLE, can_resume=status.status in RESUMABLE,
                     done=request.args.get("done"))
 
@@ -137,7 +138,7 @@ def shown(value: Any) -> str:
     return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + f"\n... ({len(text) - SHOWN_CHARS} more)"
 
 
-def timeline(status: Any, steps: list[Any]) -> list[dict[str, Any]]:
+def timeline(status: Any, steps: list[Any], attempts: dict[int, int | None]) -> list[dict[str, Any]]:
     """Each step with its duration and its bar's place on the workflow's time line (percent)."""
     start = status.created_at or 0
     ends = [s["completed_at_epoch_ms"] or s["started_at_epoch_ms"] or start for s in steps]
@@ -150,5 +151,5 @@ def timeline(status: Any, steps: list[Any]) -> list[dict[str, Any]]:
         left = min(max(((began or start) - start) / span * 100, 0), 100)
         width = max((duration or 0) / span * 100, 0.5)
         rows.append({**step, "duration_ms": duration, "left": round(left, 2), "width": round(min(width, 100 - left), 2),
-                     "failed": step["error"] is not None})
+                     "failed": step["error"] is not None, "attempts": attempts.get(step["function_id"])})
     return rows

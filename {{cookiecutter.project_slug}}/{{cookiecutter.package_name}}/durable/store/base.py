@@ -24,6 +24,19 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def settle_past(stamp_ms: int) -> None:
+    """Return only once the clock has left the millisecond ``stamp_ms`` (at most ~1 ms of waiting).
+
+    Called after a row's created_at or completed_at is committed, before the caller gets control back.
+    So a time read by the caller afterwards lies in a later millisecond than the stamp, and a time read
+    before the call in the same or an earlier one: a time filter (``listing.py``) can then tell
+    "before" from "after" exactly, although stamps are whole milliseconds.
+    """
+    remaining = (stamp_ms + 1) / 1000 - time.time()
+    if remaining > 0:
+        time.sleep(remaining)
+
+
 @dataclass(frozen=True)
 class StepRecord:
     """A checkpointed step: its output, or the error it raised (as stored JSON, not yet decoded)."""
@@ -35,6 +48,7 @@ class StepRecord:
     child_workflow_id: str | None = None
     started_at_epoch_ms: int | None = None
     completed_at_epoch_ms: int | None = None
+    attempts: int | None = None  # a step's runs, retries included (None: not a retried kind, or older)
 
 
 @dataclass(frozen=True)
@@ -49,6 +63,7 @@ class StepCheckpoint:
     error: str | None
     started_ms: int
     child_workflow_id: str | None = None
+    attempts: int | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +123,10 @@ class WorkflowRow:
     priority: int = 0
     deduplication_id: str | None = None
     queue_partition_key: str | None = None
+    workflow_timeout_ms: int | None = None
+    started_at_epoch_ms: int | None = None  # when a queue last dequeued it (DBOS's ``dequeued_at``)
+    forked_from: str | None = None
+    was_forked_from: int = 0  # 0/1: another workflow was forked from this one
     attributes: Any = None
     authenticated_user: str | None = None
     assumed_role: str | None = None

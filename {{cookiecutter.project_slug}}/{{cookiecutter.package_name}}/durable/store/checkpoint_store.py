@@ -8,7 +8,6 @@ see either.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,6 +23,7 @@ from .base import (
     WorkflowRow,
     WorkflowStatusString,
     now_ms,
+    settle_past,
 )
 from .database import Database
 
@@ -44,16 +44,16 @@ ON CONFLICT (workflow_uuid) DO NOTHING"""
 # ``step_conflict`` read why.
 _RECORD_STEP = """
 INSERT INTO {operation_outputs} (workflow_uuid, function_id, function_name, output, error,
-    child_workflow_id, started_at_epoch_ms, completed_at_epoch_ms)
-SELECT ?, ?, ?, ?J, ?J, ?, ?, ?
+    child_workflow_id, started_at_epoch_ms, completed_at_epoch_ms, attempts)
+SELECT ?, ?, ?, ?J, ?J, ?, ?, ?, ?
 WHERE EXISTS (SELECT 1 FROM {workflow_status} WHERE workflow_uuid = ? AND owner_generation = ?
     AND status = 'PENDING' AND (workflow_deadline_epoch_ms IS NULL OR workflow_deadline_epoch_ms > ?))
 ON CONFLICT (workflow_uuid, function_id) DO NOTHING"""
 
 _RECORD_STEP_UNFENCED = """
 INSERT INTO {operation_outputs} (workflow_uuid, function_id, function_name, output, error,
-    child_workflow_id, started_at_epoch_ms, completed_at_epoch_ms)
-VALUES (?, ?, ?, ?J, ?J, ?, ?, ?)
+    child_workflow_id, started_at_epoch_ms, completed_at_epoch_ms, attempts)
+VALUES (?, ?, ?, ?J, ?J, ?, ?, ?, ?)
 ON CONFLICT (workflow_uuid, function_id) DO NOTHING"""
 
 _FINISH = """
@@ -151,6 +151,7 @@ class CheckpointStore:
              new.authenticated_roles),
         )
         if inserted:
+            settle_past(now)
             return None
         existing = self.get_workflow(new.workflow_id)
         assert existing is not None, "a conflicting workflow row vanished"
@@ -173,6 +174,7 @@ class CheckpointStore:
         updated = self.db.execute(self._finish, (status, output, error, now, now, workflow_id, generation))
         if not updated:
             self.explain_refused_write(workflow_id, generation)
+        settle_past(now)
 
     def explain_refused_write(self, workflow_id: str, generation: int) -> None:
         """A fenced write matched no row: raise why (fenced or cancelled); return if it already finished.
@@ -200,11 +202,11 @@ class CheckpointStore:
 
     def record_step(
         self, workflow_id: str, generation: int, step_id: int, name: str, output: str | None, error: str | None,
-        started_ms: int, child_workflow_id: str | None = None,
+        started_ms: int, child_workflow_id: str | None = None, attempts: int | None = None,
     ) -> StepRecord | None:
         """Checkpoint a step. Return None when stored, or the record another execution stored first."""
         now = now_ms()
-        params = (workflow_id, step_id, name, output, error, child_workflow_id, started_ms, now,
+        params = (workflow_id, step_id, name, output, error, child_workflow_id, started_ms, now, attempts,
                   workflow_id, generation, now)
         if self.db.execute(self._record_step, params):
             return None
@@ -296,65 +298,13 @@ class CheckpointStore:
         rows = self.db.fetch(self._readopt, (executor_id, now_ms(), workflow_id, executor_id))
         return WorkflowRow(*rows[0]) if rows else None
 
-    # -- queries for the API -------------------------------------------------------------------------
-
-    def list_workflows(
-        self,
-        *,
-        workflow_ids: Sequence[str] | None = None,
-        status: Sequence[str] | None = None,
-        name: Sequence[str] | None = None,
-        executor_id: Sequence[str] | None = None,
-        app_version: Sequence[str] | None = None,
-        queue_name: Sequence[str] | None = None,
-        queues_only: bool = False,
-        start_time_ms: int | None = None,
-        end_time_ms: int | None = None,
-        workflow_id_prefix: str | None = None,
-        limit: int | None = None,
-        offset: int | None = None,
-        sort_desc: bool = False,
-        attributes: str | None = None,
-    ) -> list[WorkflowRow]:
-        """Workflows matching every filter given, by creation time."""
-        where: list[str] = []
-        params: list[Any] = []
-        for values, column in ((workflow_ids, "workflow_uuid"), (status, "status"), (name, "name"),
-                               (executor_id, "executor_id"), (app_version, "application_version"),
-                               (queue_name, "queue_name")):
-            if values is not None:
-                values = list(values)
-                where.append(f"{column} IN ({', '.join('?' * len(values))})" if values else "1 = 0")
-                params.extend(values)
-        for bound, operator in ((start_time_ms, ">="), (end_time_ms, "<=")):
-            if bound is not None:
-                where.append(f"created_at {operator} ?")
-                params.append(bound)
-        if queues_only:
-            where.append("queue_name IS NOT NULL")
-        if attributes is not None:  # JSON text; PostgreSQL's containment (the caller refuses it on SQLite)
-            where.append("attributes @> ?J")
-            params.append(attributes)
-        if workflow_id_prefix:
-            where.append("substr(workflow_uuid, 1, ?) = ?")
-            params.extend([len(workflow_id_prefix), workflow_id_prefix])
-        direction = "DESC" if sort_desc else "ASC"
-        sql = f"SELECT {WORKFLOW_SELECT} FROM {{workflow_status}}"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY created_at {direction}, workflow_uuid {direction}"
-        if limit is not None or offset:
-            sql += " LIMIT ? OFFSET ?"
-            params.extend([limit if limit is not None else -1 if self.db.dialect.name == "sqlite" else None, offset or 0])
-        return [WorkflowRow(*row) for row in self.db.fetch(self.db.dialect.sql(sql), params)]
-
 
 def _step_values(step: StepCheckpoint) -> tuple[Any, ...]:
     return (step.workflow_id, step.step_id, step.name, step.output, step.error, step.child_workflow_id,
-            step.started_ms, now_ms())
+            step.started_ms, now_ms(), step.attempts)
 
 
 def _fenced_params(step: StepCheckpoint) -> tuple[Any, ...]:
     """The checkpoint's values, then the fence: still PENDING, at this generation, before its deadline."""
     values = _step_values(step)
-    return (*values, step.workflow_id, step.generation, values[-1])
+    return (*values, step.workflow_id, step.generation, values[7])  # [7]: completed_at, now

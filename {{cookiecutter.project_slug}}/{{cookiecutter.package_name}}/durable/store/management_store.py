@@ -1,11 +1,20 @@
-"""The SQL of operator actions on workflows: cancel, resume, fork, and the timeout sweep."""
+"""The SQL of operator actions on workflows: cancel, resume, fork, delete, and the timeout sweep."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from .base import GET_WORKFLOW, STEP_SELECT, WORKFLOW_EXISTS, WORKFLOW_SELECT, WorkflowRow, now_ms
+from .base import (
+    GET_WORKFLOW,
+    STEP_SELECT,
+    WORKFLOW_EXISTS,
+    WORKFLOW_SELECT,
+    WorkflowRow,
+    now_ms,
+    settle_past,
+)
 from .database import Database
 from .listener import NOTIFY_SQL
 
@@ -23,16 +32,27 @@ UPDATE {workflow_status} SET status = 'PENDING', executor_id = ?, owner_generati
     completed_at = NULL, updated_at = ?, deduplication_id = NULL
 WHERE workflow_uuid = ? AND status IN ('CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')
 RETURNING {columns}"""
+# The same, onto a queue: ENQUEUED there for whichever process declares it (DBOS's resume(queue_name=)).
+_RESUME_TO_QUEUE = """
+UPDATE {workflow_status} SET status = 'ENQUEUED', queue_name = ?, executor_id = NULL,
+    owner_generation = owner_generation + 1, recovery_attempts = 0, workflow_deadline_epoch_ms = NULL,
+    output = NULL, error = NULL, completed_at = NULL, started_at_epoch_ms = NULL, updated_at = ?,
+    deduplication_id = NULL
+WHERE workflow_uuid = ? AND status IN ('CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')
+RETURNING {columns}"""
+# A fork runs here at once (PENDING, owned by the caller) or waits on a queue (ENQUEUED, no owner).
 _FORK = """
 INSERT INTO {workflow_status} (workflow_uuid, status, name, class_name, config_name, inputs, request,
     executor_id, owner_generation, application_version, application_id, recovery_attempts, queue_name,
-    parent_workflow_id, created_at, updated_at, workflow_version, attributes, authenticated_user, assumed_role,
-    authenticated_roles)
-SELECT ?, 'PENDING', name, class_name, config_name, inputs, request, ?, 0, COALESCE(?, application_version),
-    application_id, 0, NULL, NULL, ?, ?, workflow_version, attributes, authenticated_user, assumed_role,
-    authenticated_roles
+    queue_partition_key, parent_workflow_id, created_at, updated_at, workflow_version, workflow_timeout_ms,
+    workflow_deadline_epoch_ms, forked_from, attributes, authenticated_user, assumed_role, authenticated_roles)
+SELECT ?, ?, name, class_name, config_name, inputs, request, ?, 0, COALESCE(?, application_version),
+    application_id, 0, ?, ?, NULL, ?, ?, workflow_version, ?, ?, workflow_uuid, attributes, authenticated_user,
+    assumed_role, authenticated_roles
 FROM {workflow_status} WHERE workflow_uuid = ?
 ON CONFLICT (workflow_uuid) DO NOTHING"""
+_MARK_FORKED = "UPDATE {workflow_status} SET was_forked_from = 1 WHERE workflow_uuid = ?"
+_REPLACE_CHILD = "UPDATE {operation_outputs} SET child_workflow_id = ? WHERE workflow_uuid = ? AND child_workflow_id = ?"
 _FORK_STEPS = """
 INSERT INTO {operation_outputs} (workflow_uuid, {step_columns})
 SELECT ?, {step_columns} FROM {operation_outputs} WHERE workflow_uuid = ? AND function_id < ?"""
@@ -49,6 +69,15 @@ INSERT INTO {workflow_events} (workflow_uuid, key, value)
 SELECT h.workflow_uuid, h.key, h.value FROM {workflow_events_history} h
 WHERE h.workflow_uuid = ? AND h.function_id = (
     SELECT MAX(function_id) FROM {workflow_events_history} l WHERE l.workflow_uuid = h.workflow_uuid AND l.key = h.key)"""
+# Deleting a workflow takes everything recorded under its ID (no foreign keys cascade here).
+_DELETES = (
+    "DELETE FROM {streams} WHERE workflow_uuid IN ({ids})",
+    "DELETE FROM {operation_outputs} WHERE workflow_uuid IN ({ids})",
+    "DELETE FROM {workflow_events} WHERE workflow_uuid IN ({ids})",
+    "DELETE FROM {workflow_events_history} WHERE workflow_uuid IN ({ids})",
+    "DELETE FROM {notifications} WHERE destination_uuid IN ({ids})",
+    "DELETE FROM {workflow_status} WHERE workflow_uuid IN ({ids})",
+)
 _SET_ATTRIBUTES = "UPDATE {workflow_status} SET attributes = ?J, updated_at = ? WHERE workflow_uuid = ?"
 _PAST_DEADLINE = """
 SELECT workflow_uuid FROM {workflow_status}
@@ -56,8 +85,22 @@ WHERE status = 'PENDING' AND workflow_deadline_epoch_ms IS NOT NULL AND workflow
 ORDER BY workflow_deadline_epoch_ms LIMIT ?"""
 
 
+@dataclass(frozen=True)
+class ForkSpec:
+    """How to fork: the new ID, the first step to re-run, and where and how the fork runs."""
+
+    new_id: str
+    start_step: int
+    executor_id: str
+    application_version: str | None = None
+    queue_name: str | None = None  # None: PENDING, run by the caller; else ENQUEUED on that queue
+    queue_partition_key: str | None = None
+    timeout_ms: int | None = None
+    replacement_children: Mapping[str, str] | None = None  # old child ID -> new, in the copied steps
+
+
 class ManagementStore:
-    """Cancel, resume and fork, on the system database's connections and retries."""
+    """Cancel, resume, fork and delete, on one database's connections and retries."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -69,7 +112,12 @@ class ManagementStore:
         self._cancel = build(_CANCEL)
         self._children = build(_CHILDREN)
         self._resume = build(_RESUME)
+        self._resume_to_queue = build(_RESUME_TO_QUEUE)
         self._fork = build(_FORK)
+        self._mark_forked = build(_MARK_FORKED)
+        self._replace_child = build(_REPLACE_CHILD)
+        self._deletes = _DELETES
+        self._dialect = dialect
         self._fork_steps = build(_FORK_STEPS)
         self._fork_event_history = build(_FORK_EVENT_HISTORY)
         self._fork_events = build(_FORK_EVENTS)
@@ -83,7 +131,7 @@ class ManagementStore:
     def cancel(self, workflow_ids: Sequence[str], wake_keys: Sequence[str]) -> int:
         """Mark workflows CANCELLED unless they already ended, and wake their waiters; return how many changed."""
 
-        def work(cursor: Any) -> int:
+        def work(cursor: Any) -> tuple[int, int]:
             now = now_ms()
             changed = 0
             for workflow_id, wake in zip(workflow_ids, wake_keys, strict=True):
@@ -92,9 +140,11 @@ class ManagementStore:
                     changed += 1
                     if self._notify is not None:
                         cursor.execute(self._notify, (wake,))
-            return changed
+            return changed, now
 
-        return self.db.transaction(work)
+        changed, stamped = self.db.transaction(work)
+        settle_past(stamped)  # completed_at: see settle_past
+        return changed
 
     def children(self, workflow_id: str) -> list[str]:
         return [r[0] for r in self.db.fetch(self._children, (workflow_id,))]
@@ -102,33 +152,72 @@ class ManagementStore:
     def exists(self, workflow_id: str) -> bool:
         return bool(self.db.fetch(self._exists, (workflow_id,)))
 
-    def resume(self, workflow_id: str, executor_id: str) -> WorkflowRow | None:
-        """Set a cancelled, failed or dead-lettered workflow PENDING again, owned by ``executor_id``."""
-        rows = self.db.fetch(self._resume, (executor_id, now_ms(), workflow_id))
+    def resume(self, workflow_id: str, executor_id: str, queue_name: str | None = None) -> WorkflowRow | None:
+        """Set a cancelled, failed or dead-lettered workflow PENDING again, owned by ``executor_id``
+        (or ENQUEUED on ``queue_name``)."""
+        if queue_name is not None:
+            rows = self.db.fetch(self._resume_to_queue, (queue_name, now_ms(), workflow_id))
+        else:
+            rows = self.db.fetch(self._resume, (executor_id, now_ms(), workflow_id))
         return WorkflowRow(*rows[0]) if rows else None
 
-    def fork(
-        self, workflow_id: str, new_id: str, start_step: int, executor_id: str, application_version: str | None
-    ) -> WorkflowRow | None:
-        """Copy a workflow under ``new_id`` with the checkpoints (events, streams) of steps before ``start_step``.
+    def fork(self, workflow_id: str, spec: ForkSpec) -> WorkflowRow | None:
+        """Copy a workflow under ``spec.new_id`` with the checkpoints (events, streams) of steps before its start step.
 
-        Returns the new row, or None when ``new_id`` is already taken. One transaction: a fork is
-        all there or not at all.
+        Returns the new row, or None when the new ID is already taken. One transaction: a fork is
+        all there or not at all, and the original is marked as forked from in the same commit.
         """
+        status = "ENQUEUED" if spec.queue_name is not None else "PENDING"
+        executor = None if spec.queue_name is not None else spec.executor_id
 
-        def work(cursor: Any) -> WorkflowRow | None:
+        def work(cursor: Any) -> tuple[WorkflowRow | None, int]:
             now = now_ms()
-            cursor.execute(self._fork, (new_id, executor_id, application_version, now, now, workflow_id))
+            # A fork run here counts its timeout from now; a queued one from its dequeue (queue_store).
+            deadline = now + spec.timeout_ms if spec.timeout_ms and spec.queue_name is None else None
+            cursor.execute(self._fork, (spec.new_id, status, executor, spec.application_version, spec.queue_name,
+                                        spec.queue_partition_key, now, now, spec.timeout_ms, deadline, workflow_id))
             if not cursor.rowcount:
-                return None
-            cursor.execute(self._fork_steps, (new_id, workflow_id, start_step))
-            cursor.execute(self._fork_event_history, (new_id, workflow_id, start_step))
-            cursor.execute(self._fork_events, (new_id,))
-            cursor.execute(self._fork_streams, (new_id, workflow_id, start_step))
-            cursor.execute(self._get_workflow, (new_id,))
-            return WorkflowRow(*cursor.fetchone())
+                return None, now
+            cursor.execute(self._mark_forked, (workflow_id,))
+            cursor.execute(self._fork_steps, (spec.new_id, workflow_id, spec.start_step))
+            for old_child, new_child in (spec.replacement_children or {}).items():
+                cursor.execute(self._replace_child, (new_child, spec.new_id, old_child))
+            cursor.execute(self._fork_event_history, (spec.new_id, workflow_id, spec.start_step))
+            cursor.execute(self._fork_events, (spec.new_id,))
+            cursor.execute(self._fork_streams, (spec.new_id, workflow_id, spec.start_step))
+            cursor.execute(self._get_workflow, (spec.new_id,))
+            return WorkflowRow(*cursor.fetchone()), now
 
-        return self.db.transaction(work)
+        row, stamped = self.db.transaction(work)
+        if row is not None:
+            settle_past(stamped)  # created_at: see settle_past
+        return row
+
+    def descendants(self, workflow_ids: Sequence[str]) -> list[str]:
+        """Children, grandchildren and so on of the given workflows (not the workflows themselves)."""
+        seen = set(workflow_ids)
+        found: list[str] = []
+        frontier = list(workflow_ids)
+        while frontier:
+            children = [c for w in frontier for c in self.children(w) if c not in seen]
+            seen.update(children)
+            found.extend(children)
+            frontier = children
+        return found
+
+    def delete(self, workflow_ids: Sequence[str]) -> None:
+        """Delete workflows and what is recorded under their IDs: steps, events, streams, messages to them."""
+        ids = list(dict.fromkeys(workflow_ids))
+        if not ids:
+            return
+        marks = ", ".join("?" * len(ids))
+        statements = [self._dialect.sql(sql.replace("{ids}", marks)) for sql in self._deletes]
+
+        def work(cursor: Any) -> None:
+            for statement in statements:
+                cursor.execute(statement, ids)
+
+        self.db.transaction(work)
 
     def set_attributes(self, workflow_id: str, attributes: str | None) -> None:
         """Replace a workflow's attributes (JSON text; None clears them)."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .base import GET_WORKFLOW, WORKFLOW_SELECT, NewWorkflow, WorkflowRow, now_ms
+from .base import GET_WORKFLOW, WORKFLOW_SELECT, NewWorkflow, WorkflowRow, now_ms, settle_past
 from .database import Database
 from .listener import NOTIFY_SQL
 
@@ -156,6 +156,7 @@ class QueueStore:
 
         try:
             if self.db.transaction(work):
+                settle_past(params[13])  # created_at: see settle_past
                 return None
         except Exception as exc:
             if new.deduplication_id is not None and is_unique_violation(exc):
