@@ -16,6 +16,7 @@ from .auth import DBOSContextSetAuth
 from .client import DBOSClient, EnqueueOptions
 from .config import DBOSConfig
 from .context import DBOSContext, RequestInfo, SetWorkflowID, SetWorkflowTimeout, assert_current_dbos_context
+from .debouncer import Debouncer
 from .enqueue import EnqueueInTransaction
 from .enqueue_options import SetEnqueueOptions
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus
@@ -35,6 +36,7 @@ __all__ = [
     "DBOSContext",
     "DBOSContextSetAuth",
     "DBOSPortableJSONSerializer",
+    "Debouncer",
     "EnqueueInTransaction",
     "EnqueueOptions",
     "PortableWorkflowError",

@@ -90,11 +90,13 @@ def open_transaction(parent: DBOSContext | None) -> Session | sa.Connection | No
 
 
 def enqueue_workflow(rt: Runtime, queue: QueueRef, info: FunctionInfo, args: tuple[Any, ...],
-                     kwargs: dict[str, Any], *, unpinned: bool = False) -> str:
+                     kwargs: dict[str, Any], *, unpinned: bool = False,
+                     debounce_deadline_epoch_ms: int | None = None, debounced: bool = False) -> str:
     """Commit an ENQUEUED (or DELAYED) workflow row, or find the one with its ID; wake the dequeuer; return its ID.
 
     Inside a workflow, the enqueue is a step of the parent: replay finds the same child again.
-    ``unpinned`` leaves the application version unset: any executor may run it.
+    ``unpinned`` leaves the application version unset: any executor may run it. ``debounced`` marks a
+    Debouncer's workflow (``debouncer.py``), which takes later inputs until ``debounce_deadline_epoch_ms``.
     """
     options = _checked_options(queue)
     call = Invocation.of(info, args, kwargs)
@@ -118,6 +120,8 @@ def enqueue_workflow(rt: Runtime, queue: QueueRef, info: FunctionInfo, args: tup
                   queue_partition_key=options.queue_partition_key)
     if unpinned:
         row = replace(row, application_version=None)
+    if debounced:
+        row = replace(row, is_debounced=1, debounce_deadline_epoch_ms=debounce_deadline_epoch_ms)
     if transaction is not None:
         if options.duplication_policy == "return-existing":
             raise DBOSException("duplication_policy 'return-existing' is not supported inside an application "

@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +68,16 @@ class SetEnqueueOptions:
 
     def __exit__(self, *exc: object) -> None:
         _enqueue_options.reset(self._token)
+
+
+@contextmanager
+def enqueue_options_in_effect(options: EnqueueOptions) -> Iterator[None]:
+    """Set exactly these options (absolute delay included) for the block; the Debouncer's own way in."""
+    token = _enqueue_options.set(options)
+    try:
+        yield
+    finally:
+        _enqueue_options.reset(token)
 
 
 def check_duplication_policy(policy: str | None, queue_name: str | None, deduplication_id: str | None) -> None:

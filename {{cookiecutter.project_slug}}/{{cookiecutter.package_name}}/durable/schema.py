@@ -98,6 +98,9 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
         sa.Column("completed_at", sa.BigInteger),
         # SetEnqueueOptions(delay_seconds=...): a DELAYED row becomes ENQUEUED once this time has come.
         sa.Column("delay_until_epoch_ms", sa.BigInteger),
+        # Debouncer: a debounced DELAYED row (0/1) takes new inputs and a later time until this cap.
+        sa.Column("is_debounced", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("debounce_deadline_epoch_ms", sa.BigInteger),
         # fork_workflow: the workflow a fork was copied from, and (0/1) on the original that it was.
         sa.Column("forked_from", sa.Text),
         sa.Column("was_forked_from", sa.Integer, nullable=False, server_default="0"),
@@ -283,7 +286,8 @@ def _drop_queue_options_v2(connection: sa.Connection, tables: SystemTables) -> N
 _V3_TABLES: tuple[str, ...] = ("streams", "queues")
 _V3_COLUMNS: dict[str, tuple[str, ...]] = {
     "workflow_status": ("forked_from", "was_forked_from", "attributes", "authenticated_user", "assumed_role",
-                        "authenticated_roles", "delay_until_epoch_ms"),
+                        "authenticated_roles", "delay_until_epoch_ms", "is_debounced",
+                        "debounce_deadline_epoch_ms"),
     "operation_outputs": ("attempts",),
 }
 _V3_INDEXES: tuple[str, ...] = (

@@ -93,6 +93,8 @@ class NewWorkflow:
     assumed_role: str | None = None
     authenticated_roles: str | None = None  # JSON text: a list of role names
     delay_until_epoch_ms: int | None = None  # set on a DELAYED enqueue
+    is_debounced: int = 0  # 0/1: a Debouncer's workflow (its deduplication ID is the debounce key)
+    debounce_deadline_epoch_ms: int | None = None
 
 
 @dataclass(frozen=True)

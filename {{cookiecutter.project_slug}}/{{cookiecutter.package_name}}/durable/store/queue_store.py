@@ -24,13 +24,16 @@ INSERT INTO {workflow_status} (workflow_uuid, status, name, class_name, config_n
     executor_id, owner_generation, application_version, application_id, recovery_attempts, queue_name,
     priority, deduplication_id, queue_partition_key, parent_workflow_id, created_at, updated_at,
     workflow_version, workflow_timeout_ms, workflow_deadline_epoch_ms, attributes, authenticated_user,
-    assumed_role, authenticated_roles, delay_until_epoch_ms)
-VALUES (?, ?, ?, ?, ?, ?J, ?J, NULL, 0, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?J, ?, ?, ?J, ?)
+    assumed_role, authenticated_roles, delay_until_epoch_ms, is_debounced, debounce_deadline_epoch_ms)
+VALUES (?, ?, ?, ?, ?, ?J, ?J, NULL, 0, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?J, ?, ?, ?J, ?, ?, ?)
 ON CONFLICT (workflow_uuid) DO NOTHING"""
 
 # DELAYED rows whose time has come join their queue; the earliest time still ahead bounds the next wait.
+# A debounced workflow gives up its debounce key as it joins the queue: it is committed to run now,
+# and the next debounce of the key starts a new workflow.
 _PROMOTE_DUE = """
-UPDATE {workflow_status} SET status = 'ENQUEUED', updated_at = ?
+UPDATE {workflow_status} SET status = 'ENQUEUED', updated_at = ?,
+    deduplication_id = CASE WHEN is_debounced = 1 THEN NULL ELSE deduplication_id END
 WHERE status = 'DELAYED' AND delay_until_epoch_ms <= ?"""
 _NEXT_DUE = "SELECT MIN(delay_until_epoch_ms) FROM {workflow_status} WHERE status = 'DELAYED'"
 _SET_DELAY = """
@@ -103,6 +106,10 @@ def is_unique_violation(exc: BaseException) -> bool:
     return isinstance(exc, sa.exc.IntegrityError) or type(original).__name__ in ("IntegrityError", "UniqueViolation")
 
 
+# Where created_at sits in _insert_params.
+_CREATED_AT = 14
+
+
 class QueueStore:
     """Queue rows, on one database's connections and retries (the dequeuer's own, or the runtime's)."""
 
@@ -137,7 +144,8 @@ class QueueStore:
                 new.application_version, new.application_id, new.queue_name, new.priority, new.deduplication_id,
                 new.queue_partition_key, new.parent_workflow_id, now, now, new.workflow_version,
                 new.workflow_timeout_ms, new.workflow_deadline_epoch_ms, new.attributes, new.authenticated_user,
-                new.assumed_role, new.authenticated_roles, new.delay_until_epoch_ms)
+                new.assumed_role, new.authenticated_roles, new.delay_until_epoch_ms, new.is_debounced,
+                new.debounce_deadline_epoch_ms)
 
     def enqueue(self, new: NewWorkflow, wake_key: str) -> WorkflowRow | None:
         """Insert an ENQUEUED workflow row. Return None when inserted, else the row that already exists.
@@ -156,7 +164,7 @@ class QueueStore:
 
         try:
             if self.db.transaction(work):
-                settle_past(params[13])  # created_at: see settle_past
+                settle_past(params[_CREATED_AT])  # see settle_past
                 return None
         except Exception as exc:
             if new.deduplication_id is not None and is_unique_violation(exc):
