@@ -163,6 +163,17 @@ def browser() -> Iterator[object]:
         driver.quit()
 
 
+def click_and_wait(driver: object, by: str, value: str) -> None:
+    """Click what navigates (a link, a form's button) and wait until the next page replaced this one."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    old_page = driver.find_element(By.TAG_NAME, "html")  # type: ignore[attr-defined]
+    driver.find_element(by, value).click()  # type: ignore[attr-defined]
+    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(old_page))
+
+
 def shoot(driver: object, name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
@@ -188,18 +199,18 @@ def test_an_operator_resumes_a_failed_workflow_in_the_browser(served: tuple[str,
     assert "order-1004" in driver.find_element(By.ID, "workflows").text  # type: ignore[attr-defined]
     shoot(driver, "1-workflows")
     Select(driver.find_element(By.ID, "filter-status")).select_by_value("ERROR")  # type: ignore[attr-defined]
-    driver.find_element(By.ID, "apply-filters").click()  # type: ignore[attr-defined]
+    click_and_wait(driver, By.ID, "apply-filters")
     rows = driver.find_elements(By.CSS_SELECTOR, "#workflows tbody tr")  # type: ignore[attr-defined]
     assert len(rows) == 1 and "order-1004" in rows[0].text and "ERROR" in rows[0].text
     shoot(driver, "2-failed-filtered")
 
-    driver.find_element(By.LINK_TEXT, "order-1004").click()  # type: ignore[attr-defined]
+    click_and_wait(driver, By.LINK_TEXT, "order-1004")
     assert driver.find_element(By.ID, "status").text == "ERROR"  # type: ignore[attr-defined]
     assert "payment provider unreachable" in driver.find_element(By.ID, "error").text  # type: ignore[attr-defined]
     assert "reserve_stock" in driver.find_element(By.ID, "steps").text  # type: ignore[attr-defined]
     shoot(driver, "3-workflow-failed")
 
-    driver.find_element(By.ID, "resume").click()  # type: ignore[attr-defined]
+    click_and_wait(driver, By.ID, "resume")
     assert "resumed" in driver.find_element(By.ID, "done").text  # type: ignore[attr-defined]
 
     def succeeded() -> bool:
@@ -214,7 +225,7 @@ def test_an_operator_resumes_a_failed_workflow_in_the_browser(served: tuple[str,
         README_SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copyfile(path, README_SCREENSHOT)
 
-    driver.find_element(By.LINK_TEXT, "Queues").click()  # type: ignore[attr-defined]
+    click_and_wait(driver, By.LINK_TEXT, "Queues")
     assert "emails" in driver.find_element(By.ID, "queues").text  # type: ignore[attr-defined]
     assert "50 per 60 s" in driver.find_element(By.ID, "queues").text  # type: ignore[attr-defined]
     shoot(driver, "5-queues")

@@ -126,6 +126,10 @@ def test_cancel_resume_queues_and_global_timeout(admin: tuple[str, str | None]) 
     assert status == 200 and sorted(answer["cancelled"]) == ["park-q1", "park-q2"]
     wait_for_status("park-q2", "CANCELLED")
     assert call(base, "/dbos-global-timeout", {}, token)[0] == 400
+    status, answer = call(base, "/dbos-garbage-collect", {"cutoff_epoch_timestamp_ms": 2**41}, token)
+    assert (status, answer) == (200, {"deleted": 3})  # park-1 (finished) and the two cancelled by the timeout
+    assert call(base, "/dbos-garbage-collect", {"rows_threshold": 0}, token)[0] == 400
+    assert call(base, "/dbos-garbage-collect", {"cutoff": 1}, token)[0] == 400
     assert call(base, "/deactivate", token=token) == (200, {"status": "deactivated"})
 
 

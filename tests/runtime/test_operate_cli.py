@@ -88,6 +88,7 @@ def test_find_a_failed_workflow_see_why_and_fork_it_from_the_failed_step(runner:
         DECLINE["card"] = True
     listed = as_json(runner, "workflow", "list", "--status", "ERROR")
     assert [w["workflow_id"] for w in listed] == ["order-1"]
+    assert as_json(runner, "workflow", "list", "--status", "ERROR", "--user", "nobody") == []
     assert listed[0]["error"] == "RuntimeError: card declined"
     code, table = invoke(runner, "workflow", "list", "-S", "error", "-n", "checkout")
     assert code == 0 and "order-1" in table and "card declined" in table and "order-2" not in table
@@ -232,3 +233,39 @@ def test_the_hand_off_names_the_queue_and_wake_key_the_dequeuer_uses() -> None:
 
     assert operations_store.HANDOFF_QUEUE == enqueue.INTERNAL_QUEUE_NAME
     assert operations_store.HANDOFF_WAKE_KEY == enqueue.QUEUE_KEY
+
+
+def test_gc_prunes_finished_workflows_in_batches_and_keeps_unfinished_ones(runner: FlaskCliRunner) -> None:
+    DECLINE["card"] = False
+    for n in range(5):
+        with SetWorkflowID(f"done-{n}"):
+            checkout(n)
+    with SetWorkflowID("still-waiting"):
+        DBOS.start_workflow(waits_for_go)
+    wait_for_status("still-waiting", "PENDING")
+    with SetWorkflowID("done-last"):
+        checkout(9)
+    assert as_json(runner, "workflow", "gc", "--keep", "3", "--batch-size", "2") == {"deleted": 4}
+    left = {w["workflow_id"] for w in as_json(runner, "workflow", "list", "--limit", "100")}
+    assert left == {"done-4", "still-waiting", "done-last"}  # the newest three
+    assert DBOS.list_workflow_steps("done-0") == []
+    assert as_json(runner, "workflow", "gc", "--older-than", "0s", "--batch-size", "1") == {"deleted": 2}
+    assert [w["workflow_id"] for w in as_json(runner, "workflow", "list")] == ["still-waiting"]
+    code, output = invoke(runner, "workflow", "gc")
+    assert code == EXIT_USAGE and "--older-than" in output, output
+    DBOS.cancel_workflow("still-waiting")
+
+
+def test_delete_refuses_an_unfinished_workflow_unless_forced(runner: FlaskCliRunner) -> None:
+    failed_checkout("to-delete")
+    with SetWorkflowID("running"):
+        DBOS.start_workflow(waits_for_go)
+    wait_for_status("running", "PENDING")
+    assert invoke(runner, "workflow", "delete", "to-delete") == (0, "deleted 1 workflow(s)\n")
+    assert DBOS.get_workflow_status("to-delete") is None
+    code, output = invoke(runner, "workflow", "delete", "running")
+    assert code == EXIT_CONFLICT and "has not finished" in output, output
+    DBOS.cancel_workflow("running")
+    wait_for_status("running", "CANCELLED")
+    assert as_json(runner, "workflow", "delete", "running") == ["running"]
+    assert invoke(runner, "workflow", "delete", "running")[0] == EXIT_NOT_FOUND

@@ -61,7 +61,7 @@ def test_public_names_are_pinned() -> None:
     assert sorted(durable.__all__) == [
         "DBOS", "DBOSClient", "DBOSConfig", "DBOSConfiguredInstance", "DBOSContext", "DBOSContextSetAuth",
         "DBOSPortableJSONSerializer", "EnqueueInTransaction", "EnqueueOptions", "PortableWorkflowError", "Queue", "RequestInfo",
-        "Serializer", "SetEnqueueOptions", "SetWorkflowAttributes", "SetWorkflowID", "SetWorkflowTimeout",
+        "SendMessage", "Serializer", "SetEnqueueOptions", "SetWorkflowAttributes", "SetWorkflowID", "SetWorkflowTimeout",
         "StepInfo", "WorkflowHandle", "WorkflowSerializationFormat", "WorkflowStatus", "WorkflowStatusString",
         "assert_current_dbos_context", "error",
     ]

@@ -13,7 +13,7 @@ from . import error
 from .api import DBOS, DBOSConfiguredInstance
 from .attributes import SetWorkflowAttributes
 from .auth import DBOSContextSetAuth
-from .client import DBOSClient, EnqueueOptions
+from .client import DBOSClient, EnqueueOptions, SendMessage
 from .config import DBOSConfig
 from .context import DBOSContext, RequestInfo, SetWorkflowID, SetWorkflowTimeout, assert_current_dbos_context
 from .debouncer import Debouncer
@@ -43,6 +43,7 @@ __all__ = [
     "Queue",
     "RequestInfo",
     "Serializer",
+    "SendMessage",
     "SetEnqueueOptions",
     "SetWorkflowAttributes",
     "SetWorkflowID",

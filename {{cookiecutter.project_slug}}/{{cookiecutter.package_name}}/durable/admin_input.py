@@ -17,13 +17,14 @@ MAX_LIST = 1000
 MAX_INT = 2**31 - 1
 MAX_EPOCH_MS = 2**53  # a JavaScript-safe integer; far beyond any real timestamp
 TEXT_FILTERS = ("workflow_id_prefix",)
-TEXT_OR_LIST_FILTERS = ("status", "name", "app_version", "executor_id", "queue_name")
+TEXT_OR_LIST_FILTERS = ("status", "name", "app_version", "executor_id", "queue_name", "user")
 TIME_FILTERS = ("start_time", "end_time")
 BOOL_FILTERS = ("sort_desc", "load_input", "load_output")
 LIST_FILTERS = ("workflow_ids", *TEXT_OR_LIST_FILTERS, *TEXT_FILTERS, "limit", "offset", *BOOL_FILTERS,
                 *TIME_FILTERS)
 # The admin API's spelling (DBOS's admin server and Conductor) -> the Python argument.
-FILTER_ALIASES = {"workflow_uuids": "workflow_ids", "workflow_name": "name", "application_version": "app_version"}
+FILTER_ALIASES = {"workflow_uuids": "workflow_ids", "workflow_name": "name", "application_version": "app_version",
+                  "authenticated_user": "user"}
 
 
 class BadInput(ValueError):

@@ -4,6 +4,7 @@
     GET  /deactivate                        stop this process's schedules; it finishes what it runs
     POST /dbos-workflow-recovery[?force=true]  ["executor-id", ...] -> IDs of the workflows adopted
     GET  /dbos-workflow-queues-metadata     the declared queues and their limits
+    POST /dbos-garbage-collect              {"cutoff_epoch_timestamp_ms", "rows_threshold"} -> deleted
     POST /dbos-global-timeout               {"cutoff_epoch_timestamp_ms"} -> cancelled
     POST /workflows                         filters -> workflows
     POST /queues                            filters -> queued workflows (ENQUEUED or PENDING)
@@ -74,6 +75,9 @@ class AdminActions:
             return management.fork_workflow(self.rt, workflow_id, start_step, application_version=version).workflow_id
         with SetWorkflowID(new_id):
             return management.fork_workflow(self.rt, workflow_id, start_step, application_version=version).workflow_id
+
+    def garbage_collect(self, cutoff_epoch_ms: int | None, rows_threshold: int | None) -> int:
+        return operations.garbage_collect(self.rt, cutoff_epoch_ms=cutoff_epoch_ms, rows_threshold=rows_threshold)
 
     def global_timeout(self, cutoff_epoch_ms: int) -> list[str]:
         return operations.global_timeout(self.rt, cutoff_epoch_ms)
@@ -156,6 +160,11 @@ def register_routes(app: Flask, actions: AdminActions) -> None:
                      "workerConcurrency": queue.worker_concurrency, "rateLimit": queue.limiter}
             found.append({k: v for k, v in entry.items() if v is not None})  # DBOS leaves out unset limits
         return json_response(found)
+
+    @app.post("/dbos-garbage-collect")
+    def garbage_collect() -> Response:
+        cutoff, rows = cutoff_request(request.get_data(), rows=True)
+        return json_response({"deleted": actions.garbage_collect(cutoff, rows)})
 
     @app.post("/dbos-global-timeout")
     def global_timeout() -> Response:

@@ -1,6 +1,7 @@
 """``flask workflow ...`` and ``flask queue ...``: operate the service's workflows from a terminal.
 
-DBOS's CLI verbs (``list``, ``get``, ``steps``, ``cancel``, ``resume``, ``fork``, ``queue list``), on
+DBOS's CLI verbs (``list``, ``get``, ``steps``, ``cancel``, ``resume``, ``fork``, ``queue list``), and
+``delete``, ``recover``, ``gc`` and ``timeout`` for the admin API's jobs, on
 Flask's CLI, so the command reads the app's own settings (``flask --app <package> workflow list``) and
 works while the web service is down. It opens the runtime for an operator
 (``lifecycle.open_for_operator``): no heartbeat, no recovery, no dequeuing, so an operator's shell
@@ -52,6 +53,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 STATUSES = ("PENDING", "ENQUEUED", "DELAYED", "SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
 FINISHED_BADLY = ("ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
+IN_FLIGHT = ("PENDING", "ENQUEUED", "DELAYED")
 EXIT_CODES = """Exit codes: 0 done, 1 unexpected error, 2 bad usage or filter, 3 no such workflow,
 4 conflict (live executor without --force, fork ID taken), 5 database unreachable, 6 --wait timed out,
 7 --wait saw the workflow fail."""
@@ -80,8 +82,10 @@ def iso_time(_ctx: click.Context, param: click.Parameter, value: str | None) -> 
     return value
 
 
-def cutoff_ms(_ctx: click.Context, param: click.Parameter, value: str) -> int:
+def cutoff_ms(_ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
     """``30d``, ``12h``, ``90m``, ``1w 2d`` (ago), or an ISO-8601 time, as epoch milliseconds."""
+    if value is None:
+        return None
     text = value.strip().lower()
     parts = _DURATION.findall(text)
     if parts and _DURATION.sub("", text).strip() == "":
@@ -138,6 +142,7 @@ def filter_options(func: F) -> F:
         click.option("--application-version", "-v", "versions", multiple=True,
                      help="Only this application version."),
         click.option("--executor-id", "executors", multiple=True, help="Only workflows owned by this executor."),
+        click.option("--user", "-u", "users", multiple=True, help="Only workflows started by this user."),
         click.option("--prefix", "workflow_id_prefix", help="Only IDs starting with this."),
         click.option("--sort-desc", "-d", is_flag=True, help="Newest first."),
     ]
@@ -148,11 +153,13 @@ def filter_options(func: F) -> F:
 
 def _filters(limit: int, offset: int | None, statuses: tuple[str, ...], names: tuple[str, ...],
              queues: tuple[str, ...], start_time: str | None, end_time: str | None, versions: tuple[str, ...],
-             executors: tuple[str, ...], workflow_id_prefix: str | None, sort_desc: bool) -> dict[str, Any]:
+             executors: tuple[str, ...], users: tuple[str, ...], workflow_id_prefix: str | None,
+             sort_desc: bool) -> dict[str, Any]:
     found: dict[str, Any] = {
         "limit": limit, "offset": offset, "status": [s.upper() for s in statuses] or None,
         "name": list(names) or None, "queue_name": list(queues) or None, "start_time": start_time,
         "end_time": end_time, "app_version": list(versions) or None, "executor_id": list(executors) or None,
+        "user": list(users) or None,
         "workflow_id_prefix": workflow_id_prefix, "sort_desc": sort_desc,
     }
     return {key: value for key, value in found.items() if value is not None}
@@ -274,6 +281,39 @@ def recover_command(executor_ids: tuple[str, ...], force: bool, as_json: bool) -
     with operator_runtime() as rt:
         adopted = operations.recover(rt, list(executor_ids), force=force)
         echo_json(adopted) if as_json else click.echo(f"recovered {len(adopted)} workflow(s)")
+
+
+@workflow_group.command("delete")
+@click.argument("workflow_ids", nargs=-1, required=True)
+@click.option("--children", is_flag=True, help="Delete its child workflows too.")
+@click.option("--force", is_flag=True, help="Also a workflow that has not finished (PENDING, ENQUEUED).")
+@json_option
+def delete_command(workflow_ids: tuple[str, ...], children: bool, force: bool, as_json: bool) -> None:
+    """Delete workflows and everything recorded for them (steps, messages, events)."""
+    with operator_runtime() as rt:
+        found = [_existing(rt, w) for w in workflow_ids]
+        running = [w.workflow_id for w in found if w.status in IN_FLIGHT]
+        if running and not force:
+            raise CommandError(f"{', '.join(running)} has not finished; cancel it first, or pass --force",
+                               EXIT_CONFLICT)
+        management.delete_workflows(rt, list(workflow_ids), delete_children=children)
+        echo_json(list(workflow_ids)) if as_json else click.echo(f"deleted {len(workflow_ids)} workflow(s)")
+
+
+@workflow_group.command("gc")
+@click.option("--older-than", "cutoff", callback=cutoff_ms,
+              help="Delete finished workflows created before this (30d, 12h, or an ISO-8601 time).")
+@click.option("--keep", type=click.IntRange(1), help="Keep at least the newest N workflows.")
+@click.option("--batch-size", type=click.IntRange(1), default=operations.GC_BATCH, show_default=True,
+              help="Rows deleted per transaction.")
+@json_option
+def gc_command(cutoff: int | None, keep: int | None, batch_size: int, as_json: bool) -> None:
+    """Prune finished workflows in bounded batches; PENDING, ENQUEUED and DELAYED ones are kept."""
+    if cutoff is None and keep is None:
+        raise click.UsageError("give --older-than, --keep, or both")
+    with operator_runtime() as rt:
+        deleted = operations.garbage_collect(rt, cutoff_epoch_ms=cutoff, rows_threshold=keep, batch_size=batch_size)
+        echo_json({"deleted": deleted}) if as_json else click.echo(f"deleted {deleted} workflow(s)")
 
 
 @workflow_group.command("timeout")

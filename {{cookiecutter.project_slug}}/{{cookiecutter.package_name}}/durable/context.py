@@ -193,8 +193,8 @@ class SetWorkflowID:
     """``with SetWorkflowID(id):`` gives the next workflow started in the block that ID."""
 
     def __init__(self, workflow_id: str) -> None:
-        if not isinstance(workflow_id, str) or not workflow_id:
-            raise ValueError(f"SetWorkflowID needs a non-empty string, got {workflow_id!r}")
+        if not isinstance(workflow_id, str) or not workflow_id.strip():
+            raise ValueError(f"SetWorkflowID needs a workflow ID that is not empty or blank, got {workflow_id!r}")
         self.workflow_id = workflow_id
         self._saved: tuple[str | None, bool] | None = None
         self._token: Any = None

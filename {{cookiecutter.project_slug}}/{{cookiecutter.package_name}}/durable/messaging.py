@@ -21,6 +21,8 @@ import time
 import uuid
 from typing import Any
 
+import sqlalchemy as sa
+
 from .context import WorkflowState, current_context, workflow_body
 from .current import current_runtime
 from .error import (
@@ -136,6 +138,17 @@ def send(rt: Runtime, destination_id: str, message: Any, topic: str | None, idem
         return
     if outcome == "sent":
         rt.wakeups.wake(wake)
+
+
+def send_through(rt: Runtime, connection: sa.Connection, destination_id: str, message: Any, topic: str | None,
+                 idempotency_key: str | None) -> None:
+    """``send`` from outside a workflow, through the caller's open transaction (``DBOSClient.send_in_transaction``)."""
+    topic_name = topic if topic is not None else NULL_TOPIC
+    text = rt.codec.encode(message, what=f"message to workflow {destination_id!r}")
+    message_uuid = f"{idempotency_key}::{destination_id}" if idempotency_key else str(uuid.uuid4())
+    if not rt.messaging_store.send_in(connection, message_uuid, destination_id, topic_name, text,
+                                      message_key(destination_id, topic_name)):
+        raise DBOSNonExistentWorkflowError("`send` destination", destination_id)
 
 
 def recv(rt: Runtime, topic: str | None, timeout_seconds: float) -> Any:

@@ -23,7 +23,8 @@ _FILTERS = {
     "properties": {
         "workflow_ids": _STRINGS, "workflow_uuids": _STRINGS, "status": _ONE_OR_MORE, "name": _ONE_OR_MORE,
         "workflow_name": _ONE_OR_MORE, "app_version": _ONE_OR_MORE, "application_version": _ONE_OR_MORE,
-        "executor_id": _ONE_OR_MORE, "queue_name": _ONE_OR_MORE, "workflow_id_prefix": _STRING,
+        "executor_id": _ONE_OR_MORE, "queue_name": _ONE_OR_MORE, "user": _ONE_OR_MORE,
+        "authenticated_user": _ONE_OR_MORE, "workflow_id_prefix": _STRING,
         "start_time": _TIME, "end_time": _TIME, "limit": _WHOLE, "offset": _WHOLE, "sort_desc": _BOOL,
         "load_input": _BOOL, "load_output": _BOOL,
     },
@@ -103,6 +104,9 @@ def openapi_document() -> dict[str, Any]:
                          _STRINGS, errors=(400, 409)), "parameters": [_FORCE]}},
         "/dbos-workflow-queues-metadata": {"get": _operation("Declared queues and their limits",
                                                              _json({"type": "array", "items": _QUEUE}))},
+        "/dbos-garbage-collect": {"post": _operation(
+            "Delete finished workflows created before the cutoff (PENDING and ENQUEUED are kept)",
+            _json({"type": "object", "properties": {"deleted": {"type": "integer"}}}), _CUTOFF, errors=(400,))},
         "/dbos-global-timeout": {"post": _operation(
             "Cancel every unfinished workflow created before the cutoff",
             _json({"type": "object", "properties": {"cancelled": _STRINGS}}), _CUTOFF, errors=(400,))},

@@ -2,6 +2,8 @@
 
 - recovery of named executors, refused for a live one (fresh heartbeat) unless forced: its workflows
   would run twice;
+- garbage collection: delete finished workflows created before a cutoff (or beyond the newest N), in
+  bounded batches, one transaction each, keeping every PENDING, ENQUEUED or DELAYED row;
 - a global timeout: cancel every unfinished workflow created before a cutoff.
 
 Deleting and cancelling call the management module, the one implementation of both.
@@ -12,7 +14,7 @@ from __future__ import annotations
 import logging
 
 from .error import DBOSException
-from .management import cancel_workflows
+from .management import cancel_workflows, delete_workflows
 from .recovery import recover_executors
 from .runtime import Runtime
 
@@ -47,6 +49,40 @@ def recover(rt: Runtime, executor_ids: list[str], *, force: bool = False) -> lis
     if alive and not force:
         raise ExecutorsAliveError(alive)
     return recover_executors(rt, executor_ids)
+
+
+def garbage_collect(rt: Runtime, *, cutoff_epoch_ms: int | None = None, rows_threshold: int | None = None,
+                    batch_size: int = GC_BATCH) -> int:
+    """Delete finished workflows created before the cutoff and beyond the newest ``rows_threshold``.
+
+    With both, the later cutoff wins (more is deleted), as in DBOS. Returns how many were deleted.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive whole number, got {batch_size}")
+    if rows_threshold is not None:
+        if rows_threshold < 1:
+            raise ValueError(f"rows_threshold must be a positive whole number, got {rows_threshold}")
+        nth = rt.operations_store.nth_newest_created_at(rows_threshold)
+        if nth is not None and (cutoff_epoch_ms is None or nth > cutoff_epoch_ms):
+            cutoff_epoch_ms = nth
+    if cutoff_epoch_ms is None:
+        return 0
+    deleted = 0
+    previous: list[str] = []
+    while True:
+        # One batch per transaction of the delete. A row resumed between this pick and the delete
+        # would go too: garbage collection is for workflows long finished, not ones an operator works on.
+        batch = rt.operations_store.finished_before(cutoff_epoch_ms, batch_size)
+        if not batch or batch == previous:  # nothing left, or nothing deleted: never loop
+            break
+        delete_workflows(rt, batch)
+        deleted += len(batch)
+        previous = batch
+        if len(batch) < batch_size:
+            break
+    if deleted:
+        logger.info("garbage collection deleted %d finished workflow(s)", deleted)
+    return deleted
 
 
 def global_timeout(rt: Runtime, cutoff_epoch_ms: int, batch_size: int = GC_BATCH) -> list[str]:

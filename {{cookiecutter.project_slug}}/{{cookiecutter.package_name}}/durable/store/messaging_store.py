@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
+
 from .base import WORKFLOW_EXISTS, StepCheckpoint, now_ms
 from .checkpoint_store import CheckpointStore
 from .database import Database
@@ -168,6 +170,21 @@ class MessagingStore:
     def get_event(self, workflow_id: str, key: str) -> str | None:
         rows = self.db.fetch(self._get_event, (workflow_id, key))
         return rows[0][0] if rows else None
+
+    def send_in(self, connection: sa.Connection, message_uuid: str, destination_id: str, topic: str, message: str,
+                wake_key: str) -> bool:
+        """Store a message through the caller's open transaction (``DBOSClient.send_in_transaction``).
+
+        False when the destination does not exist (nothing written). The waiters' notification is
+        delivered at the caller's COMMIT (PostgreSQL); SQLite waiters poll.
+        """
+        connection.exec_driver_sql(self._insert_message,
+                                   (message_uuid, destination_id, topic, message, now_ms(), destination_id))
+        if connection.exec_driver_sql(self._workflow_exists, (destination_id,)).first() is None:
+            return False
+        if self._notify is not None:
+            connection.exec_driver_sql(self._notify, (wake_key,))
+        return True
 
     def notify(self, wake_key: str) -> None:
         """Wake other processes' waiters on ``wake_key`` (PostgreSQL; SQLite waiters poll)."""
