@@ -60,7 +60,8 @@ def pays(amount: int) -> str:
 def test_public_names_are_pinned() -> None:
     assert sorted(durable.__all__) == [
         "DBOS", "DBOSClient", "DBOSConfig", "DBOSConfiguredInstance", "DBOSContext", "DBOSContextSetAuth",
-        "DBOSPortableJSONSerializer", "EnqueueInTransaction", "EnqueueOptions", "PortableWorkflowError", "Queue", "RequestInfo",
+        "DBOSPortableJSONSerializer", "Debouncer", "EnqueueInTransaction", "EnqueueOptions", "PortableWorkflowError", "Queue",
+        "RequestInfo",
         "SendMessage", "Serializer", "SetEnqueueOptions", "SetWorkflowAttributes", "SetWorkflowID", "SetWorkflowTimeout",
         "StepInfo", "WorkflowHandle", "WorkflowSerializationFormat", "WorkflowStatus", "WorkflowStatusString",
         "assert_current_dbos_context", "error",
