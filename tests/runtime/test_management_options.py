@@ -170,3 +170,17 @@ def test_delete_takes_the_workflow_and_optionally_its_descendants(dbos: type[DBO
     assert {w.workflow_id for w in DBOS.list_workflows()} == {"del-1", "del-2"}
     DBOS.delete_workflows([])  # nothing to do
     assert DBOS.list_workflow_steps("del2-1") == []
+
+
+def test_resume_takes_an_enqueued_workflow_off_its_queues_wait(dbos: type[DBOS]) -> None:
+    queue = DBOS.register_queue("mgmt-one-at-a-time", concurrency=1)
+    blocked = queue.enqueue(mo_gated_flow)
+    wait_for_checkpoint(blocked.workflow_id, 1)
+    with SetWorkflowID("waiting"):
+        waiting = queue.enqueue(mo_two_steps)
+    assert waiting.get_status().status == "ENQUEUED"
+    DBOS.resume_workflow("waiting")
+    assert waiting.get_result(timeout_seconds=10) == ["one", "two"]  # while the queue's one slot is taken
+    assert blocked.get_status().status == "PENDING"
+    GATE.set()
+    assert blocked.get_result(timeout_seconds=10) == "after"

@@ -20,7 +20,12 @@ from .debouncer import Debouncer
 from .enqueue import EnqueueInTransaction
 from .enqueue_options import SetEnqueueOptions
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus
-from .portable import DBOSPortableJSONSerializer, PortableWorkflowError, Serializer, WorkflowSerializationFormat
+from .portable import (
+    DBOSPortableJSONSerializer,
+    PortableWorkflowError,
+    Serializer,
+    WorkflowSerializationFormat,
+)
 from .queues import Queue
 from .store.base import WorkflowStatusString
 

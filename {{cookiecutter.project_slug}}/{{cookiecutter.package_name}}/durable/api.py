@@ -25,7 +25,7 @@ from .enqueue_by_name import enqueue_with_options
 from .enqueue_options import refuse_outside_queue
 from .error import DBOSException, DBOSNonExistentWorkflowError, DBOSNotLaunchedError
 from .executor import start_workflow
-from .handles import StepInfo, WorkflowHandle, WorkflowStatus
+from .handles import StepInfo, WorkflowHandle, WorkflowStatus, result_of
 from .listing import QueuedWorkflowFilters, WorkflowFilters
 from .portable import WorkflowSerializationFormat
 from .queues import INTERNAL_QUEUE, Queue, QueueRateLimit
@@ -259,9 +259,14 @@ class DBOS(StreamsAPI):
     def retrieve_workflow(cls, workflow_id: str, existing_workflow: bool = True) -> WorkflowHandle[Any]:
         """A handle to a workflow by ID; raise if it does not exist (unless ``existing_workflow=False``)."""
         rt = current_runtime()
-        if existing_workflow and rt.checkpoint_store.get_workflow(workflow_id) is None:
+        if existing_workflow and listing.workflow_status(rt, workflow_id) is None:
             raise DBOSNonExistentWorkflowError("workflow", workflow_id)
         return WorkflowHandle(rt, workflow_id, rt.future_of(workflow_id))
+
+    @classmethod
+    def get_result(cls, workflow_id: str) -> Any:
+        """Wait for a workflow by ID and return its result (or raise its error)."""
+        return result_of(current_runtime(), workflow_id)
 
     @classmethod
     def get_workflow_status(cls, workflow_id: str) -> WorkflowStatus | None:

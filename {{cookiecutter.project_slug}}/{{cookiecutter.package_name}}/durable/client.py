@@ -30,7 +30,12 @@ from .config import DBOSConfig, resolve_config
 from .context import SetWorkflowID
 from .enqueue import QUEUE_KEY
 from .enqueue_options import MAX_PRIORITY
-from .error import DBOSException, DBOSInitializationError, DBOSNonExistentWorkflowError, DBOSQueueDeduplicatedError
+from .error import (
+    DBOSException,
+    DBOSInitializationError,
+    DBOSNonExistentWorkflowError,
+    DBOSQueueDeduplicatedError,
+)
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus
 from .runtime import Runtime
 from .store.base import NewWorkflow, WorkflowStatusString

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
@@ -89,6 +90,8 @@ class RuntimeSettings:
     run_migrations: bool = True
     log_level: str = "INFO"
     application_version: str = ""
+    # Recorded as each workflow's app_id: DBOS Cloud's application ID (DBOS__APPID), else empty, as in DBOS.
+    application_id: str = field(default_factory=lambda: os.environ.get("DBOS__APPID", ""))
     executor_id: str | None = None
     engine_kwargs: dict[str, Any] = field(default_factory=dict)
     pool_size: int = 20

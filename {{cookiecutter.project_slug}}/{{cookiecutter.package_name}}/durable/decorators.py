@@ -55,10 +55,10 @@ def step(name: str | None, options: dict[str, Any]) -> Callable[[F], F]:
                 return func(*args, **kwargs)  # outside a workflow a step is a plain call, as in DBOS
             return run_step(current_runtime(), info, func, args, kwargs)
 
+        # DBOS.start_workflow(step) or a queue's enqueue(step) runs it as a one-step workflow of its own.
         def temp_workflow(*args: Any, **kwargs: Any) -> Any:
             return wrapper(*args, **kwargs)
 
-        # Started or enqueued on its own, a step runs as a one-step workflow, as in DBOS.
         temp_info = FunctionInfo(f"<temp>.{step_name}", temp_workflow, "workflow")
         REGISTRY.add_workflow(temp_info)
         info.wrapper = wrapper

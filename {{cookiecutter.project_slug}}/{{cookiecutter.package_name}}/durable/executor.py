@@ -41,6 +41,7 @@ from .error import (
 )
 from .observe import emit
 from .portable import WorkflowSerializationFormat, coerce_to_hints
+from .recorded_calls import GET_RESULT, as_step
 from .registry import REGISTRY, FunctionInfo
 from .runtime import Runtime
 from .steps import as_exception, decode_step
@@ -172,7 +173,7 @@ def new_workflow_row(
                                portable=is_portable_workflow(info)),
         executor_id=rt.executor_id,
         application_version=pinned_app_version() or rt.settings.application_version,
-        application_id=rt.settings.name,
+        application_id=rt.settings.application_id,
         class_name=info.class_name,
         config_name=call.config_name,
         request=rt.codec.encode(request.to_json(), what="request") if request else None,
@@ -320,13 +321,16 @@ def run_inline(rt: Runtime, call: Invocation, started: Started) -> Any:
             result = _checked_child(rt, call, started, other.result)
         else:
             outcome: tuple[bool, Any] = (False, None)
-            try:
+            def run_here() -> Any:
                 try:
-                    result = _checked_child(rt, call, started, lambda: _run_cancellable(rt, call, state, started))
+                    return _run_cancellable(rt, call, state, started)
                 except DBOSFencedError:
                     # Another run took the workflow over (recovery here or elsewhere): its outcome counts,
                     # if it comes soon; else the caller (an HTTP request, say) is told now, not at its timeout.
-                    result = _checked_child(rt, call, started, lambda: _await_new_owner(rt, workflow_id))
+                    return _await_new_owner(rt, workflow_id)
+
+            try:
+                result = _checked_child(rt, call, started, run_here)
                 outcome = (True, result)
             except BaseException as exc:
                 outcome = (False, exc)
@@ -355,33 +359,16 @@ def _run_cancellable(rt: Runtime, call: Invocation, state: WorkflowState, starte
 
 
 def _checked_child(rt: Runtime, call: Invocation, started: Started, get: Callable[[], Any]) -> Any:
-    """Get a workflow's result; for a child, record that result as the parent's step."""
-    try:
-        result = get()
-    except Exception as exc:
-        if not isinstance(exc, (DBOSFencedError, DBOSDatabaseUnavailableError)):
-            _record_child(rt, call, started, None, exc)
-        raise
-    _record_child(rt, call, started, result, None)
-    return result
+    """Get a workflow's result; for a child, as DBOS records it: the child's start, then ``DBOS.getResult``.
 
-
-def _record_child(
-    rt: Runtime, call: Invocation, started: Started, result: Any, error: Exception | None
-) -> None:
-    """Record a finished child workflow as one step of its parent, so the parent's replay skips it."""
+    The start is recorded before the child runs (its ID is what replay needs); the result is the
+    parent's next step, so replay returns it without running or awaiting the child again.
+    """
     parent, step_id = started.parent, started.parent_step_id
     if parent is None or step_id is None:
-        return
-    name = call.info.name
-    if error is None:
-        output, err = rt.codec.encode(result, what=f"child workflow {name!r} output"), None
-    else:
-        output, err = None, rt.codec.encode_exception(error)
-    # The row may already hold the start record of this child; the outcome goes in with an upsert-free
-    # rule: first record wins, and replay of a start record awaits the child again, which is harmless.
-    rt.checkpoint_store.record_step(parent.workflow_id, parent.generation, step_id, name, output, err, now_ms(),
-                                    child_workflow_id=started.workflow_id)
+        return get()
+    record_child_start(rt, parent, step_id, call.info.name, started.workflow_id)
+    return as_step(rt, GET_RESULT, get, child_workflow_id=started.workflow_id, record_errors=True)
 
 
 def record_child_start(rt: Runtime, parent: WorkflowState, step_id: int, name: str, child_id: str) -> None:

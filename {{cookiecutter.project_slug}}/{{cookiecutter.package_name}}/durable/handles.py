@@ -14,6 +14,7 @@ from .error import (
     DBOSWorkflowCancelledError,
 )
 from .executor import wait_for_result
+from .recorded_calls import GET_RESULT, GET_STATUS, as_step
 from .runtime import Runtime
 from .store.base import StepRecord, WorkflowRow
 
@@ -75,7 +76,9 @@ class WorkflowStatus:
             executor_id=row.executor_id,
             app_version=row.application_version,
             app_id=row.application_id,
-            recovery_attempts=row.recovery_attempts,
+            # DBOS counts executions (the first run is attempt 1; a row still waiting on its queue has
+            # none); the table counts recoveries.
+            recovery_attempts=row.recovery_attempts + (0 if row.status == "ENQUEUED" else 1),
             queue_name=row.queue_name,
             parent_workflow_id=row.parent_workflow_id,
             request=decode(row.request) if row.request is not None else None,
@@ -118,6 +121,17 @@ class StepInfo(TypedDict):
     completed_at_epoch_ms: int | None
 
 
+def workflow_status(rt: Runtime, workflow_id: str) -> WorkflowStatus | None:
+    row = rt.checkpoint_store.get_workflow(workflow_id)
+    return WorkflowStatus.from_row(rt, row) if row is not None else None
+
+
+def result_of(rt: Runtime, workflow_id: str, timeout_seconds: float | None = None) -> Any:
+    """``DBOS.get_result``: wait for a workflow by ID and return its outcome (a step in a workflow)."""
+    return as_step(rt, GET_RESULT, lambda: wait_for_result(rt, workflow_id, timeout_seconds),
+                   child_workflow_id=workflow_id, record_errors=True)
+
+
 def step_info(rt: Runtime, record: StepRecord, *, load_output: bool = True) -> StepInfo:
     return StepInfo(
         function_id=record.function_id,
@@ -142,7 +156,14 @@ class WorkflowHandle(Generic[R]):
         return self.workflow_id
 
     def get_result(self, *, timeout_seconds: float | None = None, polling_interval_sec: float | None = None) -> R:
-        """Wait for the workflow to finish; return its value or raise its error."""
+        """Wait for the workflow to finish; return its value or raise its error.
+
+        In a workflow's body this is its step ``DBOS.getResult``: replay returns the recorded outcome.
+        """
+        return as_step(self._rt, GET_RESULT, lambda: self._wait(timeout_seconds),
+                       child_workflow_id=self.workflow_id, record_errors=True)
+
+    def _wait(self, timeout_seconds: float | None) -> R:
         if self._future is not None:
             try:
                 return self._future.result(timeout_seconds)  # type: ignore[no-any-return]
@@ -153,10 +174,11 @@ class WorkflowHandle(Generic[R]):
         return wait_for_result(self._rt, self.workflow_id, timeout_seconds)  # type: ignore[no-any-return]
 
     def get_status(self) -> WorkflowStatus:
-        row = self._rt.checkpoint_store.get_workflow(self.workflow_id)
-        if row is None:
+        """The workflow's status now (in a workflow's body: its step ``DBOS.getStatus``)."""
+        found = as_step(self._rt, GET_STATUS, lambda: workflow_status(self._rt, self.workflow_id))
+        if found is None:
             raise DBOSNonExistentWorkflowError("workflow", self.workflow_id)
-        return WorkflowStatus.from_row(self._rt, row)
+        return found
 
     def __repr__(self) -> str:
         return f"WorkflowHandle({self.workflow_id!r})"

@@ -20,6 +20,8 @@ from typing import Any, TypedDict
 
 from .error import DBOSException
 from .handles import StepInfo, WorkflowStatus, step_info
+from .handles import workflow_status as read_status
+from .recorded_calls import GET_STATUS, LIST_QUEUED_WORKFLOWS, LIST_STEPS, LIST_WORKFLOWS, as_step
 from .runtime import Runtime
 from .store.listing_store import TimeRange, WorkflowQuery
 
@@ -137,21 +139,30 @@ def list_workflows(
         user=_as_list(user),
         attributes=json.dumps(attributes) if attributes else None,
     )
-    rows = rt.listing_store.list_workflows(query)
-    return [WorkflowStatus.from_row(rt, r, load_input=load_input, load_output=load_output) for r in rows]
+
+    def read() -> list[WorkflowStatus]:
+        rows = rt.listing_store.list_workflows(query)
+        return [WorkflowStatus.from_row(rt, r, load_input=load_input, load_output=load_output) for r in rows]
+
+    return as_step(rt, LIST_QUEUED_WORKFLOWS if queues_only else LIST_WORKFLOWS, read)
 
 
 def workflow_status(rt: Runtime, workflow_id: str) -> WorkflowStatus | None:
-    row = rt.checkpoint_store.get_workflow(workflow_id)
-    return WorkflowStatus.from_row(rt, row) if row is not None else None
+    """``DBOS.get_workflow_status`` (in a workflow's body, its step ``DBOS.getStatus``)."""
+    return as_step(rt, GET_STATUS, lambda: read_status(rt, workflow_id))
 
 
 def list_steps(
     rt: Runtime, workflow_id: str, *, load_output: bool = True, limit: int | None = None, offset: int | None = None
 ) -> list[StepInfo]:
     """A workflow's steps in order; ``load_output=False`` leaves outputs and errors undecoded (None)."""
-    records = rt.listing_store.list_steps(workflow_id, _count("limit", limit), _count("offset", offset))
-    return [step_info(rt, record, load_output=load_output) for record in records]
+    page = (_count("limit", limit), _count("offset", offset))
+
+    def read() -> list[StepInfo]:
+        return [step_info(rt, record, load_output=load_output)
+                for record in rt.listing_store.list_steps(workflow_id, *page)]
+
+    return as_step(rt, LIST_STEPS, read)
 
 
 def _refuse_unrecorded(filters: dict[str, Any]) -> None:

@@ -7,6 +7,9 @@ only PENDING workflows, so a cancelled one stays put until ``resume_workflow``, 
 PENDING under a new fencing generation and runs it here from its checkpoints (or, given a queue,
 ENQUEUED there). ``fork_workflow`` copies the checkpoints before a step into a new workflow and runs
 that. ``delete_workflows`` removes a workflow and everything recorded under its ID.
+
+Called from a workflow's body, each action is one of its steps (``recorded_calls.py``): replay does
+not cancel, resume, fork or delete again, and a fork's replay returns the fork it made.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from .enqueue import QUEUE_KEY, wake_dequeuer
 from .error import DBOSConflictingWorkflowError, DBOSException, DBOSNonExistentWorkflowError
 from .executor import resume_row
 from .handles import WorkflowHandle
+from .recorded_calls import CANCEL, DELETE, FORK, RESUME, as_step
 from .runtime import Runtime
 from .store.management_store import ForkSpec, ManagementStore
 from .wakeups import status_key
@@ -29,16 +33,24 @@ logger = logging.getLogger(__name__)
 
 # How long resume waits for a cancelled run of the same workflow in this process to stop.
 _OLD_RUN_STOP_SEC = 10.0
+# Cancelled generations remembered for runs here (runtime.cancelled); the oldest are forgotten past this.
+_CANCELLED_KEPT = 10_000
 
 
 def cancel_workflows(rt: Runtime, workflow_ids: list[str], *, cancel_children: bool = False) -> int:
     """Cancel workflows (and, level by level, their children); return how many were still running."""
+    return as_step(rt, CANCEL, lambda: _cancel(rt, workflow_ids, cancel_children))
+
+
+def _cancel(rt: Runtime, workflow_ids: list[str], cancel_children: bool) -> int:
     seen = set(workflow_ids)
     frontier = list(workflow_ids)
     changed = 0
     while frontier:
         keys = [status_key(w) for w in frontier]
-        changed += rt.management_store.cancel(frontier, keys)
+        cancelled = rt.management_store.cancel(frontier, keys)
+        changed += len(cancelled)
+        _remember_cancelled(rt, cancelled)
         for key in keys:
             rt.wakeups.wake(key)
         if not cancel_children:
@@ -49,35 +61,52 @@ def cancel_workflows(rt: Runtime, workflow_ids: list[str], *, cancel_children: b
     return changed
 
 
+def _remember_cancelled(rt: Runtime, cancelled: dict[str, int]) -> None:
+    rt.cancelled.update(cancelled)
+    while len(rt.cancelled) > _CANCELLED_KEPT:
+        del rt.cancelled[next(iter(rt.cancelled))]
+
+
 def resume_workflow(rt: Runtime, workflow_id: str, queue_name: str | None = None) -> WorkflowHandle[Any]:
-    """Run a CANCELLED, ERROR or dead-lettered workflow again from its checkpoints; others are left as they are.
+    """Run a CANCELLED, ERROR, dead-lettered or still ENQUEUED workflow now, from its checkpoints; others
+    (PENDING, SUCCESS) are left as they are.
 
     Without ``queue_name`` it runs here at once; with one it is ENQUEUED there, for any process that
     declares that queue.
     """
+    as_step(rt, RESUME, lambda: _resume(rt, workflow_id, queue_name))
+    return WorkflowHandle(rt, workflow_id, rt.future_of(workflow_id))
+
+
+def _resume(rt: Runtime, workflow_id: str, queue_name: str | None) -> None:
     row = rt.management_store.resume(workflow_id, rt.executor_id, queue_name)
     if row is None:
         if not rt.management_store.exists(workflow_id):
             raise DBOSNonExistentWorkflowError("workflow", workflow_id)
-        return WorkflowHandle(rt, workflow_id, rt.future_of(workflow_id))  # PENDING or SUCCESS already: nothing to resume
+        return  # PENDING or SUCCESS already: nothing to resume
     rt.wakeups.wake(status_key(workflow_id))  # a cancelled run still waiting here stops (it is fenced now)
     rt.messaging_store.notify(status_key(workflow_id))  # and one waiting in another process
     _wait_for_old_run(rt, workflow_id)
     if queue_name is not None:
         logger.info("resuming workflow %s on queue %s", workflow_id, queue_name)
         _wake_queues(rt)
-        return WorkflowHandle(rt, workflow_id)
+        return
     logger.info("resuming workflow %s", workflow_id)
-    future = resume_row(rt, row)
-    return WorkflowHandle(rt, workflow_id, future)
+    resume_row(rt, row)
 
 
 def resume_workflows(rt: Runtime, workflow_ids: list[str], queue_name: str | None = None) -> list[WorkflowHandle[Any]]:
-    """``resume_workflow`` for each; an unknown ID is refused before any is resumed."""
-    missing = [w for w in workflow_ids if not rt.management_store.exists(w)]
-    if missing:
-        raise DBOSNonExistentWorkflowError("workflow", ", ".join(missing))
-    return [resume_workflow(rt, w, queue_name) for w in workflow_ids]
+    """``resume_workflow`` for each (one step in a workflow); an unknown ID is refused before any is resumed."""
+
+    def resume_all() -> None:
+        missing = [w for w in workflow_ids if not rt.management_store.exists(w)]
+        if missing:
+            raise DBOSNonExistentWorkflowError("workflow", ", ".join(missing))
+        for workflow_id in workflow_ids:
+            _resume(rt, workflow_id, queue_name)
+
+    as_step(rt, RESUME, resume_all)
+    return [WorkflowHandle(rt, w, rt.future_of(w)) for w in workflow_ids]
 
 
 def fork_workflow(
@@ -107,16 +136,23 @@ def fork_workflow(
         timeout_ms=int(timeout_seconds * 1000) if timeout_seconds is not None else None,
         replacement_children=dict(replacement_children) if replacement_children else None,
     )
+    forked_id = as_step(rt, FORK, lambda: _fork(rt, workflow_id, spec))
+    return WorkflowHandle(rt, forked_id, rt.future_of(forked_id))
+
+
+def _fork(rt: Runtime, workflow_id: str, spec: ForkSpec) -> str:
+    new_id = spec.new_id
     row = rt.management_store.fork(workflow_id, spec)
     if row is None:
         if not rt.management_store.exists(workflow_id):
             raise DBOSNonExistentWorkflowError("workflow", workflow_id)
         raise DBOSConflictingWorkflowError(new_id, "a workflow with this ID exists; fork under another ID")
     logger.info("forked workflow %s from step %d as %s", workflow_id, spec.start_step, new_id)
-    if queue_name is not None:
+    if spec.queue_name is not None:
         _wake_queues(rt)
-        return WorkflowHandle(rt, new_id)
-    return WorkflowHandle(rt, new_id, resume_row(rt, row))
+    else:
+        resume_row(rt, row)
+    return new_id
 
 
 def delete_workflows(rt: Runtime, workflow_ids: list[str], *, delete_children: bool = False) -> None:
@@ -124,6 +160,10 @@ def delete_workflows(rt: Runtime, workflow_ids: list[str], *, delete_children: b
 
     Meant for finished workflows: a workflow still running here is not stopped by it.
     """
+    as_step(rt, DELETE, lambda: _delete(rt, workflow_ids, delete_children))
+
+
+def _delete(rt: Runtime, workflow_ids: list[str], delete_children: bool) -> None:
     ids = list(workflow_ids)
     if delete_children:
         ids += rt.management_store.descendants(ids)

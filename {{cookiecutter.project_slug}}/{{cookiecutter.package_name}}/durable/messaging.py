@@ -17,6 +17,7 @@ SQLite. A waiting workflow also wakes when it is cancelled or its process stops.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from typing import Any
@@ -73,14 +74,21 @@ def _until_deadline(state: WorkflowState | None) -> float:
     return max(0.0, state.deadline_epoch_ms / 1000 - time.time())
 
 
-def _wake_time(rt: Runtime, state: WorkflowState, step_id: int, seconds: float) -> float:
-    """The recorded wake-up time (epoch seconds) of a durable sleep; the first execution records it."""
+def _wake_time(rt: Runtime, state: WorkflowState, step_id: int, seconds: float, *, projected: bool = False) -> float:
+    """The recorded wake-up time (epoch seconds) of a durable sleep; the first execution records it.
+
+    ``projected``: the step's completion time is the wake-up time (``DBOS.sleep``, as DBOS shows it);
+    else it is now (the timeout that ``recv``/``get_event`` register, which a delivery may cut short).
+    """
     found, value = replay_step(rt, state, step_id, SLEEP)
     if found:
         return float(value)
-    wake_at = time.time() + seconds
+    now = time.time()
+    wake_at = now + seconds
+    started_ms = int(now * 1000)
     winner = rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, SLEEP,
-                                             rt.codec.encode(wake_at, what="sleep wake-up time"), None, now_ms())
+                                             rt.codec.encode(wake_at, what="sleep wake-up time"), None, started_ms,
+                                             completed_ms=started_ms + math.ceil(seconds * 1000) if projected else None)
     return float(decode_step(rt, winner)) if winner is not None else wake_at
 
 
@@ -96,7 +104,7 @@ def sleep(seconds: float) -> None:
     rt = current_runtime()  # launched: a workflow runs
     if seconds <= 0:
         return  # no step, as in DBOS
-    wake_at = _wake_time(rt, state, state.allocate_step_id(), seconds)
+    wake_at = _wake_time(rt, state, state.allocate_step_id(), seconds, projected=True)
     if wake_at <= time.time():
         return  # a replayed sleep that is already over costs no read
     with rt.wakeups.watching(status_key(state.workflow_id)) as waiter:

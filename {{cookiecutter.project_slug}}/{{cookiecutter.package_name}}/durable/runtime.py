@@ -114,6 +114,9 @@ class Runtime:
         # Workflows running in this process, so a duplicate start waits instead of running twice.
         self.running: dict[str, Future[Any]] = {}
         self.running_lock = threading.Lock()
+        # Workflows cancelled from this process: ID -> the fencing generation cancelled. Their runs here
+        # stop before their next step, not after it (``steps.replay_step``); a resume bumps the generation.
+        self.cancelled: dict[str, int] = {}
         # Idempotency keys whose request this process is serving right now.
         self.serving_keys: set[str] = set()
         self.stopping = threading.Event()

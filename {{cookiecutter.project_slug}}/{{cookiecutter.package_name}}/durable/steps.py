@@ -14,7 +14,13 @@ from collections.abc import Callable
 from typing import Any
 
 from .context import DBOSContext, WorkflowState, current_context, entered, workflow_body
-from .error import DBOSException, DBOSMaxStepRetriesExceeded, DBOSSerializationError, DBOSUnexpectedStepError
+from .error import (
+    DBOSException,
+    DBOSMaxStepRetriesExceeded,
+    DBOSSerializationError,
+    DBOSUnexpectedStepError,
+    DBOSWorkflowCancelledError,
+)
 from .observe import emit
 from .registry import FunctionInfo
 from .runtime import Runtime
@@ -32,14 +38,17 @@ def as_exception(value: Any) -> BaseException:
 
 
 def replay_step(rt: Runtime, state: WorkflowState, step_id: int, name: str) -> tuple[bool, Any]:
-    """(True, value) when an earlier run recorded this step; raise its recorded error; (False, None) if new."""
+    """(True, value) when an earlier run recorded this step; raise its recorded error; (False, None) if new.
+
+    A new step of a run that this process cancelled is not started: the run stops here, as in DBOS.
+    """
     record = state.recorded.get(step_id) if state.recorded else None
-    if record is None:
-        if rt.app_checkpoint_store is None or state.recorded is None:
-            return False, None
+    if record is None and rt.app_checkpoint_store is not None and state.recorded is not None:
         record = rt.app_checkpoint_store.get_step(state.workflow_id, step_id)  # a transaction whose copy was lost
-        if record is None:
-            return False, None
+    if record is None:
+        if rt.cancelled.get(state.workflow_id) == state.generation:
+            raise DBOSWorkflowCancelledError(f"Workflow {state.workflow_id} was cancelled")
+        return False, None
     if record.function_name != name:
         raise DBOSUnexpectedStepError(state.workflow_id, step_id, name, record.function_name)
     return True, decode_step(rt, record)

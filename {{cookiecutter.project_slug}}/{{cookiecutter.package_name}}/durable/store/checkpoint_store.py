@@ -203,11 +203,15 @@ class CheckpointStore:
     def record_step(
         self, workflow_id: str, generation: int, step_id: int, name: str, output: str | None, error: str | None,
         started_ms: int, child_workflow_id: str | None = None, attempts: int | None = None,
+        completed_ms: int | None = None,
     ) -> StepRecord | None:
-        """Checkpoint a step. Return None when stored, or the record another execution stored first."""
+        """Checkpoint a step. Return None when stored, or the record another execution stored first.
+
+        ``completed_ms`` is the step's completion time when it is known ahead (a sleep's wake-up), else now.
+        """
         now = now_ms()
-        params = (workflow_id, step_id, name, output, error, child_workflow_id, started_ms, now, attempts,
-                  workflow_id, generation, now)
+        params = (workflow_id, step_id, name, output, error, child_workflow_id, started_ms,
+                  completed_ms if completed_ms is not None else now, attempts, workflow_id, generation, now)
         if self.db.execute(self._record_step, params):
             return None
         return self.step_conflict(workflow_id, generation, step_id)

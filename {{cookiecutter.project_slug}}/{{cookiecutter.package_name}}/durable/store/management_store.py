@@ -21,7 +21,8 @@ from .listener import NOTIFY_SQL
 # SUCCESS and ERROR are outcomes; anything else (PENDING, ENQUEUED, dead-lettered) can be cancelled.
 _CANCEL = """
 UPDATE {workflow_status} SET status = 'CANCELLED', updated_at = ?, completed_at = ?
-WHERE workflow_uuid = ? AND status NOT IN ('SUCCESS', 'ERROR', 'CANCELLED')"""
+WHERE workflow_uuid = ? AND status NOT IN ('SUCCESS', 'ERROR', 'CANCELLED')
+RETURNING owner_generation"""
 _CHILDREN = "SELECT workflow_uuid FROM {workflow_status} WHERE parent_workflow_id = ?"
 # Back to PENDING under a new fencing generation (a late write of the old run is refused), owned
 # by the caller, with the recovery counter and the deadline cleared, as DBOS does. A workflow still waiting
@@ -41,7 +42,7 @@ UPDATE {workflow_status} SET status = 'ENQUEUED', queue_name = ?, executor_id = 
     owner_generation = owner_generation + 1, recovery_attempts = 0, workflow_deadline_epoch_ms = NULL,
     output = NULL, error = NULL, completed_at = NULL, started_at_epoch_ms = NULL, updated_at = ?,
     deduplication_id = NULL
-WHERE workflow_uuid = ? AND status IN ('CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')
+WHERE workflow_uuid = ? AND status IN ('CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED', 'ENQUEUED')
 RETURNING {columns}"""
 # A fork runs here at once (PENDING, owned by the caller) or waits on a queue (ENQUEUED, no owner).
 _FORK = """
@@ -131,16 +132,20 @@ class ManagementStore:
         self._set_attributes = build(_SET_ATTRIBUTES)
         self._notify = dialect.sql(NOTIFY_SQL) if dialect.name == "postgresql" else None
 
-    def cancel(self, workflow_ids: Sequence[str], wake_keys: Sequence[str]) -> int:
-        """Mark workflows CANCELLED unless they already ended, and wake their waiters; return how many changed."""
+    def cancel(self, workflow_ids: Sequence[str], wake_keys: Sequence[str]) -> dict[str, int]:
+        """Mark workflows CANCELLED unless they already ended, and wake their waiters.
 
-        def work(cursor: Any) -> tuple[int, int]:
+        Returns the workflows that changed, each with the fencing generation it was cancelled at.
+        """
+
+        def work(cursor: Any) -> tuple[dict[str, int], int]:
             now = now_ms()
-            changed = 0
+            changed: dict[str, int] = {}
             for workflow_id, wake in zip(workflow_ids, wake_keys, strict=True):
                 cursor.execute(self._cancel, (now, now, workflow_id))
-                if cursor.rowcount:
-                    changed += 1
+                row = cursor.fetchone()
+                if row is not None:
+                    changed[workflow_id] = int(row[0])
                     if self._notify is not None:
                         cursor.execute(self._notify, (wake,))
             return changed, now
@@ -157,7 +162,7 @@ class ManagementStore:
 
     def resume(self, workflow_id: str, executor_id: str, queue_name: str | None = None) -> WorkflowRow | None:
         """Set a cancelled, failed or dead-lettered workflow PENDING again, owned by ``executor_id``
-        (or ENQUEUED on ``queue_name``)."""
+        (or ENQUEUED on ``queue_name``). One still waiting on a queue is taken off that wait the same way."""
         if queue_name is not None:
             rows = self.db.fetch(self._resume_to_queue, (queue_name, now_ms(), workflow_id))
         else:
