@@ -21,13 +21,13 @@ def _reset() -> None:
 
 
 @DBOS.workflow()
-def noted(label: str) -> str:
+def delay_noted(label: str) -> str:
     RUNS.append((label, time.time()))
     return label
 
 
 @DBOS.workflow()
-def gated(label: str) -> str:
+def delay_gated(label: str) -> str:
     GATE.wait(20)
     return label
 
@@ -36,7 +36,7 @@ def test_a_delayed_workflow_waits_its_delay_then_runs(dbos: type[DBOS]) -> None:
     DBOS.register_queue("delay-plain")
     before = int(time.time() * 1000)
     with SetEnqueueOptions(delay_seconds=1.5):
-        handle = DBOS.enqueue_workflow("delay-plain", noted, "late")
+        handle = DBOS.enqueue_workflow("delay-plain", delay_noted, "late")
     status = handle.get_status()
     assert status is not None and status.status == "DELAYED"
     assert status.delay_until_epoch_ms is not None and status.delay_until_epoch_ms >= before + 1500
@@ -53,7 +53,7 @@ def test_delayed_workflows_still_obey_priority_and_the_rate_limiter(dbos: type[D
     handles = {}
     for label, priority in (("low", 9), ("high", 1), ("middle", 5)):
         with SetEnqueueOptions(delay_seconds=600, priority=priority):
-            handles[label] = DBOS.enqueue_workflow("delay-limited", noted, label)
+            handles[label] = DBOS.enqueue_workflow("delay-limited", delay_noted, label)
     due = int(time.time() * 1000) + 500  # all three due at once: priority decides, the limiter spaces them
     for handle in handles.values():
         DBOS.set_workflow_delay(handle.workflow_id, delay_until_epoch_ms=due)
@@ -68,9 +68,9 @@ def test_delayed_workflows_still_obey_priority_and_the_rate_limiter(dbos: type[D
 def test_set_workflow_delay_cancel_and_resume_of_delayed_workflows(dbos: type[DBOS]) -> None:
     DBOS.register_queue("delay-managed")
     with SetEnqueueOptions(delay_seconds=600):
-        shortened = DBOS.enqueue_workflow("delay-managed", noted, "shortened")
-        cancelled = DBOS.enqueue_workflow("delay-managed", noted, "cancelled")
-        resumed = DBOS.enqueue_workflow("delay-managed", noted, "resumed")
+        shortened = DBOS.enqueue_workflow("delay-managed", delay_noted, "shortened")
+        cancelled = DBOS.enqueue_workflow("delay-managed", delay_noted, "cancelled")
+        resumed = DBOS.enqueue_workflow("delay-managed", delay_noted, "resumed")
     DBOS.set_workflow_delay(shortened.workflow_id, delay_seconds=0.3)
     assert shortened.get_result(timeout_seconds=10) == "shortened"
     DBOS.cancel_workflow(cancelled.workflow_id)
@@ -86,10 +86,10 @@ def test_set_workflow_delay_cancel_and_resume_of_delayed_workflows(dbos: type[DB
 def test_enqueue_options_that_need_a_queue_are_refused_on_start_workflow(dbos: type[DBOS]) -> None:
     with SetEnqueueOptions(delay_seconds=5), SetWorkflowID("no-queue"), pytest.raises(
             DBOSException, match="delay_seconds set on a workflow that is not being enqueued"):
-        DBOS.start_workflow(noted, "x")
+        DBOS.start_workflow(delay_noted, "x")
     assert DBOS.get_workflow_status("no-queue") is None
     with SetEnqueueOptions(app_version="pinned-v"), SetWorkflowID("pinned"):
-        DBOS.start_workflow(noted, "pinned").get_result(timeout_seconds=10)
+        DBOS.start_workflow(delay_noted, "pinned").get_result(timeout_seconds=10)
     status = DBOS.get_workflow_status("pinned")
     assert status is not None and status.app_version == "pinned-v"
 
@@ -97,21 +97,21 @@ def test_enqueue_options_that_need_a_queue_are_refused_on_start_workflow(dbos: t
 def test_return_existing_attaches_to_the_holder_of_the_deduplication_id(dbos: type[DBOS]) -> None:
     DBOS.register_queue("dedup-policy")
     with SetEnqueueOptions(deduplication_id="d1", duplication_policy="return-existing"):
-        first = DBOS.enqueue_workflow("dedup-policy", gated, "first")
-        second = DBOS.enqueue_workflow("dedup-policy", gated, "second")
+        first = DBOS.enqueue_workflow("dedup-policy", delay_gated, "first")
+        second = DBOS.enqueue_workflow("dedup-policy", delay_gated, "second")
     assert second.workflow_id == first.workflow_id
     with SetEnqueueOptions(deduplication_id="d1"), pytest.raises(DBOSQueueDeduplicatedError):
-        DBOS.enqueue_workflow("dedup-policy", gated, "third")
+        DBOS.enqueue_workflow("dedup-policy", delay_gated, "third")
     GATE.set()
     assert second.get_result(timeout_seconds=10) == "first"
     with pytest.raises(DBOSException, match="requires a deduplication_id"), SetEnqueueOptions(
             duplication_policy="return-existing"):
-        DBOS.enqueue_workflow("dedup-policy", gated, "no id")
+        DBOS.enqueue_workflow("dedup-policy", delay_gated, "no id")
 
 
 def test_enqueue_by_name_runs_the_registered_workflow_and_leaves_the_version_unset(dbos: type[DBOS]) -> None:
     DBOS.register_queue("by-name")
-    handle = DBOS.enqueue_workflow_with_options({"workflow_name": noted.__qualname__, "queue_name": "by-name"}, "n")
+    handle = DBOS.enqueue_workflow_with_options({"workflow_name": delay_noted.__qualname__, "queue_name": "by-name"}, "n")
     assert handle.get_result(timeout_seconds=10) == "n"
     status = handle.get_status()
     assert status is not None and status.app_version is None and status.queue_name == "by-name"
@@ -120,7 +120,7 @@ def test_enqueue_by_name_runs_the_registered_workflow_and_leaves_the_version_uns
 
 
 def test_a_debounced_burst_runs_once_with_the_last_inputs(dbos: type[DBOS]) -> None:
-    debouncer = Debouncer.create(noted)
+    debouncer = Debouncer.create(delay_noted)
     handles = [debouncer.debounce("key", 0.6, f"call {i}") for i in range(5)]
     assert len({h.workflow_id for h in handles}) == 1
     assert handles[0].get_result(timeout_seconds=10) == "call 4"
@@ -131,7 +131,7 @@ def test_a_debounced_burst_runs_once_with_the_last_inputs(dbos: type[DBOS]) -> N
 
 
 def test_the_debounce_timeout_caps_how_long_calls_can_push_the_start_back(dbos: type[DBOS]) -> None:
-    debouncer = Debouncer.create(noted, debounce_timeout_sec=1.0)
+    debouncer = Debouncer.create(delay_noted, debounce_timeout_sec=1.0)
     start = time.time()
     first = debouncer.debounce("capped", 1000, "a")
     second = debouncer.debounce("capped", 1000, "b")

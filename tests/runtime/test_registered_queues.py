@@ -27,7 +27,7 @@ def _reset() -> None:
 
 
 @DBOS.workflow()
-def held(label: str) -> str:
+def reg_held(label: str) -> str:
     with LOCK:
         STARTED.append(label)
     RELEASE.wait(20)
@@ -35,7 +35,7 @@ def held(label: str) -> str:
 
 
 @DBOS.workflow()
-def echo(value: str) -> str:
+def reg_echo(value: str) -> str:
     return value
 
 
@@ -46,7 +46,7 @@ def started() -> int:
 
 def test_a_concurrency_change_reaches_the_running_dequeuer(dbos: type[DBOS]) -> None:
     queue = DBOS.register_queue("reg-dynamic", global_concurrency=1)
-    handles = [DBOS.enqueue_workflow("reg-dynamic", held, str(i)) for i in range(3)]
+    handles = [DBOS.enqueue_workflow("reg-dynamic", reg_held, str(i)) for i in range(3)]
     wait_until(lambda: started() == 1, timeout=10, what="the first workflow to start")
     time.sleep(0.5)
     assert started() == 1, "concurrency 1 let a second workflow start"
@@ -78,10 +78,10 @@ def test_setters_check_against_the_stored_row_and_refuse_in_memory_queues(dbos: 
 
 def test_a_queue_nobody_serves_keeps_its_work_until_registered_again(dbos: type[DBOS]) -> None:
     DBOS.register_queue("reg-deleted")
-    assert DBOS.enqueue_workflow("reg-deleted", echo, "first").get_result(timeout_seconds=10) == "first"
+    assert DBOS.enqueue_workflow("reg-deleted", reg_echo, "first").get_result(timeout_seconds=10) == "first"
     DBOS.delete_queue("reg-deleted")
     assert DBOS.retrieve_queue("reg-deleted") is None and DBOS.list_queues() == []
-    waiting = DBOS.enqueue_workflow("reg-deleted", echo, "waits")
+    waiting = DBOS.enqueue_workflow("reg-deleted", reg_echo, "waits")
     time.sleep(1.0)
     status = waiting.get_status()
     assert status is not None and status.status == "ENQUEUED"
@@ -101,8 +101,8 @@ def test_listen_queues_limits_what_this_process_dequeues(database_url: str) -> N
             DBOS.listen_queues([])
         DBOS.register_queue("reg-heard")
         DBOS.register_queue("reg-ignored")
-        heard = DBOS.enqueue_workflow("reg-heard", echo, "heard")
-        ignored = DBOS.enqueue_workflow("reg-ignored", echo, "ignored")
+        heard = DBOS.enqueue_workflow("reg-heard", reg_echo, "heard")
+        ignored = DBOS.enqueue_workflow("reg-ignored", reg_echo, "ignored")
         assert heard.get_result(timeout_seconds=10) == "heard"
         time.sleep(1.0)
         status = ignored.get_status()
