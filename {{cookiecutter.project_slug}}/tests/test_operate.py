@@ -26,7 +26,7 @@ def send_invoice(x: int) -> int:
 
 
 @DBOS.workflow()
-def invoice(x: int) -> int:
+def bill_customer(x: int) -> int:
     return send_invoice(look_up(x))
 
 
@@ -39,7 +39,7 @@ def cli(app: Flask, *args: str) -> Any:
 def test_find_see_and_fork_a_failed_workflow(app: Flask) -> None:
     FAIL["now"] = True
     with SetWorkflowID("invoice-1"), pytest.raises(RuntimeError):
-        invoice(1)
+        bill_customer(1)
     failed = cli(app, "workflow", "list", "--status", "ERROR")
     assert [w["workflow_id"] for w in failed] == ["invoice-1"]
     steps = cli(app, "workflow", "steps", "invoice-1")
