@@ -60,10 +60,10 @@ def pays(amount: int) -> str:
 def test_public_names_are_pinned() -> None:
     assert sorted(durable.__all__) == [
         "DBOS", "DBOSClient", "DBOSConfig", "DBOSConfiguredInstance", "DBOSContext", "DBOSContextSetAuth",
-        "DBOSPortableJSONSerializer", "Debouncer", "EnqueueInTransaction", "EnqueueOptions", "PortableWorkflowError", "Queue",
-        "RequestInfo",
-        "SendMessage", "Serializer", "SetEnqueueOptions", "SetWorkflowAttributes", "SetWorkflowID", "SetWorkflowTimeout",
-        "StepInfo", "WorkflowHandle", "WorkflowSerializationFormat", "WorkflowStatus", "WorkflowStatusString",
+        "DBOSPortableJSONSerializer", "Debouncer", "EnqueueInTransaction", "EnqueueOptions", "PortableWorkflowError",
+        "Queue", "RequestInfo", "ScheduleInput", "SendMessage", "Serializer", "SetEnqueueOptions", "SetWorkflowAttributes",
+        "SetWorkflowID", "SetWorkflowTimeout", "StepInfo", "WorkflowHandle", "WorkflowSchedule", "WorkflowSerializationFormat",
+        "WorkflowStatus", "WorkflowStatusString",
         "assert_current_dbos_context", "error",
     ]
     assert all(getattr(durable, name) is not None for name in durable.__all__)

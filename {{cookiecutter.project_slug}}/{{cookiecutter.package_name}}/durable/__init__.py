@@ -27,6 +27,7 @@ from .portable import (
     WorkflowSerializationFormat,
 )
 from .queues import Queue
+from .schedules import ScheduleInput, WorkflowSchedule
 from .store.base import WorkflowStatusString
 
 # Bumped with every change to this folder; the template README's changelog says what changed and
@@ -47,6 +48,7 @@ __all__ = [
     "PortableWorkflowError",
     "Queue",
     "RequestInfo",
+    "ScheduleInput",
     "Serializer",
     "SendMessage",
     "SetEnqueueOptions",
@@ -55,6 +57,7 @@ __all__ = [
     "SetWorkflowTimeout",
     "StepInfo",
     "WorkflowHandle",
+    "WorkflowSchedule",
     "WorkflowSerializationFormat",
     "WorkflowStatus",
     "WorkflowStatusString",

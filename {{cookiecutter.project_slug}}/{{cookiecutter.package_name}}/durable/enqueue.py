@@ -22,8 +22,9 @@ from .context import DBOSContext, current_context, workflow_body
 from .current import current_runtime
 from .enqueue_options import EnqueueOptions, check_duplication_policy, current_enqueue_options
 from .error import DBOSException, DBOSQueueDeduplicatedError
-from .executor import Invocation, assign_workflow_id, new_workflow_row, record_child_start, timeout_for
+from .executor import assign_workflow_id, new_workflow_row, record_child_start, timeout_for
 from .handles import WorkflowHandle
+from .invocation import Invocation
 from .registry import FunctionInfo, workflow_of
 from .runtime import Runtime
 from .store.base import NewWorkflow
@@ -91,7 +92,8 @@ def open_transaction(parent: DBOSContext | None) -> Session | sa.Connection | No
 
 def enqueue_workflow(rt: Runtime, queue: QueueRef, info: FunctionInfo, args: tuple[Any, ...],
                      kwargs: dict[str, Any], *, unpinned: bool = False,
-                     debounce_deadline_epoch_ms: int | None = None, debounced: bool = False) -> str:
+                     debounce_deadline_epoch_ms: int | None = None, debounced: bool = False,
+                     schedule_name: str | None = None) -> str:
     """Commit an ENQUEUED (or DELAYED) workflow row, or find the one with its ID; wake the dequeuer; return its ID.
 
     Inside a workflow, the enqueue is a step of the parent: replay finds the same child again.
@@ -117,7 +119,7 @@ def enqueue_workflow(rt: Runtime, queue: QueueRef, info: FunctionInfo, args: tup
                                    queue_name=queue.name),
                   status="DELAYED" if delayed else "ENQUEUED", delay_until_epoch_ms=options.delay_until_epoch_ms,
                   priority=options.priority, deduplication_id=options.deduplication_id,
-                  queue_partition_key=options.queue_partition_key)
+                  queue_partition_key=options.queue_partition_key, schedule_name=schedule_name)
     if unpinned:
         row = replace(row, application_version=None)
     if debounced:
