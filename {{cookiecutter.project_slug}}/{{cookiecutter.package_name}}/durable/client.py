@@ -27,7 +27,8 @@ from . import listing, management, messaging, streams
 from .attributes import update_workflow_attributes, validate_workflow_attributes
 from .config import DBOSConfig, resolve_config
 from .context import SetWorkflowID
-from .enqueue import MAX_PRIORITY, QUEUE_KEY
+from .enqueue import QUEUE_KEY
+from .enqueue_options import MAX_PRIORITY
 from .error import (
     DBOSException,
     DBOSInitializationError,
