@@ -5,6 +5,7 @@ A client in a separate process is tested in test_operate_served.py.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -117,3 +118,55 @@ def test_wait_first_returns_the_first_to_finish(client: DBOSClient) -> None:
     with pytest.raises(ValueError):
         client.wait_first([])
     DBOS.cancel_workflow("w-slow")
+
+
+@DBOS.workflow()
+def echoes(person: dict[str, Any]) -> dict[str, Any]:
+    return {"seen": person, "b": 1, "a": 2}
+
+
+@DBOS.workflow()
+def reads_with_a_client(database_url: str, target: str) -> list[Any]:
+    reader = DBOSClient(system_database_url=database_url)
+    try:
+        found = [w.workflow_id for w in reader.list_workflows(workflow_ids=[target])]
+        return found + list(reader.read_stream(target, "s"))
+    finally:
+        reader.destroy()
+
+
+@DBOS.workflow()
+def writes_a_stream() -> None:
+    DBOS.write_stream("s", "v0")
+    DBOS.close_stream("s")
+
+
+def test_dict_key_order_survives_the_database(client: DBOSClient) -> None:
+    # PostgreSQL's JSONB orders keys shortest first; the caller's order is what a DBOS user sees.
+    person = {"first": "John", "last": "Doe", "age": 30}
+    handle = client.enqueue({"queue_name": "client-queue", "workflow_name": "echoes", "workflow_id": "o-1"}, person)
+    result = handle.get_result(timeout_seconds=20)
+    assert list(result) == ["seen", "b", "a"] and list(result["seen"]) == ["first", "last", "age"]
+    status = client.retrieve_workflow("o-1").get_status()
+    assert list(status.input["args"][0]) == ["first", "last", "age"]
+    assert list(client.list_workflows(workflow_ids=["o-1"])[0].output) == ["seen", "b", "a"]
+
+
+def test_only_the_matching_application_version_dequeues(client: DBOSClient) -> None:
+    other = client.enqueue({"queue_name": "client-queue", "workflow_name": "greet", "workflow_id": "v-other",
+                            "app_version": "0123456789abcdef"}, "other")
+    unset = client.enqueue({"queue_name": "client-queue", "workflow_name": "greet", "workflow_id": "v-unset"}, "me")
+    assert unset.get_result(timeout_seconds=20) == "hello me!"
+    assert unset.get_status().app_version == DBOS.application_version  # the version that ran it
+    time.sleep(1.5)
+    status = other.get_status()
+    assert (status.status, status.app_version) == ("ENQUEUED", "0123456789abcdef")
+    client.cancel_workflow("v-other")
+
+
+def test_client_calls_from_a_workflow_are_not_its_steps(dbos: type[DBOS], database_url: str) -> None:
+    with SetWorkflowID("s-writer"):
+        writes_a_stream()
+    with SetWorkflowID("s-reader"):
+        assert reads_with_a_client(database_url, "s-writer") == ["s-writer", "v0"]
+    assert DBOS.list_workflow_steps("s-reader") == []

@@ -151,6 +151,22 @@ def workflow_body(ctx: DBOSContext | None) -> WorkflowState | None:
     return ctx.workflow if ctx is not None and ctx.step_kind is None else None
 
 
+@contextmanager
+def outside_workflows() -> Iterator[None]:
+    """Run the block as if no workflow were running here (a ``DBOSClient`` call from a workflow's body
+    is the client's, not the workflow's step); a surrounding ``SetWorkflowID`` still applies."""
+    ctx = _current.get()
+    if ctx is None or ctx.workflow is None:
+        yield
+        return
+    token = _current.set(DBOSContext(next_workflow_id=ctx.next_workflow_id,
+                                     in_set_workflow_id_block=ctx.in_set_workflow_id_block))
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
 def assert_current_dbos_context() -> DBOSContext:
     """The current context; raise when there is none (DBOS's helper of the same name)."""
     ctx = _current.get()

@@ -73,7 +73,7 @@ class NewWorkflow:
     name: str
     inputs: str
     executor_id: str
-    application_version: str
+    application_version: str | None  # None: a client's enqueue; the process that dequeues it sets its own
     application_id: str
     status: str = WorkflowStatusString.PENDING.value
     class_name: str | None = None
