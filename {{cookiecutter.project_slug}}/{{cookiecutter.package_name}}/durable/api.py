@@ -28,6 +28,7 @@ from .portable import WorkflowSerializationFormat
 from .queues import INTERNAL_QUEUE, QUEUES, Queue, QueueRateLimit, declare_queue, find_queue
 from .recovery import recover_executors, recover_orphans
 from .registry import REGISTRY, workflow_of
+from .runtime import SystemDatabase
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -437,6 +438,11 @@ class DBOS(StreamsAPI):
         if configured is None:
             raise DBOSNotLaunchedError("DBOS is not configured")
         return configured.settings
+
+    @property
+    def _sys_db(self) -> SystemDatabase:
+        """``dbos._sys_db.engine``: the launched runtime's system database, for a caller's own SQL."""
+        return SystemDatabase(current_runtime().sys_engine)
 
 
 class DBOSConfiguredInstance:

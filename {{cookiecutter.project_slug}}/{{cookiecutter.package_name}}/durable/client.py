@@ -37,7 +37,7 @@ from .error import (
     DBOSQueueDeduplicatedError,
 )
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus
-from .runtime import Runtime
+from .runtime import Runtime, SystemDatabase
 from .store.base import NewWorkflow, WorkflowStatusString
 from .store.queue_store import DuplicateDeduplicationID
 
@@ -52,14 +52,6 @@ class SendMessage:
     message: Any
     topic: str | None = None
     idempotency_key: str | None = None
-
-
-class _SystemDatabase:
-    """``client._sys_db.engine``, as DBOS's client has it: a transactional engine on the system database,
-    for ``enqueue_in_transaction`` callers."""
-
-    def __init__(self, engine: sa.Engine) -> None:
-        self.engine = engine
 
 
 class _EnqueueRequired(TypedDict):
@@ -142,7 +134,7 @@ class DBOSClient:
             config["serializer"] = serializer
         self._settings = resolve_config(config)
         self._runtime: Runtime | None = None
-        self._transactional: _SystemDatabase | None = None
+        self._transactional: SystemDatabase | None = None
         self._lock = threading.Lock()
         # DBOS's client starts a listener thread with use_listen_notify; here waits use the runtime's wake-ups.
         self._notification_listener_thread: threading.Thread | None = None
@@ -160,11 +152,11 @@ class DBOSClient:
             return self._runtime
 
     @property
-    def _sys_db(self) -> _SystemDatabase:
+    def _sys_db(self) -> SystemDatabase:
         rt = self._rt
         with self._lock:
             if self._transactional is None:
-                self._transactional = _SystemDatabase(rt.sys_dialect.create_engine(
+                self._transactional = SystemDatabase(rt.sys_dialect.create_engine(
                     self._settings.sys_db_url, pool_size=2, autocommit=False))
             return self._transactional
 

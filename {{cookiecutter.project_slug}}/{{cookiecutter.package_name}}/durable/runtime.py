@@ -49,6 +49,14 @@ def make_executor_id(hostname: str, pid: int) -> str:
     return f"{hostname}:{pid}:{uuid.uuid4().hex[:8]}"
 
 
+class SystemDatabase:
+    """``_sys_db``, as DBOS's ``DBOS`` and ``DBOSClient`` have it: the system database's ``engine``, for a
+    caller's own SQL (a client's transactions around ``enqueue_in_transaction``)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+
 def create_app_engine(url: str, **kwargs: Any) -> sa.Engine:
     """The engine ``@DBOS.transaction`` sessions use; SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE."""
     if url.startswith("sqlite"):

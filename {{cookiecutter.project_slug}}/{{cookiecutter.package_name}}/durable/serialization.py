@@ -107,7 +107,7 @@ def _jsonb_keeps_order(v: dict[str, Any]) -> bool:
     if len(v) < 2:
         return True
     keys = [_jsonb_key(k) for k in v]
-    return all(a < b for a, b in zip(keys, keys[1:]))
+    return all(a < b for a, b in zip(keys, keys[1:], strict=False))
 
 
 class Codec:
