@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from durable import DBOS, DBOSContextSetAuth, SetWorkflowAttributes, SetWorkflowID, error
+from durable import DBOS, DBOSConfiguredInstance, DBOSContextSetAuth, SetWorkflowAttributes, SetWorkflowID, error
 
 
 @DBOS.workflow()
@@ -73,8 +73,8 @@ def test_required_roles_refuse_and_assume(dbos: type[DBOS]) -> None:
     assert DBOS.get_workflow_status("guarded").assumed_role == "auditor"  # type: ignore[union-attr]
 
 
-@DBOS.default_required_roles(["staff"])
-class Desk:
+@DBOS.default_required_roles(["staff"])  # registers the class, as @DBOS.dbos_class() does
+class Desk(DBOSConfiguredInstance):  # an instance method's workflow needs a config name, as in DBOS
     @DBOS.workflow()
     def serve(self) -> str | None:
         return DBOS.assumed_role
@@ -86,8 +86,11 @@ class Desk:
         return "open"
 
 
+DESK = Desk("front-desk")  # registered once: a second instance under the same name is refused
+
+
 def test_class_default_roles_apply_unless_a_method_names_its_own(dbos: type[DBOS]) -> None:
-    desk = Desk()
+    desk = DESK
     with pytest.raises(error.DBOSNotAuthorizedError):
         desk.serve()
     with DBOSContextSetAuth("dan", ["staff"]):

@@ -122,8 +122,8 @@ def test_bad_filters_are_refused_with_a_clear_message(dbos: type[DBOS]) -> None:
         DBOS.list_workflows(start_time="yesterday")
     with pytest.raises(DBOSException, match="limit must be a whole number"):
         DBOS.list_workflows(limit=-1)
-    with pytest.raises(DBOSException, match="does not record schedule names"):
-        DBOS.list_workflows(schedule_name="nightly")
+    with pytest.raises(DBOSException, match="does not record application names"):
+        DBOS.list_workflows(application_name="billing")
     with pytest.raises(TypeError, match="colour"):
         DBOS.list_workflows(colour="red")  # type: ignore[call-arg]
 

@@ -171,10 +171,32 @@ def test_destroy_does_not_wait_for_the_next_tick(database_url: str) -> None:
     assert not scheduler._thread.is_alive()
 
 
-def test_no_schedule_no_thread(dbos: type[DBOS]) -> None:
+def test_one_scheduler_thread_even_without_schedules_since_stored_ones_may_come(dbos: type[DBOS]) -> None:
     configured = lifecycle.configured()
-    assert configured is not None and configured.runtime is not None and configured.scheduler is None
-    assert "durable-scheduler" not in [t.name for t in threading.enumerate()]
+    assert configured is not None and configured.scheduler is not None
+    assert [t.name for t in threading.enumerate()].count("durable-scheduler") == 1
+    time.sleep(1.2)  # it looked at the (empty) schedules table at least once, and enqueued nothing
+    assert dbos.list_workflows() == []
+
+
+def test_a_step_or_transaction_can_be_scheduled_and_a_decorator_after_launch_joins_at_once(
+    dbos: type[DBOS],
+) -> None:
+    calls: list[str] = []
+
+    @DBOS.scheduled("* * * * * *")
+    @DBOS.step()
+    def step_tick(scheduled_time: datetime, actual_time: datetime) -> None:
+        calls.append("step")
+
+    @DBOS.scheduled("* * * * * *")
+    @DBOS.transaction()
+    def transaction_tick(scheduled_time: datetime, actual_time: datetime) -> None:
+        calls.append("transaction")
+
+    wait_until(lambda: calls.count("step") >= 2 and calls.count("transaction") >= 2, 10, "both scheduled twice")
+    names = {s.name for s in dbos.list_workflows(workflow_id_prefix="sched-")}
+    assert names == {"<temp>." + step_tick.__qualname__, "<temp>." + transaction_tick.__qualname__}
 
 
 FORKED = f"""

@@ -61,8 +61,9 @@ def test_public_names_are_pinned() -> None:
     assert sorted(durable.__all__) == [
         "DBOS", "DBOSClient", "DBOSConfig", "DBOSConfiguredInstance", "DBOSContext", "DBOSContextSetAuth",
         "DBOSPortableJSONSerializer", "EnqueueInTransaction", "EnqueueOptions", "PortableWorkflowError", "Queue", "RequestInfo",
-        "SendMessage", "Serializer", "SetEnqueueOptions", "SetWorkflowAttributes", "SetWorkflowID", "SetWorkflowTimeout",
-        "StepInfo", "WorkflowHandle", "WorkflowSerializationFormat", "WorkflowStatus", "WorkflowStatusString",
+        "ScheduleInput", "SendMessage", "Serializer", "SetEnqueueOptions", "SetWorkflowAttributes", "SetWorkflowID",
+        "SetWorkflowTimeout", "StepInfo", "WorkflowHandle", "WorkflowSchedule", "WorkflowSerializationFormat",
+        "WorkflowStatus", "WorkflowStatusString",
         "assert_current_dbos_context", "error",
     ]
     assert all(getattr(durable, name) is not None for name in durable.__all__)

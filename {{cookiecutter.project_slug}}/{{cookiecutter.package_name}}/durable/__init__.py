@@ -25,6 +25,7 @@ from .portable import (
     WorkflowSerializationFormat,
 )
 from .queues import Queue
+from .schedules import ScheduleInput, WorkflowSchedule
 from .store.base import WorkflowStatusString
 
 # Bumped with every change to this folder; the template README's changelog says what changed and
@@ -44,6 +45,7 @@ __all__ = [
     "PortableWorkflowError",
     "Queue",
     "RequestInfo",
+    "ScheduleInput",
     "Serializer",
     "SendMessage",
     "SetEnqueueOptions",
@@ -52,6 +54,7 @@ __all__ = [
     "SetWorkflowTimeout",
     "StepInfo",
     "WorkflowHandle",
+    "WorkflowSchedule",
     "WorkflowSerializationFormat",
     "WorkflowStatus",
     "WorkflowStatusString",

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import fields
 from typing import Any
 
 from flask import Flask, Response, request
@@ -32,6 +31,7 @@ from . import listing, management, observe, operations
 from .admin_input import BadInput, cutoff_request, executor_ids, fork_request, parse_filters, plain_text
 from .context import SetWorkflowID
 from .error import DBOSConflictingWorkflowError, DBOSNonExistentWorkflowError
+from .json_view import as_dict, plain
 from .openapi import openapi_document
 from .queues import declared_queues
 from .runtime import Runtime
@@ -83,29 +83,12 @@ class AdminActions:
         return operations.global_timeout(self.rt, cutoff_epoch_ms)
 
 
-def _plain(value: Any) -> Any:
-    """A value json.dumps can write: errors and unusual objects become text (never raising themselves)."""
-    if isinstance(value, BaseException):
-        try:
-            return f"{type(value).__name__}: {value}"
-        except Exception:
-            return type(value).__name__
-    try:
-        return repr(value)
-    except Exception:
-        return f"<{type(value).__name__}>"
 
 
-def as_json(value: Any) -> dict[str, Any]:
-    """A workflow status or step as a dict, shallowly: ``dataclasses.asdict`` deep-copies, and a stored
-    exception (a SQLAlchemy DataError, say) may not survive a copy."""
-    if hasattr(value, "__dataclass_fields__"):
-        return {f.name: getattr(value, f.name) for f in fields(value)}
-    return dict(value)
 
 
 def json_response(payload: Any, status: int = 200, headers: Iterable[tuple[str, str]] = ()) -> Response:
-    return Response(json.dumps(payload, default=_plain), status=status, headers=list(headers),
+    return Response(json.dumps(payload, default=plain), status=status, headers=list(headers),
                     mimetype="application/json")
 
 
@@ -176,23 +159,23 @@ def register_routes(app: Flask, actions: AdminActions) -> None:
     @app.post("/workflows")
     def workflows() -> Response:
         filters = parse_filters(request.get_data())
-        return json_response([as_json(w) for w in actions.list_workflows(**filters)])
+        return json_response([as_dict(w) for w in actions.list_workflows(**filters)])
 
     @app.post("/queues")
     def queued() -> Response:
         filters = parse_filters(request.get_data())
-        return json_response([as_json(w) for w in actions.list_queued(**filters)])
+        return json_response([as_dict(w) for w in actions.list_queued(**filters)])
 
     @app.get("/workflows/<workflow_id>")
     def workflow(workflow_id: str) -> Response:
         found = actions.get_workflow(_workflow_id(workflow_id))
         if found is None:
             return error_response(404, f"workflow {workflow_id} does not exist")
-        return json_response(as_json(found))
+        return json_response(as_dict(found))
 
     @app.get("/workflows/<workflow_id>/steps")
     def steps(workflow_id: str) -> Response:
-        return json_response([as_json(s) for s in actions.list_steps(_workflow_id(workflow_id))])
+        return json_response([as_dict(s) for s in actions.list_steps(_workflow_id(workflow_id))])
 
     @app.post("/workflows/<workflow_id>/cancel")
     def cancel(workflow_id: str) -> Response:

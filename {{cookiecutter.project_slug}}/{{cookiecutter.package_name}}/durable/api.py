@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, Unpack
 
 from . import attributes as attributes_module
 from . import auth, cli, decorators, lifecycle, listing, management, messaging, patching
+from .api_schedules import ScheduleMethods
 from .api_streams import StreamsAPI
 from .config import DBOSConfig, RuntimeSettings, resolve_config
 from .context import RequestInfo, current_context, refuse_in_event_loop
@@ -26,7 +27,7 @@ from .handles import StepInfo, WorkflowHandle, WorkflowStatus, result_of
 from .listing import QueuedWorkflowFilters, WorkflowFilters
 from .portable import WorkflowSerializationFormat
 from .queues import INTERNAL_QUEUE, QUEUES, Queue, QueueRateLimit, declare_queue, find_queue
-from .recovery import recover_executors, recover_orphans
+from .recovery import recover_executors, recover_orphans, recover_pending
 from .registry import REGISTRY, workflow_of
 from .runtime import SystemDatabase
 
@@ -53,7 +54,7 @@ def _filters(arguments: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in arguments.items() if key != "cls"}
 
 
-class DBOS(StreamsAPI):
+class DBOS(StreamsAPI, ScheduleMethods):
     """Durable workflows, steps and transactions, with DBOS Transact's Python API."""
 
     _facade: DBOS | None = None
@@ -103,6 +104,14 @@ class DBOS(StreamsAPI):
         """Adopt the unfinished workflows of executors known to be dead, now; return their handles."""
         rt = current_runtime()
         return [WorkflowHandle(rt, workflow_id) for workflow_id in recover_executors(rt, executor_ids)]
+
+    @classmethod
+    def _recover_pending_workflows(cls, executor_ids: list[str] | None = None) -> list[WorkflowHandle[Any]]:
+        """DBOS's recovery hook: run the PENDING workflows of these executors (default ``["local"]``: this
+        process) again where they are not running; return handles to all of them."""
+        rt = current_runtime()
+        return [WorkflowHandle(rt, workflow_id, rt.future_of(workflow_id))
+                for workflow_id in recover_pending(rt, executor_ids or ["local"])]
 
     @classmethod
     def recover_pending_workflows(cls) -> int:
@@ -163,7 +172,7 @@ class DBOS(StreamsAPI):
     @classmethod
     def dbos_class(cls, class_name: str | None = None) -> Callable[[type[T]], type[T]]:
         """Register a class whose methods are workflows, so recovery can find them again."""
-        return decorators.dbos_class()
+        return decorators.dbos_class(class_name)
 
     @classmethod
     def register_instance(cls, instance: Any) -> None:

@@ -15,11 +15,12 @@ Exit codes (``cli.py`` documents them in ``--help`` too):
 from __future__ import annotations
 
 import json
-from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
 import click
+
+from .json_view import as_dict, plain
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -41,24 +42,8 @@ class CommandError(click.ClickException):
         self.exit_code = exit_code  # type: ignore[misc]  # click reads it per instance too
 
 
-def plain(value: Any) -> Any:
-    """A value ``json.dumps`` can write: a stored exception becomes ``"Type: message"``, the rest its repr."""
-    if isinstance(value, BaseException):
-        try:
-            return f"{type(value).__name__}: {value}"
-        except Exception:
-            return type(value).__name__
-    try:
-        return repr(value)
-    except Exception:
-        return f"<{type(value).__name__}>"
 
 
-def as_dict(value: Any) -> dict[str, Any]:
-    """A WorkflowStatus (dataclass) or StepInfo (dict), shallowly (a stored exception may not deep-copy)."""
-    if hasattr(value, "__dataclass_fields__"):
-        return {f.name: getattr(value, f.name) for f in fields(value)}
-    return dict(value)
 
 
 def echo_json(payload: Any) -> None:

@@ -115,6 +115,9 @@ class RuntimeSettings:
     idempotency_ttl_sec: float = 24 * 3600.0
     idempotency_wait_sec: float = 0.0
     idempotency_stale_sec: float = 300.0
+    # How often the scheduler re-reads the stored schedules after its first minute (DBOS's
+    # scheduler_polling_interval_sec); a change made in the same process is seen at once.
+    scheduler_poll_sec: float = 30.0
     # How often a stream reader re-reads when no notification came (DBOS's
     # notification_listener_polling_interval_sec): it is how a reader notices that its writer ended.
     notification_poll_sec: float = 1.0
@@ -268,6 +271,7 @@ def resolve_config(config: DBOSConfig) -> RuntimeSettings:
         idempotency_ttl_sec=_positive_number(config, "idempotency_ttl_sec", 24 * 3600.0),
         idempotency_wait_sec=float(_get(config, "idempotency_wait_sec", 0.0)),
         idempotency_stale_sec=_positive_number(config, "idempotency_stale_sec", 300.0),
+        scheduler_poll_sec=_positive_number(config, "scheduler_polling_interval_sec", 30.0),
         notification_poll_sec=_positive_number(config, "notification_listener_polling_interval_sec", 1.0),
         serializer=_serializer(config),
     )

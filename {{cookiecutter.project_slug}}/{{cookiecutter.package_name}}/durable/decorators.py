@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .context import current_context, workflow_body
-from .current import current_runtime
+from .current import current_runtime, launched_runtime
 from .executor import call_workflow
 from .registry import REGISTRY, FunctionInfo
 from .scheduler import declare_schedule
@@ -38,6 +38,7 @@ def workflow(
 
         info.wrapper = wrapper
         wrapper.__durable_info__ = info  # type: ignore[attr-defined]
+        wrapper.dbos_function_name = info.name  # type: ignore[attr-defined]  # DBOS's attribute
         return wrapper  # type: ignore[return-value]
 
     return decorator
@@ -55,15 +56,11 @@ def step(name: str | None, options: dict[str, Any]) -> Callable[[F], F]:
                 return func(*args, **kwargs)  # outside a workflow a step is a plain call, as in DBOS
             return run_step(current_runtime(), info, func, args, kwargs)
 
-        # DBOS.start_workflow(step) or a queue's enqueue(step) runs it as a one-step workflow of its own.
-        def temp_workflow(*args: Any, **kwargs: Any) -> Any:
-            return wrapper(*args, **kwargs)
-
-        temp_info = FunctionInfo(f"<temp>.{step_name}", temp_workflow, "workflow")
-        REGISTRY.add_workflow(temp_info)
         info.wrapper = wrapper
         wrapper.__durable_info__ = info  # type: ignore[attr-defined]
-        wrapper.__durable_temp_workflow__ = temp_info  # type: ignore[attr-defined]
+        wrapper.dbos_function_name = info.name  # type: ignore[attr-defined]
+        # DBOS.start_workflow / enqueue of a step runs it as a one-step workflow of its own, as in DBOS.
+        wrapper.__durable_temp_workflow__ = _temp_workflow(step_name, wrapper)  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorator
@@ -82,30 +79,41 @@ def transaction(isolation_level: str, name: str | None) -> Callable[[F], F]:
             # Outside a workflow, DBOS runs a transaction as a one-step workflow of its own.
             return call_workflow(current_runtime(), temp_info, args, kwargs)
 
-        def temp_workflow(*args: Any, **kwargs: Any) -> Any:
-            return wrapper(*args, **kwargs)
-
-        temp_info = FunctionInfo(f"<temp>.{txn_name}", temp_workflow, "workflow")
-        REGISTRY.add_workflow(temp_info)
+        temp_info = _temp_workflow(txn_name, wrapper)
         info.wrapper = wrapper
         wrapper.__durable_info__ = info  # type: ignore[attr-defined]
+        wrapper.dbos_function_name = info.name  # type: ignore[attr-defined]
         wrapper.__durable_temp_workflow__ = temp_info  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorator
 
 
+def _temp_workflow(name: str, wrapper: Callable[..., Any]) -> FunctionInfo:
+    """The registered one-step workflow ``<temp>.<name>`` that runs a step or transaction started alone."""
+
+    def temp_workflow(*args: Any, **kwargs: Any) -> Any:
+        return wrapper(*args, **kwargs)
+
+    temp_info = FunctionInfo(f"<temp>.{name}", temp_workflow, "workflow")
+    REGISTRY.add_workflow(temp_info)
+    return temp_info
+
+
 def scheduled(cron: str) -> Callable[[F], F]:
     def decorator(func: F) -> F:
         declare_schedule(func, cron)
+        rt = launched_runtime()
+        if rt is not None:
+            rt.schedule_wakeup.set()  # declared after launch: the scheduler takes it at once
         return func
 
     return decorator
 
 
-def dbos_class() -> Callable[[type[T]], type[T]]:
+def dbos_class(class_name: str | None = None) -> Callable[[type[T]], type[T]]:
     def decorator(klass: type[T]) -> type[T]:
-        REGISTRY.add_class(klass)
+        registered = REGISTRY.add_class(klass, class_name)
         for attr in vars(klass).values():
             if isinstance(attr, classmethod):
                 func, kind = attr.__func__, "class"
@@ -115,10 +123,20 @@ def dbos_class() -> Callable[[type[T]], type[T]]:
                 func, kind = attr, "instance"
             else:
                 continue
-            info: FunctionInfo | None = getattr(func, "__durable_info__", None)
-            if info is not None:
-                info.class_name = klass.__qualname__
+            for info in _infos_of(func):
+                # A static method records no class, as in DBOS: it needs none to run again.
+                info.class_name = None if kind == "static" else registered
                 info.method_kind = kind
         return klass
 
     return decorator
+
+
+def _infos_of(func: Any) -> list[FunctionInfo]:
+    """The registrations behind a decorated method: its own, and the one-step workflow of a step or transaction."""
+    infos = []
+    for attr in ("__durable_info__", "__durable_temp_workflow__"):
+        info = getattr(func, attr, None)
+        if isinstance(info, FunctionInfo):
+            infos.append(info)
+    return infos

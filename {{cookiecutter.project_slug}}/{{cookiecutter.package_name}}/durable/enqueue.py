@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 from .context import DBOSContext, current_context, workflow_body
 from .current import current_runtime
 from .error import DBOSException, DBOSQueueDeduplicatedError
-from .executor import Invocation, assign_workflow_id, new_workflow_row, record_child_start, timeout_for
+from .executor import assign_workflow_id, new_workflow_row, record_child_start, timeout_for
 from .handles import WorkflowHandle
+from .invocation import Invocation
 from .registry import FunctionInfo, workflow_of
 from .runtime import Runtime
 from .store.base import NewWorkflow
@@ -121,7 +122,7 @@ def open_transaction(parent: DBOSContext | None) -> Session | sa.Connection | No
 
 
 def enqueue_workflow(rt: Runtime, queue: QueueRef, info: FunctionInfo, args: tuple[Any, ...],
-                     kwargs: dict[str, Any]) -> str:
+                     kwargs: dict[str, Any], *, schedule_name: str | None = None) -> str:
     """Commit an ENQUEUED workflow row (or find the one with its ID) and wake the dequeuer; return its ID.
 
     Inside a workflow, the enqueue is a step of the parent: replay finds the same child again.
@@ -143,7 +144,7 @@ def enqueue_workflow(rt: Runtime, queue: QueueRef, info: FunctionInfo, args: tup
     row = replace(new_workflow_row(rt, call, workflow_id, request, parent_state, timeout_ms, deadline,
                                    queue_name=queue.name),
                   priority=options.priority, deduplication_id=options.deduplication_id,
-                  queue_partition_key=options.queue_partition_key)
+                  queue_partition_key=options.queue_partition_key, schedule_name=schedule_name)
     if transaction is not None:
         _enqueue_in_transaction(rt, transaction, row)
         return workflow_id

@@ -38,6 +38,7 @@ from .error import (
     DBOSWorkflowFunctionNotFoundError,
     MaxRecoveryAttemptsExceededError,
 )
+from .invocation import Invocation, conflict_with
 from .observe import emit
 from .portable import WorkflowSerializationFormat, coerce_to_hints
 from .recorded_calls import GET_RESULT, as_step
@@ -57,30 +58,6 @@ DEAD = WorkflowStatusString.MAX_RECOVERY_ATTEMPTS_EXCEEDED.value
 TERMINAL = frozenset({SUCCESS, ERROR, CANCELLED, DEAD})
 # How long a caller whose workflow was taken over waits for the new owner before being told (409).
 FENCED_WAIT_SEC = 5.0
-
-
-@dataclass
-class Invocation:
-    """A workflow call, split into the bound instance (if a method) and the recorded inputs."""
-
-    info: FunctionInfo
-    bound: Any  # the instance or class a method is called on, else None
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-
-    @classmethod
-    def of(cls, info: FunctionInfo, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
-        if info.method_kind in ("instance", "class") and args:
-            return cls(info, args[0], args[1:], kwargs)
-        return cls(info, None, args, kwargs)
-
-    def call(self) -> Any:
-        args = (self.bound, *self.args) if self.bound is not None else self.args
-        return self.info.func(*args, **self.kwargs)
-
-    @property
-    def config_name(self) -> str | None:
-        return getattr(self.bound, "config_name", None) if self.info.method_kind == "instance" else None
 
 
 # -- outcomes --------------------------------------------------------------------------------------
@@ -173,7 +150,7 @@ def new_workflow_row(
         executor_id=rt.executor_id,
         application_version=rt.settings.application_version,
         application_id=rt.settings.application_id,
-        class_name=info.class_name,
+        class_name=call.class_name,
         config_name=call.config_name,
         request=rt.codec.encode(request.to_json(), what="request") if request else None,
         parent_workflow_id=parent_state.workflow_id if parent_state else None,
@@ -217,10 +194,9 @@ def begin_workflow(rt: Runtime, call: Invocation) -> Started:
         started.state = WorkflowState(workflow_id, info.name, generation=0, recorded=None, deadline_epoch_ms=deadline,
                                       auth=parent.auth if parent is not None else None)
         return started
-    if existing.name != info.name:
-        raise DBOSConflictingWorkflowError(
-            workflow_id, f"it was started as {existing.name!r}, now as {info.name!r}"
-        )
+    conflict = conflict_with(existing, info.name, call)
+    if conflict:
+        raise DBOSConflictingWorkflowError(workflow_id, conflict)
     if existing.status == PENDING and existing.workflow_version != info.version:
         raise DBOSConflictingWorkflowError(
             workflow_id, f"it was started by version {existing.workflow_version!r} of {info.name!r}, "
@@ -432,12 +408,17 @@ def resume_row(rt: Runtime, row: WorkflowRow, *, dequeued: bool = False) -> Futu
     except DBOSSerializationError as exc:
         rt.checkpoint_store.finish_workflow(row.workflow_id, row.owner_generation, ERROR, None, rt.codec.encode_exception(exc))
         return None
-    bound = _bound_object(info, row)
+    try:
+        bound = _bound_object(info, row)
+    except DBOSWorkflowFunctionNotFoundError as exc:
+        # It stays PENDING: the instance may be registered later; each retry counts as a recovery attempt.
+        logger.error("cannot run workflow %s: %s", row.workflow_id, exc)
+        return None
     args, kwargs = tuple(inputs["args"]), dict(inputs["kwargs"])
     if is_portable_workflow(info) or rt.codec.portable_default:
         # Plain JSON turned datetimes into strings: the function's type hints turn them back.
         args, kwargs = coerce_to_hints(info.func, args, kwargs, skip_first=info.method_kind in ("instance", "class"))
-    call = Invocation(info, bound, args, kwargs)
+    call = Invocation(info, bound, args, kwargs, row.class_name, row.config_name)
     request = RequestInfo.from_json(rt.codec.decode(row.request)) if row.request is not None else None
     if dequeued:
         logger.debug("starting queued workflow %s (%s)", row.workflow_id, row.name)
@@ -458,13 +439,17 @@ def resume_row(rt: Runtime, row: WorkflowRow, *, dequeued: bool = False) -> Futu
 
 
 def _bound_object(info: FunctionInfo, row: WorkflowRow) -> Any:
+    """The instance or class a recorded method call runs on, found by the names the row recorded."""
     if info.method_kind == "instance":
         instance = REGISTRY.find_instance(row.class_name or "", row.config_name or "")
         if instance is None:
             raise DBOSWorkflowFunctionNotFoundError(
-                row.workflow_id, f"no instance {row.config_name!r} of {row.class_name} is registered"
+                row.workflow_id, f"configured class instance '{row.class_name}/{row.config_name}' is not registered"
             )
         return instance
     if info.method_kind == "class":
-        return REGISTRY.classes.get(row.class_name or "")
+        klass = REGISTRY.classes.get(row.class_name or "")
+        if klass is None:
+            raise DBOSWorkflowFunctionNotFoundError(row.workflow_id, f"class '{row.class_name}' is not registered")
+        return klass
     return None

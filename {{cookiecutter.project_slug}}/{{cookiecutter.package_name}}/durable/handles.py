@@ -48,6 +48,7 @@ class WorkflowStatus:
     priority: int = 0
     deduplication_id: str | None = None
     queue_partition_key: str | None = None
+    schedule_name: str | None = None  # the stored schedule that enqueued it
     authenticated_user: str | None = None
     assumed_role: str | None = None
     authenticated_roles: list[str] | None = None
@@ -86,6 +87,7 @@ class WorkflowStatus:
             priority=row.priority,
             deduplication_id=row.deduplication_id,
             queue_partition_key=row.queue_partition_key,
+            schedule_name=row.schedule_name,
             workflow_timeout_ms=row.workflow_timeout_ms,
             forked_from=row.forked_from,
             was_forked_from=bool(row.was_forked_from),

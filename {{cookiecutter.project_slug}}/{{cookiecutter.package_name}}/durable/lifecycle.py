@@ -6,7 +6,7 @@ worker hook or ``DBOS.launch()`` launches. What launch starts, in order, and who
 - the ``Runtime`` (``runtime.py``): engines, stores, the pool of workflow threads;
 - ``durable-recovery`` (``recovery.py``): heartbeat, adopt orphans, cancel late workflows, clean-ups;
 - ``durable-queues`` (``dequeuer.py``): claim queued workflows within their queues' limits;
-- ``durable-scheduler`` (``scheduler.py``), only when a workflow has a schedule;
+- ``durable-scheduler`` (``scheduler.py``): ``@DBOS.scheduled`` ticks and the stored schedules;
 - ``durable-admin`` (``admin.py``), when ``run_admin_server``: one process gets the port, the others
   stand by (``durable-admin-standby``) to take it over when it exits;
 - OpenTelemetry tracing (``tracing.py``) and, with ``otlp_logs_endpoints``, log export (``otlp_logs.py``),
@@ -84,9 +84,8 @@ class Lifecycle:
             self.recovery.start()
             self.dequeuer = Dequeuer(rt)
             self.dequeuer.start()
-            if REGISTRY.schedules:
-                self.scheduler = Scheduler(rt, REGISTRY.schedules)
-                self.scheduler.start()
+            self.scheduler = Scheduler(rt)  # follows @DBOS.scheduled and the stored schedules
+            self.scheduler.start()
             if self.settings.run_admin_server:
                 self.admin = _admin_server(self, rt, self.settings)
             if self.settings.enable_otlp:

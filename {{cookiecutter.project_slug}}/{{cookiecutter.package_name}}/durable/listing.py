@@ -28,7 +28,6 @@ from .store.listing_store import TimeRange, WorkflowQuery
 # Filters of DBOS 2.31.1 on data this runtime does not record (yet): refused, never ignored, since an
 # ignored filter would return workflows the caller asked to leave out.
 _NOT_RECORDED = {
-    "schedule_name": "schedule names",
     "application_name": "application names",
 }
 # Without a status filter, list_queued_workflows shows what still waits or runs (DELAYED is DBOS's).
@@ -96,6 +95,7 @@ def list_workflows(
     load_output: bool = True,
     executor_id: str | list[str] | None = None,
     queues_only: bool = False,
+    schedule_name: str | list[str] | None = None,
     was_forked_from: bool | None = None,
     has_parent: bool | None = None,
     user: str | list[str] | None = None,
@@ -122,6 +122,7 @@ def list_workflows(
         app_version=_as_list(app_version),
         executor_id=_as_list(executor_id),
         queue_name=_as_list(queue_name),
+        schedule_name=_as_list(schedule_name),
         forked_from=_as_list(forked_from),
         parent_workflow_id=_as_list(parent_workflow_id),
         workflow_id_prefix=_as_list(workflow_id_prefix),

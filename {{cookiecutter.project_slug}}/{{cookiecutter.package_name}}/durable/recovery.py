@@ -75,6 +75,29 @@ def recover_executors(rt: Runtime, executor_ids: list[str]) -> list[str]:
     return adopted
 
 
+def recover_pending(rt: Runtime, executor_ids: list[str]) -> list[str]:
+    """``DBOS._recover_pending_workflows``: make every PENDING workflow of these executors run; return their IDs.
+
+    ``"local"`` (DBOS's name for an executor outside its cloud) and this executor's ID mean this process:
+    a workflow that runs here keeps running (its handle awaits that run, nothing executes twice), one
+    whose run here stopped (an interrupt, a lost database) is taken again under a new fencing
+    generation and resumed. Other IDs are adopted as ``recover_executors`` does.
+    """
+    recovered: list[str] = []
+    for executor_id in dict.fromkeys(executor_ids):
+        if executor_id not in ("local", rt.executor_id):
+            recovered.extend(recover_executors(rt, [executor_id]))
+            continue
+        for workflow_id in rt.checkpoint_store.own_pending(rt.executor_id, now_ms() + 1, 10_000):
+            if rt.future_of(workflow_id) is None:
+                row = rt.checkpoint_store.readopt(workflow_id, rt.executor_id)
+                if row is None:
+                    continue  # it finished meanwhile
+                resume_row(rt, row)
+            recovered.append(workflow_id)
+    return recovered
+
+
 def resume_stalled(rt: Runtime) -> int:
     """Restart this executor's own PENDING workflows that no thread here runs any more.
 

@@ -34,6 +34,22 @@ def _source_file(func: Callable[..., Any]) -> str | None:
     return code.co_filename if code is not None else None
 
 
+class DuplicateRegistrationError(Exception):
+    """Two classes under one registered name, or two instances of a class under one config name.
+
+    A plain ``Exception`` with DBOS's exact wording (no ``DBOS Error`` prefix), as DBOS raises it.
+    """
+
+
+# Set on a ``@DBOS.dbos_class`` class: the name its workflows record (``class_name=`` or its qualname).
+CLASS_NAME_ATTR = "__durable_class_name__"
+
+
+def registered_class_name(cls: type) -> str:
+    """The name a class is recorded under: the one given to ``@DBOS.dbos_class``, else its qualname."""
+    return str(getattr(cls, CLASS_NAME_ATTR, cls.__qualname__))  # inherited, as in DBOS
+
+
 class Registry:
     """Every decorated function by name, and every registered class and configured instance."""
 
@@ -58,16 +74,24 @@ class Registry:
                 )
             self.workflows[key] = info
 
-    def add_class(self, cls: type) -> None:
+    def add_class(self, cls: type, class_name: str | None = None) -> str:
+        """Register ``cls`` under ``class_name`` (default: its qualname); return the name."""
+        name = class_name or cls.__qualname__
         with self._lock:
-            self.classes[cls.__qualname__] = cls
+            known = self.classes.get(name)
+            if known is not None and known is not cls:
+                raise DuplicateRegistrationError(f"Duplicate type registration for class '{name}'")
+            self.classes[name] = cls
+        setattr(cls, CLASS_NAME_ATTR, name)
+        return name
 
     def add_instance(self, instance: Any) -> None:
-        key = (type(instance).__qualname__, instance.config_name)
+        class_name = registered_class_name(type(instance))
+        key = (class_name, instance.config_name)
         with self._lock:
             if key in self.instances and self.instances[key] is not instance:
-                raise DBOSException(
-                    f"Another instance of {key[0]} is already registered as {key[1]!r}; config names must be unique"
+                raise DuplicateRegistrationError(
+                    f"Duplicate instance registration for class '{class_name}' instance '{instance.config_name}'"
                 )
             self.instances[key] = instance
 
@@ -100,5 +124,5 @@ def workflow_of(func: Callable[..., Any]) -> tuple[FunctionInfo, tuple[Any, ...]
     if info is None:
         raise DBOSException(f"{getattr(func, '__qualname__', func)!r} is not a @DBOS.workflow() function")
     if info.kind in ("transaction", "step"):
-        info = target.__durable_temp_workflow__  # type: ignore[attr-defined]
+        info = target.__durable_temp_workflow__  # type: ignore[attr-defined]  # started alone: a one-step workflow
     return info, bound

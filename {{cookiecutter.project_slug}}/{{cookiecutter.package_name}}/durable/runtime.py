@@ -34,6 +34,7 @@ from .store.management_store import ManagementStore
 from .store.messaging_store import MessagingStore
 from .store.operations_store import OperationsStore
 from .store.queue_store import QueueStore
+from .store.schedule_store import ScheduleStore
 from .store.stream_store import StreamStore
 from .tracing import carry
 from .wakeups import Wakeups
@@ -102,11 +103,14 @@ class Runtime:
         self.management_store = ManagementStore(self.sys_db)
         self.listing_store = ListingStore(self.sys_db)
         self.queue_store = QueueStore(self.sys_db)
+        self.schedule_store = ScheduleStore(self.sys_db)
         self.operations_store = OperationsStore(self.sys_db)
         self.stream_store = StreamStore(self.sys_db, self.checkpoint_store)
         self.leadership = Leadership(self.sys_engine)
         # Set by an enqueue in this process: the queue thread claims at once.
         self.queue_wakeup = threading.Event()
+        # Set when a schedule changes in this process: the scheduler thread re-reads the schedules at once.
+        self.schedule_wakeup = threading.Event()
         # Threads waiting in recv/get_event/sleep; on PostgreSQL one LISTEN connection, opened on first wait.
         self.wakeups = Wakeups(settings.sys_db_url if self.sys_dialect.name == "postgresql" else None,
                                sqlite_signal_path(settings.sys_db_url))

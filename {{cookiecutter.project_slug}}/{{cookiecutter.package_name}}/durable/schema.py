@@ -26,6 +26,7 @@ SCHEMA_VERSION = 3
 _MIGRATION_LOCK_KEY = 0x64626F73  # "dbos"
 # A deduplication ID is held only while its workflow waits or runs.
 _ACTIVE_QUEUE_ROW = sa.text("status IN ('ENQUEUED', 'PENDING')")
+_SCHEDULED_ROW = sa.text("schedule_name IS NOT NULL")  # most workflows have none: keep them out of its index
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class SystemTables:
     workflow_events_history: sa.Table
     schema_version: sa.Table
     pg_schema: str | None
+    workflow_schedules: sa.Table
     streams: sa.Table
 
     def qualified(self, table: sa.Table) -> str:
@@ -93,6 +95,8 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
         sa.Column("created_at", sa.BigInteger, nullable=False),
         sa.Column("updated_at", sa.BigInteger, nullable=False),
         sa.Column("completed_at", sa.BigInteger),
+        # The stored schedule that enqueued the workflow (DBOS.create_schedule), for list_workflows(schedule_name=).
+        sa.Column("schedule_name", sa.Text),
         # fork_workflow: the workflow a fork was copied from, and (0/1) on the original that it was.
         sa.Column("forked_from", sa.Text),
         sa.Column("was_forked_from", sa.Integer, nullable=False, server_default="0"),
@@ -107,6 +111,8 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
         sa.Index(f"{prefix}workflow_status_created", "created_at"),
         sa.Index(f"{prefix}workflow_status_name", "name"),
         sa.Index(f"{prefix}workflow_status_queue_status", "queue_name", "status", "priority", "created_at"),
+        sa.Index(f"{prefix}workflow_status_schedule_name", "schedule_name", "created_at",
+                 postgresql_where=_SCHEDULED_ROW, sqlite_where=_SCHEDULED_ROW),
         sa.Index(f"{prefix}workflow_status_queue_dedup", "queue_name", "deduplication_id", unique=True,
                  postgresql_where=_ACTIVE_QUEUE_ROW, sqlite_where=_ACTIVE_QUEUE_ROW),
         # Children of a workflow (cancel/delete with children, list_workflows(parent_workflow_id=)) and forks.
@@ -192,6 +198,24 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
         sa.Column("key", sa.Text, primary_key=True),
         sa.Column("value", json_type, nullable=False),
     )
+    # DBOS.create_schedule / apply_schedules: one row per schedule name; every process's scheduler runs
+    # the ACTIVE ones. context is the codec's JSON text; last_fired_at the latest tick, ISO 8601 in its zone.
+    workflow_schedules = sa.Table(
+        f"{prefix}workflow_schedules",
+        metadata,
+        sa.Column("schedule_id", sa.Text, primary_key=True),
+        sa.Column("schedule_name", sa.Text, nullable=False, unique=True),
+        sa.Column("workflow_name", sa.Text, nullable=False),
+        sa.Column("workflow_class_name", sa.Text),
+        sa.Column("schedule", sa.Text, nullable=False),
+        sa.Column("status", sa.Text, nullable=False, server_default="ACTIVE"),
+        sa.Column("context", sa.Text),
+        sa.Column("last_fired_at", sa.Text),
+        sa.Column("automatic_backfill", sa.Integer, nullable=False, server_default="0"),  # 0/1: same SQL on both
+        sa.Column("cron_timezone", sa.Text),
+        sa.Column("queue_name", sa.Text),
+        sa.Column("created_at", sa.BigInteger, nullable=False),
+    )
     # DBOS.write_stream: the values of each (workflow, key) stream by offset. A NULL value is the close
     # marker; function_id is the writing step, so fork_workflow keeps the entries of the steps it keeps.
     streams = sa.Table(
@@ -213,7 +237,7 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
         metadata=metadata, workflow_status=workflow_status, operation_outputs=operation_outputs, executors=executors,
         idempotency_keys=idempotency_keys, notifications=notifications, workflow_events=workflow_events,
         workflow_events_history=workflow_events_history, schema_version=schema_version, pg_schema=schema,
-        streams=streams,
+        streams=streams, workflow_schedules=workflow_schedules,
     )
 
 
@@ -255,10 +279,10 @@ def _drop_queue_options_v2(connection: sa.Connection, tables: SystemTables) -> N
 # indexes. Until that release ships, a change adds its table, column or index to the definitions above
 # AND names it here (unprefixed); the step adds what a step-2 database lacks and removes it on the way
 # down. tests/runtime/test_schema.py holds step 2's shape, so a change that forgets this list fails there.
-_V3_TABLES: tuple[str, ...] = ("streams",)
+_V3_TABLES: tuple[str, ...] = ("streams", "workflow_schedules")
 _V3_COLUMNS: dict[str, tuple[str, ...]] = {
     "workflow_status": ("forked_from", "was_forked_from", "attributes", "authenticated_user", "assumed_role",
-                        "authenticated_roles"),
+                        "authenticated_roles", "schedule_name"),
     "operation_outputs": ("attempts",),
 }
 _V3_INDEXES: tuple[str, ...] = (
@@ -268,6 +292,7 @@ _V3_INDEXES: tuple[str, ...] = (
     "workflow_status_status_created_uuid",
     "workflow_status_name_created_uuid",
     "workflow_status_queue_created_uuid",
+    "workflow_status_schedule_name",
 )  # new indexes on tables older than step 3 (new tables bring their own)
 
 

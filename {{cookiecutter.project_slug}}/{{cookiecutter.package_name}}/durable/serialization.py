@@ -80,6 +80,13 @@ def _find_class(path: str, *, may_import: bool) -> type | None:
     return None
 
 
+def _is_model(value: Any) -> bool:
+    """A pydantic (v2) model instance whose class can be found again by name; pydantic is not imported."""
+    cls = type(value)
+    return (callable(getattr(value, "model_dump", None)) and callable(getattr(cls, "model_validate", None))
+            and "<locals>" not in cls.__qualname__)
+
+
 def _is_plain_object(value: Any) -> bool:
     """An instance whose whole state is its ``__dict__`` and whose class can be found again by name.
 
@@ -179,6 +186,8 @@ class Codec:
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             fields = {f.name: self._to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
             return {TAG: "dataclass", "cls": _type_path(type(value)), "v": fields}
+        if _is_model(value):  # a pydantic model: its fields, rebuilt (and validated) by the model class
+            return {TAG: "model", "cls": _type_path(type(value)), "v": self._to_json(value.model_dump())}
         if _is_plain_object(value):
             return {TAG: "object", "cls": _type_path(type(value)),
                     "v": {k: self._to_json(x) for k, x in vars(value).items()}}
@@ -322,6 +331,11 @@ class Codec:
                     if k not in init:
                         object.__setattr__(obj, k, x)
                 return obj
+            case "model":
+                cls = _find_class(v["cls"], may_import=True)
+                if cls is None or not hasattr(cls, "model_validate"):
+                    raise DBOSSerializationError(f"recorded model {v['cls']} no longer exists")
+                return cast(Any, cls).model_validate(self._from_json(payload))
             case "exception":
                 return self.exception_from_json(v)
             case "portable_error":

@@ -87,6 +87,7 @@ class NewWorkflow:
     priority: int = 0
     deduplication_id: str | None = None
     queue_partition_key: str | None = None
+    schedule_name: str | None = None  # the stored schedule that enqueued it (DBOS.create_schedule)
     attributes: str | None = None  # JSON text (SetWorkflowAttributes)
     authenticated_user: str | None = None
     assumed_role: str | None = None
@@ -121,6 +122,7 @@ class WorkflowRow:
     priority: int = 0
     deduplication_id: str | None = None
     queue_partition_key: str | None = None
+    schedule_name: str | None = None
     workflow_timeout_ms: int | None = None
     started_at_epoch_ms: int | None = None  # when a queue last dequeued it (DBOS's ``dequeued_at``)
     forked_from: str | None = None

@@ -33,6 +33,7 @@ class WorkflowQuery:
     executor_id: Sequence[str] | None = None
     app_version: Sequence[str] | None = None
     queue_name: Sequence[str] | None = None
+    schedule_name: Sequence[str] | None = None  # the stored schedule that enqueued it
     forked_from: Sequence[str] | None = None
     parent_workflow_id: Sequence[str] | None = None
     workflow_id_prefix: Sequence[str] | None = None
@@ -51,7 +52,7 @@ class WorkflowQuery:
 _IN_FILTERS = (
     ("workflow_ids", "workflow_uuid"), ("status", "status"), ("name", "name"), ("executor_id", "executor_id"),
     ("app_version", "application_version"), ("queue_name", "queue_name"), ("forked_from", "forked_from"),
-    ("parent_workflow_id", "parent_workflow_id"), ("user", "authenticated_user"),
+    ("parent_workflow_id", "parent_workflow_id"), ("user", "authenticated_user"), ("schedule_name", "schedule_name"),
 )
 _TIME_COLUMNS = frozenset({"created_at", "completed_at", "started_at_epoch_ms"})
 

@@ -24,8 +24,8 @@ INSERT INTO {workflow_status} (workflow_uuid, status, name, class_name, config_n
     executor_id, owner_generation, application_version, application_id, recovery_attempts, queue_name,
     priority, deduplication_id, queue_partition_key, parent_workflow_id, created_at, updated_at,
     workflow_version, workflow_timeout_ms, workflow_deadline_epoch_ms, attributes, authenticated_user,
-    assumed_role, authenticated_roles)
-VALUES (?, 'ENQUEUED', ?, ?, ?, ?J, ?J, NULL, 0, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?J, ?, ?, ?J)
+    assumed_role, authenticated_roles, schedule_name)
+VALUES (?, 'ENQUEUED', ?, ?, ?, ?J, ?J, NULL, 0, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?J, ?, ?, ?J, ?)
 ON CONFLICT (workflow_uuid) DO NOTHING"""
 
 _WAITING_QUEUES = "SELECT DISTINCT queue_name FROM {workflow_status} WHERE status = 'ENQUEUED' AND queue_name IN ({names})"
@@ -121,7 +121,7 @@ class QueueStore:
                 new.application_version, new.application_id, new.queue_name, new.priority, new.deduplication_id,
                 new.queue_partition_key, new.parent_workflow_id, now, now, new.workflow_version,
                 new.workflow_timeout_ms, new.workflow_deadline_epoch_ms, new.attributes, new.authenticated_user,
-                new.assumed_role, new.authenticated_roles)
+                new.assumed_role, new.authenticated_roles, new.schedule_name)
 
     def enqueue(self, new: NewWorkflow, wake_key: str) -> WorkflowRow | None:
         """Insert an ENQUEUED workflow row. Return None when inserted, else the row that already exists.
