@@ -13,22 +13,22 @@ can rebuild (the same JSON checkpoints). It never migrates: the service creates 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
-from typing import Any, TypedDict, TypeVar, cast
+from typing import Any, TypedDict
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from . import listing, management, messaging, streams
 from .attributes import update_workflow_attributes, validate_workflow_attributes
+from .client_schedules import ClientScheduleMethods
 from .config import DBOSConfig, resolve_config
-from .context import SetWorkflowID, outside_workflows
+from .context import SetWorkflowID, client_side, outside_workflows
 from .enqueue import MAX_PRIORITY, QUEUE_KEY
 from .error import (
     DBOSException,
@@ -88,27 +88,13 @@ class EnqueueOptions(_EnqueueRequired, total=False):
 _KNOWN_OPTIONS = frozenset(EnqueueOptions.__annotations__) | frozenset(_EnqueueRequired.__annotations__)
 
 
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def _client_side(method: _F) -> _F:
-    """A client call made from a workflow's body is the client's, not one of that workflow's steps (as in DBOS,
-    whose client knows nothing of the calling workflow)."""
-    @functools.wraps(method)
-    def call(*args: Any, **kwargs: Any) -> Any:
-        with outside_workflows():
-            return method(*args, **kwargs)
-
-    return cast(_F, call)
-
-
 def _database_error(exc: DBOSInitializationError) -> BaseException:
     """The driver's own error when the database could not be reached (DBOS raises that one), else ``exc``."""
     cause = exc.__cause__
     return cause if isinstance(cause, sa.exc.DBAPIError) else exc
 
 
-class DBOSClient:
+class DBOSClient(ClientScheduleMethods):
     """Talk to a DBOS application's system database from outside the application."""
 
     def __init__(self, database_url: str | None = None, *, system_database_url: str | None = None,
@@ -180,7 +166,7 @@ class DBOSClient:
 
     # -- starting workflows ----------------------------------------------------------------------
 
-    @_client_side
+    @client_side
     def enqueue(self, options: EnqueueOptions, *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
         """Enqueue the workflow ``workflow_name`` on ``queue_name`` for the service to run."""
         self._check(options)
@@ -196,7 +182,7 @@ class DBOSClient:
             raise DBOSQueueDeduplicatedError(row.workflow_id, row.queue_name or "", row.deduplication_id or "") from None
         return WorkflowHandle(rt, row.workflow_id)
 
-    @_client_side
+    @client_side
     def enqueue_in_transaction(self, conn_or_session: sa.Connection | Session, options: EnqueueOptions,
                                *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
         """Enqueue through the caller's open transaction on the system database: it exists once that commits."""
@@ -260,34 +246,34 @@ class DBOSClient:
 
     # -- messages, events, streams, attributes ----------------------------------------------------
 
-    @_client_side
+    @client_side
     def send(self, destination_id: str, message: Any, topic: str | None = None,
              idempotency_key: str | None = None, **_options: Any) -> None:
         """Deliver ``message`` to a workflow's ``topic`` (once per ``idempotency_key``)."""
         messaging.send(self._rt, destination_id, message, topic, idempotency_key)
 
-    @_client_side
+    @client_side
     def send_in_transaction(self, conn_or_session: sa.Connection | Session, destination_id: str, message: Any,
                             topic: str | None = None, idempotency_key: str | None = None, **_options: Any) -> None:
         """Send through the caller's open transaction on the system database: delivered once that commits."""
         connection = conn_or_session.connection() if isinstance(conn_or_session, Session) else conn_or_session
         messaging.send_through(self._rt, connection, destination_id, message, topic, idempotency_key)
 
-    @_client_side
+    @client_side
     def send_bulk_in_transaction(self, conn_or_session: sa.Connection | Session, messages: Iterable[Any],
                                  **_options: Any) -> None:
         for m in messages:
             self.send_in_transaction(conn_or_session, m.destination_id, m.message, getattr(m, "topic", None),
                                      getattr(m, "idempotency_key", None))
 
-    @_client_side
+    @client_side
     def send_bulk(self, messages: Iterable[Any], **_options: Any) -> None:
         """Send each message (``destination_id``, ``message``, ``topic``, ``idempotency_key``), in order."""
         for m in messages:
             messaging.send(self._rt, m.destination_id, m.message, getattr(m, "topic", None),
                            getattr(m, "idempotency_key", None))
 
-    @_client_side
+    @client_side
     def get_event(self, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
         """The value a workflow set under ``key``, waiting up to ``timeout_seconds`` (else None)."""
         return messaging.get_event(self._rt, workflow_id, key, timeout_seconds)
@@ -305,26 +291,26 @@ class DBOSClient:
                     return
             yield value
 
-    @_client_side
+    @client_side
     def read_stream_offset(self, workflow_id: str, key: str, offset: int, *, timeout_seconds: float | None = None,
                            polling_interval_sec: float | None = None) -> Any:
         return streams.read_stream_offset(self._rt, workflow_id, key, offset, timeout_seconds=timeout_seconds,
                                           polling_interval_sec=polling_interval_sec)
 
-    @_client_side
+    @client_side
     def update_workflow_attributes(self, workflow_id: str, attributes: dict[str, Any] | None) -> None:
         update_workflow_attributes(self._rt, workflow_id, attributes)
 
     # -- reading workflows ------------------------------------------------------------------------
 
-    @_client_side
+    @client_side
     def retrieve_workflow(self, workflow_id: str) -> WorkflowHandle[Any]:
         """A handle to an existing workflow; raise if there is none."""
         if listing.workflow_status(self._rt, workflow_id) is None:
             raise DBOSNonExistentWorkflowError("workflow", workflow_id)
         return WorkflowHandle(self._rt, workflow_id)
 
-    @_client_side
+    @client_side
     def wait_first(self, handles: list[WorkflowHandle[Any]], *, polling_interval_sec: float = 1.0) -> WorkflowHandle[Any]:
         """Wait until one of the workflows has finished (any outcome) and return its handle."""
         if not handles:
@@ -339,46 +325,46 @@ class DBOSClient:
                     return by_id[found.workflow_id]
             time.sleep(max(polling_interval_sec, 0.01))
 
-    @_client_side
+    @client_side
     def list_workflows(self, **filters: Any) -> list[WorkflowStatus]:
         """``DBOS.list_workflows``, with the same keyword filters."""
         return listing.list_workflows(self._rt, **filters)
 
-    @_client_side
+    @client_side
     def list_queued_workflows(self, **filters: Any) -> list[WorkflowStatus]:
         """``DBOS.list_queued_workflows``, with the same keyword filters."""
         return listing.list_workflows(self._rt, **filters, queues_only=True)
 
-    @_client_side
+    @client_side
     def list_workflow_steps(self, workflow_id: str, **options: Any) -> list[StepInfo]:
         return listing.list_steps(self._rt, workflow_id, **options)
 
     # -- acting on workflows ----------------------------------------------------------------------
 
-    @_client_side
+    @client_side
     def cancel_workflow(self, workflow_id: str) -> None:
         management.cancel_workflows(self._rt, [workflow_id])
 
-    @_client_side
+    @client_side
     def cancel_workflows(self, workflow_ids: list[str]) -> None:
         management.cancel_workflows(self._rt, list(workflow_ids))
 
-    @_client_side
+    @client_side
     def delete_workflow(self, workflow_id: str, *, delete_children: bool = False) -> None:
         """Delete a workflow and everything recorded for it."""
         management.delete_workflows(self._rt, [workflow_id], delete_children=delete_children)
 
-    @_client_side
+    @client_side
     def delete_workflows(self, workflow_ids: list[str], *, delete_children: bool = False) -> None:
         management.delete_workflows(self._rt, list(workflow_ids), delete_children=delete_children)
 
-    @_client_side
+    @client_side
     def resume_workflow(self, workflow_id: str) -> WorkflowHandle[Any]:
         """Run a cancelled or failed workflow again from its checkpoints (the service runs it)."""
         handle = management.resume_workflow(self._rt, workflow_id)
         return WorkflowHandle(self._rt, handle.workflow_id)
 
-    @_client_side
+    @client_side
     def fork_workflow(self, workflow_id: str, start_step: int, *, application_version: str | None = None,
                       forked_workflow_id: str | None = None) -> WorkflowHandle[Any]:
         """A copy of a workflow that reuses the checkpoints before ``start_step`` (the service runs it)."""

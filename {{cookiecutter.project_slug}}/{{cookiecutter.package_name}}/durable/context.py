@@ -7,13 +7,14 @@ token restores the old one on exit, so threads and nested calls never see each o
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -165,6 +166,21 @@ def outside_workflows() -> Iterator[None]:
         yield
     finally:
         _current.reset(token)
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def client_side(method: _F) -> _F:
+    """A DBOSClient method: called from a workflow's body it is the client's, not one of that
+    workflow's steps (as in DBOS, whose client knows nothing of the calling workflow)."""
+
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with outside_workflows():
+            return method(*args, **kwargs)
+
+    return cast(_F, call)
 
 
 def assert_current_dbos_context() -> DBOSContext:
