@@ -5,7 +5,9 @@ A client in a separate process is tested in test_operate_served.py.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +15,11 @@ import pytest
 import sqlalchemy as sa
 
 from durable import DBOS, DBOSClient, Queue, SendMessage, SetWorkflowID
+from durable.current import current_runtime
 from durable.error import DBOSException, DBOSNonExistentWorkflowError, DBOSQueueDeduplicatedError
+from durable.handles import WorkflowHandle
+from durable.store.dialects import create_postgres_database
+from helpers import PG_SERVER_URL, drop_database, require_postgres
 
 client_queue = Queue("client-queue")
 
@@ -170,3 +176,62 @@ def test_client_calls_from_a_workflow_are_not_its_steps(dbos: type[DBOS], databa
     with SetWorkflowID("s-reader"):
         assert reads_with_a_client(database_url, "s-writer") == ["s-writer", "v0"]
     assert DBOS.list_workflow_steps("s-reader") == []
+
+
+@DBOS.workflow()
+def ticked(tick: Any, context: Any) -> Any:
+    return context
+
+
+def test_schedules_by_workflow_name(client: DBOSClient) -> None:
+    client.create_schedule(schedule_name="c-s", workflow_name="ticked", schedule="0 0 1 1 *",
+                           context={"tenant": "acme"}, cron_timezone="Asia/Tokyo")
+    [stored] = client.list_schedules()
+    assert (stored["workflow_name"], stored["context"], stored["cron_timezone"]) == ("ticked", {"tenant": "acme"},
+                                                                                      "Asia/Tokyo")
+    with pytest.raises(DBOSException, match="already exists"):
+        client.create_schedule(schedule_name="c-s", workflow_name="ticked", schedule="0 0 1 1 *")
+    with pytest.raises(DBOSException, match="Invalid cron schedule"):
+        client.create_schedule(schedule_name="bad", workflow_name="ticked", schedule="not a cron")
+    client.pause_schedule("c-s")
+    assert client.list_schedules(status="ACTIVE") == []
+    client.resume_schedule("c-s")
+    assert client.trigger_schedule("c-s").get_result(timeout_seconds=20) == {"tenant": "acme"}
+    start = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    ran = client.backfill_schedule("c-s", start - dt.timedelta(days=400), start + dt.timedelta(hours=1))
+    assert [h.get_result(timeout_seconds=20) for h in ran] == [{"tenant": "acme"}] * 2
+    client.apply_schedules([{"schedule_name": "c-s", "workflow_name": "ticked", "schedule": "0 0 2 1 *"},
+                            {"schedule_name": "c-t", "workflow_name": "ticked", "schedule": "0 0 3 1 *"}])
+    assert {s["schedule_name"]: s["schedule"] for s in client.list_schedules()} == {"c-s": "0 0 2 1 *",
+                                                                                      "c-t": "0 0 3 1 *"}
+    client.delete_schedule("c-s")
+    assert client.get_schedule("c-s") is None
+
+
+def test_wait_first_in_a_workflow_is_one_step(client: DBOSClient) -> None:
+    with SetWorkflowID("wf-slow"):
+        DBOS.start_workflow(listens, "never")
+    with SetWorkflowID("wf-fast"):
+        DBOS.start_workflow(greet, "x")
+    assert DBOS.wait_first([DBOS.retrieve_workflow("wf-slow"), DBOS.retrieve_workflow("wf-fast")],
+                           polling_interval_sec=0.05).workflow_id == "wf-fast"
+    with SetWorkflowID("waits"):
+        assert waits_first(["wf-slow", "wf-fast"]) == "wf-fast"
+    assert [s["function_name"] for s in DBOS.list_workflow_steps("waits")] == ["DBOS.waitFirst"]
+    DBOS.cancel_workflow("wf-slow")
+
+
+@DBOS.workflow()
+def waits_first(ids: list[str]) -> str:
+    handles = [WorkflowHandle(current_runtime(), i) for i in ids]
+    return DBOS.wait_first(handles, polling_interval_sec=0.05).workflow_id
+
+
+def test_a_missing_postgres_database_is_created() -> None:
+    require_postgres()
+    name = f"t_created_{uuid.uuid4().hex[:8]}"
+    try:
+        assert create_postgres_database(f"{PG_SERVER_URL}/{name}") is True
+        assert create_postgres_database(f"{PG_SERVER_URL}/{name}") is False  # there now
+    finally:
+        drop_database(name)

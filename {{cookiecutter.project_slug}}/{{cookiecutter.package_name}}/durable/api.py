@@ -250,6 +250,12 @@ class DBOS(StreamsAPI, ScheduleMethods):
         return listing.workflow_status(current_runtime(), workflow_id)
 
     @classmethod
+    def wait_first(cls, handles: list[WorkflowHandle[Any]], *, polling_interval_sec: float = 1.0) -> WorkflowHandle[Any]:
+        """The first of these workflows to finish (any outcome); a step in a workflow's body."""
+        refuse_in_event_loop("wait_first")
+        return listing.wait_first(current_runtime(), handles, polling_interval_sec)
+
+    @classmethod
     def list_workflows(cls, **filters: Unpack[WorkflowFilters]) -> list[WorkflowStatus]:
         """Workflows matching every filter given, oldest first (or newest with ``sort_desc``).
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 import uuid
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass
@@ -313,17 +312,7 @@ class DBOSClient(ClientScheduleMethods):
     @client_side
     def wait_first(self, handles: list[WorkflowHandle[Any]], *, polling_interval_sec: float = 1.0) -> WorkflowHandle[Any]:
         """Wait until one of the workflows has finished (any outcome) and return its handle."""
-        if not handles:
-            raise ValueError("handles must not be empty")
-        by_id = {h.workflow_id: h for h in handles}
-        if len(by_id) != len(handles):
-            raise ValueError("handles must not contain duplicate workflow IDs")
-        while True:
-            for found in listing.list_workflows(self._rt, workflow_ids=list(by_id), load_input=False,
-                                                load_output=False):
-                if found.status not in _ACTIVE:
-                    return by_id[found.workflow_id]
-            time.sleep(max(polling_interval_sec, 0.01))
+        return listing.wait_first(self._rt, handles, polling_interval_sec)
 
     @client_side
     def list_workflows(self, **filters: Any) -> list[WorkflowStatus]:
