@@ -205,12 +205,23 @@ class QueuedProbe:
 
 
 def define_queued_probe(rt: Runtime) -> QueuedProbe:
-    """Register before launch, as DBOS wants: one queue, one one-line workflow."""
+    """Register before launch, as DBOS wants: one queue, one one-line workflow.
+
+    DBOS 3.x refuses ``Queue(name)`` (its queues live in the system database): it is declared with
+    ``DBOS.register_queue`` once launched, so on 3.x the queue is made at the first enqueue.
+    """
     started: dict[int, float] = {}
-    queue = rt.queue_class("bench_latency")
+    queues: list[Any] = []
+    if rt.major < 3:
+        queues.append(rt.queue_class("bench_latency"))
 
     @rt.dbos.workflow(name="bench_queued")
     def queued(key: int) -> None:
         started[key] = time.perf_counter()
 
-    return QueuedProbe(lambda key: queue.enqueue(queued, key), started)
+    def enqueue(key: int) -> Any:
+        if not queues:  # 3.x, after launch: register (idempotent: an upsert) and keep it
+            queues.append(rt.dbos.register_queue("bench_latency"))
+        return queues[0].enqueue(queued, key)
+
+    return QueuedProbe(enqueue, started)
