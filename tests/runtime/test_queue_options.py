@@ -177,42 +177,44 @@ def test_rows_enqueued_before_the_queue_was_partitioned_still_run(dbos: type[DBO
     assert waiting.get_result(timeout_seconds=10) == "enqueued without a key"
 
 
-def test_partitions_share_the_queue_oldest_first(dbos: type[DBOS]) -> None:
-    """With room for one at a time, interleaved partitions run in enqueue order, not one partition first."""
+def test_a_busy_partition_does_not_starve_the_others(dbos: type[DBOS]) -> None:
+    """Partitions served least recently go first: a long backlog in one cannot hold every free slot."""
     queue = DBOS.register_queue("test-fair-partitions", concurrency=1, partition_concurrency=1)
     GATES["blocker"] = threading.Event()
     with SetEnqueueOptions(queue_partition_key="a"):
         blocker = queue.enqueue(waits_for, "blocker")
     wait_for_status(blocker.workflow_id, "PENDING")
     handles = []
-    for label in ("a1", "b1", "c1", "a2", "b2", "c2"):
+    for label in ("a1", "a2", "a3", "b1", "c1"):
         with SetEnqueueOptions(queue_partition_key=label[0]):
             handles.append(queue.enqueue(busy, label, 0.01))
         time.sleep(0.005)  # distinct creation times
     GATES["blocker"].set()
     for handle in handles:
         handle.get_result(timeout_seconds=20)
-    assert [label for label, _, _ in RUNNING] == ["a1", "b1", "c1", "a2", "b2", "c2"]
+    assert [label for label, _, _ in RUNNING] == ["b1", "c1", "a1", "a2", "a3"]
 
 
 def test_partition_keys_are_required_exactly_on_partitioned_queues(dbos: type[DBOS]) -> None:
-    with pytest.raises(ValueError, match="is partitioned"):
+    with pytest.raises(ValueError, match="without a partition key"):
         partitioned.enqueue(echo_value, "no key")
-    with SetEnqueueOptions(queue_partition_key="k"), pytest.raises(ValueError, match="not partitioned"):
+    with SetEnqueueOptions(queue_partition_key="k"), pytest.raises(ValueError, match="non-partitioned queue"):
         dedup_queue.enqueue(echo_value, "stray key")
     with SetEnqueueOptions(queue_partition_key="k", deduplication_id="d"), pytest.raises(ValueError, match="dedup"):
         partitioned.enqueue(echo_value, "both")
 
 
 def test_queue_limits_are_checked_when_declared() -> None:
-    with pytest.raises(ValueError, match="worker_concurrency .3. may not exceed concurrency .2."):
+    with pytest.raises(ValueError, match="concurrency must be greater than or equal to worker_concurrency"):
         Queue("bad-1", 2, worker_concurrency=3)
-    with pytest.raises(ValueError, match="partition_concurrency .5. may not exceed concurrency .4."):
+    with pytest.raises(ValueError, match="global_concurrency must be greater than or equal to partition_concurrency"):
         Queue("bad-2", global_concurrency=4, partition_concurrency=5)
-    with pytest.raises(ValueError, match="limiter must give both"):
+    with pytest.raises(ValueError, match="limiter must specify both"):
         Queue("bad-3", limiter={"limit": 2})  # type: ignore[typeddict-item]
-    with pytest.raises(ValueError, match="either it or the partition_"):
+    with pytest.raises(ValueError, match="set only one of them"):
         Queue("bad-4", partition_queue=True, partition_concurrency=1)
+    with pytest.raises(ValueError, match="set only one of them"):
+        Queue("bad-5", concurrency=1, global_concurrency=1)
     with pytest.raises(ValueError, match="already been declared"):
         Queue("test-dedup")
 
@@ -220,20 +222,25 @@ def test_queue_limits_are_checked_when_declared() -> None:
 # -- register_queue and listing --------------------------------------------------------------------
 
 
-def test_register_queue_declares_then_updates(dbos: type[DBOS]) -> None:
+def test_register_queue_stores_the_queue_and_on_conflict_decides_updates(dbos: type[DBOS]) -> None:
     queue = DBOS.register_queue("test-registered", worker_concurrency=1, limiter={"limit": 5, "period": 1})
-    assert DBOS.retrieve_queue("test-registered") is queue
-    assert queue.worker_concurrency == 1 and queue.limiter == {"limit": 5, "period": 1}
-    assert DBOS.register_queue("test-registered", worker_concurrency=3, on_conflict="never_update") is queue
-    assert queue.worker_concurrency == 1
-    DBOS.register_queue("test-registered", worker_concurrency=3)
-    assert queue.worker_concurrency == 3
+    assert queue.database_backed_queue and queue.worker_concurrency == 1
+    assert queue.limiter == {"limit": 5, "period": 1}
+    DBOS.register_queue("test-registered", worker_concurrency=3, on_conflict="never_update")
+    assert queue.worker_concurrency == 1, "never_update kept the stored limits"
+    DBOS.register_queue("test-registered", worker_concurrency=3)  # this process runs the latest version
+    assert queue.worker_concurrency == 3 and queue.limiter is None
+    fresh = DBOS.retrieve_queue("test-registered")
+    assert fresh is not None and fresh.worker_concurrency == 3
+    assert [q.name for q in DBOS.list_queues()] == ["test-registered"]
     assert DBOS.enqueue_workflow("test-registered", echo_value, "registered").get_result(timeout_seconds=10) == "registered"
     with pytest.raises(ValueError, match="on_conflict"):
         DBOS.register_queue("test-registered", on_conflict="sometimes")
-    with pytest.raises(ValueError, match="worker_concurrency .5. may not exceed concurrency .2."):
+    with pytest.raises(ValueError, match="greater than or equal to worker_concurrency"):
         DBOS.register_queue("test-never-declared", concurrency=2, worker_concurrency=5)
-    assert DBOS.retrieve_queue("test-never-declared") is None, "a refused registration declared the queue"
+    assert DBOS.retrieve_queue("test-never-declared") is None, "a refused registration stored the queue"
+    DBOS.delete_queue("test-registered")
+    assert DBOS.retrieve_queue("test-registered") is None and DBOS.list_queues() == []
 
 
 def test_list_queued_workflows_shows_waiting_and_running_ones(dbos: type[DBOS]) -> None:

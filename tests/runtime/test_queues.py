@@ -112,7 +112,7 @@ def test_priority_is_recorded_on_any_queue(dbos: type[DBOS]) -> None:
 
 
 def test_bad_enqueue_options_are_refused_with_the_value(dbos: type[DBOS]) -> None:
-    with pytest.raises(ValueError, match="priority must be an integer from 1"):
+    with pytest.raises(ValueError, match="Invalid priority 0"):
         SetEnqueueOptions(priority=0)
     with pytest.raises(ValueError, match="deduplication_id must be a non-empty string"):
         SetEnqueueOptions(deduplication_id="")

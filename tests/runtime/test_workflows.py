@@ -60,9 +60,9 @@ def pays(amount: int) -> str:
 def test_public_names_are_pinned() -> None:
     assert sorted(durable.__all__) == [
         "DBOS", "DBOSClient", "DBOSConfig", "DBOSConfiguredInstance", "DBOSContext", "DBOSContextSetAuth",
-        "DBOSPortableJSONSerializer", "EnqueueInTransaction", "EnqueueOptions", "PortableWorkflowError", "Queue", "RequestInfo",
-        "ScheduleInput", "SendMessage", "Serializer", "SetEnqueueOptions", "SetWorkflowAttributes", "SetWorkflowID",
-        "SetWorkflowTimeout", "StepInfo", "WorkflowHandle", "WorkflowSchedule", "WorkflowSerializationFormat",
+        "DBOSPortableJSONSerializer", "Debouncer", "EnqueueInTransaction", "EnqueueOptions", "PortableWorkflowError",
+        "Queue", "RequestInfo", "ScheduleInput", "SendMessage", "Serializer", "SetEnqueueOptions", "SetWorkflowAttributes",
+        "SetWorkflowID", "SetWorkflowTimeout", "StepInfo", "WorkflowHandle", "WorkflowSchedule", "WorkflowSerializationFormat",
         "WorkflowStatus", "WorkflowStatusString",
         "assert_current_dbos_context", "error",
     ]

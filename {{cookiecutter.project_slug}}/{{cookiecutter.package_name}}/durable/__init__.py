@@ -16,7 +16,9 @@ from .auth import DBOSContextSetAuth
 from .client import DBOSClient, EnqueueOptions, SendMessage
 from .config import DBOSConfig
 from .context import DBOSContext, RequestInfo, SetWorkflowID, SetWorkflowTimeout, assert_current_dbos_context
-from .enqueue import EnqueueInTransaction, SetEnqueueOptions
+from .debouncer import Debouncer
+from .enqueue import EnqueueInTransaction
+from .enqueue_options import SetEnqueueOptions
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus
 from .portable import (
     DBOSPortableJSONSerializer,
@@ -40,6 +42,7 @@ __all__ = [
     "DBOSContext",
     "DBOSContextSetAuth",
     "DBOSPortableJSONSerializer",
+    "Debouncer",
     "EnqueueInTransaction",
     "EnqueueOptions",
     "PortableWorkflowError",

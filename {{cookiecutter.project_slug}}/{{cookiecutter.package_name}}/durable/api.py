@@ -10,23 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, Unpack
 
 from . import attributes as attributes_module
-from . import auth, cli, decorators, lifecycle, listing, management, messaging, patching
+from . import auth, cli, decorators, lifecycle, listing, management, messaging, patching, registered_queues
 from .api_schedules import ScheduleMethods
 from .api_streams import StreamsAPI
 from .config import DBOSConfig, RuntimeSettings, resolve_config
 from .context import RequestInfo, current_context, refuse_in_event_loop
 from .current import current_runtime
+from .delays import set_workflow_delay
 from .enqueue import open_transaction
+from .enqueue_by_name import enqueue_with_options
+from .enqueue_options import refuse_outside_queue
 from .error import DBOSException, DBOSNonExistentWorkflowError, DBOSNotLaunchedError
 from .executor import start_workflow
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus, result_of
 from .listing import QueuedWorkflowFilters, WorkflowFilters
 from .portable import WorkflowSerializationFormat
-from .queues import INTERNAL_QUEUE, QUEUES, Queue, QueueRateLimit, declare_queue, find_queue
+from .queues import INTERNAL_QUEUE, Queue, QueueRateLimit
 from .recovery import recover_executors, recover_orphans, recover_pending
 from .registry import REGISTRY, workflow_of
 from .runtime import SystemDatabase
@@ -188,6 +191,7 @@ class DBOS(StreamsAPI, ScheduleMethods):
         Inside an open transaction it is enqueued through that transaction instead, so it starts
         only if the transaction commits.
         """
+        refuse_outside_queue()
         if open_transaction(current_context()) is not None:
             return INTERNAL_QUEUE.enqueue(func, *args, **kwargs)
         info, bound = workflow_of(func)
@@ -197,8 +201,23 @@ class DBOS(StreamsAPI, ScheduleMethods):
 
     @classmethod
     def enqueue_workflow(cls, queue_name: str, func: Callable[..., T], *args: Any, **kwargs: Any) -> WorkflowHandle[T]:
-        """Enqueue a workflow on a declared ``Queue``; its row is durable (ENQUEUED) before this returns."""
-        return find_queue(queue_name).enqueue(func, *args, **kwargs)
+        """Enqueue a workflow on a queue by name; its row is durable (ENQUEUED) before this returns.
+
+        The queue need not be served yet: the workflow waits until some process registers it.
+        """
+        return registered_queues.queue_for_enqueue(queue_name).enqueue(func, *args, **kwargs)
+
+    @classmethod
+    def enqueue_workflow_with_options(cls, options: Mapping[str, Any], *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
+        """Enqueue a workflow by name (DBOS's ``EnqueueOptions`` dict); it may be implemented by another process."""
+        return enqueue_with_options(current_runtime(), options, args, kwargs)
+
+    @classmethod
+    def set_workflow_delay(cls, workflow_id: str, *, delay_seconds: float | None = None,
+                           delay_until_epoch_ms: int | None = None) -> None:
+        """Move a DELAYED workflow's start time (``delay_seconds`` from now, or an epoch time in ms)."""
+        set_workflow_delay(current_runtime(), workflow_id, delay_seconds=delay_seconds,
+                           delay_until_epoch_ms=delay_until_epoch_ms)
 
     @classmethod
     def register_queue(
@@ -217,20 +236,34 @@ class DBOS(StreamsAPI, ScheduleMethods):
         priority_enabled: bool = False,
         partition_queue: bool = False,
     ) -> Queue:
-        """Declare a queue in this process, or give a declared one these limits (DBOS 2.31's spelling).
+        """Store a queue's limits in the system database (every process serves it); see ``registered_queues.py``.
 
-        Every process declares its queues from the same code, so the limits live with the code, not
-        in a table: ``on_conflict="never_update"`` keeps a declared queue's limits; the other modes
-        replace them.
+        ``on_conflict`` decides what happens to an existing row: ``update_if_latest_version`` (replace
+        it unless a newer application version runs), ``always_update`` or ``never_update``.
         """
         limits = _filters(locals())
-        del limits["name"], limits["on_conflict"], limits["priority_enabled"]
-        return declare_queue(name, on_conflict, **limits)
+        del limits["name"], limits["on_conflict"]
+        return registered_queues.register_queue(current_runtime(), name, on_conflict, **limits)
 
     @classmethod
     def retrieve_queue(cls, name: str) -> Queue | None:
-        """The queue declared under ``name`` in this process, if any."""
-        return QUEUES.get(name)
+        """The queue registered under ``name`` in the system database, as stored now; None if there is none."""
+        return registered_queues.retrieve_queue(current_runtime(), name)
+
+    @classmethod
+    def delete_queue(cls, name: str) -> None:
+        """Remove a registered queue; its waiting workflows stay ENQUEUED until it is registered again."""
+        registered_queues.delete_queue(current_runtime(), name)
+
+    @classmethod
+    def list_queues(cls, *, application_name: str | list[str] | None = None) -> list[Queue]:
+        """Every queue registered in the system database (one system database serves one application)."""
+        return registered_queues.list_queues(current_runtime())
+
+    @classmethod
+    def listen_queues(cls, queues: Sequence[Queue | str]) -> None:
+        """Before launch: dequeue only from these queues (Queue objects or names) and the internal one."""
+        lifecycle.listen_queues(registered_queues.queue_names(queues))
 
     @classmethod
     def retrieve_workflow(cls, workflow_id: str, existing_workflow: bool = True) -> WorkflowHandle[Any]:

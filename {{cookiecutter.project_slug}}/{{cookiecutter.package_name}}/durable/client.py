@@ -28,7 +28,8 @@ from .attributes import update_workflow_attributes, validate_workflow_attributes
 from .client_schedules import ClientScheduleMethods
 from .config import DBOSConfig, resolve_config
 from .context import SetWorkflowID, client_side, outside_workflows
-from .enqueue import MAX_PRIORITY, QUEUE_KEY
+from .enqueue import QUEUE_KEY
+from .enqueue_options import MAX_PRIORITY
 from .error import (
     DBOSException,
     DBOSInitializationError,

@@ -3,7 +3,8 @@
 It claims rows of every queue this process declared (``store/queue_store.py``: one transaction per
 queue, bounded by the global concurrency, this executor's concurrency and the rate limiter, and per
 partition for a partitioned queue), then runs each like a recovered workflow, from its recorded inputs.
-An enqueue in this process wakes it at once; on PostgreSQL an enqueue in another process wakes it
+Each round first moves DELAYED workflows whose time has come to ENQUEUED, and the wait before the
+next round ends no later than the earliest delay still ahead. An enqueue in this process wakes it at once; on PostgreSQL an enqueue in another process wakes it
 through ``NOTIFY``; otherwise it re-reads every ``QUEUE_POLL_SEC``.
 """
 
@@ -15,9 +16,11 @@ from typing import Any
 
 from .enqueue import QUEUE_KEY, wake_dequeuer
 from .executor import resume_row
-from .queues import declared_queues
+from .registered_queues import served_queues
 from .runtime import Runtime
+from .store.base import now_ms
 from .store.database import Database
+from .store.queue_config_store import QueueConfigStore
 from .store.queue_store import QueueStore
 
 logger = logging.getLogger(__name__)
@@ -34,13 +37,16 @@ DEQUEUE_BATCH = 100
 class Dequeuer:
     """The thread that claims queued workflows of this process's queues and runs them."""
 
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, listening: list[str] | None = None) -> None:
         self.rt = rt
+        self.listening = listening  # DBOS.listen_queues: only these queues (and the internal one)
         # Its own connection: polling stays off the workflows' pool (and out of their statement counts).
         engine = rt.sys_dialect.create_engine(rt.settings.sys_db_url, pool_size=1, autocommit=True)
         self._db = Database(engine, rt.sys_dialect)
         self.queue_store = QueueStore(self._db)
+        self.config_store = QueueConfigStore(self._db)
         self.claimed_any = False
+        self.next_due_ms: int | None = None  # when the earliest DELAYED workflow joins its queue
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="durable-queues", daemon=True)
 
@@ -62,7 +68,8 @@ class Dequeuer:
         """Claim and start what each queue allows now; True if some queue still has work waiting."""
         rt = self.rt
         backlog = False
-        queues = declared_queues()
+        self.next_due_ms = self.queue_store.promote_due(QUEUE_KEY)
+        queues = served_queues(self.config_store, self.listening)
         waiting = self.queue_store.waiting_queues([queue.name for queue in queues])
         for queue in queues:
             if self._stop.is_set() or rt.stopping.is_set():
@@ -91,7 +98,14 @@ class Dequeuer:
             # The database may be restarting; the next round tries again.
             logger.warning("dequeue failed", exc_info=True)
             return True, False
-        return backlog, backlog or self.claimed_any
+        return backlog, backlog or self.claimed_any or self.next_due_ms is not None
+
+    def _wait_sec(self, backlog: bool, idle_sec: float) -> float:
+        """How long to wait for a wake-up: shorter with work waiting, and no later than the next delay's end."""
+        wait = QUEUE_POLL_SEC if backlog else idle_sec
+        if self.next_due_ms is not None:
+            wait = min(wait, max(0.0, (self.next_due_ms - now_ms()) / 1000))
+        return wait
 
     def _running(self) -> bool:
         return not self._stop.is_set() and not self.rt.stopping.is_set()
@@ -108,7 +122,7 @@ class Dequeuer:
             backlog, active = self._round()
             active = active or rt.queue_wakeup.is_set()
             if not active:
-                rt.queue_wakeup.wait(QUEUE_POLL_SEC if backlog else idle_sec)
+                rt.queue_wakeup.wait(self._wait_sec(backlog, idle_sec))
                 active = rt.queue_wakeup.is_set()
         if not self._running():
             return
@@ -116,4 +130,4 @@ class Dequeuer:
             while self._running():
                 waiter.clear()
                 backlog, _ = self._round()
-                waiter.wait(QUEUE_POLL_SEC if backlog else idle_sec)
+                waiter.wait(self._wait_sec(backlog, idle_sec))

@@ -1,7 +1,8 @@
 """Enqueue workflows as ENQUEUED rows of a declared queue (``queues.py``); the dequeuer runs them.
 
 ``queue.enqueue(fn, ...)`` commits the workflow row as ENQUEUED and returns a handle.
-``SetEnqueueOptions`` gives the next enqueues a priority, a deduplication ID or a partition key.
+``SetEnqueueOptions`` (``enqueue_options.py``) gives the next enqueues a priority, a deduplication ID,
+a partition key, a delay (the row waits DELAYED until its time) or an application version.
 Inside an open transaction (``@DBOS.transaction``, or ``EnqueueInTransaction(session)``) the row is
 written through that transaction, so the workflow exists only if the transaction commits.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from .context import DBOSContext, current_context, workflow_body
 from .current import current_runtime
+from .enqueue_options import EnqueueOptions, check_duplication_policy, current_enqueue_options
 from .error import DBOSException, DBOSQueueDeduplicatedError
 from .executor import assign_workflow_id, new_workflow_row, record_child_start, timeout_for
 from .handles import WorkflowHandle
@@ -30,13 +32,12 @@ from .store.queue_store import DuplicateDeduplicationID
 
 # The wake-up key of the dequeuer (in-process, and the pg_notify payload).
 QUEUE_KEY = '["queues"]'
-MAX_PRIORITY = 2**31 - 1
 # Where start_workflow inside an open transaction puts its workflow (and where schedules enqueue).
 INTERNAL_QUEUE_NAME = "_dbos_internal_queue"
 
 
 class QueueRef(Protocol):
-    """What an enqueue needs of a declared ``Queue``."""
+    """What an enqueue needs of a ``Queue``."""
 
     @property
     def name(self) -> str: ...
@@ -44,42 +45,8 @@ class QueueRef(Protocol):
     @property
     def partitioned(self) -> bool: ...
 
-
-@dataclass(frozen=True)
-class EnqueueOptions:
-    priority: int = 0
-    deduplication_id: str | None = None
-    queue_partition_key: str | None = None
-
-
-_enqueue_options: ContextVar[EnqueueOptions | None] = ContextVar("durable_enqueue_options", default=None)
-
-
-class SetEnqueueOptions:
-    """``with SetEnqueueOptions(...):`` applies to the workflows enqueued in the block.
-
-    - ``priority``: a lower number runs first (1 is the highest; without one, 0, ahead of all).
-    - ``deduplication_id``: while a workflow of the queue holding this ID waits or runs, another
-      enqueue with it raises ``DBOSQueueDeduplicatedError``.
-    - ``queue_partition_key``: the partition of a partitioned queue (required there, refused elsewhere).
-    """
-
-    def __init__(self, *, priority: int | None = None, deduplication_id: str | None = None,
-                 queue_partition_key: str | None = None) -> None:
-        if priority is not None and not (isinstance(priority, int) and 1 <= priority <= MAX_PRIORITY):
-            raise ValueError(f"priority must be an integer from 1 to {MAX_PRIORITY}, got {priority!r}")
-        for label, value in (("deduplication_id", deduplication_id), ("queue_partition_key", queue_partition_key)):
-            if value is not None and (not isinstance(value, str) or not value):
-                raise ValueError(f"{label} must be a non-empty string, got {value!r}")
-        self.options = EnqueueOptions(priority or 0, deduplication_id, queue_partition_key)
-        self._token: Any = None
-
-    def __enter__(self) -> SetEnqueueOptions:
-        self._token = _enqueue_options.set(self.options)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        _enqueue_options.reset(self._token)
+    @property
+    def database_backed_queue(self) -> bool: ...
 
 
 _outer_transaction: ContextVar[Session | sa.Connection | None] = ContextVar("durable_outer_tx", default=None)
@@ -100,16 +67,18 @@ def EnqueueInTransaction(transaction: Session | sa.Connection) -> Iterator[None]
 
 
 def _checked_options(queue: QueueRef) -> EnqueueOptions:
-    options = _enqueue_options.get() or EnqueueOptions()
+    options = current_enqueue_options()
+    check_duplication_policy(options.duplication_policy, queue.name, options.deduplication_id)
+    if options.queue_partition_key is not None and options.deduplication_id is not None:
+        raise ValueError(f"Queue {queue.name!r}: deduplication is not supported for partitioned queues (as in DBOS)")
+    if queue.database_backed_queue:
+        return options  # a registered queue's partitioning is its row's business, read by the dequeuer
     if queue.partitioned and options.queue_partition_key is None:
-        raise ValueError(f"Queue {queue.name!r} is partitioned: enqueue inside "
-                         "SetEnqueueOptions(queue_partition_key=...)")
+        raise ValueError(f"A workflow cannot be enqueued on partitioned queue {queue.name} without a partition key: "
+                         "enqueue inside SetEnqueueOptions(queue_partition_key=...)")
     if not queue.partitioned and options.queue_partition_key is not None:
-        raise ValueError(f"Queue {queue.name!r} is not partitioned, so queue_partition_key "
-                         f"{options.queue_partition_key!r} has no meaning there; declare it with partition limits")
-    if queue.partitioned and options.deduplication_id is not None:
-        raise ValueError(f"Queue {queue.name!r} is partitioned; deduplication IDs work on unpartitioned queues "
-                         "only (as in DBOS)")
+        raise ValueError(f"You can only use a partition key on a partition-enabled queue. Key "
+                         f"{options.queue_partition_key} was used with non-partitioned queue {queue.name}")
     return options
 
 
@@ -122,10 +91,14 @@ def open_transaction(parent: DBOSContext | None) -> Session | sa.Connection | No
 
 
 def enqueue_workflow(rt: Runtime, queue: QueueRef, info: FunctionInfo, args: tuple[Any, ...],
-                     kwargs: dict[str, Any], *, schedule_name: str | None = None) -> str:
-    """Commit an ENQUEUED workflow row (or find the one with its ID) and wake the dequeuer; return its ID.
+                     kwargs: dict[str, Any], *, unpinned: bool = False,
+                     debounce_deadline_epoch_ms: int | None = None, debounced: bool = False,
+                     schedule_name: str | None = None) -> str:
+    """Commit an ENQUEUED (or DELAYED) workflow row, or find the one with its ID; wake the dequeuer; return its ID.
 
     Inside a workflow, the enqueue is a step of the parent: replay finds the same child again.
+    ``unpinned`` leaves the application version unset: any executor may run it. ``debounced`` marks a
+    Debouncer's workflow (``debouncer.py``), which takes later inputs until ``debounce_deadline_epoch_ms``.
     """
     options = _checked_options(queue)
     call = Invocation.of(info, args, kwargs)
@@ -141,22 +114,47 @@ def enqueue_workflow(rt: Runtime, queue: QueueRef, info: FunctionInfo, args: tup
     if timeout_ms:
         deadline = None  # a queued workflow's timeout counts from its dequeue, as in DBOS
     request = parent.request if parent is not None else None
+    delayed = options.delay_until_epoch_ms is not None
     row = replace(new_workflow_row(rt, call, workflow_id, request, parent_state, timeout_ms, deadline,
                                    queue_name=queue.name),
+                  status="DELAYED" if delayed else "ENQUEUED", delay_until_epoch_ms=options.delay_until_epoch_ms,
                   priority=options.priority, deduplication_id=options.deduplication_id,
                   queue_partition_key=options.queue_partition_key, schedule_name=schedule_name)
+    if unpinned:
+        row = replace(row, application_version=None)
+    if debounced:
+        row = replace(row, is_debounced=1, debounce_deadline_epoch_ms=debounce_deadline_epoch_ms)
     if transaction is not None:
+        if options.duplication_policy == "return-existing":
+            raise DBOSException("duplication_policy 'return-existing' is not supported inside an application "
+                                "transaction: the workflow holding the deduplication ID cannot be read there")
         _enqueue_in_transaction(rt, transaction, row)
         return workflow_id
-    try:
-        existing = rt.queue_store.enqueue(row, QUEUE_KEY)
-    except DuplicateDeduplicationID:
-        raise DBOSQueueDeduplicatedError(workflow_id, queue.name, options.deduplication_id or "") from None
+    workflow_id, inserted = _insert(rt, row, options)
     if parent_state is not None and step_id is not None:
         record_child_start(rt, parent_state, step_id, info.name, workflow_id)
-    if existing is None:
-        wake_dequeuer(rt)
+    if inserted:
+        wake_dequeuer(rt)  # a delayed one too: the dequeuer learns when to wake for it
     return workflow_id
+
+
+def _insert(rt: Runtime, row: NewWorkflow, options: EnqueueOptions) -> tuple[str, bool]:
+    """Insert the row; (the workflow ID the caller gets, whether a row was inserted).
+
+    On a held deduplication ID, ``return-existing`` attaches to the holder; if the holder finished
+    between the insert and the look-up, the insert is tried again.
+    """
+    while True:
+        try:
+            existing = rt.queue_store.enqueue(row, QUEUE_KEY)
+            return row.workflow_id, existing is None
+        except DuplicateDeduplicationID:
+            dedup_id = options.deduplication_id or ""
+            if options.duplication_policy != "return-existing":
+                raise DBOSQueueDeduplicatedError(row.workflow_id, row.queue_name or "", dedup_id) from None
+            holder = rt.queue_store.deduplication_holder(row.queue_name or "", dedup_id)
+            if holder is not None:
+                return holder, False
 
 
 def wake_dequeuer(rt: Runtime) -> None:

@@ -24,6 +24,7 @@ from .context import (
     entered,
     take_workflow_id,
 )
+from .enqueue_options import pinned_app_version
 from .error import (
     DBOSAwaitedWorkflowCancelledError,
     DBOSConflictingWorkflowError,
@@ -148,7 +149,7 @@ def new_workflow_row(
         inputs=rt.codec.encode({"args": list(call.args), "kwargs": call.kwargs}, what=f"workflow {info.name!r} input",
                                portable=is_portable_workflow(info)),
         executor_id=rt.executor_id,
-        application_version=rt.settings.application_version,
+        application_version=pinned_app_version() or rt.settings.application_version,
         application_id=rt.settings.application_id,
         class_name=call.class_name,
         config_name=call.config_name,

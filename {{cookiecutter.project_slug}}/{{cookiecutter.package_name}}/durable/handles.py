@@ -57,6 +57,7 @@ class WorkflowStatus:
     was_forked_from: bool = False
     dequeued_at: int | None = None  # when a queue last dequeued it (epoch ms)
     attributes: dict[str, Any] | None = None
+    delay_until_epoch_ms: int | None = None  # a DELAYED workflow's not-before time
 
     @classmethod
     def from_row(cls, rt: Runtime, row: WorkflowRow, *, load_input: bool = True, load_output: bool = True) -> WorkflowStatus:
@@ -92,6 +93,7 @@ class WorkflowStatus:
             forked_from=row.forked_from,
             was_forked_from=bool(row.was_forked_from),
             dequeued_at=row.started_at_epoch_ms,
+            delay_until_epoch_ms=row.delay_until_epoch_ms,
             authenticated_user=row.authenticated_user,
             assumed_role=row.assumed_role,
             authenticated_roles=json.loads(row.authenticated_roles) if row.authenticated_roles is not None else None,

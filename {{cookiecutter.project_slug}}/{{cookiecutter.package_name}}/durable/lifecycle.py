@@ -38,6 +38,7 @@ from .dequeuer import Dequeuer
 from .error import DBOSException, DBOSNotLaunchedError
 from .flask import install
 from .otlp_logs import disable_otlp_logs, enable_otlp_logs
+from .queues import forget_declared_queues
 from .recovery import RecoveryLoop
 from .registry import REGISTRY
 from .runtime import Runtime
@@ -63,6 +64,7 @@ class Lifecycle:
         self.dequeuer: Dequeuer | None = None
         self.scheduler: Scheduler | None = None
         self.admin: AdminServer | None = None
+        self.listening: list[str] | None = None  # DBOS.listen_queues, before launch
 
     def attach_flask(self, app: Flask) -> None:
         """Middleware, response checkpoints and error JSON on ``app``; its app context for background work."""
@@ -82,7 +84,7 @@ class Lifecycle:
             current.register(self.launch, rt)  # before any thread starts: their workflows read it
             self.recovery = RecoveryLoop(rt)
             self.recovery.start()
-            self.dequeuer = Dequeuer(rt)
+            self.dequeuer = Dequeuer(rt, self.listening)
             self.dequeuer.start()
             self.scheduler = Scheduler(rt)  # follows @DBOS.scheduled and the stored schedules
             self.scheduler.start()
@@ -170,6 +172,19 @@ def configure(settings: RuntimeSettings, flask: Flask | None = None) -> Lifecycl
         return _configured
 
 
+def listen_queues(names: list[str]) -> None:
+    """``DBOS.listen_queues``: this process dequeues only from these queues (and the internal one)."""
+    with _lock:
+        lifecycle = _configured
+        if lifecycle is None:
+            raise DBOSException("call DBOS(config=...) before DBOS.listen_queues")
+        if lifecycle.runtime is not None:
+            raise DBOSException("listen_queues called after DBOS is launched")
+        if lifecycle.listening is not None:
+            raise DBOSException("listen_queues called more than once")
+        lifecycle.listening = list(names)
+
+
 def configured() -> Lifecycle | None:
     return _configured
 
@@ -199,6 +214,7 @@ def destroy(*, destroy_registry: bool = False, workflow_completion_timeout_sec: 
         lifecycle.stop(workflow_completion_timeout_sec)
         if destroy_registry:
             REGISTRY.__init__()  # type: ignore[misc]
+            forget_declared_queues()
 
 
 def after_fork() -> None:

@@ -1,32 +1,41 @@
-"""Queues: declare them, by name, with their limits (``enqueue.py`` enqueues, ``dequeuer.py`` runs them).
+"""Queues: declared in this process (``Queue(...)``) or registered in the database (``DBOS.register_queue``).
 
-``Queue(name, concurrency, limiter, worker_concurrency=..., partition_concurrency=..., ...)`` declares a
-queue in this process, by name, as DBOS does; ``DBOS.register_queue`` declares or updates one. The
-dequeuer claims only from the queues declared here, within their limits.
+``Queue(name, concurrency, limiter, ...)`` declares an *in-memory* queue, as DBOS does: its limits live in
+the code, every process declares it the same way, and declaring a name twice raises.
+``DBOS.register_queue(name, ...)`` stores a *database-backed* queue in the ``queues`` table
+(``store/queue_config_store.py``): every process sees it, its getters read the row and its setters
+(``set_global_concurrency``...) change it for every dequeuer at its next round. ``enqueue.py`` enqueues,
+``dequeuer.py`` runs both kinds.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypedDict
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
-from .enqueue import INTERNAL_QUEUE_NAME, enqueue_call
+from .current import current_runtime
+from .enqueue import INTERNAL_QUEUE_NAME, enqueue_call, wake_dequeuer
+from .error import DBOSException
+from .queue_config import (
+    DEFAULT_POLLING_INTERVAL_SEC,
+    QueueRateLimit,
+    QueueSettings,
+    check_count,
+    check_limiter,
+    check_polling_interval,
+)
+from .store.queue_config_store import QueueConfigStore
 from .store.queue_store import QueueLimits
 
 if TYPE_CHECKING:
     from .handles import WorkflowHandle
+    from .runtime import Runtime
 
+__all__ = ["QUEUES", "Queue", "QueueRateLimit", "declared_queues", "forget_declared_queues"]
 
-class QueueRateLimit(TypedDict):
-    """At most ``limit`` workflows of the queue start in any ``period`` seconds."""
-
-    limit: int
-    period: float
-
-
-# Every queue declared in this process, by name: the dequeuer claims only from these.
+# Every in-memory queue declared in this process, by name.
 QUEUES: dict[str, Queue] = {}
 _QUEUES_LOCK = threading.Lock()
 
@@ -36,118 +45,23 @@ def declared_queues() -> list[Queue]:
         return list(QUEUES.values())
 
 
-def _check_limiter(name: str, label: str, limiter: QueueRateLimit | None) -> None:
-    if limiter is None:
-        return
-    if not isinstance(limiter, dict) or limiter.get("limit") is None or limiter.get("period") is None:
-        raise ValueError(f"Queue {name!r}: {label} must give both 'limit' and 'period', got {limiter!r}")
-    if int(limiter["limit"]) < 1 or float(limiter["period"]) <= 0:
-        raise ValueError(f"Queue {name!r}: {label} needs a positive 'limit' and 'period', got {limiter!r}")
+def forget_declared_queues() -> None:
+    """``DBOS.destroy(destroy_registry=True)``: forget in-memory queues (the internal one stays)."""
+    with _QUEUES_LOCK:
+        for name in [n for n in QUEUES if n != INTERNAL_QUEUE_NAME]:
+            del QUEUES[name]
 
 
-def _rate(limiter: QueueRateLimit | None) -> dict[str, Any]:
-    if limiter is None:
-        return {}
-    return {"limit": int(limiter["limit"]), "period_ms": int(float(limiter["period"]) * 1000)}
-
-
-@dataclass(frozen=True)
-class QueueSettings:
-    """A queue's limits, checked; ``partition_*`` limits (or ``partition_queue``) partition the queue."""
-
-    concurrency: int | None = None
-    worker_concurrency: int | None = None
-    limiter: QueueRateLimit | None = None
-    partition_concurrency: int | None = None
-    partition_worker_concurrency: int | None = None
-    partition_limiter: QueueRateLimit | None = None
-    # DBOS's older spelling: every limit above applies per partition instead of to the whole queue.
-    partition_queue: bool = False
-
-    def check(self, name: str) -> None:
-        counts = (("concurrency", self.concurrency), ("worker_concurrency", self.worker_concurrency),
-                  ("partition_concurrency", self.partition_concurrency),
-                  ("partition_worker_concurrency", self.partition_worker_concurrency))
-        for label, value in counts:
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"Queue {name!r}: {label} must be an integer of at least 1 (or None for no "
-                                 f"limit), got {value!r}")
-        for small, big in (("worker_concurrency", "concurrency"),
-                           ("partition_worker_concurrency", "partition_concurrency"),
-                           ("partition_concurrency", "concurrency"),
-                           ("partition_worker_concurrency", "worker_concurrency")):
-            low, high = getattr(self, small), getattr(self, big)
-            if low is not None and high is not None and low > high:
-                raise ValueError(f"Queue {name!r}: {small} ({low}) may not exceed {big} ({high})")
-        _check_limiter(name, "limiter", self.limiter)
-        _check_limiter(name, "partition_limiter", self.partition_limiter)
-        if self.partition_queue and self._has_partition_limits():
-            raise ValueError(f"Queue {name!r}: partition_queue=True makes every limit per partition; give "
-                             "either it or the partition_* limits, not both")
-
-    def _has_partition_limits(self) -> bool:
-        return any(v is not None for v in (self.partition_concurrency, self.partition_worker_concurrency,
-                                           self.partition_limiter))
-
-    @property
-    def partitioned(self) -> bool:
-        return self.partition_queue or self._has_partition_limits()
-
-    def whole_queue_limits(self) -> QueueLimits:
-        if self.partition_queue:
-            return QueueLimits()
-        return QueueLimits(self.concurrency, self.worker_concurrency, **_rate(self.limiter))
-
-    def per_partition_limits(self) -> QueueLimits | None:
-        if self.partition_queue:
-            return QueueLimits(self.concurrency, self.worker_concurrency, **_rate(self.limiter))
-        if not self._has_partition_limits():
-            return None
-        return QueueLimits(self.partition_concurrency, self.partition_worker_concurrency,
-                           **_rate(self.partition_limiter))
-
-
-def queue_settings(
-    name: str,
-    *,
-    concurrency: int | None,
-    global_concurrency: int | None,
-    worker_concurrency: int | None,
-    limiter: QueueRateLimit | None,
-    partition_concurrency: int | None,
-    partition_worker_concurrency: int | None,
-    partition_limiter: QueueRateLimit | None,
-    partition_queue: bool,
-    polling_interval_sec: float,
-) -> QueueSettings:
-    """DBOS's queue arguments (``Queue(...)``, ``DBOS.register_queue(...)``) as checked settings.
-
-    ``global_concurrency`` is DBOS's newer name for ``concurrency``; the newer one wins.
-    """
-    if polling_interval_sec <= 0:
-        raise ValueError(f"Queue {name!r}: polling_interval_sec must be positive, got {polling_interval_sec}")
-    if partition_queue and global_concurrency is not None:
-        raise ValueError(f"Queue {name!r}: partition_queue=True applies every limit per partition; use "
-                         "partition_concurrency with global_concurrency instead")
-    settings = QueueSettings(
-        concurrency=concurrency if global_concurrency is None else global_concurrency,
-        worker_concurrency=worker_concurrency,
-        limiter=limiter,
-        partition_concurrency=partition_concurrency,
-        partition_worker_concurrency=partition_worker_concurrency,
-        partition_limiter=partition_limiter,
-        partition_queue=partition_queue,
-    )
-    settings.check(name)
-    return settings
+def config_store(rt: Runtime) -> QueueConfigStore:
+    return QueueConfigStore(rt.sys_db)
 
 
 class Queue:
     """A named queue of workflows, with optional concurrency limits, rate limiters and partitions.
 
-    Priorities always work (``priority_enabled`` is accepted, as DBOS still does, and changes
-    nothing). ``polling_interval_sec`` is accepted for DBOS's signature: enqueues wake the dequeuer,
-    so there is no poll to tune.
+    Priorities always work (``priority_enabled`` is kept and reported, as DBOS does). The dequeuer
+    is woken by enqueues and by finished workflows, so ``polling_interval_sec`` is stored and
+    reported but does not slow anything down.
     """
 
     def __init__(
@@ -161,116 +75,220 @@ class Queue:
         partition_concurrency: int | None = None,
         partition_worker_concurrency: int | None = None,
         partition_limiter: QueueRateLimit | None = None,
-        polling_interval_sec: float = 1.0,
+        polling_interval_sec: float = DEFAULT_POLLING_INTERVAL_SEC,
+        database_backed_queue: bool = False,
         priority_enabled: bool = False,
         partition_queue: bool = False,
+        **_ignored: Any,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"a Queue needs a non-empty string name, got {name!r}")
         self.name = name
-        self.settings = queue_settings(
-            name, concurrency=concurrency, global_concurrency=global_concurrency,
-            worker_concurrency=worker_concurrency, limiter=limiter, partition_concurrency=partition_concurrency,
+        self.database_backed_queue = database_backed_queue
+        if database_backed_queue:
+            # A reference to a row: nothing checked, nothing declared; the getters read the row.
+            self._settings = QueueSettings(concurrency if global_concurrency is None else global_concurrency,
+                                           worker_concurrency, limiter, partition_concurrency,
+                                           partition_worker_concurrency, partition_limiter, partition_queue,
+                                           priority_enabled, polling_interval_sec)
+            return
+        self._settings = QueueSettings.of(
+            concurrency=concurrency, global_concurrency=global_concurrency, worker_concurrency=worker_concurrency,
+            limiter=limiter, partition_concurrency=partition_concurrency,
             partition_worker_concurrency=partition_worker_concurrency, partition_limiter=partition_limiter,
-            partition_queue=partition_queue, polling_interval_sec=polling_interval_sec,
-        )
-        self.priority_enabled = priority_enabled
-        self.polling_interval_sec = polling_interval_sec
+            partition_queue=partition_queue, priority_enabled=priority_enabled,
+            polling_interval_sec=polling_interval_sec)
         with _QUEUES_LOCK:
-            if name in QUEUES:
-                raise ValueError(f"Queue {name!r} has already been declared in this process; declare it once "
-                                 "(or use DBOS.register_queue to update it)")
+            if name in QUEUES and name != INTERNAL_QUEUE_NAME:
+                raise ValueError(f"Queue {name} has already been declared in this process; declare it once, "
+                                 "or register it with DBOS.register_queue to change its limits at run time")
             QUEUES[name] = self
+
+    @staticmethod
+    def from_settings(name: str, settings: QueueSettings) -> Queue:
+        """A database-backed queue as its row holds it."""
+        queue = Queue(name, database_backed_queue=True)
+        queue._settings = settings
+        return queue
+
+    # -- reading: a database-backed queue reads its row first ------------------------------------------
+
+    @property
+    def settings(self) -> QueueSettings:
+        """The limits as last read (no database read: the dequeuer reads every row once per round)."""
+        return self._settings
+
+    def _fresh(self) -> QueueSettings:
+        if self.database_backed_queue:
+            found = config_store(current_runtime()).get(self.name)
+            if found is None:
+                raise DBOSException(f"Queue {self.name} not found in the database")
+            self._settings = QueueSettings.from_row(found)
+        return self._settings
 
     @property
     def concurrency(self) -> int | None:
-        return self.settings.concurrency
+        """Deprecated name of ``global_concurrency`` (as stored, whatever the scope)."""
+        return self._fresh().concurrency
+
+    @property
+    def global_concurrency(self) -> int | None:
+        return self._fresh().scoped().concurrency
 
     @property
     def worker_concurrency(self) -> int | None:
-        return self.settings.worker_concurrency
+        return self._fresh().scoped().worker_concurrency
 
     @property
     def limiter(self) -> QueueRateLimit | None:
-        return self.settings.limiter
+        return self._fresh().scoped().limiter
+
+    @property
+    def partition_concurrency(self) -> int | None:
+        return self._fresh().scoped().partition_concurrency
+
+    @property
+    def partition_worker_concurrency(self) -> int | None:
+        return self._fresh().scoped().partition_worker_concurrency
+
+    @property
+    def partition_limiter(self) -> QueueRateLimit | None:
+        return self._fresh().scoped().partition_limiter
+
+    @property
+    def priority_enabled(self) -> bool:
+        return self._fresh().priority_enabled
+
+    @property
+    def partition_queue(self) -> bool:
+        return self._fresh().partition_queue
+
+    @property
+    def polling_interval_sec(self) -> float:
+        return self._fresh().polling_interval_sec
 
     @property
     def partitioned(self) -> bool:
-        return self.settings.partitioned
+        """Partition keys required on enqueue (a database-backed reference does not know: no check)."""
+        return self._settings.partitioned
 
     @property
     def limits(self) -> QueueLimits:
-        return self.settings.whole_queue_limits()
+        return self._settings.whole_queue_limits()
 
     @property
     def partition_limits(self) -> QueueLimits | None:
-        """Limits that apply to each partition key separately; None if the queue has no partitions."""
-        return self.settings.per_partition_limits()
+        return self._settings.per_partition_limits()
 
-    def reconfigure(self, settings: QueueSettings) -> None:
-        """Take new limits (``DBOS.register_queue`` on a declared queue); the next claim applies them."""
-        settings.check(self.name)
-        self.settings = settings
+    # -- changing a database-backed queue --------------------------------------------------------------
+
+    def _writable(self, field: str | None = None) -> QueueSettings:
+        """The row as stored now, so checks never trust a stale copy; refuse what may not change."""
+        if not self.database_backed_queue:
+            raise DBOSException(f"Cannot configure queue {self.name}: dynamic configuration is only supported "
+                                "for queues registered via DBOS.register_queue")
+        current = self._fresh()
+        if field is not None and current.legacy:
+            raise DBOSException(
+                f"Cannot set {field} on queue {self.name}: it is registered with the deprecated partition_queue "
+                "option, under which concurrency, worker_concurrency and limiter apply per partition. "
+                "Re-register the queue with the partition_* limits instead.")
+        return current
+
+    def _write(self, new: QueueSettings) -> None:
+        rt = current_runtime()
+        if not config_store(rt).update(self.name, new.to_row()):
+            raise DBOSException(f"Queue {self.name} not found in the database")
+        self._settings = new
+        wake_dequeuer(rt)  # this process's dequeuer applies it now; others at their next round
+
+    def set_concurrency(self, value: int | None) -> None:
+        """Deprecated name of ``set_global_concurrency``."""
+        current = self._writable()
+        self._write(replace(current, concurrency=_checked_concurrency(current, value)))
+
+    def set_global_concurrency(self, value: int | None) -> None:
+        current = self._writable("global_concurrency")
+        self._write(replace(current, concurrency=_checked_concurrency(current, value)))
+
+    def set_worker_concurrency(self, value: int | None) -> None:
+        current = self._writable("worker_concurrency")
+        check_count("worker_concurrency", value)
+        if value is not None:
+            _at_most("worker_concurrency", value, "concurrency", current.concurrency)
+            _at_most("partition_worker_concurrency", current.partition_worker_concurrency, "worker_concurrency",
+                     value)
+        self._write(replace(current, worker_concurrency=value))
+
+    def set_limiter(self, value: QueueRateLimit | None) -> None:
+        check_limiter("limiter", value)
+        current = self._writable("limiter")
+        self._write(replace(current, limiter=value))
+
+    def set_priority_enabled(self, value: bool) -> None:
+        self._write(replace(self._writable(), priority_enabled=bool(value)))
+
+    def set_partition_concurrency(self, value: int | None) -> None:
+        check_count("partition_concurrency", value)
+        current = self._writable("partition_concurrency")
+        if value is not None:
+            _at_most("partition_concurrency", value, "global_concurrency", current.concurrency)
+            if current.partition_worker_concurrency is not None and current.partition_worker_concurrency > value:
+                raise ValueError("partition_concurrency must be greater than or equal to partition_worker_concurrency")
+        self._write(_repartitioned(replace(current, partition_concurrency=value)))
+
+    def set_partition_worker_concurrency(self, value: int | None) -> None:
+        check_count("partition_worker_concurrency", value)
+        current = self._writable("partition_worker_concurrency")
+        if value is not None:
+            _at_most("partition_worker_concurrency", value, "partition_concurrency", current.partition_concurrency)
+            _at_most("partition_worker_concurrency", value, "worker_concurrency", current.worker_concurrency)
+            _at_most("partition_worker_concurrency", value, "concurrency", current.concurrency)
+        self._write(_repartitioned(replace(current, partition_worker_concurrency=value)))
+
+    def set_partition_limiter(self, value: QueueRateLimit | None) -> None:
+        check_limiter("partition_limiter", value)
+        current = self._writable("partition_limiter")
+        self._write(_repartitioned(replace(current, partition_limiter=value)))
+
+    def set_partition_queue(self, value: bool) -> None:
+        """Deprecated: partition with the ``set_partition_*`` limits instead."""
+        current = self._writable()
+        if current.has_partition_limits:
+            raise DBOSException(f"Cannot set partition_queue on queue {self.name}: it is partitioned by its "
+                                "partition_* limits. Clear those instead.")
+        self._write(replace(current, partition_queue=bool(value)))
+
+    def set_polling_interval_sec(self, value: float) -> None:
+        check_polling_interval(value)
+        self._write(replace(self._writable(), polling_interval_sec=float(value)))
 
     def enqueue(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
         """Commit ``func(*args, **kwargs)`` as an ENQUEUED workflow of this queue; return its handle."""
         return enqueue_call(self, func, args, kwargs)
 
-
-_REGISTER_LOCK = threading.Lock()  # one register_queue at a time: look up, then declare or update
-ON_CONFLICT = ("update_if_latest_version", "always_update", "never_update")
-
-
-def declare_queue(
-    name: str,
-    on_conflict: str,
-    *,
-    worker_concurrency: int | None,
-    global_concurrency: int | None,
-    partition_concurrency: int | None,
-    partition_worker_concurrency: int | None,
-    partition_limiter: QueueRateLimit | None,
-    limiter: QueueRateLimit | None,
-    polling_interval_sec: float,
-    concurrency: int | None,
-    partition_queue: bool,
-) -> Queue:
-    """``DBOS.register_queue``: declare a queue, or give a declared one new limits unless ``never_update``."""
-    if on_conflict not in ON_CONFLICT:
-        raise ValueError(f"on_conflict must be 'update_if_latest_version', 'always_update' or 'never_update', "
-                         f"got {on_conflict!r}")
-    settings = queue_settings(
-        name, concurrency=concurrency, global_concurrency=global_concurrency,
-        worker_concurrency=worker_concurrency, limiter=limiter, partition_concurrency=partition_concurrency,
-        partition_worker_concurrency=partition_worker_concurrency, partition_limiter=partition_limiter,
-        partition_queue=partition_queue, polling_interval_sec=polling_interval_sec,
-    )
-    return _register(name, settings, update=on_conflict != "never_update")
+    def __repr__(self) -> str:
+        kind = "database-backed" if self.database_backed_queue else "in-memory"
+        return f"Queue({self.name!r}, {kind}, {self._settings})"
 
 
-def _register(name: str, settings: QueueSettings, *, update: bool) -> Queue:
-    """Declare a queue, or give a declared one new limits when ``update``; bad limits change nothing."""
-    with _REGISTER_LOCK:
-        existing = QUEUES.get(name)
-        if existing is None:
-            # Declared with its limits from the start: the dequeuer never sees it without them.
-            return Queue(name, settings.concurrency, settings.limiter,
-                         worker_concurrency=settings.worker_concurrency,
-                         partition_concurrency=settings.partition_concurrency,
-                         partition_worker_concurrency=settings.partition_worker_concurrency,
-                         partition_limiter=settings.partition_limiter, partition_queue=settings.partition_queue)
-        if update:
-            existing.reconfigure(settings)
-        return existing
+def _at_most(small: str, small_value: int | None, big: str, big_value: int | None) -> None:
+    if small_value is not None and big_value is not None and small_value > big_value:
+        raise ValueError(f"{small} must be less than or equal to {big} ({small_value} > {big_value})")
 
 
-def find_queue(queue_name: str) -> Queue:
-    queue = QUEUES.get(queue_name)
-    if queue is None:
-        known = ", ".join(sorted(n for n in QUEUES if n != INTERNAL_QUEUE_NAME)) or "none"
-        raise ValueError(f"no Queue named {queue_name!r} is declared in this process (declared: {known}); "
-                         "create it with Queue(name) at import time")
-    return queue
+def _repartitioned(settings: QueueSettings) -> QueueSettings:
+    """Partitioning follows the partition_* limits: clearing the last one un-partitions the queue."""
+    return replace(settings, partition_queue=settings.has_partition_limits)
+
+
+def _checked_concurrency(current: QueueSettings, value: int | None) -> int | None:
+    check_count("concurrency", value)
+    if value is not None:
+        _at_most("worker_concurrency", current.worker_concurrency, "concurrency", value)
+        _at_most("partition_concurrency", current.partition_concurrency, "global_concurrency", value)
+        _at_most("partition_worker_concurrency", current.partition_worker_concurrency, "concurrency", value)
+    return value
 
 
 # start_workflow inside an open transaction enqueues here, so the workflow starts once the transaction commits.

@@ -38,6 +38,7 @@ class _NamedQueue:
 
     name: str
     partitioned: bool = False
+    database_backed_queue: bool = True  # its limits are the registered row's (if any), read by the dequeuer
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from .error import DBOSException
 from .handles import WorkflowHandle
 from .queues import QUEUES
 from .recorded_calls import as_step
+from .registered_queues import retrieve_queue
 from .registry import workflow_of
 from .runtime import Runtime
 from .schedule_runs import backfill, trigger
@@ -77,7 +78,7 @@ def _row(rt: Runtime, *, schedule_name: str, workflow_fn: Callable[..., Any], sc
          automatic_backfill: bool, cron_timezone: str | None, queue_name: str | None) -> ScheduleRow:
     """A new schedule's row, every field checked as DBOS checks it."""
     check_cron(schedule)
-    if queue_name is not None and queue_name not in QUEUES:
+    if queue_name is not None and queue_name not in QUEUES and retrieve_queue(rt, queue_name) is None:
         raise DBOSException(f"Queue '{queue_name}' is not declared. Please create the queue before using it "
                             "in a schedule.")
     try:

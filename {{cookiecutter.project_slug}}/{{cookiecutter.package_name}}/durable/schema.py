@@ -24,8 +24,10 @@ SCHEMA_VERSION = 3
 
 # A fixed key for pg_advisory_xact_lock, so that workers starting together migrate one at a time.
 _MIGRATION_LOCK_KEY = 0x64626F73  # "dbos"
-# A deduplication ID is held only while its workflow waits or runs.
-_ACTIVE_QUEUE_ROW = sa.text("status IN ('ENQUEUED', 'PENDING')")
+# A deduplication ID is held only while its workflow waits (DELAYED or ENQUEUED) or runs. Step 2 made the
+# index without DELAYED (which did not exist yet); step 3 rebuilds it with this predicate.
+_ACTIVE_QUEUE_ROW = sa.text("status IN ('DELAYED', 'ENQUEUED', 'PENDING')")
+_STEP_2_ACTIVE_QUEUE_ROW = sa.text("status IN ('ENQUEUED', 'PENDING')")
 _SCHEDULED_ROW = sa.text("schedule_name IS NOT NULL")  # most workflows have none: keep them out of its index
 
 
@@ -45,6 +47,7 @@ class SystemTables:
     pg_schema: str | None
     workflow_schedules: sa.Table
     streams: sa.Table
+    queues: sa.Table
 
     def qualified(self, table: sa.Table) -> str:
         """The table's name as raw SQL must spell it (``dbos.workflow_status`` or ``dbos_workflow_status``)."""
@@ -95,6 +98,11 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
         sa.Column("created_at", sa.BigInteger, nullable=False),
         sa.Column("updated_at", sa.BigInteger, nullable=False),
         sa.Column("completed_at", sa.BigInteger),
+        # SetEnqueueOptions(delay_seconds=...): a DELAYED row becomes ENQUEUED once this time has come.
+        sa.Column("delay_until_epoch_ms", sa.BigInteger),
+        # Debouncer: a debounced DELAYED row (0/1) takes new inputs and a later time until this cap.
+        sa.Column("is_debounced", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("debounce_deadline_epoch_ms", sa.BigInteger),
         # The stored schedule that enqueued the workflow (DBOS.create_schedule), for list_workflows(schedule_name=).
         sa.Column("schedule_name", sa.Text),
         # fork_workflow: the workflow a fork was copied from, and (0/1) on the original that it was.
@@ -228,6 +236,26 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
         sa.Column("function_id", sa.Integer, nullable=False),
         sa.ForeignKeyConstraint(["workflow_uuid"], [workflow_status.c.workflow_uuid], ondelete="CASCADE"),
     )
+    # DBOS.register_queue: database-backed queues, their limits shared by every process and changed at
+    # run time (Queue.set_global_concurrency...); each dequeuer re-reads them every round.
+    queues = sa.Table(
+        f"{prefix}queues",
+        metadata,
+        sa.Column("name", sa.Text, primary_key=True),
+        sa.Column("concurrency", sa.Integer),
+        sa.Column("worker_concurrency", sa.Integer),
+        sa.Column("rate_limit_max", sa.Integer),
+        sa.Column("rate_limit_period_sec", sa.Float),
+        sa.Column("priority_enabled", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("partition_queue", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("partition_concurrency", sa.Integer),
+        sa.Column("partition_worker_concurrency", sa.Integer),
+        sa.Column("partition_rate_limit_max", sa.Integer),
+        sa.Column("partition_rate_limit_period_sec", sa.Float),
+        sa.Column("polling_interval_sec", sa.Float, nullable=False, server_default="1.0"),
+        sa.Column("created_at", sa.BigInteger, nullable=False),
+        sa.Column("updated_at", sa.BigInteger, nullable=False),
+    )
     schema_version = sa.Table(
         f"{prefix}schema_version",
         metadata,
@@ -237,7 +265,7 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
         metadata=metadata, workflow_status=workflow_status, operation_outputs=operation_outputs, executors=executors,
         idempotency_keys=idempotency_keys, notifications=notifications, workflow_events=workflow_events,
         workflow_events_history=workflow_events_history, schema_version=schema_version, pg_schema=schema,
-        streams=streams, workflow_schedules=workflow_schedules,
+        streams=streams, workflow_schedules=workflow_schedules, queues=queues,
     )
 
 
@@ -279,10 +307,11 @@ def _drop_queue_options_v2(connection: sa.Connection, tables: SystemTables) -> N
 # indexes. Until that release ships, a change adds its table, column or index to the definitions above
 # AND names it here (unprefixed); the step adds what a step-2 database lacks and removes it on the way
 # down. tests/runtime/test_schema.py holds step 2's shape, so a change that forgets this list fails there.
-_V3_TABLES: tuple[str, ...] = ("streams", "workflow_schedules")
+_V3_TABLES: tuple[str, ...] = ("streams", "workflow_schedules", "queues")
 _V3_COLUMNS: dict[str, tuple[str, ...]] = {
     "workflow_status": ("forked_from", "was_forked_from", "attributes", "authenticated_user", "assumed_role",
-                        "authenticated_roles", "schedule_name"),
+                        "authenticated_roles", "schedule_name", "delay_until_epoch_ms", "is_debounced",
+                        "debounce_deadline_epoch_ms"),
     "operation_outputs": ("attempts",),
 }
 _V3_INDEXES: tuple[str, ...] = (
@@ -321,9 +350,24 @@ def _add_v3(connection: sa.Connection, tables: SystemTables) -> None:
             connection.execute(sa.text(f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {ddl}"))
     for name in _V3_INDEXES:
         _index(tables, name).create(connection, checkfirst=True)
+    _rebuild_dedup_index(connection, _dedup_index(tables))
+
+
+def _rebuild_dedup_index(connection: sa.Connection, index: sa.Index) -> None:
+    """Replace the deduplication index by ``index`` (same name, another predicate)."""
+    index.drop(connection, checkfirst=True)
+    index.create(connection)
+
+
+def _step_2_dedup_index(tables: SystemTables) -> sa.Index:
+    index = _dedup_index(tables)
+    table = tables.workflow_status
+    return sa.Index(index.name, table.c.queue_name, table.c.deduplication_id, unique=True,
+                    postgresql_where=_STEP_2_ACTIVE_QUEUE_ROW, sqlite_where=_STEP_2_ACTIVE_QUEUE_ROW)
 
 
 def _drop_v3(connection: sa.Connection, tables: SystemTables) -> None:
+    _rebuild_dedup_index(connection, _step_2_dedup_index(tables))
     for name in _V3_INDEXES:
         _index(tables, name).drop(connection, checkfirst=True)
     preparer = connection.dialect.identifier_preparer

@@ -13,6 +13,7 @@ class WorkflowStatusString(StrEnum):
 
     PENDING = "PENDING"
     ENQUEUED = "ENQUEUED"
+    DELAYED = "DELAYED"  # enqueued with a delay: becomes ENQUEUED at delay_until_epoch_ms
     SUCCESS = "SUCCESS"
     ERROR = "ERROR"
     CANCELLED = "CANCELLED"
@@ -73,7 +74,9 @@ class NewWorkflow:
     name: str
     inputs: str
     executor_id: str
-    application_version: str | None  # None: a client's enqueue; the process that dequeues it sets its own
+    # None: any executor may run it (a client's enqueue, enqueue_workflow_with_options); the one that
+    # dequeues it records its own.
+    application_version: str | None
     application_id: str
     status: str = WorkflowStatusString.PENDING.value
     class_name: str | None = None
@@ -92,6 +95,9 @@ class NewWorkflow:
     authenticated_user: str | None = None
     assumed_role: str | None = None
     authenticated_roles: str | None = None  # JSON text: a list of role names
+    delay_until_epoch_ms: int | None = None  # set on a DELAYED enqueue
+    is_debounced: int = 0  # 0/1: a Debouncer's workflow (its deduplication ID is the debounce key)
+    debounce_deadline_epoch_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +137,7 @@ class WorkflowRow:
     authenticated_user: str | None = None
     assumed_role: str | None = None
     authenticated_roles: Any = None
+    delay_until_epoch_ms: int | None = None
 
 
 WORKFLOW_COLUMNS = tuple(WorkflowRow.__dataclass_fields__)

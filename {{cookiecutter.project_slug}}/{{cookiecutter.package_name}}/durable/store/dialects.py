@@ -18,7 +18,7 @@ DEFAULT_PG_SCHEMA = "dbos"
 SQLITE_PREFIX = "dbos_"
 # The ``{name}`` placeholders the store's SQL may use: the system tables (``schema.py`` defines them).
 TABLE_KEYS = ("workflow_status", "operation_outputs", "executors", "idempotency_keys", "notifications",
-              "workflow_events", "workflow_events_history", "streams", "workflow_schedules")
+              "workflow_events", "workflow_events_history", "streams", "workflow_schedules", "queues")
 
 # SQLite: how long a writer waits for the lock inside the driver before the store's own retry loop.
 SQLITE_BUSY_TIMEOUT_MS = 5_000

@@ -25,13 +25,16 @@ WHERE workflow_uuid = ? AND status NOT IN ('SUCCESS', 'ERROR', 'CANCELLED')
 RETURNING owner_generation"""
 _CHILDREN = "SELECT workflow_uuid FROM {workflow_status} WHERE parent_workflow_id = ?"
 # Back to PENDING under a new fencing generation (a late write of the old run is refused), owned
-# by the caller, with the recovery counter and the deadline cleared, as DBOS does. Its deduplication
+# by the caller, with the recovery counter and the deadline cleared, as DBOS does. A workflow still waiting
+# in a queue (or DELAYED) runs now, outside its queue's limits, as DBOS's resume does (internal queue). Its deduplication
 # ID was released when it finished and may be held by another workflow now: it is dropped, as in DBOS.
 _RESUME = """
 UPDATE {workflow_status} SET status = 'PENDING', executor_id = ?, owner_generation = owner_generation + 1,
     recovery_attempts = 0, workflow_deadline_epoch_ms = NULL, output = NULL, error = NULL,
-    completed_at = NULL, updated_at = ?, deduplication_id = NULL
-WHERE workflow_uuid = ? AND status IN ('CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED', 'ENQUEUED')
+    completed_at = NULL, updated_at = ?, deduplication_id = NULL, delay_until_epoch_ms = NULL,
+    queue_name = CASE WHEN status IN ('ENQUEUED', 'DELAYED') THEN '_dbos_internal_queue' ELSE queue_name END,
+    queue_partition_key = CASE WHEN status IN ('ENQUEUED', 'DELAYED') THEN NULL ELSE queue_partition_key END
+WHERE workflow_uuid = ? AND status IN ('CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED', 'ENQUEUED', 'DELAYED')
 RETURNING {columns}"""
 # The same, onto a queue: ENQUEUED there for whichever process declares it (DBOS's resume(queue_name=)).
 _RESUME_TO_QUEUE = """

@@ -24,9 +24,25 @@ INSERT INTO {workflow_status} (workflow_uuid, status, name, class_name, config_n
     executor_id, owner_generation, application_version, application_id, recovery_attempts, queue_name,
     priority, deduplication_id, queue_partition_key, parent_workflow_id, created_at, updated_at,
     workflow_version, workflow_timeout_ms, workflow_deadline_epoch_ms, attributes, authenticated_user,
-    assumed_role, authenticated_roles, schedule_name)
-VALUES (?, 'ENQUEUED', ?, ?, ?, ?J, ?J, NULL, 0, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?J, ?, ?, ?J, ?)
+    assumed_role, authenticated_roles, delay_until_epoch_ms, is_debounced, debounce_deadline_epoch_ms,
+    schedule_name)
+VALUES (?, ?, ?, ?, ?, ?J, ?J, NULL, 0, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?J, ?, ?, ?J, ?, ?, ?, ?)
 ON CONFLICT (workflow_uuid) DO NOTHING"""
+
+# DELAYED rows whose time has come join their queue; the earliest time still ahead bounds the next wait.
+# A debounced workflow gives up its debounce key as it joins the queue: it is committed to run now,
+# and the next debounce of the key starts a new workflow.
+_PROMOTE_DUE = """
+UPDATE {workflow_status} SET status = 'ENQUEUED', updated_at = ?,
+    deduplication_id = CASE WHEN is_debounced = 1 THEN NULL ELSE deduplication_id END
+WHERE status = 'DELAYED' AND delay_until_epoch_ms <= ?"""
+_NEXT_DUE = "SELECT MIN(delay_until_epoch_ms) FROM {workflow_status} WHERE status = 'DELAYED'"
+_SET_DELAY = """
+UPDATE {workflow_status} SET delay_until_epoch_ms = ?, updated_at = ? WHERE workflow_uuid = ? AND status = 'DELAYED'"""
+
+_DEDUP_HOLDER = """
+SELECT workflow_uuid FROM {workflow_status}
+WHERE queue_name = ? AND deduplication_id = ? AND status IN ('DELAYED', 'ENQUEUED', 'PENDING')"""
 
 _WAITING_QUEUES = "SELECT DISTINCT queue_name FROM {workflow_status} WHERE status = 'ENQUEUED' AND queue_name IN ({names})"
 _LOCK_QUEUE = "SELECT pg_advisory_xact_lock(hashtext(?))"
@@ -94,6 +110,10 @@ def is_unique_violation(exc: BaseException) -> bool:
     return isinstance(exc, sa.exc.IntegrityError) or type(original).__name__ in ("IntegrityError", "UniqueViolation")
 
 
+# Where created_at sits in _insert_params.
+_CREATED_AT = 14
+
+
 class QueueStore:
     """Queue rows, on one database's connections and retries (the dequeuer's own, or the runtime's)."""
 
@@ -106,6 +126,10 @@ class QueueStore:
         self._get_workflow = dialect.sql(GET_WORKFLOW)
         self._waiting_sql: dict[int, str] = {}
         self._lock_queue = dialect.sql(_LOCK_QUEUE)
+        self._promote_due = dialect.sql(_PROMOTE_DUE)
+        self._next_due = dialect.sql(_NEXT_DUE)
+        self._set_delay = dialect.sql(_SET_DELAY)
+        self._dedup_holder = dialect.sql(_DEDUP_HOLDER)
         self._partitions = dialect.sql(_WAITING_PARTITIONS)
         self._load = {mode: dialect.sql(_QUEUE_LOAD.replace("{partition}", where))
                       for mode, where in _PARTITION_FILTERS.items()}
@@ -113,15 +137,19 @@ class QueueStore:
         self._claim = {mode: dialect.sql(claim.replace("{partition}", where))
                        for mode, where in _PARTITION_FILTERS.items()}
         self._notify = dialect.sql(NOTIFY_SQL) if self.is_postgres else ""
+        # When this store last took rows from each (queue, partition key), in claim rounds: fairness.
+        self._served: dict[tuple[str, Any], int] = {}
+        self._served_round = 0
 
     @staticmethod
     def _insert_params(new: NewWorkflow) -> tuple[Any, ...]:
         now = now_ms()
-        return (new.workflow_id, new.name, new.class_name, new.config_name, new.inputs, new.request,
+        return (new.workflow_id, new.status, new.name, new.class_name, new.config_name, new.inputs, new.request,
                 new.application_version, new.application_id, new.queue_name, new.priority, new.deduplication_id,
                 new.queue_partition_key, new.parent_workflow_id, now, now, new.workflow_version,
                 new.workflow_timeout_ms, new.workflow_deadline_epoch_ms, new.attributes, new.authenticated_user,
-                new.assumed_role, new.authenticated_roles, new.schedule_name)
+                new.assumed_role, new.authenticated_roles, new.delay_until_epoch_ms, new.is_debounced,
+                new.debounce_deadline_epoch_ms, new.schedule_name)
 
     def enqueue(self, new: NewWorkflow, wake_key: str) -> WorkflowRow | None:
         """Insert an ENQUEUED workflow row. Return None when inserted, else the row that already exists.
@@ -140,7 +168,7 @@ class QueueStore:
 
         try:
             if self.db.transaction(work):
-                settle_past(params[13])  # created_at: see settle_past
+                settle_past(params[_CREATED_AT])  # see settle_past
                 return None
         except Exception as exc:
             if new.deduplication_id is not None and is_unique_violation(exc):
@@ -170,6 +198,34 @@ class QueueStore:
             if new.deduplication_id is not None and is_unique_violation(exc):
                 raise DuplicateDeduplicationID() from exc
             raise
+
+    def deduplication_holder(self, queue_name: str, deduplication_id: str) -> str | None:
+        """The workflow holding a deduplication ID of a queue now (delayed, waiting or running), if any."""
+        rows = self.db.fetch(self._dedup_holder, (queue_name, deduplication_id))
+        return str(rows[0][0]) if rows else None
+
+    def promote_due(self, wake_key: str) -> int | None:
+        """Move DELAYED rows whose time has come to ENQUEUED; return the earliest time still ahead, if any.
+
+        On PostgreSQL a promotion notifies ``wake_key``: processes serving other queues claim at once.
+        """
+        now = now_ms()
+        if self.db.execute(self._promote_due, (now, now)) and self.is_postgres:
+            self.db.execute(self._notify, (wake_key,))
+        rows = self.db.fetch(self._next_due, ())
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def set_delay(self, workflow_id: str, delay_until_epoch_ms: int, wake_key: str) -> bool:
+        """Change a DELAYED workflow's not-before time; False if it is not DELAYED (any more)."""
+
+        def work(cursor: Any) -> bool:
+            cursor.execute(self._set_delay, (delay_until_epoch_ms, now_ms(), workflow_id))
+            changed = bool(cursor.rowcount)
+            if changed and self.is_postgres:
+                cursor.execute(self._notify, (wake_key,))
+            return changed
+
+        return self.db.transaction(work)
 
     def waiting_queues(self, queue_names: list[str]) -> set[str]:
         """Which of these queues hold ENQUEUED rows: one indexed read for all, and no write lock.
@@ -203,17 +259,30 @@ class QueueStore:
             rows = []
             backlog = False
             cursor.execute(self._partitions, (queue_name,))
-            for (key,) in cursor.fetchall():
+            for key in self._fair_order(queue_name, [key for (key,) in cursor.fetchall()]):
                 if room <= 0:
                     return Claimed(rows, True)
                 part_room, part_waiting = self._room(cursor, queue_name, key, executor_id, partition_limits, room, now)
                 taken = self._take(cursor, queue_name, key, executor_id, app_version, part_room, now)
+                if taken:
+                    self._served_round += 1
+                    self._served[(queue_name, key)] = self._served_round
                 rows.extend(taken)
                 room -= len(taken)
                 backlog = backlog or part_waiting > len(taken)
             return Claimed(sorted(rows, key=lambda r: r.created_at), backlog)
 
         return self.db.transaction(work)
+
+    def _fair_order(self, queue_name: str, keys: list[Any]) -> list[Any]:
+        """Partitions this store served least recently first, then in the queue's order (priority, age).
+
+        Oldest-first alone starves: partitions with a long backlog hold the oldest rows and would
+        take every free slot before a newer partition's first row.
+        """
+        if len(self._served) > _SERVED_MEMORY:
+            self._served.clear()
+        return sorted(keys, key=lambda key: self._served.get((queue_name, key), 0))
 
     def _room(self, cursor: Any, queue_name: str, partition: object, executor_id: str, limits: QueueLimits,
               batch: int, now: int) -> tuple[int, int]:
@@ -240,6 +309,9 @@ class QueueStore:
                                             now))
         return sorted((WorkflowRow(*r) for r in cursor.fetchall()), key=lambda r: r.created_at)
 
+
+# Forget the fairness memory past this many partitions (it only orders, it never limits).
+_SERVED_MEMORY = 100_000
 
 # Marks "the whole queue" where a partition key (or None, rows without one) is expected.
 _WHOLE = object()
