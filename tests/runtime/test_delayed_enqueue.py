@@ -109,12 +109,13 @@ def test_return_existing_attaches_to_the_holder_of_the_deduplication_id(dbos: ty
         DBOS.enqueue_workflow("dedup-policy", delay_gated, "no id")
 
 
-def test_enqueue_by_name_runs_the_registered_workflow_and_leaves_the_version_unset(dbos: type[DBOS]) -> None:
+def test_enqueue_by_name_runs_the_registered_workflow_and_records_the_runners_version(dbos: type[DBOS]) -> None:
     DBOS.register_queue("by-name")
     handle = DBOS.enqueue_workflow_with_options({"workflow_name": delay_noted.__qualname__, "queue_name": "by-name"}, "n")
     assert handle.get_result(timeout_seconds=10) == "n"
     status = handle.get_status()
-    assert status is not None and status.app_version is None and status.queue_name == "by-name"
+    # Unset at enqueue, so any executor may take it; the one that dequeues it records its version (as DBOS).
+    assert status is not None and status.app_version == DBOS.application_version and status.queue_name == "by-name"
     with pytest.raises(DBOSException, match="did you mean 'queue_name'"):
         DBOS.enqueue_workflow_with_options({"workflow_name": "x", "queue_nme": "by-name"})
 
