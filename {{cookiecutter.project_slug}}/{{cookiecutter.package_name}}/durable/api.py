@@ -33,6 +33,7 @@ from .queues import INTERNAL_QUEUE, Queue, QueueRateLimit
 from .recovery import recover_executors, recover_orphans, recover_pending
 from .registry import REGISTRY, workflow_of
 from .runtime import SystemDatabase
+from .wait_first import wait_first
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -208,6 +209,11 @@ class DBOS(StreamsAPI, ScheduleMethods):
         return registered_queues.queue_for_enqueue(queue_name).enqueue(func, *args, **kwargs)
 
     @classmethod
+    def wait_first(cls, handles: list[WorkflowHandle[Any]], *, polling_interval_sec: float = 1.0) -> WorkflowHandle[Any]:
+        """The handle of the first of these workflows to finish (a step ``DBOS.waitFirst`` in a workflow)."""
+        return wait_first(current_runtime(), handles, polling_interval_sec)
+
+    @classmethod
     def enqueue_workflow_with_options(cls, options: Mapping[str, Any], *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
         """Enqueue a workflow by name (DBOS's ``EnqueueOptions`` dict); it may be implemented by another process."""
         return enqueue_with_options(current_runtime(), options, args, kwargs)
@@ -281,12 +287,6 @@ class DBOS(StreamsAPI, ScheduleMethods):
     @classmethod
     def get_workflow_status(cls, workflow_id: str) -> WorkflowStatus | None:
         return listing.workflow_status(current_runtime(), workflow_id)
-
-    @classmethod
-    def wait_first(cls, handles: list[WorkflowHandle[Any]], *, polling_interval_sec: float = 1.0) -> WorkflowHandle[Any]:
-        """The first of these workflows to finish (any outcome); a step in a workflow's body."""
-        refuse_in_event_loop("wait_first")
-        return listing.wait_first(current_runtime(), handles, polling_interval_sec)
 
     @classmethod
     def list_workflows(cls, **filters: Unpack[WorkflowFilters]) -> list[WorkflowStatus]:

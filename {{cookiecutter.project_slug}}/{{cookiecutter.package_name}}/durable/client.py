@@ -40,6 +40,7 @@ from .handles import StepInfo, WorkflowHandle, WorkflowStatus
 from .runtime import Runtime, SystemDatabase
 from .store.base import NewWorkflow, WorkflowStatusString
 from .store.queue_store import DuplicateDeduplicationID
+from .wait_first import wait_first
 
 _ACTIVE = ["ENQUEUED", "PENDING", "DELAYED"]
 
@@ -313,7 +314,7 @@ class DBOSClient(ClientScheduleMethods):
     @client_side
     def wait_first(self, handles: list[WorkflowHandle[Any]], *, polling_interval_sec: float = 1.0) -> WorkflowHandle[Any]:
         """Wait until one of the workflows has finished (any outcome) and return its handle."""
-        return listing.wait_first(self._rt, handles, polling_interval_sec)
+        return wait_first(self._rt, handles, polling_interval_sec)
 
     @client_side
     def list_workflows(self, **filters: Any) -> list[WorkflowStatus]:

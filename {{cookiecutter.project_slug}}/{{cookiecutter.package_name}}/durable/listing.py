@@ -15,12 +15,11 @@ the clock (``datetime.now().isoformat()``, microseconds included):
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
 from .error import DBOSException
-from .handles import StepInfo, WorkflowHandle, WorkflowStatus, step_info
+from .handles import StepInfo, WorkflowStatus, step_info
 from .handles import workflow_status as read_status
 from .recorded_calls import GET_STATUS, LIST_QUEUED_WORKFLOWS, LIST_STEPS, LIST_WORKFLOWS, as_step
 from .runtime import Runtime
@@ -211,28 +210,3 @@ def _epoch_us(value: str, column: str) -> int:
     if moment.tzinfo is None:
         moment = moment.astimezone()  # the local zone, as datetime.timestamp() reads a naive time
     return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
-
-
-_UNFINISHED = ("PENDING", "ENQUEUED", "DELAYED")
-
-
-def wait_first(rt: Runtime, handles: list[WorkflowHandle[Any]], polling_interval_sec: float) -> WorkflowHandle[Any]:
-    """``DBOS.wait_first``: poll until one of the workflows has finished (any outcome); its handle.
-
-    In a workflow's body the wait is one step (``DBOS.waitFirst``), so replay returns the same one.
-    """
-    if not handles:
-        raise ValueError("handles must not be empty")
-    by_id = {h.workflow_id: h for h in handles}
-    if len(by_id) != len(handles):
-        raise ValueError("handles must not contain duplicate workflow IDs")
-    query = WorkflowQuery(workflow_ids=list(by_id))
-
-    def first() -> str:
-        while True:
-            for row in rt.listing_store.list_workflows(query):
-                if row.status not in _UNFINISHED:
-                    return row.workflow_id
-            time.sleep(max(polling_interval_sec, 0.01))
-
-    return by_id[as_step(rt, "DBOS.waitFirst", first)]
