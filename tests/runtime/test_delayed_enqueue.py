@@ -140,3 +140,14 @@ def test_the_debounce_timeout_caps_how_long_calls_can_push_the_start_back(dbos: 
     assert time.time() - start < 5
     with SetEnqueueOptions(deduplication_id="mine"), pytest.raises(DBOSException, match="debounce key"):
         debouncer.debounce("capped", 1, "c")
+
+
+def test_wait_first_returns_the_first_workflow_to_finish(dbos: type[DBOS]) -> None:
+    DBOS.register_queue("wait-first")
+    slow = DBOS.enqueue_workflow("wait-first", delay_gated, "slow")
+    with SetEnqueueOptions(delay_seconds=0.2):
+        quick = DBOS.enqueue_workflow("wait-first", delay_noted, "quick")
+    assert DBOS.wait_first([slow, quick]).workflow_id == quick.workflow_id
+    GATE.set()
+    with pytest.raises(ValueError, match="must not be empty"):
+        DBOS.wait_first([])

@@ -32,6 +32,7 @@ from .portable import WorkflowSerializationFormat
 from .queues import INTERNAL_QUEUE, Queue, QueueRateLimit
 from .recovery import recover_executors, recover_orphans, recover_pending
 from .registry import REGISTRY, workflow_of
+from .wait_first import wait_first
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -205,6 +206,11 @@ class DBOS(StreamsAPI, ScheduleMethods):
         The queue need not be served yet: the workflow waits until some process registers it.
         """
         return registered_queues.queue_for_enqueue(queue_name).enqueue(func, *args, **kwargs)
+
+    @classmethod
+    def wait_first(cls, handles: list[WorkflowHandle[Any]], *, polling_interval_sec: float = 1.0) -> WorkflowHandle[Any]:
+        """The handle of the first of these workflows to finish (a step ``DBOS.waitFirst`` in a workflow)."""
+        return wait_first(current_runtime(), handles, polling_interval_sec)
 
     @classmethod
     def enqueue_workflow_with_options(cls, options: Mapping[str, Any], *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:

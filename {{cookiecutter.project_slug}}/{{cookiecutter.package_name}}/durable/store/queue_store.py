@@ -261,15 +261,17 @@ class QueueStore:
                     return Claimed(rows, True)
                 part_room, part_waiting = self._room(cursor, queue_name, key, executor_id, partition_limits, room, now)
                 taken = self._take(cursor, queue_name, key, executor_id, part_room, now)
-                if taken:
-                    self._served_round += 1
-                    self._served[(queue_name, key)] = self._served_round
                 rows.extend(taken)
                 room -= len(taken)
                 backlog = backlog or part_waiting > len(taken)
             return Claimed(sorted(rows, key=lambda r: r.created_at), backlog)
 
-        return self.db.transaction(work)
+        claimed = self.db.transaction(work)
+        # Only a committed claim counts as served: a retried attempt's partitions were not.
+        for key in dict.fromkeys(row.queue_partition_key for row in claimed.rows):
+            self._served_round += 1
+            self._served[(queue_name, key)] = self._served_round
+        return claimed
 
     def _fair_order(self, queue_name: str, keys: list[Any]) -> list[Any]:
         """Partitions this store served least recently first, then in the queue's order (priority, age).
