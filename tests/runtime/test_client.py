@@ -235,3 +235,14 @@ def test_a_missing_postgres_database_is_created() -> None:
         assert create_postgres_database(f"{PG_SERVER_URL}/{name}") is False  # there now
     finally:
         drop_database(name)
+
+
+def test_a_delayed_enqueue_waits_then_runs(client: DBOSClient) -> None:
+    before = int(time.time() * 1000)
+    handle = client.enqueue({"queue_name": "client-queue", "workflow_name": "greet", "delay_seconds": 1.0}, "later")
+    status = handle.get_status()
+    assert status.status == "DELAYED" and status.delay_until_epoch_ms >= before + 1000
+    assert handle.get_result(timeout_seconds=20) == "hello later!"
+    assert handle.get_status().dequeued_at >= status.delay_until_epoch_ms
+    with pytest.raises(ValueError, match="delay_seconds"):
+        client.enqueue({"queue_name": "client-queue", "workflow_name": "greet", "delay_seconds": -1})

@@ -29,7 +29,7 @@ from .client_schedules import ClientScheduleMethods
 from .config import DBOSConfig, resolve_config
 from .context import SetWorkflowID, client_side, outside_workflows
 from .enqueue import QUEUE_KEY
-from .enqueue_options import MAX_PRIORITY
+from .enqueue_options import MAX_PRIORITY, SetEnqueueOptions
 from .error import (
     DBOSException,
     DBOSInitializationError,
@@ -84,7 +84,7 @@ class EnqueueOptions(_EnqueueRequired, total=False):
     workflow_config_name: str
 
 
-# delay_seconds, max_recovery_attempts, serialization_type, application_name and otel_context are
+# max_recovery_attempts, serialization_type, application_name and otel_context are
 # accepted and not acted on here (the compatibility table in README.md says so).
 _KNOWN_OPTIONS = frozenset(EnqueueOptions.__annotations__) | frozenset(_EnqueueRequired.__annotations__)
 
@@ -222,9 +222,12 @@ class DBOSClient(ClientScheduleMethods):
         timeout = options.get("workflow_timeout")
         roles = options.get("authenticated_roles")
         attributes = options.get("attributes")
+        delay = options.get("delay_seconds")  # checked as SetEnqueueOptions checks it; DELAYED until then
+        delay_until = SetEnqueueOptions(delay_seconds=delay).options.delay_until_epoch_ms if delay is not None else None
         return NewWorkflow(
             workflow_id=options.get("workflow_id") or str(uuid.uuid4()), name=name,
-            status=WorkflowStatusString.ENQUEUED.value,
+            status=WorkflowStatusString.ENQUEUED.value if delay_until is None else "DELAYED",
+            delay_until_epoch_ms=delay_until,
             inputs=rt.codec.encode({"args": list(args), "kwargs": kwargs}, what=f"workflow {name!r} input"),
             executor_id="", application_version=options.get("app_version") or None,
             application_id=rt.settings.name, queue_name=options["queue_name"],
