@@ -19,7 +19,7 @@ from durable.current import current_runtime
 from durable.error import DBOSException, DBOSNonExistentWorkflowError, DBOSQueueDeduplicatedError
 from durable.handles import WorkflowHandle
 from durable.store.dialects import create_postgres_database
-from helpers import PG_SERVER_URL, drop_database, require_postgres
+from helpers import PG_SERVER_URL, drop_database, require_postgres, wait_until
 
 client_queue = Queue("client-queue")
 
@@ -246,3 +246,26 @@ def test_a_delayed_enqueue_waits_then_runs(client: DBOSClient) -> None:
     assert handle.get_status().dequeued_at >= status.delay_until_epoch_ms
     with pytest.raises(ValueError, match="delay_seconds"):
         client.enqueue({"queue_name": "client-queue", "workflow_name": "greet", "delay_seconds": -1})
+
+
+@DBOS.workflow()
+def sets_an_event(value: str) -> None:
+    DBOS.sleep(0.5)
+    DBOS.set_event("k", value)
+
+
+def test_use_listen_notify_starts_the_listener_now(dbos: type[DBOS], database_url: str) -> None:
+    listening = DBOSClient(system_database_url=database_url, use_listen_notify=True)
+    listener = listening._notification_listener_thread
+    try:
+        if database_url.startswith("sqlite"):
+            assert listener is None  # SQLite has no LISTEN: waits watch the signal file
+        else:
+            assert listener is not None and listener.is_alive()
+            wait_until(lambda: listening._sys_db.notification_conn is not None, 10, "the LISTEN connection")
+        with SetWorkflowID("ln-1"):
+            DBOS.start_workflow(sets_an_event, "v")
+        assert listening.get_event("ln-1", "k", 30) == "v"
+    finally:
+        listening.destroy()
+    assert listener is None or not listener.is_alive()

@@ -55,6 +55,19 @@ class SendMessage:
     idempotency_key: str | None = None
 
 
+class _ClientSystemDatabase(SystemDatabase):
+    """The client's ``_sys_db``: its engine, and its notification listener's connection (DBOS's names)."""
+
+    def __init__(self, rt: Runtime, engine: sa.Engine) -> None:
+        super().__init__(engine)
+        self._rt = rt
+        self._listener_thread_lock = threading.Lock()
+
+    @property
+    def notification_conn(self) -> Any:
+        return self._rt.wakeups.listener_connection()
+
+
 class _EnqueueRequired(TypedDict):
     queue_name: str
     workflow_name: str
@@ -121,12 +134,14 @@ class DBOSClient(ClientScheduleMethods):
             config["serializer"] = serializer
         self._settings = resolve_config(config)
         self._runtime: Runtime | None = None
-        self._transactional: SystemDatabase | None = None
+        self._transactional: _ClientSystemDatabase | None = None
         self._lock = threading.Lock()
         # DBOS's client starts a listener thread with use_listen_notify; here waits use the runtime's wake-ups.
         self._notification_listener_thread: threading.Thread | None = None
         if not lazy:
             self.check_connection()
+        if use_listen_notify:  # waits wake on PostgreSQL's notifications from now on, as DBOS's client's do
+            self._notification_listener_thread = self._rt.wakeups.listen_now()
 
     @property
     def _rt(self) -> Runtime:
@@ -139,11 +154,11 @@ class DBOSClient(ClientScheduleMethods):
             return self._runtime
 
     @property
-    def _sys_db(self) -> SystemDatabase:
+    def _sys_db(self) -> _ClientSystemDatabase:
         rt = self._rt
         with self._lock:
             if self._transactional is None:
-                self._transactional = SystemDatabase(rt.sys_dialect.create_engine(
+                self._transactional = _ClientSystemDatabase(rt, rt.sys_dialect.create_engine(
                     self._settings.sys_db_url, pool_size=2, autocommit=False))
             return self._transactional
 
