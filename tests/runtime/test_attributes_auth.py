@@ -96,3 +96,20 @@ def test_class_default_roles_apply_unless_a_method_names_its_own(dbos: type[DBOS
     with DBOSContextSetAuth("dan", ["staff"]):
         assert desk.serve() == "staff"
     assert Desk.open_to_all() == "open"
+
+
+@DBOS.workflow(name="ext2_options_target")
+def options_target(x: int) -> int:
+    return x
+
+
+def test_enqueue_with_options_merges_attributes_and_keeps_the_callers_auth(dbos: type[DBOS]) -> None:
+    DBOS.register_queue("ext2_options_queue")
+    options = {"workflow_name": "ext2_options_target", "queue_name": "ext2_options_queue",
+               "attributes": {"explicit": "b"}}
+    with DBOSContextSetAuth("erin", ["ops"]), SetWorkflowAttributes({"ambient": "a"}):
+        handle = DBOS.enqueue_workflow_with_options(options, 7)  # type: ignore[arg-type]
+    assert handle.get_result() == 7
+    status = handle.get_status()
+    assert status.attributes == {"ambient": "a", "explicit": "b"}
+    assert (status.authenticated_user, status.authenticated_roles) == ("erin", ["ops"])

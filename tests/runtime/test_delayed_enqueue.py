@@ -109,12 +109,13 @@ def test_return_existing_attaches_to_the_holder_of_the_deduplication_id(dbos: ty
         DBOS.enqueue_workflow("dedup-policy", delay_gated, "no id")
 
 
-def test_enqueue_by_name_runs_the_registered_workflow_and_leaves_the_version_unset(dbos: type[DBOS]) -> None:
+def test_enqueue_by_name_runs_the_registered_workflow_and_records_the_runners_version(dbos: type[DBOS]) -> None:
     DBOS.register_queue("by-name")
     handle = DBOS.enqueue_workflow_with_options({"workflow_name": delay_noted.__qualname__, "queue_name": "by-name"}, "n")
     assert handle.get_result(timeout_seconds=10) == "n"
     status = handle.get_status()
-    assert status is not None and status.app_version is None and status.queue_name == "by-name"
+    # Unset at enqueue, so any executor may take it; the one that dequeues it records its version (as DBOS).
+    assert status is not None and status.app_version == DBOS.application_version and status.queue_name == "by-name"
     with pytest.raises(DBOSException, match="did you mean 'queue_name'"):
         DBOS.enqueue_workflow_with_options({"workflow_name": "x", "queue_nme": "by-name"})
 
@@ -140,3 +141,14 @@ def test_the_debounce_timeout_caps_how_long_calls_can_push_the_start_back(dbos: 
     assert time.time() - start < 5
     with SetEnqueueOptions(deduplication_id="mine"), pytest.raises(DBOSException, match="debounce key"):
         debouncer.debounce("capped", 1, "c")
+
+
+def test_wait_first_returns_the_first_workflow_to_finish(dbos: type[DBOS]) -> None:
+    DBOS.register_queue("wait-first")
+    slow = DBOS.enqueue_workflow("wait-first", delay_gated, "slow")
+    with SetEnqueueOptions(delay_seconds=0.2):
+        quick = DBOS.enqueue_workflow("wait-first", delay_noted, "quick")
+    assert DBOS.wait_first([slow, quick]).workflow_id == quick.workflow_id
+    GATE.set()
+    with pytest.raises(ValueError, match="must not be empty"):
+        DBOS.wait_first([])

@@ -128,3 +128,36 @@ def test_workflow_replays_exact_types(dbos: type[DBOS]) -> None:
     with SetWorkflowID("typed"):
         second = echo(value)
     assert first == second == value and type(second["pair"]) is tuple
+
+
+def test_dicts_keep_their_key_order_through_jsonb_shaped_storage() -> None:
+    codec = Codec(max_bytes=1_000_000)
+    value = {"first": "J", "last": "D", "age": 3, "nested": {"zz": 1, "a": 2}}
+    stored = codec.encode(value, what="value")
+    # What PostgreSQL's JSONB gives back: every object's keys shortest first, then bytewise.
+    def jsonb(v: object) -> object:
+        if isinstance(v, dict):
+            return {k: jsonb(v[k]) for k in sorted(v, key=lambda k: (len(k.encode()), k.encode()))}
+        return [jsonb(x) for x in v] if isinstance(v, list) else v
+    import json
+    back = codec.decode(json.dumps(jsonb(json.loads(stored))))
+    assert back == value and list(back) == list(value) and list(back["nested"]) == ["zz", "a"]
+    assert codec.encode({"a": 1, "bb": 2}, what="value") == '{"a":1,"bb":2}'  # already in order: plain
+
+
+def test_a_listing_without_the_writers_serializer_shows_its_text() -> None:
+    class Upper:
+        def name(self) -> str:
+            return "upper"
+
+        def serialize(self, value: object) -> str:
+            return str(value).upper()
+
+        def deserialize(self, text: str) -> object:
+            return text.lower()
+
+    stored = Codec(max_bytes=1000, serializer=Upper()).encode("val", what="value")
+    assert Codec(max_bytes=1000, serializer=Upper()).decode_shown(stored) == "val"
+    assert Codec(max_bytes=1000).decode_shown(stored) == "VAL"
+    with pytest.raises(error.DBOSSerializationError):
+        Codec(max_bytes=1000).decode(stored)

@@ -33,6 +33,8 @@ from .portable import WorkflowSerializationFormat
 from .queues import INTERNAL_QUEUE, Queue, QueueRateLimit
 from .recovery import recover_executors, recover_orphans, recover_pending
 from .registry import REGISTRY, workflow_of
+from .runtime import SystemDatabase
+from .wait_first import wait_first
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -206,6 +208,11 @@ class DBOS(ResultsAPI, StreamsAPI, ScheduleMethods):
         The queue need not be served yet: the workflow waits until some process registers it.
         """
         return registered_queues.queue_for_enqueue(queue_name).enqueue(func, *args, **kwargs)
+
+    @classmethod
+    def wait_first(cls, handles: list[WorkflowHandle[Any]], *, polling_interval_sec: float = 1.0) -> WorkflowHandle[Any]:
+        """The handle of the first of these workflows to finish (a step ``DBOS.waitFirst`` in a workflow)."""
+        return wait_first(current_runtime(), handles, polling_interval_sec)
 
     @classmethod
     def enqueue_workflow_with_options(cls, options: Mapping[str, Any], *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
@@ -480,6 +487,11 @@ class DBOS(ResultsAPI, StreamsAPI, ScheduleMethods):
         if configured is None:
             raise DBOSNotLaunchedError("DBOS is not configured")
         return configured.settings
+
+    @property
+    def _sys_db(self) -> SystemDatabase:
+        """``dbos._sys_db.engine``: the launched runtime's system database, for a caller's own SQL."""
+        return SystemDatabase(current_runtime().sys_engine)
 
 
 class DBOSConfiguredInstance:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 import uuid
 from collections.abc import Generator, Iterable
 from typing import Any, TypedDict
@@ -25,10 +24,11 @@ from sqlalchemy.orm import Session
 
 from . import listing, management, messaging, streams
 from .attributes import update_workflow_attributes, validate_workflow_attributes
+from .client_schedules import ClientScheduleMethods
 from .config import DBOSConfig, resolve_config
-from .context import SetWorkflowID
+from .context import SetWorkflowID, client_side, outside_workflows
 from .enqueue import QUEUE_KEY
-from .enqueue_options import MAX_PRIORITY
+from .enqueue_options import MAX_PRIORITY, SetEnqueueOptions
 from .error import (
     DBOSException,
     DBOSInitializationError,
@@ -37,19 +37,25 @@ from .error import (
 )
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus
 from .messaging import SendMessage
-from .runtime import Runtime
+from .runtime import Runtime, SystemDatabase
 from .store.base import NewWorkflow, WorkflowStatusString
 from .store.queue_store import DuplicateDeduplicationID
+from .wait_first import wait_first
 
 _ACTIVE = ["ENQUEUED", "PENDING", "DELAYED"]
 
 
-class _SystemDatabase:
-    """``client._sys_db.engine``, as DBOS's client has it: a transactional engine on the system database,
-    for ``enqueue_in_transaction`` callers."""
+class _ClientSystemDatabase(SystemDatabase):
+    """The client's ``_sys_db``: its engine, and its notification listener's connection (DBOS's names)."""
 
-    def __init__(self, engine: sa.Engine) -> None:
-        self.engine = engine
+    def __init__(self, rt: Runtime, engine: sa.Engine) -> None:
+        super().__init__(engine)
+        self._rt = rt
+        self._listener_thread_lock = threading.Lock()
+
+    @property
+    def notification_conn(self) -> Any:
+        return self._rt.wakeups.listener_connection()
 
 
 class _EnqueueRequired(TypedDict):
@@ -81,7 +87,7 @@ class EnqueueOptions(_EnqueueRequired, total=False):
     workflow_config_name: str
 
 
-# delay_seconds, max_recovery_attempts, serialization_type, application_name and otel_context are
+# max_recovery_attempts, serialization_type, application_name and otel_context are
 # accepted and not acted on here (the compatibility table in README.md says so).
 _KNOWN_OPTIONS = frozenset(EnqueueOptions.__annotations__) | frozenset(_EnqueueRequired.__annotations__)
 
@@ -92,7 +98,7 @@ def _database_error(exc: DBOSInitializationError) -> BaseException:
     return cause if isinstance(cause, sa.exc.DBAPIError) else exc
 
 
-class DBOSClient:
+class DBOSClient(ClientScheduleMethods):
     """Talk to a DBOS application's system database from outside the application."""
 
     def __init__(self, database_url: str | None = None, *, system_database_url: str | None = None,
@@ -118,12 +124,14 @@ class DBOSClient:
             config["serializer"] = serializer
         self._settings = resolve_config(config)
         self._runtime: Runtime | None = None
-        self._transactional: _SystemDatabase | None = None
+        self._transactional: _ClientSystemDatabase | None = None
         self._lock = threading.Lock()
         # DBOS's client starts a listener thread with use_listen_notify; here waits use the runtime's wake-ups.
         self._notification_listener_thread: threading.Thread | None = None
         if not lazy:
             self.check_connection()
+        if use_listen_notify:  # waits wake on PostgreSQL's notifications from now on, as DBOS's client's do
+            self._notification_listener_thread = self._rt.wakeups.listen_now()
 
     @property
     def _rt(self) -> Runtime:
@@ -136,11 +144,11 @@ class DBOSClient:
             return self._runtime
 
     @property
-    def _sys_db(self) -> _SystemDatabase:
+    def _sys_db(self) -> _ClientSystemDatabase:
         rt = self._rt
         with self._lock:
             if self._transactional is None:
-                self._transactional = _SystemDatabase(rt.sys_dialect.create_engine(
+                self._transactional = _ClientSystemDatabase(rt, rt.sys_dialect.create_engine(
                     self._settings.sys_db_url, pool_size=2, autocommit=False))
             return self._transactional
 
@@ -164,6 +172,7 @@ class DBOSClient:
 
     # -- starting workflows ----------------------------------------------------------------------
 
+    @client_side
     def enqueue(self, options: EnqueueOptions, *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
         """Enqueue the workflow ``workflow_name`` on ``queue_name`` for the service to run."""
         self._check(options)
@@ -179,6 +188,7 @@ class DBOSClient:
             raise DBOSQueueDeduplicatedError(row.workflow_id, row.queue_name or "", row.deduplication_id or "") from None
         return WorkflowHandle(rt, row.workflow_id)
 
+    @client_side
     def enqueue_in_transaction(self, conn_or_session: sa.Connection | Session, options: EnqueueOptions,
                                *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
         """Enqueue through the caller's open transaction on the system database: it exists once that commits."""
@@ -217,11 +227,14 @@ class DBOSClient:
         timeout = options.get("workflow_timeout")
         roles = options.get("authenticated_roles")
         attributes = options.get("attributes")
+        delay = options.get("delay_seconds")  # checked as SetEnqueueOptions checks it; DELAYED until then
+        delay_until = SetEnqueueOptions(delay_seconds=delay).options.delay_until_epoch_ms if delay is not None else None
         return NewWorkflow(
             workflow_id=options.get("workflow_id") or str(uuid.uuid4()), name=name,
-            status=WorkflowStatusString.ENQUEUED.value,
+            status=WorkflowStatusString.ENQUEUED.value if delay_until is None else "DELAYED",
+            delay_until_epoch_ms=delay_until,
             inputs=rt.codec.encode({"args": list(args), "kwargs": kwargs}, what=f"workflow {name!r} input"),
-            executor_id="", application_version=options.get("app_version") or rt.settings.application_version,
+            executor_id="", application_version=options.get("app_version") or None,
             application_id=rt.settings.name, queue_name=options["queue_name"],
             class_name=options.get("workflow_class_name") or options.get("class_name"),
             config_name=options.get("workflow_config_name") or options.get("instance_name"),
@@ -242,28 +255,33 @@ class DBOSClient:
 
     # -- messages, events, streams, attributes ----------------------------------------------------
 
+    @client_side
     def send(self, destination_id: str, message: Any, topic: str | None = None,
              idempotency_key: str | None = None, **_options: Any) -> None:
         """Deliver ``message`` to a workflow's ``topic`` (once per ``idempotency_key``)."""
         messaging.send(self._rt, destination_id, message, topic, idempotency_key)
 
+    @client_side
     def send_in_transaction(self, conn_or_session: sa.Connection | Session, destination_id: str, message: Any,
                             topic: str | None = None, idempotency_key: str | None = None, **_options: Any) -> None:
         """Send through the caller's open transaction on the system database: delivered once that commits."""
         connection = conn_or_session.connection() if isinstance(conn_or_session, Session) else conn_or_session
         messaging.send_through(self._rt, connection, destination_id, message, topic, idempotency_key)
 
+    @client_side
     def send_bulk_in_transaction(self, conn_or_session: sa.Connection | Session, messages: Iterable[Any],
                                  **_options: Any) -> None:
         for m in messages:
             self.send_in_transaction(conn_or_session, m.destination_id, m.message, getattr(m, "topic", None),
                                      getattr(m, "idempotency_key", None))
 
+    @client_side
     def send_bulk(self, messages: Iterable[Any], **_options: Any) -> None:
         """Send the messages (``destination_id``, ``message``, ``topic``, ``idempotency_key``): all or none."""
         messaging.send_bulk(self._rt, [SendMessage(m.destination_id, m.message, getattr(m, "topic", None),
                                                    getattr(m, "idempotency_key", None)) for m in messages])
 
+    @client_side
     def get_event(self, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
         """The value a workflow set under ``key``, waiting up to ``timeout_seconds`` (else None)."""
         return messaging.get_event(self._rt, workflow_id, key, timeout_seconds)
@@ -271,70 +289,80 @@ class DBOSClient:
     def read_stream(self, workflow_id: str, key: str, *, offset: int = 0, timeout_seconds: float | None = None,
                     polling_interval_sec: float | None = None) -> Generator[Any, None, None]:
         """The values a workflow writes to stream ``key``, until it is closed or the workflow ends."""
-        return streams.read_stream(self._rt, workflow_id, key, offset=offset, timeout_seconds=timeout_seconds,
-                                   polling_interval_sec=polling_interval_sec)
+        values = streams.read_stream(self._rt, workflow_id, key, offset=offset, timeout_seconds=timeout_seconds,
+                                     polling_interval_sec=polling_interval_sec)
+        while True:
+            with outside_workflows():  # each read runs on the client's side, even from a workflow's body
+                try:
+                    value = next(values)
+                except StopIteration:
+                    return
+            yield value
 
+    @client_side
     def read_stream_offset(self, workflow_id: str, key: str, offset: int, *, timeout_seconds: float | None = None,
                            polling_interval_sec: float | None = None) -> Any:
         return streams.read_stream_offset(self._rt, workflow_id, key, offset, timeout_seconds=timeout_seconds,
                                           polling_interval_sec=polling_interval_sec)
 
+    @client_side
     def update_workflow_attributes(self, workflow_id: str, attributes: dict[str, Any] | None) -> None:
         update_workflow_attributes(self._rt, workflow_id, attributes)
 
     # -- reading workflows ------------------------------------------------------------------------
 
+    @client_side
     def retrieve_workflow(self, workflow_id: str) -> WorkflowHandle[Any]:
         """A handle to an existing workflow; raise if there is none."""
         if listing.workflow_status(self._rt, workflow_id) is None:
             raise DBOSNonExistentWorkflowError("target", workflow_id)
         return WorkflowHandle(self._rt, workflow_id)
 
+    @client_side
     def wait_first(self, handles: list[WorkflowHandle[Any]], *, polling_interval_sec: float = 1.0) -> WorkflowHandle[Any]:
         """Wait until one of the workflows has finished (any outcome) and return its handle."""
-        if not handles:
-            raise ValueError("handles must not be empty")
-        by_id = {h.workflow_id: h for h in handles}
-        if len(by_id) != len(handles):
-            raise ValueError("handles must not contain duplicate workflow IDs")
-        while True:
-            for found in listing.list_workflows(self._rt, workflow_ids=list(by_id), load_input=False,
-                                                load_output=False):
-                if found.status not in _ACTIVE:
-                    return by_id[found.workflow_id]
-            time.sleep(max(polling_interval_sec, 0.01))
+        return wait_first(self._rt, handles, polling_interval_sec)
 
+    @client_side
     def list_workflows(self, **filters: Any) -> list[WorkflowStatus]:
         """``DBOS.list_workflows``, with the same keyword filters."""
         return listing.list_workflows(self._rt, **filters)
 
+    @client_side
     def list_queued_workflows(self, **filters: Any) -> list[WorkflowStatus]:
         """``DBOS.list_queued_workflows``, with the same keyword filters."""
         return listing.list_workflows(self._rt, **filters, queues_only=True)
 
+    @client_side
     def list_workflow_steps(self, workflow_id: str, **options: Any) -> list[StepInfo]:
         return listing.list_steps(self._rt, workflow_id, **options)
 
     # -- acting on workflows ----------------------------------------------------------------------
 
+    @client_side
     def cancel_workflow(self, workflow_id: str) -> None:
         management.cancel_workflows(self._rt, [workflow_id])
 
+    @client_side
     def cancel_workflows(self, workflow_ids: list[str]) -> None:
         management.cancel_workflows(self._rt, list(workflow_ids))
 
+    @client_side
     def delete_workflow(self, workflow_id: str, *, delete_children: bool = False) -> None:
         """Delete a workflow and everything recorded for it."""
         management.delete_workflows(self._rt, [workflow_id], delete_children=delete_children)
 
+    @client_side
     def delete_workflows(self, workflow_ids: list[str], *, delete_children: bool = False) -> None:
         management.delete_workflows(self._rt, list(workflow_ids), delete_children=delete_children)
 
+    @client_side
     def resume_workflow(self, workflow_id: str) -> WorkflowHandle[Any]:
         """Run a cancelled or failed workflow again from its checkpoints (the service runs it)."""
         handle = management.resume_workflow(self._rt, workflow_id)
         return WorkflowHandle(self._rt, handle.workflow_id)
 
+    @client_side
     def fork_workflow(self, workflow_id: str, start_step: int, *, application_version: str | None = None,
                       forked_workflow_id: str | None = None) -> WorkflowHandle[Any]:
         """A copy of a workflow that reuses the checkpoints before ``start_step`` (the service runs it)."""

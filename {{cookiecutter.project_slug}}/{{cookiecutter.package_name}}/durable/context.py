@@ -7,13 +7,14 @@ token restores the old one on exit, so threads and nested calls never see each o
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -159,6 +160,37 @@ def workflow_body(ctx: DBOSContext | None) -> WorkflowState | None:
     """The workflow whose body runs in ``ctx`` (``is_workflow()``), else None: steps replay and
     record only there; inside a step they are plain calls, as in DBOS."""
     return ctx.workflow if ctx is not None and ctx.step_kind is None else None
+
+
+@contextmanager
+def outside_workflows() -> Iterator[None]:
+    """Run the block as if no workflow were running here (a ``DBOSClient`` call from a workflow's body
+    is the client's, not the workflow's step); a surrounding ``SetWorkflowID`` still applies."""
+    ctx = _current.get()
+    if ctx is None or ctx.workflow is None:
+        yield
+        return
+    token = _current.set(DBOSContext(next_workflow_id=ctx.next_workflow_id,
+                                     in_set_workflow_id_block=ctx.in_set_workflow_id_block))
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def client_side(method: _F) -> _F:
+    """A DBOSClient method: called from a workflow's body it is the client's, not one of that
+    workflow's steps (as in DBOS, whose client knows nothing of the calling workflow)."""
+
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with outside_workflows():
+            return method(*args, **kwargs)
+
+    return cast(_F, call)
 
 
 def assert_current_dbos_context() -> DBOSContext:

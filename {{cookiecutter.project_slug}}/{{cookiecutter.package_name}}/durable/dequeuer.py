@@ -77,7 +77,7 @@ class Dequeuer:
             if queue.name not in waiting:
                 continue
             claimed = self.queue_store.claim(queue.name, rt.executor_id, queue.limits, DEQUEUE_BATCH,
-                                             queue.partition_limits)
+                                             queue.partition_limits, rt.settings.application_version)
             backlog = backlog or claimed.backlog
             self.claimed_any = self.claimed_any or bool(claimed.rows)
             for row in claimed.rows:

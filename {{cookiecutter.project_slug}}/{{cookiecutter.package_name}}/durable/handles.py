@@ -68,7 +68,7 @@ class WorkflowStatus:
 
     @classmethod
     def from_row(cls, rt: Runtime, row: WorkflowRow, *, load_input: bool = True, load_output: bool = True) -> WorkflowStatus:
-        decode = rt.codec.decode
+        decode = rt.codec.decode_shown
         return cls(
             workflow_id=row.workflow_id,
             status=row.status,
@@ -145,8 +145,8 @@ def step_info(rt: Runtime, record: StepRecord, *, load_output: bool = True) -> S
     return StepInfo(
         function_id=record.function_id,
         function_name=record.function_name,
-        output=rt.codec.decode(record.output) if load_output and record.output is not None else None,
-        error=rt.codec.decode(record.error) if load_output and record.error is not None else None,
+        output=rt.codec.decode_shown(record.output) if load_output and record.output is not None else None,
+        error=rt.codec.decode_shown(record.error) if load_output and record.error is not None else None,
         child_workflow_id=record.child_workflow_id,
         started_at_epoch_ms=record.started_at_epoch_ms,
         completed_at_epoch_ms=record.completed_at_epoch_ms,

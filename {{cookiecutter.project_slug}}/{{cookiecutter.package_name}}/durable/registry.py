@@ -6,6 +6,7 @@ and outlives ``DBOS.destroy()`` (as in DBOS).
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,11 @@ class FunctionInfo:
     class_name: str | None = None
     method_kind: str | None = None  # None (plain function), "instance", "class" or "static"
     wrapper: Callable[..., Any] | None = None
+
+
+def _source_file(func: Callable[..., Any]) -> str | None:
+    code = getattr(inspect.unwrap(func), "__code__", None)
+    return code.co_filename if code is not None else None
 
 
 class DuplicateRegistrationError(Exception):
@@ -59,7 +65,9 @@ class Registry:
         key = (info.name, info.version)
         with self._lock:
             known = self.workflows.get(key)
-            if known is not None and known.func is not info.func and known.func.__module__ != info.func.__module__:
+            # The same file run again (runpy, importlib.reload) replaces its functions, as DBOS lets it.
+            if (known is not None and known.func is not info.func and known.func.__module__ != info.func.__module__
+                    and _source_file(known.func) != _source_file(info.func)):
                 raise DBOSException(
                     f"Two different workflow functions are named {info.name!r} version {info.version!r} "
                     f"({known.func.__module__} and {info.func.__module__}); pass name=... or version=... to one"

@@ -7,6 +7,7 @@ threads that use it (recovery, queues, schedules, admin) belong to ``lifecycle.p
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -27,7 +28,7 @@ from .serialization import Codec
 from .store.base import now_ms
 from .store.checkpoint_store import CheckpointStore
 from .store.database import Database
-from .store.dialects import create_sqlite_engine, dialect_for, process_identity
+from .store.dialects import create_postgres_database, create_sqlite_engine, dialect_for, process_identity
 from .store.idempotency_store import IdempotencyStore
 from .store.listing_store import ListingStore
 from .store.management_store import ManagementStore
@@ -45,6 +46,14 @@ logger = logging.getLogger(__name__)
 def make_executor_id(hostname: str, pid: int) -> str:
     """Unique per process start: host, pid and a random suffix (a pid is reused across restarts)."""
     return f"{hostname}:{pid}:{uuid.uuid4().hex[:8]}"
+
+
+class SystemDatabase:
+    """``_sys_db``, as DBOS's ``DBOS`` and ``DBOSClient`` have it: the system database's ``engine``, for a
+    caller's own SQL (a client's transactions around ``enqueue_in_transaction``)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
 
 
 def create_app_engine(url: str, **kwargs: Any) -> sa.Engine:
@@ -141,12 +150,21 @@ class Runtime:
 
     def _prepare_schema(self, engine: sa.Engine) -> None:
         """Create or check the system tables, as ``run_migrations`` says."""
+        url = engine.url.render_as_string(hide_password=False)
+        if self.settings.run_migrations and engine.dialect.name == "postgresql":
+            try:  # DBOS creates a missing database at launch (one probe; a refusal is reported below)
+                with engine.connect():
+                    pass
+            except sa.exc.OperationalError as exc:
+                if "does not exist" in str(exc.orig):
+                    with contextlib.suppress(sa.exc.DBAPIError):  # no right to create it: reported below
+                        create_postgres_database(url)
         try:
             if self.settings.run_migrations:
                 with engine.connect() as conn:
                     if current_version(conn, self.settings.pg_schema) >= SCHEMA_VERSION:
                         return
-                migrator = create_app_engine(str(engine.url.render_as_string(hide_password=False)), pool_size=1)
+                migrator = create_app_engine(url, pool_size=1)
                 try:
                     with migrator.begin() as conn:
                         upgrade_system_schema(conn, pg_schema=self.settings.pg_schema)

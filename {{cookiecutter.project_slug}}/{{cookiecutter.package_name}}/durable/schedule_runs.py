@@ -61,9 +61,18 @@ def registered_workflow(name: str) -> FunctionInfo | None:
     return info
 
 
-def resolve(rt: Runtime, row: ScheduleRow) -> ScheduleTarget:
-    """The registered workflow (and class) a stored schedule names; raise if this process has none."""
+def _elsewhere(*_args: Any, **_kwargs: Any) -> Any:
+    raise DBOSException("this workflow is implemented by another process: enqueue it, do not call it")
+
+
+def resolve(rt: Runtime, row: ScheduleRow, *, by_name: bool = False) -> ScheduleTarget:
+    """The registered workflow (and class) a stored schedule names; raise if this process has none.
+
+    ``by_name`` (a ``DBOSClient``, which has no workflow code) targets a plain workflow by its stored name.
+    """
     info = registered_workflow(row.workflow_name)
+    if info is None and by_name and row.workflow_class_name is None:
+        info = FunctionInfo(row.workflow_name, _elsewhere, "workflow")
     if info is None:
         raise DBOSException(f"Workflow function '{row.workflow_name}' of schedule '{row.schedule_name}' "
                             "is not registered in this process")
@@ -95,10 +104,10 @@ def stored_schedule(rt: Runtime, name: str) -> ScheduleRow:
     return row
 
 
-def backfill(rt: Runtime, name: str, start: datetime, end: datetime) -> list[str]:
+def backfill(rt: Runtime, name: str, start: datetime, end: datetime, *, by_name: bool = False) -> list[str]:
     """Enqueue every tick of the schedule strictly between ``start`` and ``end``; return their IDs, in order."""
     row = stored_schedule(rt, name)
-    target = resolve(rt, row)
+    target = resolve(rt, row, by_name=by_name)
     start, end = as_utc_if_naive(start), as_utc_if_naive(end)
     ticks: list[datetime] = []
     for tick in cron_ticks(row.schedule, start, zone(row.cron_timezone)):
@@ -111,8 +120,8 @@ def backfill(rt: Runtime, name: str, start: datetime, end: datetime) -> list[str
     return [enqueue_run(rt, target, tick, scheduled_run_id(name, tick)) for tick in ticks]
 
 
-def trigger(rt: Runtime, name: str) -> str:
+def trigger(rt: Runtime, name: str, *, by_name: bool = False) -> str:
     """Enqueue one run of the schedule now, outside its cron; return its ID."""
-    target = resolve(rt, stored_schedule(rt, name))
+    target = resolve(rt, stored_schedule(rt, name), by_name=by_name)
     now = datetime.now(UTC)
     return enqueue_run(rt, target, now, f"sched-{name}-trigger-{now.isoformat()}")

@@ -93,12 +93,23 @@ def _row(rt: Runtime, *, schedule_name: str, workflow_fn: Callable[..., Any], sc
     if info.method_kind is None and bound:
         raise DBOSException(f"Function target appears to be a class, but is not properly registered: "
                             f"decorate the class of {info.name} with @DBOS.dbos_class()")
+    return schedule_row(rt, schedule_name=schedule_name, workflow_name=info.name,
+                        workflow_class_name=info.class_name if info.method_kind == "class" else None,
+                        schedule=schedule, context=context, automatic_backfill=automatic_backfill,
+                        cron_timezone=cron_timezone, queue_name=queue_name)
+
+
+def schedule_row(rt: Runtime, *, schedule_name: str, workflow_name: str, workflow_class_name: str | None,
+                 schedule: str, context: Any, automatic_backfill: bool, cron_timezone: str | None,
+                 queue_name: str | None) -> ScheduleRow:
+    """A new schedule's row for a workflow named as stored (``DBOSClient``'s way), cron and zone checked."""
+    check_cron(schedule)
     zone(cron_timezone)
     if not isinstance(schedule_name, str) or not schedule_name:
         raise DBOSException(f"schedule_name must be a non-empty string, got {schedule_name!r}")
     return ScheduleRow(
-        schedule_id=str(uuid.uuid4()), schedule_name=schedule_name, workflow_name=info.name,
-        workflow_class_name=info.class_name if info.method_kind == "class" else None, schedule=schedule,
+        schedule_id=str(uuid.uuid4()), schedule_name=schedule_name, workflow_name=workflow_name,
+        workflow_class_name=workflow_class_name, schedule=schedule,
         status="ACTIVE", context=rt.codec.encode(context, what=f"context of schedule {schedule_name!r}"),
         last_fired_at=None, automatic_backfill=bool(automatic_backfill), cron_timezone=cron_timezone,
         queue_name=queue_name,
@@ -132,7 +143,11 @@ def _values(value: str | Sequence[str] | None) -> list[str] | None:
 
 def create_schedule(rt: Runtime, **fields: Any) -> None:
     """``DBOS.create_schedule``: store a new schedule; its name must be free."""
-    row = _row(rt, **fields)
+    store_schedule(rt, _row(rt, **fields))
+
+
+def store_schedule(rt: Runtime, row: ScheduleRow) -> None:
+    """Store a new schedule's row (a step in a workflow's body); its name must be free."""
 
     def create() -> None:
         try:
@@ -200,6 +215,11 @@ def apply_schedules(rt: Runtime, schedules: Sequence[ScheduleInput]) -> None:
                          schedule=entry["schedule"], context=entry.get("context"),
                          automatic_backfill=entry.get("automatic_backfill", False),
                          cron_timezone=entry.get("cron_timezone"), queue_name=entry.get("queue_name")))
+    store_schedules(rt, rows)
+
+
+def store_schedules(rt: Runtime, rows: Sequence[ScheduleRow]) -> None:
+    """Create or replace these schedules in one transaction (see ``apply_schedules``)."""
     rt.schedule_store.upsert(rows)
     _changed(rt)
 

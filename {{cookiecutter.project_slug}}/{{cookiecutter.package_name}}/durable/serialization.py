@@ -104,6 +104,19 @@ def _is_plain_object(value: Any) -> bool:
     )
 
 
+def _jsonb_key(key: str) -> tuple[int, bytes]:
+    raw = key.encode("utf-8", "surrogatepass")
+    return len(raw), raw
+
+
+def _jsonb_keeps_order(v: dict[str, Any]) -> bool:
+    """Whether JSONB, which orders an object's keys by byte length then bytes, keeps this dict's order."""
+    if len(v) < 2:
+        return True
+    keys = [_jsonb_key(k) for k in v]
+    return all(a < b for a, b in zip(keys, keys[1:], strict=False))
+
+
 class Codec:
     """Encodes values to JSON-compatible structures and back; one per runtime (holds the options)."""
 
@@ -139,9 +152,21 @@ class Codec:
         return v if math.isfinite(v) else {TAG: "float", "v": repr(v)}
 
     def _dict(self, v: dict[Any, Any]) -> Any:
-        if all(type(k) is str for k in v) and TAG not in v:
+        # PostgreSQL's JSONB keeps an object's keys in its own order (shortest first), and a DBOS user
+        # sees the caller's order (inputs, results): a dict JSONB would reorder is stored as pairs.
+        if all(type(k) is str for k in v) and TAG not in v and _jsonb_keeps_order(v):
             return {k: self._to_json(x) for k, x in v.items()}
         return {TAG: "dict", "v": [[self._to_json(k), self._to_json(x)] for k, x in v.items()]}
+
+    def _plain(self, v: Any) -> Any:
+        """Portable data (plain JSON) as stored: only a dict holding the tag key is escaped."""
+        if type(v) is list:
+            return [self._plain(x) for x in v]
+        if type(v) is dict:
+            if TAG in v:
+                return {TAG: "dict", "v": [[k, self._plain(x)] for k, x in v.items()]}
+            return {k: self._plain(x) for k, x in v.items()}
+        return self._float(v) if type(v) is float else v
 
     def _to_json(self, value: Any) -> Any:
         encoder = self._encoders.get(type(value))
@@ -189,7 +214,7 @@ class Codec:
     def _data(self, value: Any, what: str, portable: bool) -> Any:
         if portable or self.portable_default:
             try:
-                return self._to_json(portableify(value))  # _to_json only escapes dicts that hold the tag key
+                return self._plain(portableify(value))
             except TypeError as exc:
                 raise DBOSSerializationError(f"{what} cannot be checkpointed in the portable format: {exc}") from None
         if self.serializer is not None:
@@ -246,6 +271,15 @@ class Codec:
     def decode(self, text: str) -> Any:
         """Rebuild a value from the JSON text that ``encode`` wrote."""
         return self._from_json(json.loads(text))
+
+    def decode_shown(self, text: str) -> Any:
+        """``decode`` for listings: a value written by a serializer this process lacks (a client with no
+        ``serializer``) is shown as that serializer's text, as DBOS shows it, instead of failing the list."""
+        data = json.loads(text)
+        if type(data) is dict and data.get(TAG) == "ser" and (
+                self.serializer is None or self.serializer.name() != data.get("name")):
+            return data.get("v")
+        return self._from_json(data)
 
     def _from_json(self, v: Any) -> Any:
         if type(v) is list:

@@ -20,6 +20,7 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from .signal_file import SignalFile
 from .store.listener import PostgresListener
@@ -160,6 +161,16 @@ class Wakeups:
                 self._listener = listener
                 listener.start()
         listener.listening.wait(5.0)  # if the database is slow, the periodic re-read covers the gap
+
+    def listen_now(self) -> threading.Thread | None:
+        """Start the LISTEN thread now (a ``DBOSClient(use_listen_notify=True)``); its thread, on PostgreSQL."""
+        self._ensure_listener()
+        return self._listener.thread if self._listener is not None else None
+
+    def listener_connection(self) -> Any:
+        """The LISTEN connection once its LISTEN has run, else None."""
+        listener = self._listener
+        return listener.connection if listener is not None and listener.listening.is_set() else None
 
     def close(self) -> None:
         self._closed = True

@@ -74,7 +74,9 @@ class NewWorkflow:
     name: str
     inputs: str
     executor_id: str
-    application_version: str | None  # None: any executor may run it (enqueue_workflow_with_options)
+    # None: any executor may run it (a client's enqueue, enqueue_workflow_with_options); the one that
+    # dequeues it records its own.
+    application_version: str | None
     application_id: str
     status: str = WorkflowStatusString.PENDING.value
     class_name: str | None = None

@@ -138,6 +138,25 @@ def _json_as_text(dbapi_connection: Any, _record: Any) -> None:
 def _pg_autocommit(dbapi_connection: Any, _record: Any) -> None:
     # The store runs statements on raw driver connections: each commits unless it opens BEGIN itself.
     dbapi_connection.autocommit = True
+def create_postgres_database(url: str) -> bool:
+    """Create the PostgreSQL database ``url`` names if it does not exist (DBOS does at launch); True if created.
+
+    Connects to the server's ``postgres`` database for it: CREATE DATABASE cannot run in the one it makes.
+    """
+    parsed = make_url(url)
+    name = parsed.database
+    if parsed.get_backend_name() != "postgresql" or not name:
+        return False
+    admin = sa.create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    try:
+        with admin.connect() as conn:
+            if conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}).first():
+                return False
+            quoted = name.replace('"', '""')
+            conn.execute(sa.text(f'CREATE DATABASE "{quoted}"'))
+            return True
+    finally:
+        admin.dispose()
 
 
 def dialect_for(url: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Dialect:

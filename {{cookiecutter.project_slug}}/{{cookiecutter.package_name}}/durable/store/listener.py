@@ -41,6 +41,14 @@ class PostgresListener:
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
+    @property
+    def connection(self) -> Any:
+        return self._conn
+
     def stop(self) -> None:
         self._stopping.set()
         if self._thread.is_alive():

@@ -62,14 +62,17 @@ SELECT
 FROM {workflow_status}
 WHERE queue_name = ? AND (status IN ('PENDING', 'ENQUEUED') OR started_at_epoch_ms >= ?){partition}"""
 
-# A workflow's timeout counts from its dequeue, as in DBOS: its deadline is set here. The rows are
-# picked once, in a materialised CTE: as an IN (subquery), PostgreSQL may re-run the LIMIT per row.
+# Only rows of this process's application version, or of none (a client's enqueue without one: the
+# version that runs it is recorded), as in DBOS. A workflow's timeout counts from its dequeue, as in
+# DBOS: its deadline is set here. The rows are picked once, in a materialised CTE: as an IN
+# (subquery), PostgreSQL may re-run the LIMIT per row.
 _CLAIM = """
 WITH picked AS MATERIALIZED (
     SELECT workflow_uuid FROM {workflow_status} WHERE queue_name = ? AND status = 'ENQUEUED'{partition}
+        AND (application_version = ? OR application_version IS NULL)
     ORDER BY priority, created_at, workflow_uuid LIMIT ?{skip_locked})
 UPDATE {workflow_status} SET status = 'PENDING', executor_id = ?, owner_generation = owner_generation + 1,
-    started_at_epoch_ms = ?, updated_at = ?,
+    application_version = COALESCE(application_version, ?), started_at_epoch_ms = ?, updated_at = ?,
     workflow_deadline_epoch_ms = CASE WHEN workflow_timeout_ms IS NOT NULL AND workflow_timeout_ms > 0
         THEN ? + workflow_timeout_ms ELSE workflow_deadline_epoch_ms END
 WHERE status = 'ENQUEUED' AND workflow_uuid IN (SELECT workflow_uuid FROM picked)
@@ -238,8 +241,8 @@ class QueueStore:
         return {row[0] for row in self.db.fetch(sql, queue_names)}
 
     def claim(self, queue_name: str, executor_id: str, limits: QueueLimits, batch: int,
-              partition_limits: QueueLimits | None = None) -> Claimed:
-        """Move up to ``batch`` ENQUEUED rows of a queue to PENDING here, within its limits.
+              partition_limits: QueueLimits | None = None, app_version: str = "") -> Claimed:
+        """Move up to ``batch`` ENQUEUED rows of a queue of ``app_version`` (or none) to PENDING here.
 
         With ``partition_limits`` the queue is partitioned: each partition key gets its own room.
         """
@@ -251,7 +254,7 @@ class QueueStore:
                 cursor.fetchall()
             room, waiting = self._room(cursor, queue_name, _WHOLE, executor_id, limits, batch, now)
             if partition_limits is None:
-                rows = self._take(cursor, queue_name, _WHOLE, executor_id, room, now)
+                rows = self._take(cursor, queue_name, _WHOLE, executor_id, app_version, room, now)
                 return Claimed(rows, waiting > len(rows))
             rows = []
             backlog = False
@@ -260,16 +263,18 @@ class QueueStore:
                 if room <= 0:
                     return Claimed(rows, True)
                 part_room, part_waiting = self._room(cursor, queue_name, key, executor_id, partition_limits, room, now)
-                taken = self._take(cursor, queue_name, key, executor_id, part_room, now)
-                if taken:
-                    self._served_round += 1
-                    self._served[(queue_name, key)] = self._served_round
+                taken = self._take(cursor, queue_name, key, executor_id, app_version, part_room, now)
                 rows.extend(taken)
                 room -= len(taken)
                 backlog = backlog or part_waiting > len(taken)
             return Claimed(sorted(rows, key=lambda r: r.created_at), backlog)
 
-        return self.db.transaction(work)
+        claimed = self.db.transaction(work)
+        # Only a committed claim counts as served: a retried attempt's partitions were not.
+        for key in dict.fromkeys(row.queue_partition_key for row in claimed.rows):
+            self._served_round += 1
+            self._served[(queue_name, key)] = self._served_round
+        return claimed
 
     def _fair_order(self, queue_name: str, keys: list[Any]) -> list[Any]:
         """Partitions this store served least recently first, then in the queue's order (priority, age).
@@ -297,12 +302,13 @@ class QueueStore:
             room = min(room, limits.limit - started)
         return (room if waiting else 0), waiting
 
-    def _take(self, cursor: Any, queue_name: str, partition: object, executor_id: str, room: int,
-              now: int) -> list[WorkflowRow]:
+    def _take(self, cursor: Any, queue_name: str, partition: object, executor_id: str, app_version: str,
+              room: int, now: int) -> list[WorkflowRow]:
         if room <= 0:
             return []
         mode, extra = _partition_mode(partition)
-        cursor.execute(self._claim[mode], (queue_name, *extra, room, executor_id, now, now, now))
+        cursor.execute(self._claim[mode], (queue_name, *extra, app_version, room, executor_id, app_version, now, now,
+                                            now))
         return sorted((WorkflowRow(*r) for r in cursor.fetchall()), key=lambda r: r.created_at)
 
 
