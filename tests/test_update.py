@@ -103,9 +103,9 @@ def test_cruft_update_brings_the_new_runtime_and_keeps_the_users_work(tmp_path: 
 
     # 4. A new template commit: the runtime changes (its version and a file), and so does the example's
     #    workflow module, elsewhere than the user's edit.
-    edit(template / DURABLE / "__init__.py", '__version__ = "0.1.0"', '__version__ = "0.1.1"')
+    edit(template / DURABLE / "__init__.py", '__version__ = "0.2.0"', '__version__ = "0.2.1"')
     with (template / DURABLE / "README.md").open("a") as readme:
-        readme.write("\nUpdated by cruft: this line came with runtime 0.1.1.\n")
+        readme.write("\nUpdated by cruft: this line came with runtime 0.2.1.\n")
     edit(template / EXAMPLE_WORKFLOWS, '"""The checkout workflow:', '"""Updated upstream. The checkout workflow:')
     git(template, "commit", "--quiet", "--all", "-m", "new")
     new_commit = git(template, "rev-parse", "HEAD")
