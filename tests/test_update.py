@@ -146,6 +146,6 @@ def test_cruft_update_brings_the_new_runtime_and_keeps_the_users_work(tmp_path: 
         engine.dispose()
     done = run([project / ".venv/bin/python", "-c", "import order_service.durable as d; print(d.__version__)"],
                project)
-    assert done.stdout.strip() == "0.1.1", output_of(done)
+    assert done.stdout.strip() == "0.2.1", output_of(done)
     done = run([project / ".venv/bin/pytest", "-q", "-p", "no:cacheprovider"], project, env=project_env(), timeout=900)
     assert done.returncode == 0, output_of(done)
