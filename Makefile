@@ -15,7 +15,10 @@ $(VENV)/.installed: requirements-dev.txt
 	fi
 	@touch $@
 
-test: pytest
+# Everything: the template's and the runtime's tests, then DBOS's own suite on both databases side by side.
+test: $(VENV)/.installed
+	@$(MAKE) --no-print-directory pytest
+	@$(MAKE) --no-print-directory -j2 --output-sync=target dbos-suite-postgresql dbos-suite-sqlite
 
 pytest: $(VENV)/.installed  ## the template's tests and the runtime's own (tests/)
 	$(BIN)/pytest
