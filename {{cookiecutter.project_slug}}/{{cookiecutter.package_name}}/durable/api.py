@@ -212,7 +212,8 @@ class DBOS(ResultsAPI, StreamsAPI, ScheduleMethods):
     @classmethod
     def wait_first(cls, handles: list[WorkflowHandle[Any]], *, polling_interval_sec: float = 1.0) -> WorkflowHandle[Any]:
         """The handle of the first of these workflows to finish (a step ``DBOS.waitFirst`` in a workflow)."""
-        return wait_first(current_runtime(), handles, polling_interval_sec)
+        refuse_in_event_loop("wait_first")
+        return wait_first(current_runtime(), list(handles), polling_interval_sec)
 
     @classmethod
     def enqueue_workflow_with_options(cls, options: Mapping[str, Any], *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:

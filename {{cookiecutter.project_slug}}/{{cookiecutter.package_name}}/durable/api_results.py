@@ -10,7 +10,6 @@ from typing import Any
 from . import messaging
 from .context import StepStatus, current_context, refuse_in_event_loop
 from .current import current_runtime
-from .handles import WorkflowHandle, wait_first
 from .messaging import SendMessage
 
 
@@ -30,16 +29,11 @@ def _step_status(_cls: Any) -> StepStatus | None:
 
 
 class ResultsAPI:
-    """``DBOS.wait_first``, ``get_all_events``, ``send_bulk`` and ``step_status``."""
+    """``DBOS.get_all_events``, ``send_bulk`` and ``step_status``."""
 
     step_status = _ClassProperty(_step_status)
     """Inside a step: its ID and, for a retrying step, the attempt running (from 0) and the cap; else None."""
 
-    @classmethod
-    def wait_first(cls, handles: list[WorkflowHandle[Any]], *, polling_interval_sec: float = 1.0) -> WorkflowHandle[Any]:
-        """The first of ``handles`` whose workflow finishes (then ``get_result()`` it)."""
-        refuse_in_event_loop("wait_first")
-        return wait_first(current_runtime(), list(handles), polling_interval_sec)
 
     @classmethod
     def get_all_events(cls, workflow_id: str) -> dict[str, Any]:

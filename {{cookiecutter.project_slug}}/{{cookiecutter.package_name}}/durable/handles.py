@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Generic, TypedDict, TypeVar
@@ -198,26 +197,3 @@ class WorkflowHandle(Generic[R]):
     def __repr__(self) -> str:
         return f"WorkflowHandle({self.workflow_id!r})"
 
-
-def wait_first(rt: Runtime, handles: list[WorkflowHandle[Any]], polling_interval_sec: float) -> WorkflowHandle[Any]:
-    """``DBOS.wait_first``: the first of ``handles`` whose workflow has finished (recorded as ``DBOS.waitFirst``)."""
-    if not handles:
-        raise ValueError("handles must not be empty")
-    ids = [h.workflow_id for h in handles]
-    if len(set(ids)) != len(ids):
-        raise ValueError("handles must not contain duplicate workflow IDs")
-
-    def first_done() -> str:
-        delay = 0.005
-        while True:
-            for workflow_id in ids:
-                found = rt.checkpoint_store.get_outcome(workflow_id)
-                if found is not None and found[0] not in WAITING:
-                    return workflow_id
-            if rt.stopping.is_set():
-                raise DBOSNotLaunchedError("DBOS is shutting down; wait_first gave up")
-            time.sleep(delay)
-            delay = min(delay * 1.5, polling_interval_sec)
-
-    done = as_step(rt, WAIT_FIRST, first_done)
-    return next(h for h in handles if h.workflow_id == done)

@@ -18,10 +18,10 @@ _ACTIVE = ("DELAYED", "ENQUEUED", "PENDING")
 
 def wait_first(rt: Runtime, handles: list[WorkflowHandle[Any]], polling_interval_sec: float) -> WorkflowHandle[Any]:
     if not handles:
-        raise ValueError("wait_first: handles must not be empty")
+        raise ValueError("handles must not be empty")
     by_id = {handle.workflow_id: handle for handle in handles}
     if len(by_id) != len(handles):
-        raise ValueError("wait_first: the handles name the same workflow more than once")
+        raise ValueError("handles must not contain duplicate workflow IDs")
     # Re-read often: a finished child in this process is seen at once, one elsewhere within this period.
     interval = min(max(polling_interval_sec, 0.01), 0.1)
 
