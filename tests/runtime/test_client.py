@@ -179,20 +179,20 @@ def test_client_calls_from_a_workflow_are_not_its_steps(dbos: type[DBOS], databa
 
 
 @DBOS.workflow()
-def ticked(tick: Any, context: Any) -> Any:
+def client_ticked(tick: Any, context: Any) -> Any:
     return context
 
 
 def test_schedules_by_workflow_name(client: DBOSClient) -> None:
-    client.create_schedule(schedule_name="c-s", workflow_name="ticked", schedule="0 0 1 1 *",
+    client.create_schedule(schedule_name="c-s", workflow_name="client_ticked", schedule="0 0 1 1 *",
                            context={"tenant": "acme"}, cron_timezone="Asia/Tokyo")
     [stored] = client.list_schedules()
-    assert (stored["workflow_name"], stored["context"], stored["cron_timezone"]) == ("ticked", {"tenant": "acme"},
+    assert (stored["workflow_name"], stored["context"], stored["cron_timezone"]) == ("client_ticked", {"tenant": "acme"},
                                                                                       "Asia/Tokyo")
     with pytest.raises(DBOSException, match="already exists"):
-        client.create_schedule(schedule_name="c-s", workflow_name="ticked", schedule="0 0 1 1 *")
+        client.create_schedule(schedule_name="c-s", workflow_name="client_ticked", schedule="0 0 1 1 *")
     with pytest.raises(DBOSException, match="Invalid cron schedule"):
-        client.create_schedule(schedule_name="bad", workflow_name="ticked", schedule="not a cron")
+        client.create_schedule(schedule_name="bad", workflow_name="client_ticked", schedule="not a cron")
     client.pause_schedule("c-s")
     assert client.list_schedules(status="ACTIVE") == []
     client.resume_schedule("c-s")
@@ -200,8 +200,8 @@ def test_schedules_by_workflow_name(client: DBOSClient) -> None:
     start = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
     ran = client.backfill_schedule("c-s", start - dt.timedelta(days=400), start + dt.timedelta(hours=1))
     assert [h.get_result(timeout_seconds=20) for h in ran] == [{"tenant": "acme"}] * 2
-    client.apply_schedules([{"schedule_name": "c-s", "workflow_name": "ticked", "schedule": "0 0 2 1 *"},
-                            {"schedule_name": "c-t", "workflow_name": "ticked", "schedule": "0 0 3 1 *"}])
+    client.apply_schedules([{"schedule_name": "c-s", "workflow_name": "client_ticked", "schedule": "0 0 2 1 *"},
+                            {"schedule_name": "c-t", "workflow_name": "client_ticked", "schedule": "0 0 3 1 *"}])
     assert {s["schedule_name"]: s["schedule"] for s in client.list_schedules()} == {"c-s": "0 0 2 1 *",
                                                                                       "c-t": "0 0 3 1 *"}
     client.delete_schedule("c-s")
