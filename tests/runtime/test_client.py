@@ -269,3 +269,18 @@ def test_use_listen_notify_starts_the_listener_now(dbos: type[DBOS], database_ur
     finally:
         listening.destroy()
     assert listener is None or not listener.is_alive()
+
+
+def test_a_queued_workflow_whose_code_is_not_registered_yet_waits_for_it(client: DBOSClient) -> None:
+    """The service claims it, finds no code, and puts it back to wait: registered later, it runs (never ERROR)."""
+    name = f"late_{uuid.uuid4().hex[:8]}"
+    handle = client.enqueue({"queue_name": "client-queue", "workflow_name": name, "workflow_id": f"{name}-1"}, 3)
+    wait_until(lambda: client.retrieve_workflow(handle.workflow_id).get_status().status == "DELAYED", 20,
+               f"{name} to wait again after a claim found no code")
+
+    def late(x: int) -> int:
+        return x * 2
+
+    late.__name__ = late.__qualname__ = name
+    DBOS.workflow(name=name)(late)
+    assert handle.get_result(timeout_seconds=20) == 6

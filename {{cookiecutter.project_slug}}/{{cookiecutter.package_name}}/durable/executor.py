@@ -60,6 +60,8 @@ DEAD = WorkflowStatusString.MAX_RECOVERY_ATTEMPTS_EXCEEDED.value
 TERMINAL = frozenset({SUCCESS, ERROR, CANCELLED, DEAD})
 # How long a caller whose workflow was taken over waits for the new owner before being told (409).
 FENCED_WAIT_SEC = 5.0
+# A dequeued workflow whose code this process lacks waits this long before it is dequeued again.
+UNKNOWN_CODE_RETRY_MS = 1000
 
 
 # -- outcomes --------------------------------------------------------------------------------------
@@ -407,6 +409,13 @@ def resume_row(rt: Runtime, row: WorkflowRow, *, dequeued: bool = False) -> Futu
         return None
     info = REGISTRY.find_workflow(row.name, row.workflow_version)
     if dead_lettered(rt, row):
+        return None
+    if info is None and dequeued:
+        # Not this process's code (yet): a module may still be importing, or another service runs it.
+        # DBOS leaves such a row claimed; here it waits again, and any process that has the code takes it.
+        rt.queue_store.defer(row.workflow_id, row.owner_generation, now_ms() + UNKNOWN_CODE_RETRY_MS)
+        logger.warning("queued workflow %s (%s) has no registered code here; it waits %d ms and is dequeued again",
+                       row.workflow_id, row.name, UNKNOWN_CODE_RETRY_MS)
         return None
     if info is None:
         known = REGISTRY.versions_of(row.name)

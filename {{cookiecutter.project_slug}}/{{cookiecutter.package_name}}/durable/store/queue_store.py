@@ -40,6 +40,13 @@ _NEXT_DUE = "SELECT MIN(delay_until_epoch_ms) FROM {workflow_status} WHERE statu
 _SET_DELAY = """
 UPDATE {workflow_status} SET delay_until_epoch_ms = ?, updated_at = ? WHERE workflow_uuid = ? AND status = 'DELAYED'"""
 
+# A claimed row this process has no code for goes back to wait, for a process that has it (or for this
+# one, once the module that registers it is imported): the claim is undone, its start not counted.
+_DEFER = """
+UPDATE {workflow_status} SET status = 'DELAYED', delay_until_epoch_ms = ?, executor_id = NULL,
+    started_at_epoch_ms = NULL, updated_at = ?
+WHERE workflow_uuid = ? AND owner_generation = ? AND status = 'PENDING'"""
+
 _DEDUP_HOLDER = """
 SELECT workflow_uuid FROM {workflow_status}
 WHERE queue_name = ? AND deduplication_id = ? AND status IN ('DELAYED', 'ENQUEUED', 'PENDING')"""
@@ -129,6 +136,7 @@ class QueueStore:
         self._promote_due = dialect.sql(_PROMOTE_DUE)
         self._next_due = dialect.sql(_NEXT_DUE)
         self._set_delay = dialect.sql(_SET_DELAY)
+        self._defer = dialect.sql(_DEFER)
         self._dedup_holder = dialect.sql(_DEDUP_HOLDER)
         self._partitions = dialect.sql(_WAITING_PARTITIONS)
         self._load = {mode: dialect.sql(_QUEUE_LOAD.replace("{partition}", where))
@@ -226,6 +234,10 @@ class QueueStore:
             return changed
 
         return self.db.transaction(work)
+
+    def defer(self, workflow_id: str, generation: int, until_epoch_ms: int) -> bool:
+        """Put a workflow this process claimed back to wait until ``until_epoch_ms``; False if it moved on."""
+        return bool(self.db.execute(self._defer, (until_epoch_ms, now_ms(), workflow_id, generation)))
 
     def waiting_queues(self, queue_names: list[str]) -> set[str]:
         """Which of these queues hold ENQUEUED rows: one indexed read for all, and no write lock.
