@@ -20,10 +20,9 @@ import time
 from pathlib import Path
 
 import sqlalchemy as sa
+from worker_kit import launch_from_argv, print_when_finished
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "{{cookiecutter.project_slug}}" / "{{cookiecutter.package_name}}"))
-
-from durable import DBOS, DBOSConfig, SetWorkflowID  # noqa: E402
+from durable import DBOS, SetWorkflowID
 
 DEADLINE = time.monotonic() + 60
 # Set by main() from argv; a test that imports this module sets them itself.
@@ -73,17 +72,8 @@ def doomed() -> None:
     kill_myself()
 
 
-def status_of(workflow_id: str) -> str | None:
-    status = DBOS.get_workflow_status(workflow_id)
-    return status.status if status else None
-
-
 def main() -> int:
-    RUN.update(url=sys.argv[1], scenario=sys.argv[2], workdir=Path(sys.argv[3]))
-    SCENARIO = sys.argv[2]
-    DBOS(config=DBOSConfig(name="crash-test", application_database_url=sys.argv[1], executor_heartbeat_sec=0.2,
-                           executor_timeout_sec=5))
-    DBOS.launch()
+    SCENARIO = launch_from_argv("crash-test", RUN)
     if SCENARIO == "start":
         with SetWorkflowID("wf-1"):
             two_steps(1)
@@ -92,11 +82,7 @@ def main() -> int:
             doomed()
     elif SCENARIO in ("recover", "adopt"):
         target = "wf-1" if SCENARIO == "recover" else "wf-dead"
-        while status_of(target) in (None, "PENDING") and time.monotonic() < DEADLINE:
-            time.sleep(0.05)
-        print(status_of(target), flush=True)
-        if SCENARIO == "recover":
-            print(DBOS.retrieve_workflow("wf-1").get_result(), flush=True)
+        print_when_finished(target, DEADLINE, with_result=SCENARIO == "recover")
     DBOS.destroy()
     return 0
 

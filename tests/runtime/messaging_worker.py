@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "{{cookiecutter.project_slug}}" / "{{cookiecutter.package_name}}"))
+from worker_kit import launch_from_argv, print_when_finished
 
-from durable import DBOS, DBOSConfig, SetWorkflowID  # noqa: E402
+from durable import DBOS, SetWorkflowID
 
 DEADLINE = time.monotonic() + 60
 SLEEP_SEC = 3.0
@@ -50,17 +50,8 @@ def two_messages() -> list[Any]:
     return [first, second]
 
 
-def status_of(workflow_id: str) -> str | None:
-    status = DBOS.get_workflow_status(workflow_id)
-    return status.status if status else None
-
-
 def main() -> int:
-    url, scenario, workdir = sys.argv[1], sys.argv[2], Path(sys.argv[3])
-    RUN.update(scenario=scenario, workdir=workdir)
-    DBOS(config=DBOSConfig(name="messaging-crash-test", application_database_url=url, executor_heartbeat_sec=0.2,
-                           executor_timeout_sec=5))
-    DBOS.launch()
+    scenario = launch_from_argv("messaging-crash-test", RUN)
     if scenario == "sleep-start":
         with SetWorkflowID("sleep-wf"):
             sleepy()
@@ -68,11 +59,7 @@ def main() -> int:
         with SetWorkflowID("recv-wf"):
             two_messages()
     elif scenario == "recover":
-        target = sys.argv[4]
-        while status_of(target) in (None, "PENDING") and time.monotonic() < DEADLINE:
-            time.sleep(0.05)
-        print(status_of(target), flush=True)
-        print(repr(DBOS.retrieve_workflow(target).get_result()), flush=True)
+        print_when_finished(sys.argv[4], DEADLINE, with_result=True)
     DBOS.destroy()
     return 0
 

@@ -15,9 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "{{cookiecutter.project_slug}}" / "{{cookiecutter.package_name}}"))
+from worker_kit import launch_from_argv, print_when_finished
 
-from durable import DBOS, DBOSConfig, SetWorkflowID  # noqa: E402
+from durable import DBOS, SetWorkflowID
 
 DEADLINE = time.monotonic() + 60
 RUN = {"scenario": "", "workdir": Path(".")}
@@ -43,17 +43,8 @@ def crash_writer() -> None:
     DBOS.close_stream("numbers")
 
 
-def status_of(workflow_id: str) -> str | None:
-    status = DBOS.get_workflow_status(workflow_id)
-    return status.status if status else None
-
-
 def main() -> int:
-    url, scenario, workdir = sys.argv[1], sys.argv[2], Path(sys.argv[3])
-    RUN.update(scenario=scenario, workdir=workdir)
-    DBOS(config=DBOSConfig(name="stream-test", application_database_url=url, executor_heartbeat_sec=0.2,
-                           executor_timeout_sec=5))
-    DBOS.launch()
+    scenario = launch_from_argv("stream-test", RUN)
     if scenario == "write-slow":
         with SetWorkflowID("slow-writer"):
             slow_writer()
@@ -61,10 +52,7 @@ def main() -> int:
         with SetWorkflowID("crash-writer"):
             crash_writer()
     elif scenario == "recover":
-        target = sys.argv[4]
-        while status_of(target) in (None, "PENDING") and time.monotonic() < DEADLINE:
-            time.sleep(0.05)
-        print(status_of(target), flush=True)
+        print_when_finished(sys.argv[4], DEADLINE)
     DBOS.destroy()
     return 0
 
