@@ -13,6 +13,15 @@ SUITE="${DBOS_SUITE:-$(cd .. && pwd)/shared/dbos-suite}"
 PYTHON="${PYTHON:-$PWD/.venv-template/bin/python}"
 TIERS="${DBOS_SUITE_TIERS:-core,scheduler,classes,streaming,attributes,duplication-policy,debouncer,serialization,recover-hook,patch,auth}"
 
+# The harness downloads DBOS's sdist on first use: once, under a lock, since both databases' runs start together.
+CACHE="${PEER_CACHE:-${TMPDIR:-/tmp}/peer-tests-cache}"
+mkdir -p "$CACHE"
+(
+    flock 9
+    [ -f "$CACHE/dbos-2.31.1.tar.gz" ] \
+        || python3 -m pip download -q --no-deps --no-binary :all: dbos==2.31.1 -d "$CACHE" >&2
+) 9>"$CACHE/.lock"
+
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/dbos-suite-$DATABASE.XXXXXX")"
 drop_databases() {  # the harness leaves the last test's databases behind
     [ -n "${PEER_APP_DB_URL:-}" ] && "$PYTHON" - "$PEER_APP_DB_URL" "$PEER_SYS_DB_URL" <<'PY' || true
