@@ -17,7 +17,12 @@ from .attributes import SetWorkflowAttributes, validate_workflow_attributes
 from .auth import DBOSContextSetAuth
 from .context import SetWorkflowID, SetWorkflowTimeout, current_context
 from .enqueue import enqueue_workflow
-from .enqueue_options import EnqueueOptions, SetEnqueueOptions, current_enqueue_options, enqueue_options_in_effect
+from .enqueue_options import (
+    EnqueueOptions,
+    SetEnqueueOptions,
+    current_enqueue_options,
+    enqueue_options_in_effect,
+)
 from .error import DBOSException
 from .handles import WorkflowHandle
 from .registered_queues import queue_for_enqueue
