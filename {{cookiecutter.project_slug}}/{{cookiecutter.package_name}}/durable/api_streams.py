@@ -37,7 +37,7 @@ class StreamsAPI:
     def read_stream(
         cls, workflow_id: str, key: str, *, offset: int = 0, polling_interval_sec: float | None = None,
         timeout_seconds: float | None = None,
-    ) -> Generator[Any, None, None]:
+    ) -> Generator[Any]:
         """Yield a workflow's stream values from ``offset`` until it is closed or the workflow ends.
 
         ``timeout_seconds`` bounds the wait for each value (``DBOSStreamTimeoutError``). In a workflow each

@@ -287,7 +287,7 @@ class DBOSClient(ClientScheduleMethods):
         return messaging.get_event(self._rt, workflow_id, key, timeout_seconds)
 
     def read_stream(self, workflow_id: str, key: str, *, offset: int = 0, timeout_seconds: float | None = None,
-                    polling_interval_sec: float | None = None) -> Generator[Any, None, None]:
+                    polling_interval_sec: float | None = None) -> Generator[Any]:
         """The values a workflow writes to stream ``key``, until it is closed or the workflow ends."""
         values = streams.read_stream(self._rt, workflow_id, key, offset=offset, timeout_seconds=timeout_seconds,
                                      polling_interval_sec=polling_interval_sec)

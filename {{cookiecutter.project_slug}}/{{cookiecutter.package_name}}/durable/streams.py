@@ -187,7 +187,7 @@ class _Reader:
 def read_stream(
     rt: Runtime, workflow_id: str, key: str, *, offset: int = 0, polling_interval_sec: float | None = None,
     timeout_seconds: float | None = None, name: str = READ,
-) -> Generator[Any, None, None]:
+) -> Generator[Any]:
     """``DBOS.read_stream``: the values of a stream from ``offset`` until it is closed or its workflow ends."""
     _check_arguments(timeout_seconds, polling_interval_sec)
     reader = _Reader(rt, workflow_id, key, name, polling_interval_sec or rt.settings.notification_poll_sec,
