@@ -85,7 +85,8 @@ def test_json_logs_carry_the_workflow_on_every_line_inside_it(tmp_path: Path) ->
     assert {"timestamp", "level", "logger"} <= outside.keys()
     assert by_message["checkout done: 5"]["level"] == "WARNING"
     # The runtime's own lines, logged on child loggers of durable, carry the fields too.
-    runtime_lines = [r for r in records if r["logger"].startswith("{{ cookiecutter.package_name }}.durable")]
+    runtime_logger = "{{ cookiecutter.package_name }}.durable"
+    runtime_lines = [r for r in records if r["logger"].startswith(runtime_logger)]
     assert runtime_lines, records
 
 
