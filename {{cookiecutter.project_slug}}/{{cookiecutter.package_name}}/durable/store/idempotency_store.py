@@ -7,10 +7,14 @@ from dataclasses import dataclass
 from .base import now_ms
 from .database import Database
 
+# Returns, for a new claim only, whether a workflow already has the key as its ID and which request
+# started it: read in the claim's statement, not in a round trip of its own.
 _CLAIM = """
 INSERT INTO {idempotency_keys} (idempotency_key, fingerprint, method, path, state, executor_id, created_at, expires_at)
 VALUES (?, ?, ?, ?, 'running', ?, ?, ?)
-ON CONFLICT (idempotency_key) DO NOTHING"""
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING (SELECT COUNT(*) FROM {workflow_status} WHERE workflow_uuid = ?),
+          (SELECT request FROM {workflow_status} WHERE workflow_uuid = ?)"""
 # alive: the owner's heartbeat is recent enough (NULL when the owner is gone from the table).
 _GET = """
 SELECT k.fingerprint, k.method, k.path, k.state, k.executor_id, k.response_status, k.response_headers,
@@ -28,6 +32,14 @@ _DELETE_EXPIRED_ONE = "DELETE FROM {idempotency_keys} WHERE idempotency_key = ? 
 _DELETE_EXPIRED = """
 DELETE FROM {idempotency_keys} WHERE idempotency_key IN (
     SELECT idempotency_key FROM {idempotency_keys} WHERE expires_at < ? LIMIT ?)"""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A key this executor has just claimed, and the workflow row that already has it as ID, if any."""
+
+    workflow_exists: bool
+    workflow_request: str | None  # that workflow's stored request (encoded), when it has one
 
 
 @dataclass(frozen=True)
@@ -57,11 +69,13 @@ class IdempotencyStore:
         self._finish, self._release = sql(_FINISH), sql(_RELEASE)
         self._delete_expired_one, self._delete_expired = sql(_DELETE_EXPIRED_ONE), sql(_DELETE_EXPIRED)
 
-    def claim(self, key: str, fingerprint: str, method: str, path: str, executor_id: str, ttl_ms: int) -> bool:
-        """Take a new key for this executor; False when the key exists already."""
+    def claim(self, key: str, fingerprint: str, method: str, path: str, executor_id: str,
+              ttl_ms: int) -> Claimed | None:
+        """Take a new key for this executor; None when the key exists already."""
         now = now_ms()
-        params = (key, fingerprint, method, path, executor_id, now, now + ttl_ms)
-        return bool(self.db.execute(self._claim, params))
+        params = (key, fingerprint, method, path, executor_id, now, now + ttl_ms, key, key)
+        rows = self.db.fetch(self._claim, params)
+        return Claimed(bool(rows[0][0]), rows[0][1]) if rows else None
 
     def get(self, key: str, alive_since_ms: int) -> KeyRecord | None:
         rows = self.db.fetch(self._get, (alive_since_ms, key))
