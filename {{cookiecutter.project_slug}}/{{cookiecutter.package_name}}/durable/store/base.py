@@ -64,6 +64,7 @@ class StepCheckpoint:
     started_ms: int
     child_workflow_id: str | None = None
     attempts: int | None = None
+    inputs: str | None = None  # the call's arguments as JSON (step_inputs.py), for the dashboard only
 
 
 @dataclass(frozen=True)
