@@ -91,6 +91,8 @@ class WorkflowState:
     auth: AuthInfo | None = None
     # Stream reads waiting for their value now: two at once would number their steps by timing.
     stream_reads_in_flight: int = 0
+    # Its row was inserted unflushed and no flushed commit has followed yet (row_flush.py).
+    row_unflushed: bool = False
 
     def allocate_step_id(self) -> int:
         self.next_step_id += 1

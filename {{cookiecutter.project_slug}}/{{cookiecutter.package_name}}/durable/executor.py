@@ -14,6 +14,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from . import row_flush
 from .attributes import attributes_json
 from .auth import auth_columns, row_auth
 from .context import (
@@ -172,8 +173,11 @@ def is_portable_workflow(info: FunctionInfo) -> bool:
     return info.options.get("serialization_type") == WorkflowSerializationFormat.PORTABLE
 
 
-def begin_workflow(rt: Runtime, call: Invocation) -> Started:
-    """Create the workflow's row (or find it) and decide who runs the body."""
+def begin_workflow(rt: Runtime, call: Invocation, *, inline: bool = False) -> Started:
+    """Create the workflow's row (or find it) and decide who runs the body.
+
+    ``inline``: the caller runs the body on its own thread and waits for it (``row_flush.py``).
+    """
     info = call.info
     parent = current_context()
     if parent is not None and parent.step_kind is not None:
@@ -190,13 +194,14 @@ def begin_workflow(rt: Runtime, call: Invocation) -> Started:
     if record is not None and record.child_workflow_id and (record.output is not None or record.error is not None):
         return started  # the parent already holds this child's outcome: nothing to start
     timeout_ms, deadline = timeout_for(parent)
+    unflushed = inline and parent_state is None and row_flush.may_start_unflushed(rt, info.name)
     existing = rt.checkpoint_store.create_workflow(
-        new_workflow_row(rt, call, workflow_id, request, parent_state, timeout_ms, deadline)
+        new_workflow_row(rt, call, workflow_id, request, parent_state, timeout_ms, deadline), flush=not unflushed
     )
     if existing is None:
         emit("workflow_started", name=info.name)
         started.state = WorkflowState(workflow_id, info.name, generation=0, recorded=None, deadline_epoch_ms=deadline,
-                                      auth=parent.auth if parent is not None else None)
+                                      auth=parent.auth if parent is not None else None, row_unflushed=unflushed)
         return started
     conflict = conflict_with(existing, info.name, call)
     if conflict:
@@ -366,7 +371,7 @@ def call_workflow(rt: Runtime, info: FunctionInfo, args: tuple[Any, ...], kwargs
     parent = current_context()
     if parent is not None and parent.step_kind is not None:
         return call.call()  # a workflow called from inside a step is plain code, as in DBOS
-    return run_inline(rt, call, begin_workflow(rt, call))
+    return run_inline(rt, call, begin_workflow(rt, call, inline=True))
 
 
 def start_workflow(

@@ -93,8 +93,11 @@ class Runtime:
         self.app_engine = create_app_engine(settings.app_db_url, **settings.engine_kwargs)
         self._prepare_schema(self.sys_engine)
         self.sys_db = Database(self.sys_engine, self.sys_dialect)
-        self.checkpoint_store = CheckpointStore(self.sys_db)
-        self.idempotency_store = IdempotencyStore(self.sys_db, self._unflushed_sys_db(settings.pool_size))
+        # The same database through connections whose commits skip the flush: idempotency keys, and the
+        # rows of some new workflows (row_flush.py); later flushed commits make them durable.
+        self.sys_db_unflushed = self._unflushed_sys_db(settings.pool_size) or self.sys_db
+        self.checkpoint_store = CheckpointStore(self.sys_db, self.sys_db_unflushed)
+        self.idempotency_store = IdempotencyStore(self.sys_db, self.sys_db_unflushed)
         self.messaging_store = MessagingStore(self.sys_db, self.checkpoint_store)
         self.management_store = ManagementStore(self.sys_db)
         self.listing_store = ListingStore(self.sys_db)
@@ -128,6 +131,8 @@ class Runtime:
         # Workflows cancelled from this process: ID -> the fencing generation cancelled. Their runs here
         # stop before their next step, not after it (``steps.replay_step``); a resume bumps the generation.
         self.cancelled: dict[str, int] = {}
+        # Workflow name -> whether its last new run here began with a transaction (row_flush.py).
+        self.begins_with_transaction: dict[str, bool] = {}
         # Idempotency keys whose request this process is serving right now.
         self.serving_keys: set[str] = set()
         self.stopping = threading.Event()
@@ -253,7 +258,7 @@ class Runtime:
         """Close every pooled connection and the notification listener."""
         self.wakeups.close()
         self.sys_engine.dispose()
-        self.idempotency_store.unflushed.engine.dispose()
+        self.sys_db_unflushed.engine.dispose()
         self.app_engine.dispose()
         if self.app_checkpoint_store is not None:
             self.app_checkpoint_store.db.engine.dispose()
@@ -263,7 +268,7 @@ class Runtime:
         self.leadership.forget_after_fork()
         self.wakeups.forget_after_fork()
         self.sys_engine.dispose(close=False)
-        self.idempotency_store.unflushed.engine.dispose(close=False)
+        self.sys_db_unflushed.engine.dispose(close=False)
         self.app_engine.dispose(close=False)
         if self.app_checkpoint_store is not None:
             self.app_checkpoint_store.db.engine.dispose(close=False)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import row_flush
 from .context import DBOSContext, StepStatus, WorkflowState, current_context, entered, workflow_body
 from .error import (
     DBOSException,
@@ -85,6 +86,7 @@ def run_step(
     errors: list[Exception] = []
     step_ctx = DBOSContext(request=ctx.request, workflow=state, step_id=step_id, step_kind="step")
     retrying = bool(options.get("retries_allowed"))
+    row_flush.before_step_body(rt, state, step_id)
     for attempt in range(1, attempts + 1):
         step_ctx.step_status = StepStatus(step_id, attempt - 1 if retrying else None, attempts if retrying else None)
         try:

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from . import row_flush
 from .context import DBOSContext, current_context, entered
 from .error import DBOSDatabaseUnavailableError
 from .registry import FunctionInfo
@@ -56,6 +57,7 @@ def run_transaction(
     if found:
         return value
     isolation = _isolation_for(rt.app_engine, info.options.get("isolation_level"))
+    row_flush.before_transaction(rt, state, step_id)
     started_ms = now_ms()
     inputs = encode_inputs(rt.codec, info, args, kwargs)  # once, whatever the retries: the call as made
     delay = 0.01
@@ -109,6 +111,7 @@ def run_transaction(
                 session.close()
             if connection is not None:
                 connection.close()
+        row_flush.after_transaction(state)  # its commit flushed the log the workflow's row is in
         if rt.app_checkpoint_store is not None:  # separate system database: copy the checkpoint there too
             rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, info.name, output, None, started_ms,
                                             inputs=inputs)

@@ -60,6 +60,8 @@ _FINISH = """
 UPDATE {workflow_status} SET status = ?, output = ?J, error = ?J, updated_at = ?, completed_at = ?
 WHERE workflow_uuid = ? AND owner_generation = ? AND status = 'PENDING'"""
 
+_TOUCH_WORKFLOW = "UPDATE {workflow_status} SET updated_at = updated_at WHERE workflow_uuid = ?"
+
 _CANCEL_EXPIRED = """
 UPDATE {workflow_status} SET status = 'CANCELLED', updated_at = ?, completed_at = ?
 WHERE workflow_uuid = ? AND status = 'PENDING'"""
@@ -104,8 +106,9 @@ WHERE workflow_uuid = ? AND owner_generation = ? AND status = 'PENDING'"""
 class CheckpointStore:
     """The system tables of one database, behind methods named for what they do."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, unflushed: Database | None = None) -> None:
         self.db = db
+        self.unflushed = unflushed or db  # commits that skip the flush (``row_flush.py``)
         dialect = db.dialect
         columns = {"columns": WORKFLOW_SELECT, "step_columns": STEP_SELECT}
         skip = " FOR UPDATE SKIP LOCKED" if dialect.supports_skip_locked else ""
@@ -119,6 +122,7 @@ class CheckpointStore:
         self._record_step = build(_RECORD_STEP)
         self._record_step_unfenced = build(_RECORD_STEP_UNFENCED)
         self._finish = build(_FINISH)
+        self._touch_workflow = build(_TOUCH_WORKFLOW)
         self._cancel_expired = build(_CANCEL_EXPIRED)
         self._get_workflow = build(GET_WORKFLOW)
         self._get_outcome = build(_GET_OUTCOME)
@@ -139,10 +143,13 @@ class CheckpointStore:
 
     # -- workflows ------------------------------------------------------------------------------------
 
-    def create_workflow(self, new: NewWorkflow) -> WorkflowRow | None:
-        """Insert a new workflow row. Return None when it was created, else the row that already exists."""
+    def create_workflow(self, new: NewWorkflow, *, flush: bool = True) -> WorkflowRow | None:
+        """Insert a new workflow row. Return None when it was created, else the row that already exists.
+
+        ``flush=False``: the commit does not wait for the log's flush (``row_flush.py`` says when).
+        """
         now = now_ms()
-        inserted = self.db.execute(
+        inserted = (self.db if flush else self.unflushed).execute(
             self._insert_workflow,
             (new.workflow_id, new.status, new.name, new.class_name, new.config_name, new.inputs, new.request,
              new.executor_id, new.application_version, new.application_id, new.queue_name,
@@ -156,6 +163,10 @@ class CheckpointStore:
         existing = self.get_workflow(new.workflow_id)
         assert existing is not None, "a conflicting workflow row vanished"
         return existing
+
+    def flush_workflow_row(self, workflow_id: str) -> None:
+        """A flushed commit that rewrites the row: the log, and the unflushed insert in it, reach the disk."""
+        self.db.execute(self._touch_workflow, (workflow_id,))
 
     def get_workflow(self, workflow_id: str) -> WorkflowRow | None:
         rows = self.db.fetch(self._get_workflow, (workflow_id,))
