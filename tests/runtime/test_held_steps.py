@@ -8,6 +8,7 @@ nothing; and the outcome's commit carries whatever is still held.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -91,6 +92,13 @@ def survives_a_failed_step(x: int) -> str:
     return "unreachable"
 
 
+@DBOS.workflow()
+def step_then_pause(x: int) -> int:
+    a = add_one(x)
+    time.sleep(0.3)  # plain code: nothing is written until the end
+    return a
+
+
 @DBOS.transaction()
 def write_mark(name: str) -> None:
     DBOS.sql_session.execute(sa.text("INSERT INTO marks (name) VALUES (:n)"), {"n": name})
@@ -111,6 +119,15 @@ def test_outcome_commit_carries_the_held_steps(launched: str) -> None:
     assert step_rows(launched, "three") == ["refuse"]  # an error checkpoint is held and written too
     [step] = DBOS.list_workflow_steps("three")
     assert isinstance(step["error"], ValueError)
+
+
+def test_a_held_step_keeps_its_own_completion_time(launched: str) -> None:
+    with SetWorkflowID("paused"):
+        assert step_then_pause(1) == 2
+    [step] = DBOS.list_workflow_steps("paused")
+    status = DBOS.get_workflow_status("paused")
+    assert status is not None and step["completed_at_epoch_ms"] is not None
+    assert step["completed_at_epoch_ms"] <= status.updated_at - 250, "the step's time is when it was written"
 
 
 def test_steps_are_held_until_a_reader_here_asks(launched: str) -> None:

@@ -123,12 +123,14 @@ def _record_step_outcome(
 ) -> StepRecord | None:
     emit("checkpoint_bytes", len(output or error or ""), kind="step")
     held = HELD.get()
-    past_deadline = state.deadline_epoch_ms is not None and now_ms() >= state.deadline_epoch_ms
+    done_ms = now_ms()
+    past_deadline = state.deadline_epoch_ms is not None and done_ms >= state.deadline_epoch_ms
     if held is not None and held.workflow_id == state.workflow_id and len(held) < MAX_HELD and not past_deadline:
         # At-least-once either way: the checkpoint commits with the run's next write (held_steps.py).
-        # Past the deadline it is written now: the fenced INSERT is what cancels the workflow.
+        # Past the deadline it is written now: the fenced INSERT is what cancels the workflow. Held, its
+        # completion time is the fence's "now", so a later write does not cancel a step that was in time.
         held.hold(StepCheckpoint(state.workflow_id, state.generation, step_id, name, output, error, started_ms,
-                                 attempts=attempts))
+                                 attempts=attempts, completed_ms=done_ms))
         return None
     return rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, name, output, error, started_ms,
                                            attempts=attempts)
