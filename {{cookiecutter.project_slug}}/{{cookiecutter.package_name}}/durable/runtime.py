@@ -95,7 +95,7 @@ class Runtime:
         self._prepare_schema(self.sys_engine)
         self.sys_db = Database(self.sys_engine, self.sys_dialect)
         self.checkpoint_store = CheckpointStore(self.sys_db)
-        self.idempotency_store = IdempotencyStore(self.sys_db)
+        self.idempotency_store = IdempotencyStore(self.sys_db, self._unflushed_sys_db(settings.pool_size))
         self.messaging_store = MessagingStore(self.sys_db, self.checkpoint_store)
         self.management_store = ManagementStore(self.sys_db)
         self.listing_store = ListingStore(self.sys_db)
@@ -142,6 +142,14 @@ class Runtime:
         if given is not None:
             return self.sys_dialect.adopt_engine(given)
         return self.sys_dialect.create_engine(self.settings.sys_db_url, pool_size=pool_size, autocommit=True)
+
+    def _unflushed_sys_db(self, pool_size: int) -> Database | None:
+        """The system database through connections whose commits skip the flush (idempotency keys), or None
+        when the user handed in the engine: it is theirs to configure."""
+        if self.settings.system_database_engine is not None:
+            return None
+        return Database(self.sys_dialect.create_unflushed_engine(self.settings.sys_db_url, pool_size=pool_size),
+                        self.sys_dialect)
 
     def alive_since_ms(self) -> int:
         """Executors whose heartbeat is older than this (epoch ms) are dead."""
@@ -275,6 +283,7 @@ class Runtime:
         """Close every pooled connection and the notification listener."""
         self.wakeups.close()
         self.sys_engine.dispose()
+        self.idempotency_store.unflushed.engine.dispose()
         self.app_engine.dispose()
         if self.app_checkpoint_store is not None:
             self.app_checkpoint_store.db.engine.dispose()
@@ -284,6 +293,7 @@ class Runtime:
         self.leadership.forget_after_fork()
         self.wakeups.forget_after_fork()
         self.sys_engine.dispose(close=False)
+        self.idempotency_store.unflushed.engine.dispose(close=False)
         self.app_engine.dispose(close=False)
         if self.app_checkpoint_store is not None:
             self.app_checkpoint_store.db.engine.dispose(close=False)

@@ -21,6 +21,7 @@ from .context import DBOSContext, current_context, entered
 from .error import DBOSDatabaseUnavailableError
 from .registry import FunctionInfo
 from .runtime import Runtime
+from .step_inputs import encode_inputs
 from .steps import decode_step, replay_step
 from .store.base import StepCheckpoint, now_ms
 from .store.held_steps import HELD, HeldRefusedError, HeldSteps
@@ -57,6 +58,7 @@ def run_transaction(
         return value
     isolation = _isolation_for(rt.app_engine, info.options.get("isolation_level"))
     started_ms = now_ms()
+    inputs = encode_inputs(rt.codec, info, args, kwargs)  # once, whatever the retries: the call as made
     delay = 0.01
     conflicts = 0
     deadline = time.monotonic() + UNAVAILABLE_DEADLINE_SEC
@@ -83,7 +85,8 @@ def run_transaction(
                     result = func(*args, **kwargs)
                 session.flush()
                 output = rt.codec.encode(result, what=f"transaction {info.name!r} output")
-                step = StepCheckpoint(state.workflow_id, state.generation, step_id, info.name, output, None, started_ms)
+                step = StepCheckpoint(state.workflow_id, state.generation, step_id, info.name, output, None, started_ms,
+                                      inputs=inputs)
                 if held is not None and held_now:
                     _held_in(rt, held, session.connection(), held_now)
                 if not _checkpoint_in(rt, session.connection(), step):
@@ -105,7 +108,7 @@ def run_transaction(
             if kind == "user":
                 # The user's error (or an unstorable result): rolled back; record it so replay raises it too.
                 winner = rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, info.name,
-                                                         None, rt.codec.encode_exception(exc), started_ms)
+                                                         None, rt.codec.encode_exception(exc), started_ms, inputs=inputs)
                 if winner is not None:
                     return decode_step(rt, winner)
                 raise
@@ -132,7 +135,8 @@ def run_transaction(
             if held is not None:
                 held.commit_lock.release()
         if rt.app_checkpoint_store is not None:  # separate system database: copy the checkpoint there too
-            rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, info.name, output, None, started_ms)
+            rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, info.name, output, None, started_ms,
+                                            inputs=inputs)
         return result
 
 
