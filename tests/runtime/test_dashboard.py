@@ -247,3 +247,28 @@ def test_the_timeline_shows_each_steps_attempts(client: FlaskClient) -> None:
     assert overview.step_attempts("lookup-9") == {1: 3}
     page = client.get("/durable/workflows/lookup-9", headers=AUTH).text
     assert '<td class="retried">3</td>' in page
+
+
+@DBOS.step()
+def echo_note(note: str, *, copies: int = 1) -> str:
+    return note * copies
+
+
+@DBOS.workflow()
+def board_notes(note: str) -> str:
+    echo_note(note)
+    return echo_note("y" * 5000, copies=1)
+
+
+def test_the_timeline_shows_each_steps_inputs_escaped_and_cut(client: FlaskClient) -> None:
+    hostile = "<script>alert('x')</script>"
+    with SetWorkflowID("notes-1"):
+        board_notes(hostile)
+    page = client.get("/durable/workflows/notes-1", headers=AUTH).text
+    assert "<th>Inputs</th>" in page
+    assert "<script>" not in page and "&lt;script&gt;alert(" in page  # data, never markup
+    cells = re.findall(r'<td class="inputs"><pre>(.*?)</pre></td>', page, re.S)
+    assert len(cells) == 2
+    assert "&lt;script&gt;" in cells[0] and "kwargs" not in cells[0]  # positional only: the list alone
+    assert "&#34;args&#34;" in cells[1] and "more characters)" in cells[1]  # with kwargs: both; a long one is cut
+    assert len(cells[1]) < 2_500

@@ -123,6 +123,66 @@ def test_step_3_adds_and_removes_exactly_what_is_beyond_step_2(database_url: str
         engine.dispose()
 
 
+
+# Step 3's shape of the step table, frozen: step 4 adds the steps' inputs beyond it, and removes them.
+STEP_3_OPERATION_OUTPUTS = STEP_2_TABLES["operation_outputs"] | {"attempts"}
+
+
+def test_step_4_adds_and_removes_the_steps_inputs(database_url: str) -> None:
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            upgrade_system_schema(conn)
+        fresh = shape(engine)
+        with engine.begin() as conn:
+            assert downgrade_system_schema(conn, target=3) == 3
+        step_3 = shape(engine)
+        assert {c for c in step_3["operation_outputs"] if not c.startswith("index:")} == STEP_3_OPERATION_OUTPUTS
+        assert {t: c for t, c in step_3.items() if t != "operation_outputs"} == {
+            t: c for t, c in fresh.items() if t != "operation_outputs"}
+        with engine.begin() as conn:
+            assert upgrade_system_schema(conn) == SCHEMA_VERSION == 4
+        assert shape(engine) == fresh  # a step-3 database brought up equals one made today
+    finally:
+        engine.dispose()
+
+
+@DBOS.step()
+def add_one(n: int) -> int:
+    return n + 1
+
+
+@DBOS.workflow()
+def counts_up(n: int) -> int:
+    return add_one(n)
+
+
+def test_launch_brings_a_step_3_database_up_and_steps_record_their_inputs(database_url: str) -> None:
+    """No Alembic: launch (run_migrations on, the default) applies step 4 itself."""
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            upgrade_system_schema(conn, target=3)
+    finally:
+        engine.dispose()
+    DBOS.destroy()
+    DBOS(config=make_config(database_url))
+    DBOS.launch()
+    try:
+        from durable import overview
+
+        assert counts_up(41) == 42
+        [workflow] = DBOS.list_workflows(name=counts_up.__qualname__)
+        assert overview.step_inputs(workflow.workflow_id) == {1: {"args": [41], "kwargs": {}}}
+    finally:
+        DBOS.destroy()
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            assert current_version(conn) == SCHEMA_VERSION
+    finally:
+        engine.dispose()
+
 LAUNCHER = f"""
 import sys
 sys.path.insert(0, {str(RUNTIME_PARENT)!r})

@@ -8,8 +8,10 @@ so any process (any gunicorn worker) answers for all of them.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from .current import current_runtime
 from .handles import WorkflowStatus
@@ -96,6 +98,22 @@ def step_attempts(workflow_id: str) -> dict[int, int | None]:
     """How many times each recorded step ran (retries included); None for kinds that do not retry."""
     return {step_id: record.attempts
             for step_id, record in current_runtime().checkpoint_store.load_steps(workflow_id).items()}
+
+
+def step_inputs(workflow_id: str) -> dict[int, Any]:
+    """Each step's recorded call, ``{"args": [...], "kwargs": {...}}``, or ``{"unrecorded": why}``.
+
+    Steps that take none (sleeps, messages, child starts) and steps recorded before step 4 have no entry.
+    A value the codec can no longer rebuild (its class is gone) is shown as the stored JSON.
+    """
+    rt = current_runtime()
+    found: dict[int, Any] = {}
+    for step_id, text in OverviewStore(rt.sys_db).step_inputs(workflow_id).items():
+        try:
+            found[step_id] = rt.codec.decode_shown(text)
+        except Exception:  # the page shows what is stored rather than failing
+            found[step_id] = json.loads(text)
+    return found
 
 
 def count_workflows(status: str) -> int:

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from .store.dialects import DEFAULT_PG_SCHEMA, SQLITE_PREFIX
 
 #: The version this build of the runtime needs; launch refuses an older schema when it may not migrate.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # A fixed key for pg_advisory_xact_lock, so that workers starting together migrate one at a time.
 _MIGRATION_LOCK_KEY = 0x64626F73  # "dbos"
@@ -145,6 +145,9 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
         sa.Column("completed_at_epoch_ms", sa.BigInteger),
         # How many times a step ran before its outcome was recorded (retries; the dashboard shows it).
         sa.Column("attempts", sa.Integer),
+        # The arguments a step or transaction was called with, as checkpoint JSON (step 4; the dashboard
+        # shows them). NULL for records that take none (sleeps, messages, child starts) and older rows.
+        sa.Column("inputs", json_type),
     )
     executors = sa.Table(
         f"{prefix}executors",
@@ -380,6 +383,39 @@ def _drop_v3(connection: sa.Connection, tables: SystemTables) -> None:
         _table(tables, name).drop(connection, checkfirst=True)
 
 
+# Step 4: each step's and transaction's inputs, for the dashboard's timeline (step_inputs.py encodes them).
+# Step 3 is closed (revision 0005 applies it): later additions take steps of their own, like this one.
+_V4_COLUMNS: dict[str, tuple[str, ...]] = {"operation_outputs": ("inputs",)}
+
+
+def _add_columns(connection: sa.Connection, tables: SystemTables, columns: dict[str, tuple[str, ...]]) -> None:
+    """Add the named columns, as defined above, where a table lacks them."""
+    preparer = connection.dialect.identifier_preparer
+    for table_name, column_names in columns.items():
+        table = _table(tables, table_name)
+        present = _columns_in(connection, table)
+        for column in (table.c[name] for name in column_names if name not in present):
+            ddl = sa.schema.CreateColumn(column).compile(dialect=connection.dialect)
+            connection.execute(sa.text(f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {ddl}"))
+
+
+def _drop_columns(connection: sa.Connection, tables: SystemTables, columns: dict[str, tuple[str, ...]]) -> None:
+    preparer = connection.dialect.identifier_preparer
+    for table_name, column_names in columns.items():
+        table = _table(tables, table_name)
+        present = _columns_in(connection, table)
+        for name in (n for n in column_names if n in present):
+            connection.execute(sa.text(f"ALTER TABLE {preparer.format_table(table)} DROP COLUMN {preparer.quote(name)}"))
+
+
+def _add_v4(connection: sa.Connection, tables: SystemTables) -> None:
+    _add_columns(connection, tables, _V4_COLUMNS)
+
+
+def _drop_v4(connection: sa.Connection, tables: SystemTables) -> None:
+    _drop_columns(connection, tables, _V4_COLUMNS)
+
+
 # version -> (upgrade to it, downgrade from it). Append; never edit a released step. Step 1 creates
 # the tables as defined above, today's shape; each later step brings a database made by an older
 # runtime up to it and must therefore be a no-op where its change is already there.
@@ -387,6 +423,7 @@ _STEPS: dict[int, tuple[Callable[[sa.Connection, SystemTables], None], Callable[
     1: (_create_v1, _drop_v1),
     2: (_add_queue_options_v2, _drop_queue_options_v2),
     3: (_add_v3, _drop_v3),
+    4: (_add_v4, _drop_v4),
 }
 
 

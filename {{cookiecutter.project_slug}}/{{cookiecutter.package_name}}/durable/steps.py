@@ -24,8 +24,10 @@ from .error import (
 from .observe import emit
 from .registry import FunctionInfo
 from .runtime import Runtime
+from .step_inputs import encode_inputs
 from .step_timeouts import call_with_timeout
-from .store.base import StepRecord, now_ms
+from .store.base import StepCheckpoint, StepRecord, now_ms
+from .store.held_steps import HELD, MAX_HELD
 from .tracing import span
 
 logger = logging.getLogger(__name__)
@@ -80,6 +82,7 @@ def run_step(
     interval = float(options.get("interval_seconds", 1.0))
     backoff = float(options.get("backoff_rate", 2.0))
     started_ms = now_ms()
+    inputs = encode_inputs(rt.codec, info, args, kwargs)  # before the run: the call as made, not as mutated
     errors: list[Exception] = []
     step_ctx = DBOSContext(request=ctx.request, workflow=state, step_id=step_id, step_kind="step")
     retrying = bool(options.get("retries_allowed"))
@@ -97,19 +100,22 @@ def run_step(
             if attempt < attempts and not refused:
                 logger.warning("step %s attempt %d/%d failed: %r; retrying", name, attempt, attempts, exc)
                 emit("step_retried", name=name)
+                flush_held_steps(rt, state)  # a wait is a commit point: the run's earlier steps become durable first
                 time.sleep(interval * backoff ** (attempt - 1))
                 continue
             retried_out = attempt == attempts > 1 and not refused
             final: Exception = DBOSMaxStepRetriesExceeded(name, attempts, errors) if retried_out else exc
-            _record_step_outcome(rt, state, step_id, name, None, rt.codec.encode_exception(final), started_ms, attempt)
+            _record_step_outcome(rt, state, step_id, name, None, rt.codec.encode_exception(final), started_ms, attempt,
+                                 inputs)
             emit("step_finished", (now_ms() - started_ms) / 1000, name=name, outcome="error")
             raise final from (exc if final is not exc else None)
         try:
             output = rt.codec.encode(result, what=f"step {name!r} output")
         except DBOSSerializationError as exc:
-            _record_step_outcome(rt, state, step_id, name, None, rt.codec.encode_exception(exc), started_ms, attempt)
+            _record_step_outcome(rt, state, step_id, name, None, rt.codec.encode_exception(exc), started_ms, attempt,
+                                 inputs)
             raise
-        winner = _record_step_outcome(rt, state, step_id, name, output, None, started_ms, attempt)
+        winner = _record_step_outcome(rt, state, step_id, name, output, None, started_ms, attempt, inputs)
         emit("step_finished", (now_ms() - started_ms) / 1000, name=name, outcome="ok")
         return result if winner is None else decode_step(rt, winner)
     raise AssertionError("unreachable")
@@ -117,8 +123,25 @@ def run_step(
 
 def _record_step_outcome(
     rt: Runtime, state: WorkflowState, step_id: int, name: str, output: str | None, error: str | None, started_ms: int,
-    attempts: int,
+    attempts: int, inputs: str,
 ) -> StepRecord | None:
     emit("checkpoint_bytes", len(output or error or ""), kind="step")
+    held = HELD.get()
+    done_ms = now_ms()
+    past_deadline = state.deadline_epoch_ms is not None and done_ms >= state.deadline_epoch_ms
+    if held is not None and held.workflow_id == state.workflow_id and len(held) < MAX_HELD and not past_deadline:
+        # At-least-once either way: the checkpoint commits with the run's next write (held_steps.py).
+        # Past the deadline it is written now: the fenced INSERT is what cancels the workflow. Held, its
+        # completion time is the fence's "now", so a later write does not cancel a step that was in time.
+        held.hold(StepCheckpoint(state.workflow_id, state.generation, step_id, name, output, error, started_ms,
+                                 attempts=attempts, inputs=inputs, completed_ms=done_ms))
+        return None
     return rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, name, output, error, started_ms,
-                                           attempts=attempts)
+                                           attempts=attempts, inputs=inputs)
+
+
+def flush_held_steps(rt: Runtime, state: WorkflowState) -> None:
+    """Commit the run's held step checkpoints now: before a wait, or a call that does not write itself."""
+    held = HELD.get()
+    if held is not None and held.workflow_id == state.workflow_id and len(held):
+        held.home.flush_held(held)

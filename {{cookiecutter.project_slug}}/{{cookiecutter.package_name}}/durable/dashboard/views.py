@@ -1,7 +1,8 @@
 """The dashboard's pages and actions, server-rendered from ``templates/``; its CSS is in ``static/``.
 
 Pages read through the runtime's public functions (``DBOS.get_workflow_status``,
-``DBOS.list_workflow_steps``) and ``overview.py`` (keyset pages, queue depths); actions call
+``DBOS.list_workflow_steps``) and ``overview.py`` (keyset pages, queue depths, steps' attempts and
+inputs, which DBOS's StepInfo does not carry); actions call
 ``DBOS.cancel_workflow``, ``DBOS.resume_workflow`` and ``DBOS.fork_workflow``, the functions the CLI and
 the admin server call, so the dashboard has no second implementation of any of them.
 """
@@ -19,6 +20,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from .. import overview
 from ..api import DBOS
 from ..error import DBOSException
+from ..step_inputs import UNRECORDED
 from ..store.base import WorkflowStatusString
 from .auth import CSRF_COOKIE, CSRF_FIELD, AuthHook, Csrf
 
@@ -27,6 +29,7 @@ CANCELLABLE = {"PENDING", "ENQUEUED"}
 RESUMABLE = {"CANCELLED", "ERROR", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"}
 PAGE_SIZE = 50
 SHOWN_CHARS = 20_000  # a step's output beyond this is cut on the page (the API returns all of it)
+SHOWN_INPUT_CHARS = 2_000  # a step's inputs, one cell of the timeline: a preview
 FILTERS = ("status", "name", "queue", "start", "end")
 
 
@@ -83,7 +86,9 @@ def create_blueprint(auth: AuthHook, csrf_secret: bytes, name: str = "durable_da
             abort(404)
         steps = DBOS.list_workflow_steps(workflow_id)
         attempts = overview.step_attempts(workflow_id)
-        return page("workflow.html", wf=status, steps=timeline(status, steps, attempts), shown=shown,
+        inputs = overview.step_inputs(workflow_id)
+        return page("workflow.html", wf=status, steps=timeline(status, steps, attempts, inputs), shown=shown,
+                    shown_inputs=shown_inputs,
                     can_cancel=status.status in CANCELLABLE, can_resume=status.status in RESUMABLE,
                     done=request.args.get("done"))
 
@@ -126,8 +131,11 @@ def fmt_time(epoch_ms: int | None) -> str:
     return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
-def shown(value: Any) -> str:
-    """A value for the page: JSON when it is JSON, else its repr; long ones cut."""
+def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
+    """A value for the page: JSON when it is JSON, else its repr; long ones cut.
+
+    Plain text: the template escapes it, so a value holding markup shows as that markup.
+    """
     if isinstance(value, BaseException):
         text = f"{type(value).__name__}: {value}"
     else:
@@ -135,11 +143,23 @@ def shown(value: Any) -> str:
             text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
         except (TypeError, ValueError):
             text = repr(value)
-    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + f"\n... ({len(text) - SHOWN_CHARS} more)"
+    return text if len(text) <= limit else text[:limit] + f"\n... ({len(text) - limit} more characters)"
 
 
-def timeline(status: Any, steps: list[Any], attempts: dict[int, int | None]) -> list[dict[str, Any]]:
-    """Each step with its duration and its bar's place on the workflow's time line (percent)."""
+def shown_inputs(inputs: Any) -> str:
+    """A step's recorded call for its timeline cell: the arguments, or why they were not kept."""
+    if isinstance(inputs, dict) and set(inputs) == {UNRECORDED}:
+        return f"not recorded: {inputs[UNRECORDED]}"
+    if isinstance(inputs, dict) and set(inputs) == {"args", "kwargs"} and not inputs["kwargs"]:
+        inputs = inputs["args"]  # positional only, the usual call: the list alone reads best
+    return shown(inputs, SHOWN_INPUT_CHARS)
+
+
+def timeline(
+    status: Any, steps: list[Any], attempts: dict[int, int | None], inputs: dict[int, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Each step with its duration, attempts, inputs and its bar's place on the workflow's time line (percent)."""
+    inputs = inputs or {}
     start = status.created_at or 0
     ends = [s["completed_at_epoch_ms"] or s["started_at_epoch_ms"] or start for s in steps]
     span = max([status.completed_at or status.updated_at or start, *ends]) - start or 1
@@ -151,5 +171,6 @@ def timeline(status: Any, steps: list[Any], attempts: dict[int, int | None]) -> 
         left = min(max(((began or start) - start) / span * 100, 0), 100)
         width = max((duration or 0) / span * 100, 0.5)
         rows.append({**step, "duration_ms": duration, "left": round(left, 2), "width": round(min(width, 100 - left), 2),
-                     "failed": step["error"] is not None, "attempts": attempts.get(step["function_id"])})
+                     "failed": step["error"] is not None, "attempts": attempts.get(step["function_id"]),
+                     "has_inputs": step["function_id"] in inputs, "inputs": inputs.get(step["function_id"])})
     return rows

@@ -44,16 +44,16 @@ ON CONFLICT (workflow_uuid) DO NOTHING"""
 # ``step_conflict`` read why.
 _RECORD_STEP = """
 INSERT INTO {operation_outputs} (workflow_uuid, function_id, function_name, output, error,
-    child_workflow_id, started_at_epoch_ms, completed_at_epoch_ms, attempts)
-SELECT ?, ?, ?, ?J, ?J, ?, ?, ?, ?
+    child_workflow_id, started_at_epoch_ms, completed_at_epoch_ms, attempts, inputs)
+SELECT ?, ?, ?, ?J, ?J, ?, ?, ?, ?, ?J
 WHERE EXISTS (SELECT 1 FROM {workflow_status} WHERE workflow_uuid = ? AND owner_generation = ?
     AND status = 'PENDING' AND (workflow_deadline_epoch_ms IS NULL OR workflow_deadline_epoch_ms > ?))
 ON CONFLICT (workflow_uuid, function_id) DO NOTHING"""
 
 _RECORD_STEP_UNFENCED = """
 INSERT INTO {operation_outputs} (workflow_uuid, function_id, function_name, output, error,
-    child_workflow_id, started_at_epoch_ms, completed_at_epoch_ms, attempts)
-VALUES (?, ?, ?, ?J, ?J, ?, ?, ?, ?)
+    child_workflow_id, started_at_epoch_ms, completed_at_epoch_ms, attempts, inputs)
+VALUES (?, ?, ?, ?J, ?J, ?, ?, ?, ?, ?J)
 ON CONFLICT (workflow_uuid, function_id) DO NOTHING"""
 
 _FINISH = """
@@ -203,15 +203,16 @@ class CheckpointStore:
     def record_step(
         self, workflow_id: str, generation: int, step_id: int, name: str, output: str | None, error: str | None,
         started_ms: int, child_workflow_id: str | None = None, attempts: int | None = None,
-        completed_ms: int | None = None,
+        completed_ms: int | None = None, inputs: str | None = None,
     ) -> StepRecord | None:
         """Checkpoint a step. Return None when stored, or the record another execution stored first.
 
         ``completed_ms`` is the step's completion time when it is known ahead (a sleep's wake-up), else now.
+        ``inputs`` is the call's JSON (``step_inputs.py``), stored for the dashboard and never read back.
         """
         now = now_ms()
         params = (workflow_id, step_id, name, output, error, child_workflow_id, started_ms,
-                  completed_ms if completed_ms is not None else now, attempts, workflow_id, generation, now)
+                  completed_ms if completed_ms is not None else now, attempts, inputs, workflow_id, generation, now)
         if self.db.execute(self._record_step, params):
             return None
         return self.step_conflict(workflow_id, generation, step_id)
@@ -305,10 +306,11 @@ class CheckpointStore:
 
 def _step_values(step: StepCheckpoint) -> tuple[Any, ...]:
     return (step.workflow_id, step.step_id, step.name, step.output, step.error, step.child_workflow_id,
-            step.started_ms, now_ms(), step.attempts)
+            step.started_ms, step.completed_ms if step.completed_ms is not None else now_ms(), step.attempts,
+            step.inputs)
 
 
 def _fenced_params(step: StepCheckpoint) -> tuple[Any, ...]:
     """The checkpoint's values, then the fence: still PENDING, at this generation, before its deadline."""
     values = _step_values(step)
-    return (*values, step.workflow_id, step.generation, values[7])  # [7]: completed_at, now
+    return (*values, step.workflow_id, step.generation, values[7])  # [7]: completed_at (now, unless held)

@@ -17,8 +17,10 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from ..error import DBOSDatabaseUnavailableError
+from .base import StepCheckpoint
 from .dialects import Dialect
 from .fork_gate import GATE, guard_forks
+from .held_steps import HELD, HeldSteps, commit_with_held
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -79,13 +81,30 @@ class Database:
         """Run ``work(cursor)`` inside BEGIN ... COMMIT (rolled back if it raises), with ``run``'s retries.
 
         For the few writes that must land together (a message and the step that sent it); the hot
-        path stays one statement per commit.
+        path stays one statement per commit. Held step checkpoints go first (``held_steps.py``).
         """
+        held = self._held()
+        if held is None:
+            return self.run(self._in_transaction(work, []))
+        with held.commit_lock:
+            return commit_with_held(held, lambda steps: self.run(self._in_transaction(work, steps, held)))
+
+    def flush_held(self, held: HeldSteps) -> None:
+        """Commit ``held``'s checkpoints now, alone (another thread's reader, shutdown, a wait)."""
+        with held.commit_lock:
+            if len(held):
+                commit_with_held(held, lambda steps: self.run(self._in_transaction(lambda _c: None, steps, held)))
+
+    def _in_transaction(
+        self, work: Callable[[Any], T], steps: list[StepCheckpoint], held: HeldSteps | None = None
+    ) -> Callable[[Any], T]:
         begin = self.dialect.begin_sql
 
         def wrapped(cursor: Any) -> T:
             cursor.execute(begin)
             try:
+                if held is not None and steps:
+                    held.write_on(cursor, steps)
                 result = work(cursor)
             except BaseException:
                 try:
@@ -96,23 +115,43 @@ class Database:
             cursor.execute("COMMIT")
             return result
 
-        return self.run(wrapped)
+        return wrapped
+
+    def _held(self) -> HeldSteps | None:
+        """This thread's held checkpoints, if any and if they belong in this database; others are flushed first."""
+        held = HELD.get()
+        if held is None:
+            return None
+        if held.home.engine is not self.engine:
+            if len(held):
+                held.home.flush_held(held)  # their own database commits them before this one is touched
+            return None
+        return held
 
     def execute(self, sql: str, params: Sequence[Any]) -> int:
-        """One statement in its own commit; returns the row count."""
+        """One statement in its own commit (with any held checkpoints); returns the row count."""
 
         def work(cursor: Any) -> int:
             cursor.execute(sql, params)
             return int(cursor.rowcount)
 
-        return self.run(work)
+        return self._one(work)
 
     def fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         def work(cursor: Any) -> list[tuple[Any, ...]]:
             cursor.execute(sql, params)
             return list(cursor.fetchall())
 
-        return self.run(work)
+        return self._one(work)
+
+    def _one(self, work: Callable[[Any], T]) -> T:
+        held = self._held()
+        if held is None:
+            return self.run(work)
+        with held.commit_lock:
+            if not len(held):
+                return self.run(work)
+            return commit_with_held(held, lambda steps: self.run(self._in_transaction(work, steps, held)))
 
 
 def _rollback_quietly(conn: Any) -> None:

@@ -58,8 +58,8 @@ ON CONFLICT (workflow_uuid) DO NOTHING"""
 _MARK_FORKED = "UPDATE {workflow_status} SET was_forked_from = 1 WHERE workflow_uuid = ?"
 _REPLACE_CHILD = "UPDATE {operation_outputs} SET child_workflow_id = ? WHERE workflow_uuid = ? AND child_workflow_id = ?"
 _FORK_STEPS = """
-INSERT INTO {operation_outputs} (workflow_uuid, {step_columns})
-SELECT ?, {step_columns} FROM {operation_outputs} WHERE workflow_uuid = ? AND function_id < ?"""
+INSERT INTO {operation_outputs} (workflow_uuid, {step_columns}, inputs)
+SELECT ?, {step_columns}, inputs FROM {operation_outputs} WHERE workflow_uuid = ? AND function_id < ?"""
 _FORK_EVENT_HISTORY = """
 INSERT INTO {workflow_events_history} (workflow_uuid, function_id, key, value)
 SELECT ?, function_id, key, value FROM {workflow_events_history} WHERE workflow_uuid = ? AND function_id < ?"""

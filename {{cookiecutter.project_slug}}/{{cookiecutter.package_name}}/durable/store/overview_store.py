@@ -20,6 +20,8 @@ SELECT queue_name, status, COUNT(*) FROM {workflow_status}
 WHERE status IN ('ENQUEUED', 'PENDING') AND queue_name IS NOT NULL
 GROUP BY queue_name, status"""
 _STATUS_COUNT = "SELECT COUNT(*) FROM {workflow_status} WHERE status = ?"
+# Only here: replay and DBOS.list_workflow_steps never read a step's inputs (step_inputs.py).
+_STEP_INPUTS = "SELECT function_id, inputs FROM {operation_outputs} WHERE workflow_uuid = ? AND inputs IS NOT NULL"
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class OverviewStore:
         self.db = db
         self._queue_counts = db.dialect.sql(_QUEUE_COUNTS)
         self._status_count = db.dialect.sql(_STATUS_COUNT)
+        self._step_inputs = db.dialect.sql(_STEP_INPUTS)
 
     def page(self, where: PageFilter, after: tuple[int, str] | None, limit: int) -> list[WorkflowRow]:
         """Up to ``limit`` workflows, newest first, older than ``after`` (created_at, workflow ID)."""
@@ -75,3 +78,7 @@ class OverviewStore:
 
     def count(self, status: str) -> int:
         return int(self.db.fetch(self._status_count, (status,))[0][0])
+
+    def step_inputs(self, workflow_id: str) -> dict[int, str]:
+        """The recorded inputs (JSON text) of a workflow's steps that have them, by step ID."""
+        return {int(row[0]): row[1] for row in self.db.fetch(self._step_inputs, (workflow_id,))}
