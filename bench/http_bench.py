@@ -4,6 +4,10 @@ Also the resident memory of one gunicorn worker after 10,000 durable orders. Loo
 server started here is stopped here.
 
     python http_bench.py --project DIR --package order_service [--seconds 4] [--reps 3] [--rss-orders 10000]
+        [--keyed] [--variants durable,plain]
+
+``--keyed`` sends a new ``dbos-idempotency-key`` with every request (both variants; the plain app ignores
+it); ``--variants durable`` skips the baseline (paired runs of one runtime against another).
 """
 
 from __future__ import annotations
@@ -91,14 +95,16 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--rss-orders", type=int, default=10_000)
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--variants", default="durable,plain")
+    parser.add_argument("--keyed", action="store_true", help="a new dbos-idempotency-key on every request")
     args = parser.parse_args()
     result: dict[str, object] = {}
     for mode in args.modes.split(","):
         flags, connections = MODES[mode]
-        for plain in (False, True):
+        for plain in [v == "plain" for v in args.variants.split(",")]:
             with gunicorn(args.project, args.package, flags, plain) as (port, _):
-                rounds = [run_load(LOOPBACK, port, "/orders", BODY, connections, args.count, args.seconds)
-                          for _ in range(args.reps)]
+                rounds = [run_load(LOOPBACK, port, "/orders", BODY, connections, args.count, args.seconds,
+                                   args.keyed) for _ in range(args.reps)]
             result[f"{mode}-{'plain' if plain else 'durable'}"] = rounds
     # One sync worker, so that every order lands in the worker we measure.
     if args.rss_orders > 0:

@@ -164,3 +164,15 @@ def test_key_of_a_dead_owner_is_taken_over(client: FlaskClient) -> None:
     assert response.status_code == 201 and ran == ["charge 3"]
     assert client.post("/checkout", data=body, content_type="application/json",
                        headers={"dbos-idempotency-key": "orphan"}).headers["Idempotent-Replayed"] == "true"
+
+
+def test_claims_and_responses_skip_the_flush_and_workflows_do_not(client: FlaskClient) -> None:
+    """The key's writes need only be seen at once; the workflow's flushed commits make them durable."""
+    rt = current.current_runtime()
+    pg = rt.sys_dialect.name == "postgresql"
+    show = "SHOW synchronous_commit" if pg else "PRAGMA synchronous"
+    assert client.post("/checkout", json={"amount": 4}, headers=KEY).status_code == 201
+    unflushed = rt.idempotency_store.unflushed.fetch(show, ())[0][0]
+    flushed = rt.sys_db.fetch(show, ())[0][0]
+    assert (unflushed, flushed) == (("off", "on") if pg else (1, 2))  # SQLite: 1 NORMAL, 2 FULL
+    assert rt.idempotency_store.get("key-1", 0).state == "done"  # seen at once by the flushed pool

@@ -40,7 +40,7 @@ from .context import RequestInfo, current_context
 from .observe import emit
 from .runtime import Runtime
 from .store.base import now_ms
-from .store.idempotency_store import KeyRecord
+from .store.idempotency_store import Claimed, KeyRecord
 
 logger = logging.getLogger(__name__)
 
@@ -178,8 +178,14 @@ def _serve(
     give_up = time.monotonic() + max(settings.idempotency_wait_sec, 2.0)
     while record is None:
         if _reserve(rt, key):
-            if store.claim(key, fp.digest, fp.method, fp.path, rt.executor_id, int(settings.idempotency_ttl_sec * 1000)):
-                return _run_if_ours(rt, app, environ, start_response, key, fp)
+            try:
+                claimed = store.claim(key, fp.digest, fp.method, fp.path, rt.executor_id,
+                                      int(settings.idempotency_ttl_sec * 1000))
+            except BaseException:
+                _unreserve(rt, key)
+                raise
+            if claimed is not None:
+                return _run_if_ours(rt, app, environ, start_response, key, fp, claimed)
             _unreserve(rt, key)
         record = store.get(key, alive_since)
         if record is not None and record.expires_at < now_ms():
@@ -218,15 +224,18 @@ def _serve(
 
 def _run_if_ours(
     rt: Runtime, app: Callable[..., Iterable[bytes]], environ: dict[str, Any], start_response: StartResponse, key: str,
-    fp: Fingerprint,
+    fp: Fingerprint, claimed: Claimed | None = None,
 ) -> Iterable[bytes]:
     """Run the request unless its key names a workflow that another request started; the key is ours.
 
     The key row does not say who started that workflow (a workflow started without a key has no row,
-    and rows expire): the workflow's own stored request does.
+    and rows expire): the workflow's own stored request does. A fresh claim has read it already.
     """
     try:
-        foreign = _started_by_another_request(rt, key, fp)
+        if claimed is None:
+            row = rt.checkpoint_store.get_workflow(key)
+            claimed = Claimed(row is not None, row.request if row is not None else None)
+        foreign = _started_by_another_request(rt, claimed, fp)
     except BaseException:
         _release_quietly(rt, key)
         _unreserve(rt, key)
@@ -240,12 +249,12 @@ def _run_if_ours(
     return _run_and_store(rt, app, environ, start_response, key)
 
 
-def _started_by_another_request(rt: Runtime, key: str, fp: Fingerprint) -> bool:
-    row = rt.checkpoint_store.get_workflow(key)
-    if row is None:
+def _started_by_another_request(rt: Runtime, claimed: Claimed, fp: Fingerprint) -> bool:
+    if not claimed.workflow_exists:
         return False
+    request = claimed.workflow_request
     try:
-        started_by = RequestInfo.from_json(rt.codec.decode(row.request)) if row.request is not None else None
+        started_by = RequestInfo.from_json(rt.codec.decode(request)) if request is not None else None
     except Exception:  # unreadable: assume the worst
         return True
     return started_by is None or started_by.idempotency_fingerprint != fp.digest

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .config import RuntimeSettings
-from .error import DBOSInitializationError, DBOSNotLaunchedError
+from .error import DBOSBaseException, DBOSException, DBOSInitializationError, DBOSNotLaunchedError
 from .leadership import Leadership
 from .schema import SCHEMA_VERSION, current_version, upgrade_system_schema
 from .serialization import Codec
@@ -29,6 +29,7 @@ from .store.base import now_ms
 from .store.checkpoint_store import CheckpointStore
 from .store.database import Database
 from .store.dialects import create_postgres_database, create_sqlite_engine, dialect_for, process_identity
+from .store.held_steps import HeldSteps
 from .store.idempotency_store import IdempotencyStore
 from .store.listing_store import ListingStore
 from .store.management_store import ManagementStore
@@ -94,7 +95,7 @@ class Runtime:
         self._prepare_schema(self.sys_engine)
         self.sys_db = Database(self.sys_engine, self.sys_dialect)
         self.checkpoint_store = CheckpointStore(self.sys_db)
-        self.idempotency_store = IdempotencyStore(self.sys_db)
+        self.idempotency_store = IdempotencyStore(self.sys_db, self._unflushed_sys_db(settings.pool_size))
         self.messaging_store = MessagingStore(self.sys_db, self.checkpoint_store)
         self.management_store = ManagementStore(self.sys_db)
         self.listing_store = ListingStore(self.sys_db)
@@ -128,6 +129,9 @@ class Runtime:
         # Workflows cancelled from this process: ID -> the fencing generation cancelled. Their runs here
         # stop before their next step, not after it (``steps.replay_step``); a resume bumps the generation.
         self.cancelled: dict[str, int] = {}
+        # Runs whose step checkpoints wait for their next commit (held_steps.py), so a reader on another
+        # thread, a cancel or shutdown can write them first.
+        self.held: dict[str, HeldSteps] = {}
         # Idempotency keys whose request this process is serving right now.
         self.serving_keys: set[str] = set()
         self.stopping = threading.Event()
@@ -138,6 +142,14 @@ class Runtime:
         if given is not None:
             return self.sys_dialect.adopt_engine(given)
         return self.sys_dialect.create_engine(self.settings.sys_db_url, pool_size=pool_size, autocommit=True)
+
+    def _unflushed_sys_db(self, pool_size: int) -> Database | None:
+        """The system database through connections whose commits skip the flush (idempotency keys), or None
+        when the user handed in the engine: it is theirs to configure."""
+        if self.settings.system_database_engine is not None:
+            return None
+        return Database(self.sys_dialect.create_unflushed_engine(self.settings.sys_db_url, pool_size=pool_size),
+                        self.sys_dialect)
 
     def alive_since_ms(self) -> int:
         """Executors whose heartbeat is older than this (epoch ms) are dead."""
@@ -231,6 +243,32 @@ class Runtime:
             else:
                 future.set_exception(value)
 
+    def hold_steps(self, workflow_id: str) -> HeldSteps | None:
+        """A run's held checkpoints, registered until ``release_held``; None when deferral is off."""
+        if not self.settings.defer_step_checkpoints:
+            return None
+        held = HeldSteps(self.checkpoint_store, self.sys_db, workflow_id)
+        with self.running_lock:
+            self.held[workflow_id] = held
+        return held
+
+    def release_held(self, held: HeldSteps) -> None:
+        with self.running_lock:
+            if self.held.get(held.workflow_id) is held:
+                del self.held[held.workflow_id]
+
+    def flush_held(self, workflow_id: str | None = None) -> None:
+        """Commit the held checkpoints of a workflow running here (every one's with None) before a reader
+        or an operation on it sees its steps. A refused flush is left to the run, which learns it itself."""
+        with self.running_lock:
+            found = list(self.held.values()) if workflow_id is None else [self.held.get(workflow_id)]
+        for held in found:
+            if held is not None and len(held):
+                try:
+                    self.sys_db.flush_held(held)
+                except (DBOSException, DBOSBaseException) as exc:  # fenced or cancelled: its own run finds out at its next write
+                    logger.debug("held steps of %s not written: %s", held.workflow_id, exc)
+
     def drain(self, wait_sec: float = 0.0) -> int:
         """Take no new background work; wait up to ``wait_sec`` for running workflows; return how many still run."""
         self.stopping.set()
@@ -245,6 +283,7 @@ class Runtime:
         """Close every pooled connection and the notification listener."""
         self.wakeups.close()
         self.sys_engine.dispose()
+        self.idempotency_store.unflushed.engine.dispose()
         self.app_engine.dispose()
         if self.app_checkpoint_store is not None:
             self.app_checkpoint_store.db.engine.dispose()
@@ -254,6 +293,7 @@ class Runtime:
         self.leadership.forget_after_fork()
         self.wakeups.forget_after_fork()
         self.sys_engine.dispose(close=False)
+        self.idempotency_store.unflushed.engine.dispose(close=False)
         self.app_engine.dispose(close=False)
         if self.app_checkpoint_store is not None:
             self.app_checkpoint_store.db.engine.dispose(close=False)

@@ -306,10 +306,11 @@ class CheckpointStore:
 
 def _step_values(step: StepCheckpoint) -> tuple[Any, ...]:
     return (step.workflow_id, step.step_id, step.name, step.output, step.error, step.child_workflow_id,
-            step.started_ms, now_ms(), step.attempts, step.inputs)
+            step.started_ms, step.completed_ms if step.completed_ms is not None else now_ms(), step.attempts,
+            step.inputs)
 
 
 def _fenced_params(step: StepCheckpoint) -> tuple[Any, ...]:
     """The checkpoint's values, then the fence: still PENDING, at this generation, before its deadline."""
     values = _step_values(step)
-    return (*values, step.workflow_id, step.generation, values[7])  # [7]: completed_at, now
+    return (*values, step.workflow_id, step.generation, values[7])  # [7]: completed_at (now, unless held)

@@ -56,6 +56,22 @@ class Dialect:
     def create_engine(self, url: str, *, pool_size: int, autocommit: bool, **kwargs: Any) -> sa.Engine:
         raise NotImplementedError
 
+    def create_unflushed_engine(self, url: str, *, pool_size: int) -> sa.Engine:
+        """An autocommit engine whose commits return before the log is flushed to disk.
+
+        For writes that must be visible at once but durable only with the next flushed commit: both
+        databases write one log in commit order (PostgreSQL's WAL per server, SQLite's WAL per file), so
+        a flushed commit made later, on any connection, flushes every unflushed commit before it. A
+        process that dies loses none of them; only the machine or the server dying can, and then only
+        those no flushed commit followed.
+        """
+        engine = self.create_engine(url, pool_size=pool_size, autocommit=True)
+        sa.event.listen(engine, "connect", self._no_flush_hook())
+        return engine
+
+    def _no_flush_hook(self) -> Any:
+        raise NotImplementedError
+
     def adopt_engine(self, engine: sa.Engine) -> sa.Engine:
         """A user's engine (``system_database_engine``), set up as ``create_engine`` sets up its own:
         each connection it makes from now on gets this dialect's per-connection set-up, in autocommit
@@ -84,6 +100,9 @@ class SQLiteDialect(Dialect):
 
     def _connect_hooks(self) -> tuple[Any, ...]:
         return (_on_sqlite_connect, _sqlite_autocommit)
+
+    def _no_flush_hook(self) -> Any:
+        return _sqlite_no_flush
 
 
 class PostgresDialect(Dialect):
@@ -125,6 +144,9 @@ class PostgresDialect(Dialect):
     def _connect_hooks(self) -> tuple[Any, ...]:
         return (_json_as_text, _pg_autocommit)
 
+    def _no_flush_hook(self) -> Any:
+        return _pg_no_flush
+
 
 def _json_as_text(dbapi_connection: Any, _record: Any) -> None:
     # Read JSON columns as text, as SQLite does, so decoding has one path: a JSON string value
@@ -138,6 +160,12 @@ def _json_as_text(dbapi_connection: Any, _record: Any) -> None:
 def _pg_autocommit(dbapi_connection: Any, _record: Any) -> None:
     # The store runs statements on raw driver connections: each commits unless it opens BEGIN itself.
     dbapi_connection.autocommit = True
+
+
+def _pg_no_flush(dbapi_connection: Any, _record: Any) -> None:
+    # Session-wide on a connection of the unflushed engine only (autocommit: no reset on check-in).
+    dbapi_connection.autocommit = True
+    dbapi_connection.execute("SET synchronous_commit TO off")
 def create_postgres_database(url: str) -> bool:
     """Create the PostgreSQL database ``url`` names if it does not exist (DBOS does at launch); True if created.
 
@@ -176,6 +204,12 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous = FULL")
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.close()
+
+
+def _sqlite_no_flush(dbapi_connection: Any, _record: Any) -> None:
+    # Runs after _on_sqlite_connect. In WAL mode NORMAL skips the fsync at commit; the WAL is synced by
+    # the next FULL commit of any connection, or at a checkpoint.
+    dbapi_connection.execute("PRAGMA synchronous = NORMAL")
 
 
 def create_sqlite_engine(url: str, *, pool_size: int = 20, autocommit: bool = False, **kwargs: Any) -> sa.Engine:

@@ -1,4 +1,13 @@
-"""The idempotency-key table: claim a key, finish it with a response, read it back, expire it."""
+"""The idempotency-key table: claim a key, finish it with a response, read it back, expire it.
+
+The claim and the stored response commit without waiting for a flush (``unflushed``; see
+``Dialect.create_unflushed_engine``). What they need is to be seen at once by every other request, which
+an unflushed commit gives; durable they become with the request's next flushed commit (its workflow's
+row, a step, a transaction). If the machine dies before that, the request has left nothing durable and
+a retry runs it afresh; if it dies after the workflow ended but before the response was flushed, the
+key is left ``running`` under a dead owner and a retry takes it over, its workflow replaying the outcome:
+what already happens when the process dies between the workflow's end and the stored response.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +16,14 @@ from dataclasses import dataclass
 from .base import now_ms
 from .database import Database
 
+# Returns, for a new claim only, whether a workflow already has the key as its ID and which request
+# started it: read in the claim's statement, not in a round trip of its own.
 _CLAIM = """
 INSERT INTO {idempotency_keys} (idempotency_key, fingerprint, method, path, state, executor_id, created_at, expires_at)
 VALUES (?, ?, ?, ?, 'running', ?, ?, ?)
-ON CONFLICT (idempotency_key) DO NOTHING"""
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING (SELECT COUNT(*) FROM {workflow_status} WHERE workflow_uuid = ?),
+          (SELECT request FROM {workflow_status} WHERE workflow_uuid = ?)"""
 # alive: the owner's heartbeat is recent enough (NULL when the owner is gone from the table).
 _GET = """
 SELECT k.fingerprint, k.method, k.path, k.state, k.executor_id, k.response_status, k.response_headers,
@@ -31,6 +44,14 @@ DELETE FROM {idempotency_keys} WHERE idempotency_key IN (
 
 
 @dataclass(frozen=True)
+class Claimed:
+    """A key this executor has just claimed, and the workflow row that already has it as ID, if any."""
+
+    workflow_exists: bool
+    workflow_request: str | None  # that workflow's stored request (encoded), when it has one
+
+
+@dataclass(frozen=True)
 class KeyRecord:
     """A stored idempotency key and, when done, its response."""
 
@@ -48,20 +69,27 @@ class KeyRecord:
 
 
 class IdempotencyStore:
-    """SQL for ``idempotency.py``, on the system database's connections and retries."""
+    """SQL for ``idempotency.py``, on the system database's connections and retries.
 
-    def __init__(self, db: Database) -> None:
+    ``unflushed`` is the same database through connections whose commits skip the flush (the claim
+    and the response: see the module docstring); the rare writes (takeover, release) use ``db``.
+    """
+
+    def __init__(self, db: Database, unflushed: Database | None = None) -> None:
         self.db = db
+        self.unflushed = unflushed or db
         sql = db.dialect.sql
         self._claim, self._get, self._adopt = sql(_CLAIM), sql(_GET), sql(_ADOPT)
         self._finish, self._release = sql(_FINISH), sql(_RELEASE)
         self._delete_expired_one, self._delete_expired = sql(_DELETE_EXPIRED_ONE), sql(_DELETE_EXPIRED)
 
-    def claim(self, key: str, fingerprint: str, method: str, path: str, executor_id: str, ttl_ms: int) -> bool:
-        """Take a new key for this executor; False when the key exists already."""
+    def claim(self, key: str, fingerprint: str, method: str, path: str, executor_id: str,
+              ttl_ms: int) -> Claimed | None:
+        """Take a new key for this executor; None when the key exists already."""
         now = now_ms()
-        params = (key, fingerprint, method, path, executor_id, now, now + ttl_ms)
-        return bool(self.db.execute(self._claim, params))
+        params = (key, fingerprint, method, path, executor_id, now, now + ttl_ms, key, key)
+        rows = self.unflushed.fetch(self._claim, params)
+        return Claimed(bool(rows[0][0]), rows[0][1]) if rows else None
 
     def get(self, key: str, alive_since_ms: int) -> KeyRecord | None:
         rows = self.db.fetch(self._get, (alive_since_ms, key))
@@ -76,7 +104,7 @@ class IdempotencyStore:
         return bool(self.db.execute(self._adopt, (executor_id, key, dead_owner)))
 
     def finish(self, key: str, executor_id: str, status: str, headers: str, body: str) -> None:
-        self.db.execute(self._finish, (status, headers, body, key, executor_id))
+        self.unflushed.execute(self._finish, (status, headers, body, key, executor_id))
 
     def release(self, key: str, executor_id: str) -> None:
         """Forget a key whose request failed, so that a retry runs it again."""
