@@ -110,3 +110,18 @@ def test_a_failed_step_keeps_its_inputs_and_a_fork_copies_them(dbos: type[DBOS])
     with pytest.raises(DBOSMaxStepRetriesExceeded):
         forked.get_result()
     assert overview.step_inputs(forked.workflow_id) == {1: {"args": ["no stock"], "kwargs": {}}}
+
+
+def test_the_fast_path_writes_what_the_codec_reads_back() -> None:
+    from durable.registry import FunctionInfo
+    from durable.serialization import Codec
+    from durable.step_inputs import encode_inputs
+
+    codec = Codec(max_bytes=2_000_000)
+    info = FunctionInfo("s", no_args, "step")
+    call = (1, -(10**30), "é\u2028\"<b>", None, True, "")  # scalars only: one json.dumps, no codec walk
+    assert codec.decode(encode_inputs(codec, info, call, {})) == {"args": list(call), "kwargs": {}}
+    assert codec.decode(encode_inputs(codec, info, call, {})) == codec.decode(
+        codec.encode({"args": list(call), "kwargs": {}}, what="x"))
+    small = Codec(max_bytes=100)  # a lower checkpoint cap lowers what is kept
+    assert UNRECORDED in codec.decode(encode_inputs(small, info, ("x" * 200,), {}))
