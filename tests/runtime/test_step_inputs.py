@@ -119,9 +119,12 @@ def test_the_fast_path_writes_what_the_codec_reads_back() -> None:
 
     codec = Codec(max_bytes=2_000_000)
     info = FunctionInfo("s", no_args, "step")
-    call = (1, -(10**30), "é\u2028\"<b>", None, True, "")  # scalars only: one json.dumps, no codec walk
-    assert codec.decode(encode_inputs(codec, info, call, {})) == {"args": list(call), "kwargs": {}}
-    assert codec.decode(encode_inputs(codec, info, call, {})) == codec.decode(
-        codec.encode({"args": list(call), "kwargs": {}}, what="x"))
+    call = (1, -(10**30), 2.5, "é\u2028\"<b>", None, True, "")  # scalars: one shared encoder, no codec walk
+    keywords = {"note": "x", "qty": 3, "price": 9.99}
+    for args, kwargs in ((call, {}), ((), keywords), (call, keywords), ((float("nan"),), {"inf": float("inf")}),
+                         ((), {"$t": "not a tag"})):
+        recorded = codec.decode(encode_inputs(codec, info, args, kwargs))
+        as_codec = codec.decode(codec.encode({"args": list(args), "kwargs": kwargs}, what="x"))
+        assert repr(recorded) == repr(as_codec) == repr({"args": list(args), "kwargs": kwargs})  # nan != nan
     small = Codec(max_bytes=100)  # a lower checkpoint cap lowers what is kept
     assert UNRECORDED in codec.decode(encode_inputs(small, info, ("x" * 200,), {}))
