@@ -3,9 +3,13 @@
     python crash_worker.py <database_url> <scenario> <workdir>
 
 Scenarios:
-  start     start workflow "wf-1" (two steps); the first step records a side effect, then the process
-            waits for ever between the two steps, to be killed.
+  start     start workflow "wf-1" (two steps); the first step records a side effect and becomes durable
+            (the event the body sets next commits its held checkpoint), then the process waits for ever
+            between the two steps, to be killed.
   recover   launch (which adopts orphans), wait until "wf-1" finishes, print its result, exit 0.
+  held      start workflow "wf-held": a step records a side effect, and its checkpoint is still held
+            (no durable write since) when the next step blocks for ever, to be killed.
+  recover-held  launch, wait until "wf-held" finishes, print its result, exit 0.
   suicide   run "wf-dead", whose step kills this very process (recovery keeps crashing).
   adopt     launch and wait until "wf-dead" leaves PENDING, then exit 0.
 Side effects are rows in a plain table, so a test can count how often each step really ran.
@@ -53,11 +57,28 @@ def second_step(x: int) -> int:
 @DBOS.workflow()
 def two_steps(x: int) -> dict[str, int]:
     a = first_step(x)
+    DBOS.set_event("first", a)  # a durable write: first_step's checkpoint commits with it
     if RUN["scenario"] == "start":
         (Path(RUN["workdir"]) / "between-steps").write_text("1")
         while time.monotonic() < DEADLINE:  # held here until the test kills the process
             time.sleep(0.05)
     b = second_step(a)
+    return {"a": a, "b": b}
+
+
+@DBOS.step()
+def blocks_when_held() -> None:
+    if RUN["scenario"] == "held":
+        (Path(RUN["workdir"]) / "held").write_text("1")
+        while time.monotonic() < DEADLINE:  # held here until the test kills the process
+            time.sleep(0.05)
+
+
+@DBOS.workflow()
+def held_then_blocked(x: int) -> dict[str, int]:
+    a = first_step(x)  # its checkpoint is held: nothing durable happens before the kill
+    blocks_when_held()
+    b = second_step(a)  # on recovery: the transaction's commit carries the steps' checkpoints
     return {"a": a, "b": b}
 
 
@@ -77,12 +98,15 @@ def main() -> int:
     if SCENARIO == "start":
         with SetWorkflowID("wf-1"):
             two_steps(1)
+    elif SCENARIO == "held":
+        with SetWorkflowID("wf-held"):
+            held_then_blocked(1)
     elif SCENARIO == "suicide":
         with SetWorkflowID("wf-dead"):
             doomed()
-    elif SCENARIO in ("recover", "adopt"):
-        target = "wf-1" if SCENARIO == "recover" else "wf-dead"
-        print_when_finished(target, DEADLINE, with_result=SCENARIO == "recover")
+    elif SCENARIO in ("recover", "recover-held", "adopt"):
+        target = {"recover": "wf-1", "recover-held": "wf-held", "adopt": "wf-dead"}[SCENARIO]
+        print_when_finished(target, DEADLINE, with_result=SCENARIO != "adopt")
     DBOS.destroy()
     return 0
 

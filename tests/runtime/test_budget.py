@@ -1,4 +1,5 @@
-"""The hot path's database round trips, counted at the driver: one commit per step, plus start and end."""
+"""The hot path's database round trips, counted at the driver: the start's commit, then one for the held
+steps and the end (one per step, plus start and end, with ``defer_step_checkpoints=False``)."""
 
 from __future__ import annotations
 
@@ -51,11 +52,13 @@ def _trace(statements: list[str]) -> Any:
 
 
 @pytest.fixture
-def traced(database_url: str) -> Iterator[tuple[list[str], list[str]]]:
+def traced(database_url: str, request: pytest.FixtureRequest) -> Iterator[tuple[list[str], list[str]]]:
     """(system statements, application commits) recorded while the test runs."""
     DBOS.destroy()
     # A long heartbeat keeps the background thread's statements out of the count.
-    DBOS(config=make_config(database_url, executor_heartbeat_sec=300, executor_timeout_sec=600))
+    defer = getattr(request, "param", True)
+    DBOS(config=make_config(database_url, executor_heartbeat_sec=300, executor_timeout_sec=600,
+                            defer_step_checkpoints=defer))
     DBOS.launch()
     runtime = current.current_runtime()
     configured = lifecycle.configured()
@@ -76,13 +79,27 @@ def writes(statements: list[str]) -> list[str]:
     return [s.split()[0].upper() for s in statements if s.split()[0].upper() in ("INSERT", "UPDATE", "DELETE")]
 
 
-def test_three_step_workflow_costs_five_statements_and_five_commits(traced: tuple[list[str], list[str]]) -> None:
+def verbs(statements: list[str]) -> list[str]:
+    return [s.split()[0].upper() for s in statements]
+
+
+def test_three_step_workflow_costs_two_commits(traced: tuple[list[str], list[str]]) -> None:
+    statements, _ = traced
+    with SetWorkflowID("budget-1"):
+        assert three_steps(1) == 4
+    # The start in autocommit; the three held checkpoints and the outcome in one transaction. No reads, no pings.
+    assert verbs(statements) == ["INSERT", "BEGIN", "INSERT", "INSERT", "INSERT", "UPDATE", "COMMIT"], statements
+
+
+@pytest.mark.parametrize("traced", [False], indirect=True, ids=["not-deferred"])
+def test_three_step_workflow_without_deferral_costs_five_statements_and_five_commits(
+    traced: tuple[list[str], list[str]],
+) -> None:
     statements, _ = traced
     with SetWorkflowID("budget-1"):
         assert three_steps(1) == 4
     # Each statement runs in autocommit: its own single commit. No reads, no BEGIN, no pings.
-    assert writes(statements) == ["INSERT", "INSERT", "INSERT", "INSERT", "UPDATE"], statements
-    assert len(statements) == 5, statements
+    assert verbs(statements) == ["INSERT", "INSERT", "INSERT", "INSERT", "UPDATE"], statements
 
 
 def test_transaction_step_commits_once_with_its_checkpoint(traced: tuple[list[str], list[str]]) -> None:

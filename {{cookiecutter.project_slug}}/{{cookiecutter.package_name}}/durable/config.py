@@ -62,6 +62,8 @@ class DBOSConfig(TypedDict, total=False):
     max_checkpoint_bytes: int | None
     allow_pickle: bool | None
     max_recovery_attempts: int | None
+    # Ours: a plain step's checkpoint commits with the workflow's next durable write (README "Held step checkpoints").
+    defer_step_checkpoints: bool | None
     executor_heartbeat_sec: float | None
     executor_timeout_sec: float | None
     trusted_proxies: int | None
@@ -124,6 +126,7 @@ class RuntimeSettings:
     max_checkpoint_bytes: int = DEFAULT_MAX_CHECKPOINT_BYTES
     allow_pickle: bool = False
     max_recovery_attempts: int = DEFAULT_MAX_RECOVERY_ATTEMPTS
+    defer_step_checkpoints: bool = True
     executor_heartbeat_sec: float = 5.0
     executor_timeout_sec: float = 30.0
     trusted_proxies: int = 0
@@ -291,6 +294,7 @@ def resolve_config(config: DBOSConfig) -> RuntimeSettings:
         max_checkpoint_bytes=cap,
         allow_pickle=bool(_get(config, "allow_pickle", False)),
         max_recovery_attempts=int(_get(config, "max_recovery_attempts", DEFAULT_MAX_RECOVERY_ATTEMPTS)),
+        defer_step_checkpoints=_get(config, "defer_step_checkpoints", True) is not False,
         executor_heartbeat_sec=heartbeat,
         executor_timeout_sec=timeout,
         trusted_proxies=int(_get(config, "trusted_proxies", 0)),

@@ -49,6 +49,7 @@ from .registry import REGISTRY, FunctionInfo
 from .runtime import Runtime
 from .steps import as_exception, decode_step
 from .store.base import NewWorkflow, StepRecord, WorkflowRow, WorkflowStatusString, now_ms
+from .store.held_steps import holding
 from .tracing import span
 
 logger = logging.getLogger(__name__)
@@ -257,9 +258,10 @@ def run_body(rt: Runtime, call: Invocation, state: WorkflowState, request: Reque
     name = call.info.name
     portable = is_portable_workflow(call.info)
     ctx = DBOSContext(request=request, workflow=state, auth=state.auth)
+    held = rt.hold_steps(state.workflow_id)
     emit("workflow_running", 1, name=name)
     try:
-        with entered(ctx), span(f"workflow {name}", workflow_id=state.workflow_id):
+        with entered(ctx), holding(held), span(f"workflow {name}", workflow_id=state.workflow_id):
             try:
                 result = call.call()
                 output = rt.codec.encode(result, what=f"workflow {name!r} output", portable=portable)
@@ -277,10 +279,13 @@ def run_body(rt: Runtime, call: Invocation, state: WorkflowState, request: Reque
                 else:
                     _finished(name, ERROR, error)
                 raise
-        rt.checkpoint_store.finish_workflow(state.workflow_id, state.generation, SUCCESS, output, None)
+            # Inside ``holding``: the outcome's commit carries the steps still held.
+            rt.checkpoint_store.finish_workflow(state.workflow_id, state.generation, SUCCESS, output, None)
         _finished(name, SUCCESS, output)
         return result
     finally:
+        if held is not None:
+            rt.release_held(held)  # what is still held here was refused or never committed: at-least-once
         emit("workflow_running", -1, name=name)
 
 

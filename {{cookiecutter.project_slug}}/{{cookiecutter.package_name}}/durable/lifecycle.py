@@ -135,6 +135,7 @@ class Lifecycle:
         rt = self.runtime
         if rt is not None:
             left = rt.drain(workflow_completion_timeout_sec)
+            rt.flush_held()  # steps the runs still here finished stay recorded: the next owner does not re-run them
             if left:
                 PACKAGE_LOGGER.warning("%d workflow(s) still running at shutdown; other executors adopt them", left)
         if self.recovery is not None:

@@ -160,6 +160,7 @@ def list_steps(
     page = (_count("limit", limit), _count("offset", offset))
 
     def read() -> list[StepInfo]:
+        rt.flush_held(workflow_id)  # a run on another thread here: its finished steps show, as in DBOS
         return [step_info(rt, record, load_output=load_output)
                 for record in rt.listing_store.list_steps(workflow_id, *page)]
 

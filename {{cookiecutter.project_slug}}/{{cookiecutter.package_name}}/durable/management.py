@@ -48,6 +48,8 @@ def _cancel(rt: Runtime, workflow_ids: list[str], cancel_children: bool) -> int:
     changed = 0
     while frontier:
         keys = [status_key(w) for w in frontier]
+        for workflow_id in frontier:
+            rt.flush_held(workflow_id)  # steps a run here finished before the cancel stay recorded, as in DBOS
         cancelled = rt.management_store.cancel(frontier, keys)
         changed += len(cancelled)
         _remember_cancelled(rt, cancelled)
@@ -142,6 +144,7 @@ def fork_workflow(
 
 def _fork(rt: Runtime, workflow_id: str, spec: ForkSpec) -> str:
     new_id = spec.new_id
+    rt.flush_held(workflow_id)  # the fork copies the steps a run here has finished
     row = rt.management_store.fork(workflow_id, spec)
     if row is None:
         if not rt.management_store.exists(workflow_id):

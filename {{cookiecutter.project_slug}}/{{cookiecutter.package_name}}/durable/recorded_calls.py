@@ -21,7 +21,7 @@ from .error import (
     DBOSWorkflowCancelledError,
 )
 from .runtime import Runtime
-from .steps import decode_step, replay_step
+from .steps import decode_step, flush_held_steps, replay_step
 from .store.base import now_ms
 
 T = TypeVar("T")
@@ -61,6 +61,7 @@ def as_step(
     found, value = replay_step(rt, state, step_id, name)
     if found:
         return value  # type: ignore[no-any-return]
+    flush_held_steps(rt, state)  # what the call shows (or waits for) follows the run's earlier steps
     started = now_ms()
     try:
         result = call()

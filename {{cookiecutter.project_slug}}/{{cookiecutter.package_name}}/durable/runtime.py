@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .config import RuntimeSettings
-from .error import DBOSInitializationError, DBOSNotLaunchedError
+from .error import DBOSBaseException, DBOSException, DBOSInitializationError, DBOSNotLaunchedError
 from .leadership import Leadership
 from .schema import SCHEMA_VERSION, current_version, upgrade_system_schema
 from .serialization import Codec
@@ -29,6 +29,7 @@ from .store.base import now_ms
 from .store.checkpoint_store import CheckpointStore
 from .store.database import Database
 from .store.dialects import create_postgres_database, create_sqlite_engine, dialect_for, process_identity
+from .store.held_steps import HeldSteps
 from .store.idempotency_store import IdempotencyStore
 from .store.listing_store import ListingStore
 from .store.management_store import ManagementStore
@@ -133,6 +134,9 @@ class Runtime:
         self.cancelled: dict[str, int] = {}
         # Workflow name -> whether its last new run here began with a transaction (row_flush.py).
         self.begins_with_transaction: dict[str, bool] = {}
+        # Runs whose step checkpoints wait for their next commit (held_steps.py), so a reader on another
+        # thread, a cancel or shutdown can write them first.
+        self.held: dict[str, HeldSteps] = {}
         # Idempotency keys whose request this process is serving right now.
         self.serving_keys: set[str] = set()
         self.stopping = threading.Event()
@@ -243,6 +247,32 @@ class Runtime:
                 future.set_result(value)
             else:
                 future.set_exception(value)
+
+    def hold_steps(self, workflow_id: str) -> HeldSteps | None:
+        """A run's held checkpoints, registered until ``release_held``; None when deferral is off."""
+        if not self.settings.defer_step_checkpoints:
+            return None
+        held = HeldSteps(self.checkpoint_store, self.sys_db, workflow_id)
+        with self.running_lock:
+            self.held[workflow_id] = held
+        return held
+
+    def release_held(self, held: HeldSteps) -> None:
+        with self.running_lock:
+            if self.held.get(held.workflow_id) is held:
+                del self.held[held.workflow_id]
+
+    def flush_held(self, workflow_id: str | None = None) -> None:
+        """Commit the held checkpoints of a workflow running here (every one's with None) before a reader
+        or an operation on it sees its steps. A refused flush is left to the run, which learns it itself."""
+        with self.running_lock:
+            found = list(self.held.values()) if workflow_id is None else [self.held.get(workflow_id)]
+        for held in found:
+            if held is not None and len(held):
+                try:
+                    self.sys_db.flush_held(held)
+                except (DBOSException, DBOSBaseException) as exc:  # fenced or cancelled: its own run finds out at its next write
+                    logger.debug("held steps of %s not written: %s", held.workflow_id, exc)
 
     def drain(self, wait_sec: float = 0.0) -> int:
         """Take no new background work; wait up to ``wait_sec`` for running workflows; return how many still run."""

@@ -27,7 +27,8 @@ from .registry import FunctionInfo
 from .runtime import Runtime
 from .step_inputs import encode_inputs
 from .step_timeouts import call_with_timeout
-from .store.base import StepRecord, now_ms
+from .store.base import StepCheckpoint, StepRecord, now_ms
+from .store.held_steps import HELD, MAX_HELD
 from .tracing import span
 
 logger = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ def run_step(
             if attempt < attempts and not refused:
                 logger.warning("step %s attempt %d/%d failed: %r; retrying", name, attempt, attempts, exc)
                 emit("step_retried", name=name)
+                flush_held_steps(rt, state)  # a wait is a commit point: the run's earlier steps become durable first
                 time.sleep(interval * backoff ** (attempt - 1))
                 continue
             retried_out = attempt == attempts > 1 and not refused
@@ -126,5 +128,22 @@ def _record_step_outcome(
     attempts: int, inputs: str,
 ) -> StepRecord | None:
     emit("checkpoint_bytes", len(output or error or ""), kind="step")
+    held = HELD.get()
+    done_ms = now_ms()
+    past_deadline = state.deadline_epoch_ms is not None and done_ms >= state.deadline_epoch_ms
+    if held is not None and held.workflow_id == state.workflow_id and len(held) < MAX_HELD and not past_deadline:
+        # At-least-once either way: the checkpoint commits with the run's next write (held_steps.py).
+        # Past the deadline it is written now: the fenced INSERT is what cancels the workflow. Held, its
+        # completion time is the fence's "now", so a later write does not cancel a step that was in time.
+        held.hold(StepCheckpoint(state.workflow_id, state.generation, step_id, name, output, error, started_ms,
+                                 attempts=attempts, inputs=inputs, completed_ms=done_ms))
+        return None
     return rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, name, output, error, started_ms,
                                            attempts=attempts, inputs=inputs)
+
+
+def flush_held_steps(rt: Runtime, state: WorkflowState) -> None:
+    """Commit the run's held step checkpoints now: before a wait, or a call that does not write itself."""
+    held = HELD.get()
+    if held is not None and held.workflow_id == state.workflow_id and len(held):
+        held.home.flush_held(held)

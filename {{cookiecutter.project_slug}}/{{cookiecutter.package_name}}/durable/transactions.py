@@ -25,6 +25,7 @@ from .runtime import Runtime
 from .step_inputs import encode_inputs
 from .steps import decode_step, replay_step
 from .store.base import StepCheckpoint, now_ms
+from .store.held_steps import HELD, HeldRefusedError, HeldSteps
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +64,15 @@ def run_transaction(
     delay = 0.01
     conflicts = 0
     deadline = time.monotonic() + UNAVAILABLE_DEADLINE_SEC
+    held = _held_for(rt, state.workflow_id)
     while True:
         connection: sa.Connection | None = None
         session: Session | None = None
+        # The run's held step checkpoints commit with this transaction: its writes are what others see next.
+        held_now: list[StepCheckpoint] = []
+        if held is not None:
+            held.commit_lock.acquire()
+            held_now = held.take()
         try:
             connection = rt.app_engine.connect()
             if isolation:
@@ -82,11 +89,23 @@ def run_transaction(
                 output = rt.codec.encode(result, what=f"transaction {info.name!r} output")
                 step = StepCheckpoint(state.workflow_id, state.generation, step_id, info.name, output, None, started_ms,
                                       inputs=inputs)
+                if held is not None and held_now:
+                    _held_in(rt, held, session.connection(), held_now)
                 if not _checkpoint_in(rt, session.connection(), step):
                     raise _StepTaken()
+        except HeldRefusedError as refusal:
+            # Rolled back: nothing of this attempt committed. Run it again unless the run was fenced.
+            assert held is not None
+            held.settle(refusal.refused)
+            held.restore([s for s in held_now if s not in refusal.refused])
+            continue
         except _StepTaken:
+            if held is not None:
+                held.restore(held_now)
             return decode_step(rt, rt.checkpoint_store.step_conflict(state.workflow_id, state.generation, step_id))
         except Exception as exc:
+            if held is not None:
+                held.restore(held_now)  # rolled back with the transaction: the next commit carries them
             kind = _classify(rt, exc)
             if kind == "user":
                 # The user's error (or an unstorable result): rolled back; record it so replay raises it too.
@@ -106,16 +125,41 @@ def run_transaction(
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 1.0)
             continue
+        except BaseException:
+            if held is not None:
+                held.restore(held_now)
+            raise
         finally:
             if session is not None:
                 session.close()
             if connection is not None:
                 connection.close()
+            if held is not None:
+                held.commit_lock.release()
         row_flush.after_transaction(state)  # its commit flushed the log the workflow's row is in
         if rt.app_checkpoint_store is not None:  # separate system database: copy the checkpoint there too
             rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, info.name, output, None, started_ms,
                                             inputs=inputs)
         return result
+
+
+def _held_for(rt: Runtime, workflow_id: str) -> HeldSteps | None:
+    """The run's held checkpoints when they can ride in the transaction's commit; else written now, alone."""
+    held = HELD.get()
+    if held is None or held.workflow_id != workflow_id:
+        return None
+    if rt.app_checkpoint_store is not None:
+        # A separate system database: its commit cannot share the application's, so it goes first.
+        held.home.flush_held(held)
+        return None
+    return held
+
+
+def _held_in(rt: Runtime, held: HeldSteps, connection: sa.Connection, steps: list[StepCheckpoint]) -> None:
+    """Insert the held checkpoints through the transaction's connection; raise HeldRefusedError if refused."""
+    refused = [step for step in steps if not rt.checkpoint_store.record_step_in(connection, step)]
+    if refused:
+        raise HeldRefusedError(refused)
 
 
 def _checkpoint_in(rt: Runtime, connection: sa.Connection, step: StepCheckpoint) -> bool:

@@ -65,6 +65,9 @@ class StepCheckpoint:
     child_workflow_id: str | None = None
     attempts: int | None = None
     inputs: str | None = None  # the call's arguments as JSON (step_inputs.py), for the dashboard only
+    # When the step finished, if it was held (``held_steps.py``): its completed_at and the deadline fence's
+    # "now", so writing it later neither moves its time nor cancels a workflow that was within its timeout.
+    completed_ms: int | None = None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,10 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from ..error import DBOSDatabaseUnavailableError
+from .base import StepCheckpoint
 from .dialects import Dialect
+from .fork_gate import GATE, guard_forks
+from .held_steps import HELD, HeldSteps, commit_with_held
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -31,27 +34,18 @@ class Database:
     def __init__(self, engine: sa.Engine, dialect: Dialect) -> None:
         self.engine = engine
         self.dialect = dialect
+        guard_forks()
 
     def run(self, work: Callable[[Any], T]) -> T:
         """Run ``work(cursor)`` on a pooled connection, retrying lock waits and dropped connections."""
         deadline = time.monotonic() + RETRY_DEADLINE_SEC
         delay = 0.005
         while True:
-            conn = None
             try:
-                conn = self.engine.raw_connection()  # inside the try: connecting fails while the server restarts
-                cursor = conn.cursor()
-                try:
-                    return work(cursor)
-                finally:
-                    cursor.close()
+                with GATE.inside():  # a fork waits for this call to leave the driver (fork_gate.py)
+                    return self._run_once(work)
             except Exception as exc:
                 original = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps failures to connect
-                if conn is not None:
-                    if self.dialect.is_disconnect(original):
-                        conn.invalidate()
-                    else:
-                        _rollback_quietly(conn)
                 if not self.dialect.is_retryable(original):
                     raise
                 if time.monotonic() > deadline:
@@ -60,21 +54,57 @@ class Database:
                 logger.debug("retrying after %s", original)
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 0.5)
+
+    def _run_once(self, work: Callable[[Any], T]) -> T:
+        """One attempt on a pooled connection; a failed one is discarded or rolled back before it returns."""
+        conn = None
+        try:
+            conn = self.engine.raw_connection()  # inside the try: connecting fails while the server restarts
+            cursor = conn.cursor()
+            try:
+                return work(cursor)
             finally:
-                if conn is not None:
-                    conn.close()
+                cursor.close()
+        except Exception as exc:
+            if conn is not None:
+                original = getattr(exc, "orig", None) or exc
+                if self.dialect.is_disconnect(original):
+                    conn.invalidate()
+                else:
+                    _rollback_quietly(conn)
+            raise
+        finally:
+            if conn is not None:
+                conn.close()
 
     def transaction(self, work: Callable[[Any], T]) -> T:
         """Run ``work(cursor)`` inside BEGIN ... COMMIT (rolled back if it raises), with ``run``'s retries.
 
         For the few writes that must land together (a message and the step that sent it); the hot
-        path stays one statement per commit.
+        path stays one statement per commit. Held step checkpoints go first (``held_steps.py``).
         """
+        held = self._held()
+        if held is None:
+            return self.run(self._in_transaction(work, []))
+        with held.commit_lock:
+            return commit_with_held(held, lambda steps: self.run(self._in_transaction(work, steps, held)))
+
+    def flush_held(self, held: HeldSteps) -> None:
+        """Commit ``held``'s checkpoints now, alone (another thread's reader, shutdown, a wait)."""
+        with held.commit_lock:
+            if len(held):
+                commit_with_held(held, lambda steps: self.run(self._in_transaction(lambda _c: None, steps, held)))
+
+    def _in_transaction(
+        self, work: Callable[[Any], T], steps: list[StepCheckpoint], held: HeldSteps | None = None
+    ) -> Callable[[Any], T]:
         begin = self.dialect.begin_sql
 
         def wrapped(cursor: Any) -> T:
             cursor.execute(begin)
             try:
+                if held is not None and steps:
+                    held.write_on(cursor, steps)
                 result = work(cursor)
             except BaseException:
                 try:
@@ -85,23 +115,43 @@ class Database:
             cursor.execute("COMMIT")
             return result
 
-        return self.run(wrapped)
+        return wrapped
+
+    def _held(self) -> HeldSteps | None:
+        """This thread's held checkpoints, if any and if they belong in this database; others are flushed first."""
+        held = HELD.get()
+        if held is None:
+            return None
+        if held.home.engine is not self.engine:
+            if len(held):
+                held.home.flush_held(held)  # their own database commits them before this one is touched
+            return None
+        return held
 
     def execute(self, sql: str, params: Sequence[Any]) -> int:
-        """One statement in its own commit; returns the row count."""
+        """One statement in its own commit (with any held checkpoints); returns the row count."""
 
         def work(cursor: Any) -> int:
             cursor.execute(sql, params)
             return int(cursor.rowcount)
 
-        return self.run(work)
+        return self._one(work)
 
     def fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         def work(cursor: Any) -> list[tuple[Any, ...]]:
             cursor.execute(sql, params)
             return list(cursor.fetchall())
 
-        return self.run(work)
+        return self._one(work)
+
+    def _one(self, work: Callable[[Any], T]) -> T:
+        held = self._held()
+        if held is None:
+            return self.run(work)
+        with held.commit_lock:
+            if not len(held):
+                return self.run(work)
+            return commit_with_held(held, lambda steps: self.run(self._in_transaction(work, steps, held)))
 
 
 def _rollback_quietly(conn: Any) -> None:
