@@ -20,8 +20,10 @@ test: $(VENV)/.installed
 	@$(MAKE) --no-print-directory pytest
 	@$(MAKE) --no-print-directory -j2 --output-sync=target dbos-suite-postgresql dbos-suite-sqlite
 
+# Parallel: most tests wait on real processes and servers. A group (one bake's tests) stays in one worker.
+PYTEST_WORKERS ?= 3
 pytest: $(VENV)/.installed  ## the template's tests and the runtime's own (tests/)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 dbos-suite: dbos-suite-postgresql dbos-suite-sqlite  ## DBOS 2.31.1's own tests against a baked project's runtime
 

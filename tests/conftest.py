@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from baking import Bakery
+from baking import DEFAULT_COMBINATION, Bakery, combination_id
 from helpers import (  # noqa: F401 -- re-exported for tests/runtime/
     IS_CI,
     PG_ADMIN_URL,
@@ -61,6 +61,21 @@ def bakery(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bakery]:
         yield shop
     finally:
         shop.close()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, the tests of one bake run in one worker, so each combination is baked once.
+
+    A bake (with its venv) costs a minute; each worker has its own session, hence its own ``bakery``.
+    ``--dist loadgroup`` keeps a group together and spreads everything else.
+    """
+    for item in items:
+        params = getattr(item, "callspec", None)
+        combination = params.params.get("baked") or params.params.get("combination") if params else None
+        if combination is None and "bakery" in getattr(item, "fixturenames", ()):
+            combination = DEFAULT_COMBINATION
+        if combination is not None:
+            item.add_marker(pytest.mark.xdist_group(combination_id(combination)))
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

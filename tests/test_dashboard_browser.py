@@ -208,7 +208,7 @@ def test_an_operator_resumes_a_failed_workflow_in_the_browser(served: tuple[str,
     assert driver.find_element(By.ID, "status").text == "ERROR"  # type: ignore[attr-defined]
     assert "payment provider unreachable" in driver.find_element(By.ID, "error").text  # type: ignore[attr-defined]
     assert "reserve_stock" in driver.find_element(By.ID, "steps").text  # type: ignore[attr-defined]
-    assert "order-1004" in driver.find_element(By.CSS_SELECTOR, "#steps td.inputs").text  # type: ignore[attr-defined]
+    assert '"1004"' in driver.find_element(By.CSS_SELECTOR, "#steps td.inputs").text  # type: ignore[attr-defined]
     shoot(driver, "3-workflow-failed")
 
     click_and_wait(driver, By.ID, "resume")

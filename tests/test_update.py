@@ -103,9 +103,13 @@ def test_cruft_update_brings_the_new_runtime_and_keeps_the_users_work(tmp_path: 
 
     # 4. A new template commit: the runtime changes (its version and a file), and so does the example's
     #    workflow module, elsewhere than the user's edit.
-    edit(template / DURABLE / "__init__.py", '__version__ = "0.3.0"', '__version__ = "0.3.1"')
+    version = re.search(r'__version__ = "(\d+)\.(\d+)\.(\d+)"', (template / DURABLE / "__init__.py").read_text())
+    assert version is not None
+    major, minor, patch = version.groups()
+    bumped = f"{major}.{minor}.{int(patch) + 1}"
+    edit(template / DURABLE / "__init__.py", version.group(0), f'__version__ = "{bumped}"')
     with (template / DURABLE / "README.md").open("a") as readme:
-        readme.write("\nUpdated by cruft: this line came with runtime 0.3.1.\n")
+        readme.write(f"\nUpdated by cruft: this line came with runtime {bumped}.\n")
     edit(template / EXAMPLE_WORKFLOWS, '"""The checkout workflow:', '"""Updated upstream. The checkout workflow:')
     git(template, "commit", "--quiet", "--all", "-m", "new")
     new_commit = git(template, "rev-parse", "HEAD")
@@ -146,6 +150,6 @@ def test_cruft_update_brings_the_new_runtime_and_keeps_the_users_work(tmp_path: 
         engine.dispose()
     done = run([project / ".venv/bin/python", "-c", "import order_service.durable as d; print(d.__version__)"],
                project)
-    assert done.stdout.strip() == "0.3.1", output_of(done)
+    assert done.stdout.strip() == bumped, output_of(done)
     done = run([project / ".venv/bin/pytest", "-q", "-p", "no:cacheprovider"], project, env=project_env(), timeout=900)
     assert done.returncode == 0, output_of(done)

@@ -254,9 +254,15 @@ def echo_note(note: str, *, copies: int = 1) -> str:
     return note * copies
 
 
+@DBOS.step()
+def lock_kind(lock: object) -> str:
+    return type(lock).__name__
+
+
 @DBOS.workflow()
 def board_notes(note: str) -> str:
     echo_note(note)
+    lock_kind(threading.Lock())  # inputs no codec stores: the step runs, its cell says why
     return echo_note("y" * 5000, copies=1)
 
 
@@ -268,7 +274,8 @@ def test_the_timeline_shows_each_steps_inputs_escaped_and_cut(client: FlaskClien
     assert "<th>Inputs</th>" in page
     assert "<script>" not in page and "&lt;script&gt;alert(" in page  # data, never markup
     cells = re.findall(r'<td class="inputs"><pre>(.*?)</pre></td>', page, re.S)
-    assert len(cells) == 2
+    assert len(cells) == 3
     assert "&lt;script&gt;" in cells[0] and "kwargs" not in cells[0]  # positional only: the list alone
-    assert "&#34;args&#34;" in cells[1] and "more characters)" in cells[1]  # with kwargs: both; a long one is cut
-    assert len(cells[1]) < 2_500
+    assert cells[1].startswith("not recorded: ") and "lock is not serialisable" in cells[1]
+    assert "&#34;args&#34;" in cells[2] and "more characters)" in cells[2]  # with kwargs: both; a long one is cut
+    assert len(cells[2]) < 2_500

@@ -110,3 +110,21 @@ def test_a_failed_step_keeps_its_inputs_and_a_fork_copies_them(dbos: type[DBOS])
     with pytest.raises(DBOSMaxStepRetriesExceeded):
         forked.get_result()
     assert overview.step_inputs(forked.workflow_id) == {1: {"args": ["no stock"], "kwargs": {}}}
+
+
+def test_the_fast_path_writes_what_the_codec_reads_back() -> None:
+    from durable.registry import FunctionInfo
+    from durable.serialization import Codec
+    from durable.step_inputs import encode_inputs
+
+    codec = Codec(max_bytes=2_000_000)
+    info = FunctionInfo("s", no_args, "step")
+    call = (1, -(10**30), 2.5, "é\u2028\"<b>", None, True, "")  # scalars: one shared encoder, no codec walk
+    keywords = {"note": "x", "qty": 3, "price": 9.99}
+    for args, kwargs in ((call, {}), ((), keywords), (call, keywords), ((float("nan"),), {"inf": float("inf")}),
+                         ((), {"$t": "not a tag"})):
+        recorded = codec.decode(encode_inputs(codec, info, args, kwargs))
+        as_codec = codec.decode(codec.encode({"args": list(args), "kwargs": kwargs}, what="x"))
+        assert repr(recorded) == repr(as_codec) == repr({"args": list(args), "kwargs": kwargs})  # nan != nan
+    small = Codec(max_bytes=100)  # a lower checkpoint cap lowers what is kept
+    assert UNRECORDED in codec.decode(encode_inputs(small, info, ("x" * 200,), {}))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+import sqlalchemy as sa
 
 import durable
 from conftest import make_config, reopen_as_orphan
@@ -198,6 +199,32 @@ def test_changed_workflow_code_fails_loudly_on_replay(dbos: type[DBOS], database
         assert status is not None and status.status == "ERROR"
     finally:
         durable.registry.REGISTRY.add_workflow(adds_twice.__durable_info__)  # type: ignore[attr-defined]
+
+
+def test_recovery_leaves_a_workflow_whose_code_it_lacks_to_a_process_that_has_it(
+    dbos: type[DBOS], database_url: str
+) -> None:
+    """Another service (or a newer deploy) shares the database: adopting its orphan here would fail it for good."""
+    with SetWorkflowID("known-code"):
+        adds_twice(1)
+    with SetWorkflowID("foreign-code"):
+        adds_twice(2)
+    engine = sa.create_engine(database_url)
+    prefix = "dbos." if engine.dialect.name == "postgresql" else "dbos_"
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"UPDATE {prefix}workflow_status SET name = 'billing_run' WHERE workflow_uuid = :id"),
+                         {"id": "foreign-code"})
+        reopen_as_orphan(database_url, "foreign-code", owner="gone-host:1:dead")
+        reopen_as_orphan(database_url, "known-code", owner="gone-host:1:dead", drop_steps_from=0)
+        DBOS.recover_pending_workflows()
+        assert DBOS.retrieve_workflow("known-code").get_result()["value"] == 3
+        with engine.connect() as conn:
+            row = conn.execute(sa.text(f"SELECT status, executor_id, recovery_attempts FROM {prefix}workflow_status "
+                                       "WHERE workflow_uuid = 'foreign-code'")).one()
+    finally:
+        engine.dispose()
+    assert tuple(row) == ("PENDING", "gone-host:1:dead", 0)  # untouched: no attempt spent on it here
 
 
 def test_step_outside_a_workflow_is_a_plain_call(dbos: type[DBOS]) -> None:

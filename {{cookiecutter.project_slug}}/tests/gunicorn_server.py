@@ -86,7 +86,13 @@ def running_gunicorn(database_url: str, log: Path, *args: str, **env: str) -> It
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        until(lambda: call("GET", base + "/healthz")[0] == 200, 30, "gunicorn to serve")
+        # Generous: four workers importing the app on a loaded two-core CI machine took over 30 s.
+        def serving() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"gunicorn exited with {process.returncode}: {log.read_text()[-3000:]}")
+            return call("GET", base + "/healthz")[0] == 200
+
+        until(serving, 120, "gunicorn to serve")
         yield base, process.pid
     finally:
         process.send_signal(signal.SIGTERM)

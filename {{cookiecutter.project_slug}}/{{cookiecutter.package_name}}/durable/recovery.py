@@ -14,6 +14,7 @@ import threading
 
 from .executor import resume_row
 from .observe import emit
+from .registry import REGISTRY
 from .runtime import Runtime, pid_is_alive
 from .store.base import now_ms
 from .store.held_steps import MAX_HELD_AGE_SEC
@@ -42,7 +43,9 @@ def recover_orphans(rt: Runtime) -> int:
     alive_since = rt.alive_since_ms()
     total = 0
     while not rt.stopping.is_set():
-        rows = rt.checkpoint_store.adopt_orphans(rt.executor_id, alive_since, ADOPT_BATCH)
+        # A service adopts only what it can run; an operator's process (runs nothing) hands all to the queues.
+        names = sorted({name for name, _version in REGISTRY.workflows}) if rt.runs_workflows else None
+        rows = rt.checkpoint_store.adopt_orphans(rt.executor_id, alive_since, ADOPT_BATCH, names)
         for row in rows:
             try:
                 resume_row(rt, row)

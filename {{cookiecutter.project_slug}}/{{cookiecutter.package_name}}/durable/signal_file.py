@@ -12,7 +12,7 @@ so a lost bump only delays an answer.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import logging
 import os
 import select
@@ -37,13 +37,26 @@ def _mtime_ns(path: str) -> int:
         return 0
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """The C library's symbols, from the running process itself.
+
+    Not ``ctypes.util.find_library``: it runs ``ldconfig`` in a subprocess, from the watcher thread, and a
+    process that forks meanwhile (gunicorn's preloading master, ``DBOS.after_fork``) could hand its child a
+    lock held by that half-done spawn: the child then hung for good.
+    """
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
 def _inotify_fd(path: str) -> int | None:
     """An inotify descriptor watching ``path`` for a timestamp change, or None where there is none."""
-    name = ctypes.util.find_library("c")
-    if name is None:
+    libc = _libc()
+    if libc is None:
         return None
     try:
-        libc = ctypes.CDLL(name, use_errno=True)
         fd = int(libc.inotify_init1(_IN_CLOEXEC | _IN_NONBLOCK))
     except (OSError, AttributeError):  # not Linux
         return None

@@ -8,6 +8,7 @@ see either.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -89,6 +90,8 @@ _ADOPT_ORPHANS = (
     "SELECT workflow_uuid FROM {workflow_status} WHERE " + _ORPHAN + " ORDER BY created_at LIMIT ?{skip_locked})"
     " RETURNING {columns}"
 )
+# Only workflows whose code this process has: one without it would fail a run it could never make.
+_ADOPT_KNOWN_ORPHANS = _ADOPT_ORPHANS.replace(" ORDER BY", " AND name IN ({json_strings}) ORDER BY")
 _ADOPT_ONE = "UPDATE {workflow_status} SET " + _ADOPT_SET + " WHERE workflow_uuid = ? AND " + _ORPHAN + " RETURNING {columns}"
 _ADOPT_FROM = ("UPDATE {workflow_status} SET " + _ADOPT_SET
                + " WHERE status = 'PENDING' AND executor_id = ? RETURNING {columns}")
@@ -113,7 +116,8 @@ class CheckpointStore:
         def build(text: str) -> str:
             return dialect.sql(text.replace("{columns}", columns["columns"])
                                .replace("{step_columns}", columns["step_columns"])
-                               .replace("{skip_locked}", skip))
+                               .replace("{skip_locked}", skip)
+                               .replace("{json_strings}", dialect.json_strings_sql))
 
         self._insert_workflow = build(_INSERT_WORKFLOW)
         self._record_step = build(_RECORD_STEP)
@@ -131,6 +135,7 @@ class CheckpointStore:
         self._live_executors = build(_LIVE_EXECUTORS)
         self._forget_executors = build(_FORGET_EXECUTORS)
         self._adopt_orphans = build(_ADOPT_ORPHANS)
+        self._adopt_known_orphans = build(_ADOPT_KNOWN_ORPHANS)
         self._adopt_one = build(_ADOPT_ONE)
         self._adopt_from = build(_ADOPT_FROM)
         self._own_pending = build(_OWN_PENDING)
@@ -281,9 +286,18 @@ class CheckpointStore:
         """Delete long-dead executor rows that own no PENDING workflow."""
         return self.db.execute(self._forget_executors, (older_than_ms,))
 
-    def adopt_orphans(self, executor_id: str, alive_since_ms: int, limit: int) -> list[WorkflowRow]:
-        """Take ownership of PENDING workflows whose executor is dead, bumping their fencing generation."""
-        return [WorkflowRow(*r) for r in self.db.fetch(self._adopt_orphans, (executor_id, now_ms(), alive_since_ms, limit))]
+    def adopt_orphans(
+        self, executor_id: str, alive_since_ms: int, limit: int, names: list[str] | None = None
+    ) -> list[WorkflowRow]:
+        """Take ownership of PENDING workflows whose executor is dead, bumping their fencing generation.
+
+        With ``names``, only workflows of those names: the others wait for a process that has their code.
+        """
+        if names is None:
+            params: tuple[Any, ...] = (executor_id, now_ms(), alive_since_ms, limit)
+            return [WorkflowRow(*r) for r in self.db.fetch(self._adopt_orphans, params)]
+        params = (executor_id, now_ms(), alive_since_ms, json.dumps(names), limit)
+        return [WorkflowRow(*r) for r in self.db.fetch(self._adopt_known_orphans, params)]
 
     def adopt_workflow(self, workflow_id: str, executor_id: str, alive_since_ms: int) -> WorkflowRow | None:
         """Take one PENDING workflow whose executor is dead; None if it is finished or owned by a live one."""

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from ..error import DBOSDatabaseUnavailableError
 from .base import StepCheckpoint
 from .dialects import Dialect
+from .fork_gate import GATE, guard_forks
 from .held_steps import HELD, HeldSteps, commit_with_held
 
 logger = logging.getLogger(__name__)
@@ -33,27 +34,18 @@ class Database:
     def __init__(self, engine: sa.Engine, dialect: Dialect) -> None:
         self.engine = engine
         self.dialect = dialect
+        guard_forks()
 
     def run(self, work: Callable[[Any], T]) -> T:
         """Run ``work(cursor)`` on a pooled connection, retrying lock waits and dropped connections."""
         deadline = time.monotonic() + RETRY_DEADLINE_SEC
         delay = 0.005
         while True:
-            conn = None
             try:
-                conn = self.engine.raw_connection()  # inside the try: connecting fails while the server restarts
-                cursor = conn.cursor()
-                try:
-                    return work(cursor)
-                finally:
-                    cursor.close()
+                with GATE.inside():  # a fork waits for this call to leave the driver (fork_gate.py)
+                    return self._run_once(work)
             except Exception as exc:
                 original = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps failures to connect
-                if conn is not None:
-                    if self.dialect.is_disconnect(original):
-                        conn.invalidate()
-                    else:
-                        _rollback_quietly(conn)
                 if not self.dialect.is_retryable(original):
                     raise
                 if time.monotonic() > deadline:
@@ -62,9 +54,28 @@ class Database:
                 logger.debug("retrying after %s", original)
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 0.5)
+
+    def _run_once(self, work: Callable[[Any], T]) -> T:
+        """One attempt on a pooled connection; a failed one is discarded or rolled back before it returns."""
+        conn = None
+        try:
+            conn = self.engine.raw_connection()  # inside the try: connecting fails while the server restarts
+            cursor = conn.cursor()
+            try:
+                return work(cursor)
             finally:
-                if conn is not None:
-                    conn.close()
+                cursor.close()
+        except Exception as exc:
+            if conn is not None:
+                original = getattr(exc, "orig", None) or exc
+                if self.dialect.is_disconnect(original):
+                    conn.invalidate()
+                else:
+                    _rollback_quietly(conn)
+            raise
+        finally:
+            if conn is not None:
+                conn.close()
 
     def transaction(self, work: Callable[[Any], T]) -> T:
         """Run ``work(cursor)`` inside BEGIN ... COMMIT (rolled back if it raises), with ``run``'s retries.

@@ -30,6 +30,8 @@ class Dialect:
     name: str = ""
     begin_sql: str = "BEGIN"
     supports_skip_locked: bool = False
+    # The strings of a JSON array parameter, as a subquery: ``name IN (<this>)``.
+    json_strings_sql: str = "SELECT value FROM json_each(?)"
 
     def __init__(self, pg_schema: str = DEFAULT_PG_SCHEMA) -> None:
         self.pg_schema = pg_schema
@@ -108,6 +110,7 @@ class SQLiteDialect(Dialect):
 class PostgresDialect(Dialect):
     name = "postgresql"
     supports_skip_locked = True
+    json_strings_sql = "SELECT jsonb_array_elements_text(?J)"
 
     def table(self, key: str) -> str:
         return f'"{self.pg_schema}"."{key}"'
