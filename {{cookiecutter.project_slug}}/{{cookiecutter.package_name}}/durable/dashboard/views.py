@@ -30,6 +30,7 @@ RESUMABLE = {"CANCELLED", "ERROR", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"}
 PAGE_SIZE = 50
 SHOWN_CHARS = 20_000  # a step's output beyond this is cut on the page (the API returns all of it)
 SHOWN_INPUT_CHARS = 2_000  # a step's inputs, one cell of the timeline: a preview
+SHORT_INPUT_CHARS = 60  # inputs this short stay on one line (["1004"]); longer ones are indented
 FILTERS = ("status", "name", "queue", "start", "end")
 
 
@@ -152,7 +153,11 @@ def shown_inputs(inputs: Any) -> str:
         return f"not recorded: {inputs[UNRECORDED]}"
     if isinstance(inputs, dict) and set(inputs) == {"args", "kwargs"} and not inputs["kwargs"]:
         inputs = inputs["args"]  # positional only, the usual call: the list alone reads best
-    return shown(inputs, SHOWN_INPUT_CHARS)
+    try:
+        compact = json.dumps(inputs, ensure_ascii=False, sort_keys=True)
+    except (TypeError, ValueError):
+        compact = ""
+    return compact if 0 < len(compact) <= SHORT_INPUT_CHARS else shown(inputs, SHOWN_INPUT_CHARS)
 
 
 def timeline(
