@@ -176,7 +176,13 @@ def capture_hot_path(rt: Runtime, wf: Workflows, package: str) -> tuple[str, lis
             wf.three_steps(1)
     finally:
         captured, COUNTERS.capture = COUNTERS.capture, None
-    return template, [(sql, params) for sql, params in captured if template in sql or template in repr(params)]
+    # BEGIN/COMMIT name no workflow but bound a transaction of its own (held step checkpoints and the outcome).
+    return template, [(sql, params) for sql, params in captured
+                      if template in sql or template in repr(params) or _is_transaction_control(sql)]
+
+
+def _is_transaction_control(sql: str) -> bool:
+    return sql.strip().upper() in ("BEGIN", "BEGIN IMMEDIATE", "COMMIT")
 
 
 def statement_floor(rt: Runtime, wf: Workflows, package: str, seconds: float, count: int) -> dict[str, float]:

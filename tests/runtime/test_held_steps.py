@@ -142,6 +142,15 @@ def test_steps_are_held_until_a_reader_here_asks(launched: str) -> None:
         "add_one", "add_one", "wait_for_gate"]
 
 
+def test_steps_held_behind_a_long_step_are_written_by_the_sweep(launched: str) -> None:
+    handle = DBOS.start_workflow(steps_then_gate, 1)
+    # No reader asks: the recovery sweep (every heartbeat, 5 s here) writes checkpoints held over 2 s.
+    wait_until(lambda: step_rows(launched, handle.workflow_id) == ["add_one", "add_one"], timeout=20,
+               what="the held checkpoints to be written while the gated step runs")
+    gate.set()
+    assert handle.get_result() == 3
+
+
 def test_held_step_is_committed_before_the_event_it_published(launched: str) -> None:
     handle = DBOS.start_workflow(step_then_event, 5)
     assert DBOS.get_event(handle.workflow_id, "a", timeout_seconds=10) == 6

@@ -17,6 +17,7 @@ from .observe import emit
 from .registry import REGISTRY
 from .runtime import Runtime, pid_is_alive
 from .store.base import now_ms
+from .store.held_steps import MAX_HELD_AGE_SEC
 from .timeouts import cancel_expired
 
 logger = logging.getLogger(__name__)
@@ -163,6 +164,7 @@ class RecoveryLoop:
                 if not first and not rt.checkpoint_store.heartbeat(rt.executor_id):
                     rt.checkpoint_store.register_executor(rt.executor_id, rt.hostname, rt.pid, rt.settings.application_version)
                 first = False
+                rt.flush_held(older_than_sec=MAX_HELD_AGE_SEC)  # a long step: its predecessors become durable
                 expire_dead_local_executors(rt)  # a sibling worker SIGKILLed: adopt now, not after the timeout
                 cancel_expired(rt)  # before adopting: a workflow past its deadline is not run again
                 recover_orphans(rt)

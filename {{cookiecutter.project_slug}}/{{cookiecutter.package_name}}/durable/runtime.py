@@ -262,17 +262,25 @@ class Runtime:
             if self.held.get(held.workflow_id) is held:
                 del self.held[held.workflow_id]
 
-    def flush_held(self, workflow_id: str | None = None) -> None:
+    def flush_held(self, workflow_id: str | None = None, *, older_than_sec: float | None = None) -> None:
         """Commit the held checkpoints of a workflow running here (every one's with None) before a reader
-        or an operation on it sees its steps. A refused flush is left to the run, which learns it itself."""
+        or an operation on it sees its steps. A refused flush is left to the run, which learns it itself.
+
+        ``older_than_sec``: only those held that long, skipping runs that are committing now (the sweep).
+        """
         with self.running_lock:
             found = list(self.held.values()) if workflow_id is None else [self.held.get(workflow_id)]
+        cutoff = None if older_than_sec is None else time.monotonic() - older_than_sec
         for held in found:
-            if held is not None and len(held):
-                try:
-                    self.sys_db.flush_held(held)
-                except (DBOSException, DBOSBaseException) as exc:  # fenced or cancelled: its own run finds out at its next write
-                    logger.debug("held steps of %s not written: %s", held.workflow_id, exc)
+            if held is None or not len(held):
+                continue
+            since = held.oldest_monotonic
+            if cutoff is not None and (since is None or since > cutoff):
+                continue
+            try:
+                self.sys_db.flush_held(held, wait=cutoff is None)
+            except (DBOSException, DBOSBaseException) as exc:  # fenced or cancelled: its run learns it at its next write
+                logger.debug("held steps of %s not written: %s", held.workflow_id, exc)
 
     def drain(self, wait_sec: float = 0.0) -> int:
         """Take no new background work; wait up to ``wait_sec`` for running workflows; return how many still run."""

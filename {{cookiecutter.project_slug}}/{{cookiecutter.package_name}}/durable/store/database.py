@@ -89,11 +89,18 @@ class Database:
         with held.commit_lock:
             return commit_with_held(held, lambda steps: self.run(self._in_transaction(work, steps, held)))
 
-    def flush_held(self, held: HeldSteps) -> None:
-        """Commit ``held``'s checkpoints now, alone (another thread's reader, shutdown, a wait)."""
-        with held.commit_lock:
+    def flush_held(self, held: HeldSteps, *, wait: bool = True) -> None:
+        """Commit ``held``'s checkpoints now, alone (another thread's reader, shutdown, a wait).
+
+        ``wait=False`` skips them if their run is committing right now (it writes them itself).
+        """
+        if not held.commit_lock.acquire(blocking=wait):
+            return
+        try:
             if len(held):
                 commit_with_held(held, lambda steps: self.run(self._in_transaction(lambda _c: None, steps, held)))
+        finally:
+            held.commit_lock.release()
 
     def _in_transaction(
         self, work: Callable[[Any], T], steps: list[StepCheckpoint], held: HeldSteps | None = None

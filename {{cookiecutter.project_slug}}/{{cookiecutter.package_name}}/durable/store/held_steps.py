@@ -33,6 +33,9 @@ T = TypeVar("T")
 HELD: ContextVar[HeldSteps | None] = ContextVar("durable_held_steps", default=None)
 # Past this many, the next step's checkpoint is written at once with them: a crash re-runs at most these.
 MAX_HELD = 64
+# Held longer than this (a long step or plain code after them), the recovery sweep writes them: a crash
+# then re-runs only the steps of the last few seconds, however long the run goes without a durable write.
+MAX_HELD_AGE_SEC = 2.0
 
 
 class CheckpointWriter(Protocol):
@@ -50,7 +53,7 @@ class HeldHome(Protocol):
 
     engine: Any
 
-    def flush_held(self, held: HeldSteps) -> None: ...
+    def flush_held(self, held: HeldSteps, *, wait: bool = True) -> None: ...
 
 
 class HeldRefusedError(Exception):
