@@ -12,6 +12,8 @@ effects outside the database happen only in steps (DBOS's rule for workflow and 
 * every other durable write (a transaction's commit, a step's or a message's checkpoint, a child's row,
   the outcome) is a flushed commit on the system database's log, which flushes the row with it;
 * ``DBOS.start_workflow``, enqueues and children always insert flushed: a handle promises a durable row.
+* held step checkpoints (``held_steps.py``) never ride in an unflushed commit: a statement on the
+  unflushed engine first commits them through their own, flushed, database (``Database._held``).
 
 Only with the system tables in the application database (``shares_database``): a transaction's commit
 then flushes the log the row is in. Whether a workflow starts with a transaction is learnt from its
