@@ -110,6 +110,24 @@ def test_a_separate_system_database_never_inserts_unflushed(database_url: str, t
         DBOS.destroy()
 
 
+def test_a_given_system_database_engine_never_inserts_unflushed(database_url: str) -> None:
+    """The user's engine is theirs to configure: no unflushed pool beside it, so no flag and no extra flush."""
+    DBOS.destroy()
+    seen.clear()
+    engine = sa.create_engine(database_url)
+    DBOS(config=make_config(database_url, system_database_engine=engine))
+    DBOS.launch()
+    try:
+        rt = current.current_runtime()
+        assert rt.sys_db_unflushed is rt.sys_db
+        save_then_act("one")
+        save_then_act("two")
+        assert ("transaction two", False) in seen
+    finally:
+        DBOS.destroy()
+        engine.dispose()
+
+
 def test_a_process_killed_between_the_unflushed_row_and_the_transaction_loses_nothing(
     database_url: str, tmp_path: Path
 ) -> None:

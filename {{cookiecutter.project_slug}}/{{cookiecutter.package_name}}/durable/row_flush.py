@@ -29,6 +29,8 @@ from .runtime import Runtime
 
 def may_start_unflushed(rt: Runtime, name: str) -> bool:
     """Whether a new inline run of workflow ``name`` may insert its row unflushed."""
+    if rt.sys_db_unflushed is rt.sys_db:  # a user's system_database_engine: no unflushed pool to use
+        return False
     return rt.settings.shares_database and rt.begins_with_transaction.get(name, False)
 
 
