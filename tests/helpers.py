@@ -107,11 +107,22 @@ def stop_process(process: subprocess.Popen[Any], timeout: float) -> None:
 def run(
     argv: Sequence[str | os.PathLike[str]], cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command to completion with a deadline; the caller checks ``returncode``."""
-    return subprocess.run(
-        [str(a) for a in argv], cwd=cwd, env=dict(env) if env is not None else None, capture_output=True,
-        text=True, timeout=timeout, check=False,
-    )
+    """Run a command to completion with a deadline; the caller checks ``returncode``.
+
+    In its own process group: past the deadline the whole group is killed, so servers it started (a
+    generated suite's gunicorn) do not outlive it.
+    """
+    with subprocess.Popen(
+        [str(a) for a in argv], cwd=cwd, env=dict(env) if env is not None else None, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    ) as process:
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
 def project_env(**extra: str) -> dict[str, str]:

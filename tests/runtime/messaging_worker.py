@@ -3,7 +3,7 @@
     python messaging_worker.py <database_url> <scenario> <workdir>
 
 Scenarios:
-  sleep-start  run "sleep-wf" (a 3 s durable sleep between two steps); killed while it sleeps.
+  sleep-start  run "sleep-wf" (an 8 s durable sleep between two steps); killed while it sleeps.
   recv-start   run "recv-wf": receive a message, then wait for ever (file "received"), to be killed
                before its second recv.
   recover      launch (which adopts orphans), wait until the workflow named in argv[4] finishes,
@@ -22,7 +22,7 @@ from worker_kit import launch_from_argv, print_when_finished
 from durable import DBOS, SetWorkflowID
 
 DEADLINE = time.monotonic() + 60
-SLEEP_SEC = 3.0
+SLEEP_SEC = 8.0  # long enough for a recovering process to start on a loaded machine before it ends
 RUN = {"scenario": "", "workdir": Path(".")}
 
 
