@@ -344,13 +344,7 @@ def _columns_in(connection: sa.Connection, table: sa.Table) -> set[str]:
 def _add_v3(connection: sa.Connection, tables: SystemTables) -> None:
     for name in _V3_TABLES:
         _table(tables, name).create(connection, checkfirst=True)
-    preparer = connection.dialect.identifier_preparer
-    for table_name, column_names in _V3_COLUMNS.items():
-        table = _table(tables, table_name)
-        present = _columns_in(connection, table)
-        for column in (table.c[name] for name in column_names if name not in present):
-            ddl = sa.schema.CreateColumn(column).compile(dialect=connection.dialect)
-            connection.execute(sa.text(f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {ddl}"))
+    _add_columns(connection, tables, _V3_COLUMNS)
     for name in _V3_INDEXES:
         _index(tables, name).create(connection, checkfirst=True)
     _rebuild_dedup_index(connection, _dedup_index(tables))
@@ -373,12 +367,7 @@ def _drop_v3(connection: sa.Connection, tables: SystemTables) -> None:
     _rebuild_dedup_index(connection, _step_2_dedup_index(tables))
     for name in _V3_INDEXES:
         _index(tables, name).drop(connection, checkfirst=True)
-    preparer = connection.dialect.identifier_preparer
-    for table_name, column_names in _V3_COLUMNS.items():
-        table = _table(tables, table_name)
-        present = _columns_in(connection, table)
-        for name in (n for n in column_names if n in present):
-            connection.execute(sa.text(f"ALTER TABLE {preparer.format_table(table)} DROP COLUMN {preparer.quote(name)}"))
+    _drop_columns(connection, tables, _V3_COLUMNS)
     for name in reversed(_V3_TABLES):
         _table(tables, name).drop(connection, checkfirst=True)
 
