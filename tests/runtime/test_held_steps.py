@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from typing import Any
 
 import pytest
@@ -160,15 +161,21 @@ def test_held_step_is_committed_before_the_event_it_published(launched: str) -> 
     assert handle.get_result() == 6
 
 
+def started_past_its_step(workflow: Any) -> tuple[Any, Future[Any]]:
+    """Start ``workflow(1)`` here and wait until it has run its step; its handle and its run's future."""
+    handle = DBOS.start_workflow(workflow, 1)
+    run = current_runtime().future_of(handle.workflow_id)
+    assert run is not None
+    wait_until(lambda: seen.get("ran"), timeout=10, what="the step to finish")
+    return handle, run
+
+
 def test_run_fenced_while_holding_commits_nothing(launched: str) -> None:
     engine = sa.create_engine(launched)
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE marks (name VARCHAR(20))")
     rt = current_runtime()
-    handle = DBOS.start_workflow(step_gate_transaction, 1)
-    run = rt.future_of(handle.workflow_id)
-    assert run is not None
-    wait_until(lambda: seen.get("ran"), timeout=10, what="the step to finish")
+    handle, run = started_past_its_step(step_gate_transaction)
     # A new owner takes the workflow (what recovery does to a dead executor's): the generation moves on.
     assert rt.checkpoint_store.readopt(handle.workflow_id, rt.executor_id) is not None
     gate.set()
@@ -177,6 +184,58 @@ def test_run_fenced_while_holding_commits_nothing(launched: str) -> None:
         assert conn.exec_driver_sql("SELECT COUNT(*) FROM marks").scalar() == 0, "a fenced run committed"
     engine.dispose()
     assert step_rows(launched, handle.workflow_id) == [], "a fenced run's held checkpoint was written"
+
+
+@DBOS.workflow()
+def step_then_wait_in_code(x: int) -> int:
+    a = add_one(x)
+    seen["ran"] = True
+    assert gate.wait(30)  # plain code: the step stays held until the outcome's commit carries it
+    return a
+
+
+def record_step_behind_its_back(database_url: str, workflow_id: str, output: str) -> None:
+    """Another execution's record of step 1 (what a retried commit that had gone through leaves)."""
+    engine = sa.create_engine(database_url)
+    postgres = engine.dialect.name == "postgresql"
+    table, value = ("dbos.operation_outputs", "CAST(:o AS jsonb)") if postgres else ("dbos_operation_outputs", ":o")
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"INSERT INTO {table} (workflow_uuid, function_id, function_name, output) "
+                                 f"VALUES (:w, 1, 'add_one', {value})"), {"w": workflow_id, "o": output})
+    finally:
+        engine.dispose()
+
+
+def test_run_fenced_while_holding_writes_neither_its_steps_nor_its_outcome(launched: str) -> None:
+    # The outcome carries the held step (on PostgreSQL, in the same statement: held_fold.py).
+    rt = current_runtime()
+    handle, run = started_past_its_step(step_then_wait_in_code)
+    assert rt.checkpoint_store.readopt(handle.workflow_id, rt.executor_id) is not None
+    gate.set()
+    assert isinstance(run.exception(timeout=10), DBOSFencedError)
+    assert step_rows(launched, handle.workflow_id) == [], "a fenced run's held checkpoint was written"
+    status = DBOS.get_workflow_status(handle.workflow_id)
+    assert status is not None and status.status == "PENDING", "a fenced run wrote its outcome"
+
+
+def test_outcome_commits_when_a_held_step_is_already_recorded_as_held(launched: str) -> None:
+    handle, _ = started_past_its_step(step_then_wait_in_code)
+    record_step_behind_its_back(launched, handle.workflow_id, "2")  # what the run holds: add_one(1)
+    gate.set()
+    assert handle.get_result() == 2
+    assert step_rows(launched, handle.workflow_id) == ["add_one"]
+    status = DBOS.get_workflow_status(handle.workflow_id)
+    assert status is not None and status.status == "SUCCESS"
+
+
+def test_outcome_is_refused_when_a_held_step_was_recorded_differently(launched: str) -> None:
+    handle, run = started_past_its_step(step_then_wait_in_code)
+    record_step_behind_its_back(launched, handle.workflow_id, "99")  # another execution's different value
+    gate.set()
+    assert isinstance(run.exception(timeout=10), DBOSFencedError)
+    status = DBOS.get_workflow_status(handle.workflow_id)
+    assert status is not None and status.status == "PENDING", "the outcome of a run that diverged was written"
 
 
 def test_deferral_off_writes_each_step_at_once(database_url: str) -> None:

@@ -137,3 +137,25 @@ def test_status_times_are_consistent(dbos: type[DBOS]) -> None:
     assert started - 1 <= found.created_at < found.completed_at <= time.time() * 1000
     assert found.workflow_timeout_ms is None and found.forked_from is None and found.was_forked_from is False
     assert DBOS.list_workflows(start_time=iso(started + timedelta(days=1).total_seconds() * 1000)) == []
+
+
+@DBOS.workflow()
+def listing_parent_naming_its_child(child_id: str) -> str:
+    with SetWorkflowID(child_id):
+        return listing_leaf("child")
+
+
+def test_a_child_is_stamped_after_its_parent_though_the_parent_did_not_wait_at_its_start(dbos: type[DBOS]) -> None:
+    # A workflow called inline skips the wait for its start's millisecond to end; its first child waits
+    # instead. The child's ID sorts first, so a tie in created_at would list it before its parent.
+    for i in range(20):
+        with SetWorkflowID(f"z-parent-{i}"):
+            listing_parent_naming_its_child(f"a-child-{i}")
+        parent, child = DBOS.get_workflow_status(f"z-parent-{i}"), DBOS.get_workflow_status(f"a-child-{i}")
+        assert parent is not None and child is not None
+        assert parent.created_at is not None and child.created_at is not None
+        assert child.created_at > parent.created_at
+        assert ids(DBOS.list_workflows(workflow_id_prefix=[f"z-parent-{i}", f"a-child-{i}"])) == [
+            f"z-parent-{i}",
+            f"a-child-{i}",
+        ]

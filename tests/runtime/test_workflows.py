@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 import durable
 from conftest import make_config, reopen_as_orphan
+from helpers import wait_until
 from durable import DBOS, DBOSConfig, DBOSConfiguredInstance, SetWorkflowID, error
 
 calls: dict[str, int] = {}
@@ -225,6 +226,48 @@ def test_recovery_leaves_a_workflow_whose_code_it_lacks_to_a_process_that_has_it
     finally:
         engine.dispose()
     assert tuple(row) == ("PENDING", "gone-host:1:dead", 0)  # untouched: no attempt spent on it here
+
+
+def test_one_sweep_adopts_every_orphan_batch_by_batch_past_ones_it_must_leave(
+    dbos: type[DBOS], database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Adoption walks the PENDING rows in batches, each from where the last ended: none is missed or taken twice.
+
+    Orphans whose code is elsewhere sit between and before them, so a batch that stopped at the wrong
+    place, or a walk that restarted at the first row, would show as a missed orphan or a second attempt.
+    """
+    monkeypatch.setattr(durable.recovery, "ADOPT_BATCH", 2)
+    ids = [f"batch-{i}" for i in range(7)]
+    foreign = [f"batch-foreign-{i}" for i in range(3)]
+    for i, workflow_id in enumerate([foreign[0], *ids[:3], foreign[1], *ids[3:], foreign[2]]):
+        with SetWorkflowID(workflow_id):
+            adds_twice(i)
+    engine = sa.create_engine(database_url)
+    prefix = "dbos." if engine.dialect.name == "postgresql" else "dbos_"
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"UPDATE {prefix}workflow_status SET name = 'billing_run' "
+                                 "WHERE workflow_uuid LIKE 'batch-foreign-%'"))
+            # Two share one created_at: the walk's position is (created_at, workflow_uuid), not created_at.
+            conn.execute(sa.text(f"UPDATE {prefix}workflow_status SET created_at = (SELECT created_at FROM "
+                                 f"{prefix}workflow_status WHERE workflow_uuid = 'batch-1') WHERE workflow_uuid = 'batch-2'"))
+        for workflow_id in [*ids, *foreign]:
+            reopen_as_orphan(database_url, workflow_id, owner="gone-host:1:dead", drop_steps_from=0)
+        def attempts() -> dict[str, int]:
+            with engine.connect() as conn:
+                return dict(conn.execute(sa.text(f"SELECT workflow_uuid, recovery_attempts FROM {prefix}workflow_status"
+                                                 " WHERE workflow_uuid LIKE 'batch-%'")).all())
+
+        wanted = {**dict.fromkeys(ids, 1), **dict.fromkeys(foreign, 0)}
+        DBOS.recover_pending_workflows()
+        # All adopted by this call (a background sweep's batch in flight may commit a moment later): one
+        # missed would wait for the next sweep, 5 s away.
+        wait_until(lambda: attempts() == wanted, timeout=1.0, what="every orphan adopted once", interval=0.02)
+        for workflow_id in ids:
+            assert DBOS.retrieve_workflow(workflow_id).get_result()["value"] is not None
+        assert attempts() == wanted
+    finally:
+        engine.dispose()
 
 
 def test_step_outside_a_workflow_is_a_plain_call(dbos: type[DBOS]) -> None:

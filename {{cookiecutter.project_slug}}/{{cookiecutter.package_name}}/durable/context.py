@@ -93,6 +93,9 @@ class WorkflowState:
     stream_reads_in_flight: int = 0
     # Its row was inserted unflushed and no flushed commit has followed yet (row_flush.py).
     row_unflushed: bool = False
+    # Its row's created_at, while the clock may still be in that millisecond (a workflow run inline does
+    # not wait at its start: ``store.base.settle_past``); None once settled.
+    unsettled_created_ms: int | None = None
 
     def allocate_step_id(self) -> int:
         self.next_step_id += 1

@@ -48,7 +48,7 @@ from .recorded_calls import GET_RESULT, as_step
 from .registry import REGISTRY, FunctionInfo
 from .runtime import Runtime
 from .steps import as_exception, decode_step
-from .store.base import NewWorkflow, StepRecord, WorkflowRow, WorkflowStatusString, now_ms
+from .store.base import NewWorkflow, StepRecord, WorkflowRow, WorkflowStatusString, now_ms, settle_past
 from .store.held_steps import holding
 from .tracing import span
 
@@ -146,6 +146,10 @@ def new_workflow_row(
     timeout_ms: int | None, deadline: int | None, queue_name: str | None = None,
 ) -> NewWorkflow:
     """The row a starting (or enqueued) workflow writes: its inputs checked and encoded at the call."""
+    if parent_state is not None and parent_state.unsettled_created_ms is not None:
+        # A child's created_at must follow its parent's, as it would had the parent waited at its start.
+        settle_past(parent_state.unsettled_created_ms)
+        parent_state.unsettled_created_ms = None
     info = call.info
     caller = current_context()
     return NewWorkflow(
@@ -196,13 +200,16 @@ def begin_workflow(rt: Runtime, call: Invocation, *, inline: bool = False) -> St
         return started  # the parent already holds this child's outcome: nothing to start
     timeout_ms, deadline = timeout_for(parent)
     unflushed = inline and parent_state is None and row_flush.may_start_unflushed(rt, info.name)
-    existing = rt.checkpoint_store.create_workflow(
-        new_workflow_row(rt, call, workflow_id, request, parent_state, timeout_ms, deadline), flush=not unflushed
-    )
+    # Run inline, the caller gets control back only after the workflow's end, whose stamp is settled:
+    # the start's stamp need not be (``settle_past``), which spares most calls a sleep.
+    row = new_workflow_row(rt, call, workflow_id, request, parent_state, timeout_ms, deadline)
+    created_ms = now_ms() if inline else None  # after the row: building it settles the parent's stamp
+    existing = rt.checkpoint_store.create_workflow(row, flush=not unflushed, created_ms=created_ms)
     if existing is None:
         emit("workflow_started", name=info.name)
         started.state = WorkflowState(workflow_id, info.name, generation=0, recorded=None, deadline_epoch_ms=deadline,
-                                      auth=parent.auth if parent is not None else None, row_unflushed=unflushed)
+                                      auth=parent.auth if parent is not None else None, row_unflushed=unflushed,
+                                      unsettled_created_ms=created_ms)
         return started
     conflict = conflict_with(existing, info.name, call)
     if conflict:
@@ -376,7 +383,13 @@ def call_workflow(rt: Runtime, info: FunctionInfo, args: tuple[Any, ...], kwargs
     parent = current_context()
     if parent is not None and parent.step_kind is not None:
         return call.call()  # a workflow called from inside a step is plain code, as in DBOS
-    return run_inline(rt, call, begin_workflow(rt, call, inline=True))
+    started = begin_workflow(rt, call, inline=True)
+    try:
+        return run_inline(rt, call, started)
+    finally:
+        # Its end settled a later stamp, unless it stopped before (fenced, cancelled, database away).
+        if started.state is not None and started.state.unsettled_created_ms is not None:
+            settle_past(started.state.unsettled_created_ms)
 
 
 def start_workflow(
@@ -410,8 +423,15 @@ def dead_lettered(rt: Runtime, row: WorkflowRow) -> bool:
     return True
 
 
-def resume_row(rt: Runtime, row: WorkflowRow, *, dequeued: bool = False) -> Future[Any] | None:
-    """Run a workflow this executor has just adopted (recovery) or dequeued, from its recorded inputs."""
+def resume_row(
+    rt: Runtime, row: WorkflowRow, *, dequeued: bool = False, has_steps: bool = True
+) -> Future[Any] | None:
+    """Run a workflow this executor has just adopted (recovery) or dequeued, from its recorded inputs.
+
+    ``has_steps=False``: the adopting statement saw no step checkpoint, so none is read. Once that
+    statement committed (a new fencing generation), no earlier owner's checkpoint can be added; one
+    whose statement was already under way is met as a conflict when the step is recorded again.
+    """
     if not rt.runs_workflows:
         # An operator's process runs nothing: the service's dequeuer takes the workflow from here.
         rt.operations_store.hand_off(row.workflow_id, row.owner_generation)
@@ -437,33 +457,37 @@ def resume_row(rt: Runtime, row: WorkflowRow, *, dequeued: bool = False) -> Futu
         rt.checkpoint_store.finish_workflow(row.workflow_id, row.owner_generation, ERROR, None, rt.codec.encode_exception(error))
         return None
     try:
-        inputs = rt.codec.decode(row.inputs) if row.inputs is not None else {"args": [], "kwargs": {}}
-    except DBOSSerializationError as exc:
-        rt.checkpoint_store.finish_workflow(row.workflow_id, row.owner_generation, ERROR, None, rt.codec.encode_exception(exc))
-        return None
-    try:
         bound = _bound_object(info, row)
     except DBOSWorkflowFunctionNotFoundError as exc:
         # It stays PENDING: the instance may be registered later; each retry counts as a recovery attempt.
         logger.error("cannot run workflow %s: %s", row.workflow_id, exc)
         return None
-    args, kwargs = tuple(inputs["args"]), dict(inputs["kwargs"])
-    if is_portable_workflow(info) or rt.codec.portable_default:
-        # Plain JSON turned datetimes into strings: the function's type hints turn them back.
-        args, kwargs = coerce_to_hints(info.func, args, kwargs, skip_first=info.method_kind in ("instance", "class"))
-    call = Invocation(info, bound, args, kwargs, row.class_name, row.config_name)
-    request = RequestInfo.from_json(rt.codec.decode(row.request)) if row.request is not None else None
     if dequeued:
-        logger.debug("starting queued workflow %s (%s)", row.workflow_id, row.name)
         emit("workflow_started", name=row.name)
     else:
-        logger.info("recovering workflow %s (%s)", row.workflow_id, row.name)
         emit("workflow_recovered", name=row.name)
 
     def resume() -> Any:
-        # Read the checkpoints on the worker thread: the recovery thread adopts thousands in a row.
+        # Decoding, the log line and the checkpoints' read happen on the worker thread: the thread that
+        # adopts or dequeues hands out thousands in a row, with one GIL share among all the workers.
+        if dequeued:
+            logger.debug("starting queued workflow %s (%s)", row.workflow_id, row.name)
+        else:
+            logger.info("recovering workflow %s (%s)", row.workflow_id, row.name)
+        try:
+            inputs = rt.codec.decode(row.inputs) if row.inputs is not None else {"args": [], "kwargs": {}}
+        except DBOSSerializationError as exc:
+            rt.checkpoint_store.finish_workflow(row.workflow_id, row.owner_generation, ERROR, None,
+                                                rt.codec.encode_exception(exc))
+            raise  # the row's outcome, as a waiter on this run's future sees it
+        args, kwargs = tuple(inputs["args"]), dict(inputs["kwargs"])
+        if is_portable_workflow(info) or rt.codec.portable_default:
+            # Plain JSON turned datetimes into strings: the function's type hints turn them back.
+            args, kwargs = coerce_to_hints(info.func, args, kwargs, skip_first=info.method_kind in ("instance", "class"))
+        call = Invocation(info, bound, args, kwargs, row.class_name, row.config_name)
+        request = RequestInfo.from_json(rt.codec.decode(row.request)) if row.request is not None else None
         state = WorkflowState(row.workflow_id, row.name, generation=row.owner_generation,
-                              recorded=rt.checkpoint_store.load_steps(row.workflow_id),
+                              recorded=rt.checkpoint_store.load_steps(row.workflow_id) if has_steps else {},
                               deadline_epoch_ms=row.workflow_deadline_epoch_ms,
                               auth=row_auth(row.authenticated_user, row.authenticated_roles, row.assumed_role))
         return run_body(rt, call, state, request)

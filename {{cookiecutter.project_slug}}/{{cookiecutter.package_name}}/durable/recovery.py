@@ -17,6 +17,7 @@ from .observe import emit
 from .registry import REGISTRY
 from .runtime import Runtime, pid_is_alive
 from .store.base import now_ms
+from .store.checkpoint_store import ADOPT_START
 from .store.held_steps import MAX_HELD_AGE_SEC
 from .timeouts import cancel_expired
 
@@ -30,10 +31,10 @@ FORGET_AFTER_MS = 24 * 3600 * 1000
 def expire_dead_local_executors(rt: Runtime) -> int:
     """Mark executors of this host whose process no longer exists as dead; return how many."""
     expired = 0
-    for executor_id, pid, heartbeat_at in rt.checkpoint_store.executors_on_host(rt.hostname, rt.executor_id):
+    for executor_id, pid, heartbeat_at in rt.sweep_store.executors_on_host(rt.hostname, rt.executor_id):
         # Our own pid under another executor ID is a previous process (a container restarts as pid 1).
         if heartbeat_at > 0 and (pid == rt.pid or not pid_is_alive(pid)):
-            rt.checkpoint_store.expire_executor(executor_id)
+            rt.sweep_store.expire_executor(executor_id)
             expired += 1
     return expired
 
@@ -42,13 +43,16 @@ def recover_orphans(rt: Runtime) -> int:
     """Adopt and restart every orphaned workflow; return how many were adopted."""
     alive_since = rt.alive_since_ms()
     total = 0
+    after = ADOPT_START  # each sweep walks the PENDING rows from the oldest, once
     while not rt.stopping.is_set():
         # A service adopts only what it can run; an operator's process (runs nothing) hands all to the queues.
         names = sorted({name for name, _version in REGISTRY.workflows}) if rt.runs_workflows else None
-        rows = rt.checkpoint_store.adopt_orphans(rt.executor_id, alive_since, ADOPT_BATCH, names)
-        for row in rows:
+        rows = rt.sweep_store.adopt_orphans(rt.executor_id, alive_since, ADOPT_BATCH, names, after)
+        if rows:
+            after = rt.sweep_store.adopted_until(rows)
+        for row, has_steps in rows:
             try:
-                resume_row(rt, row)
+                resume_row(rt, row, has_steps=has_steps)
             except Exception:
                 logger.exception("could not resume workflow %s", row.workflow_id)
         total += len(rows)
@@ -134,7 +138,7 @@ class RecoveryLoop:
 
     def start(self) -> None:
         rt = self.rt
-        rt.checkpoint_store.register_executor(rt.executor_id, rt.hostname, rt.pid, rt.settings.application_version)
+        rt.sweep_store.register_executor(rt.executor_id, rt.hostname, rt.pid, rt.settings.application_version)
         self._thread.start()
 
     def wake(self) -> None:
@@ -161,8 +165,8 @@ class RecoveryLoop:
         first = True
         while not rt.stopping.is_set():
             try:
-                if not first and not rt.checkpoint_store.heartbeat(rt.executor_id):
-                    rt.checkpoint_store.register_executor(rt.executor_id, rt.hostname, rt.pid, rt.settings.application_version)
+                if not first and not rt.sweep_store.heartbeat(rt.executor_id):
+                    rt.sweep_store.register_executor(rt.executor_id, rt.hostname, rt.pid, rt.settings.application_version)
                 first = False
                 rt.flush_held(older_than_sec=MAX_HELD_AGE_SEC)  # a long step: its predecessors become durable
                 expire_dead_local_executors(rt)  # a sibling worker SIGKILLed: adopt now, not after the timeout

@@ -98,6 +98,9 @@ class Runtime:
         # rows of some new workflows (row_flush.py); later flushed commits make them durable.
         self.sys_db_unflushed = self._unflushed_sys_db(settings.pool_size) or self.sys_db
         self.checkpoint_store = CheckpointStore(self.sys_db, self.sys_db_unflushed)
+        # The recovery loop's own connections: its heartbeat and its adoption batches never queue behind the
+        # workflow threads for the shared pool (64 threads, 40 connections while recovering thousands).
+        self.sweep_store = CheckpointStore(Database(self.new_sys_engine(1), self.sys_dialect))
         self.idempotency_store = IdempotencyStore(self.sys_db, self.sys_db_unflushed)
         self.messaging_store = MessagingStore(self.sys_db, self.checkpoint_store)
         self.management_store = ManagementStore(self.sys_db)
@@ -297,6 +300,7 @@ class Runtime:
         self.wakeups.close()
         self.sys_engine.dispose()
         self.sys_db_unflushed.engine.dispose()
+        self.sweep_store.db.engine.dispose()
         self.app_engine.dispose()
         if self.app_checkpoint_store is not None:
             self.app_checkpoint_store.db.engine.dispose()
@@ -307,6 +311,7 @@ class Runtime:
         self.wakeups.forget_after_fork()
         self.sys_engine.dispose(close=False)
         self.sys_db_unflushed.engine.dispose(close=False)
+        self.sweep_store.db.engine.dispose(close=False)
         self.app_engine.dispose(close=False)
         if self.app_checkpoint_store is not None:
             self.app_checkpoint_store.db.engine.dispose(close=False)

@@ -89,10 +89,7 @@ def run_transaction(
                 output = rt.codec.encode(result, what=f"transaction {info.name!r} output")
                 step = StepCheckpoint(state.workflow_id, state.generation, step_id, info.name, output, None, started_ms,
                                       inputs=inputs)
-                if held is not None and held_now:
-                    _held_in(rt, held, session.connection(), held_now)
-                if not _checkpoint_in(rt, session.connection(), step):
-                    raise _StepTaken()
+                _checkpoints_in(rt, session.connection(), step, held_now)
         except HeldRefusedError as refusal:
             # Rolled back: nothing of this attempt committed. Run it again unless the run was fenced.
             assert held is not None
@@ -155,20 +152,21 @@ def _held_for(rt: Runtime, workflow_id: str) -> HeldSteps | None:
     return held
 
 
-def _held_in(rt: Runtime, held: HeldSteps, connection: sa.Connection, steps: list[StepCheckpoint]) -> None:
-    """Insert the held checkpoints through the transaction's connection; raise HeldRefusedError if refused."""
-    refused = [step for step in steps if not rt.checkpoint_store.record_step_in(connection, step)]
+def _checkpoints_in(rt: Runtime, connection: sa.Connection, step: StepCheckpoint, held: list[StepCheckpoint]) -> None:
+    """Insert the transaction's checkpoint, and the held ones it carries, through its own connection, in
+    one statement; raise HeldRefusedError if a held one is refused, _StepTaken if its own is."""
+    if rt.app_checkpoint_store is not None:
+        # The application database holds no workflow rows to fence against (and no held checkpoints
+        # ride here): the copy to the system database, right after the commit, is fenced instead.
+        if not rt.app_checkpoint_store.record_step_unfenced_in(connection, step):
+            raise _StepTaken()
+        return
+    inserted = rt.checkpoint_store.record_steps_in(connection, [*held, step])
+    refused = [held_step for held_step in held if held_step.step_id not in inserted]
     if refused:
         raise HeldRefusedError(refused)
-
-
-def _checkpoint_in(rt: Runtime, connection: sa.Connection, step: StepCheckpoint) -> bool:
-    """Insert the checkpoint through the transaction's own connection; False if the step is taken."""
-    if rt.app_checkpoint_store is None:
-        return rt.checkpoint_store.record_step_in(connection, step)
-    # The application database holds no workflow rows to fence against: the copy to the system
-    # database, right after the commit, is fenced instead.
-    return rt.app_checkpoint_store.record_step_unfenced_in(connection, step)
+    if step.step_id not in inserted:
+        raise _StepTaken()
 
 
 def _classify(rt: Runtime, exc: BaseException) -> str:

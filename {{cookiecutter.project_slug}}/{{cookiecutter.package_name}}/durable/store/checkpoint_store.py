@@ -9,6 +9,7 @@ see either.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,6 +28,7 @@ from .base import (
     settle_past,
 )
 from .database import Database
+from .held_fold import fold_held, insert_steps
 
 PENDING = WorkflowStatusString.PENDING.value
 CANCELLED = WorkflowStatusString.CANCELLED.value
@@ -87,13 +89,23 @@ _ORPHAN = """status = 'PENDING' AND (executor_id IS NULL OR executor_id NOT IN (
     SELECT executor_id FROM {executors} WHERE heartbeat_at >= ?))"""
 _ADOPT_SET = """executor_id = ?, owner_generation = owner_generation + 1,
     recovery_attempts = recovery_attempts + 1, updated_at = ?"""
+# The next orphans after a (created_at, workflow_uuid) position, oldest first, walked along the
+# (status, created_at, workflow_uuid) index: each batch starts where the last one ended, so adopting
+# n orphans reads each PENDING row once, not once a batch. The row comparison with ``status <= 'PENDING'``
+# means ``status = 'PENDING'``; it is written so because with the equality PostgreSQL's planner walks the
+# created_at index instead (it takes PENDING rows to be spread evenly over time) and filters every
+# finished row older than the first orphan: 50-80 ms a batch at 90,000 rows, bench/README.md section 2.
 _ADOPT_ORPHANS = (
     "UPDATE {workflow_status} SET " + _ADOPT_SET + " WHERE workflow_uuid IN ("
-    "SELECT workflow_uuid FROM {workflow_status} WHERE " + _ORPHAN + " ORDER BY created_at LIMIT ?{skip_locked})"
-    " RETURNING {columns}"
+    "SELECT workflow_uuid FROM {workflow_status} WHERE (status, created_at, workflow_uuid) > ('PENDING', ?, ?)"
+    " AND status <= 'PENDING' AND " + _ORPHAN.removeprefix("status = 'PENDING' AND ")
+    + " ORDER BY status, created_at, workflow_uuid LIMIT ?{skip_locked}) RETURNING {columns}, EXISTS ("
+    "SELECT 1 FROM {operation_outputs} o WHERE o.workflow_uuid = {workflow_status}.workflow_uuid)"
 )
 # Only workflows whose code this process has: one without it would fail a run it could never make.
 _ADOPT_KNOWN_ORPHANS = _ADOPT_ORPHANS.replace(" ORDER BY", " AND name IN ({json_strings}) ORDER BY")
+# Where a keyset walk starts: before every row (created_at is a time in ms, never negative).
+ADOPT_START: tuple[int, str] = (-1, "")
 _ADOPT_ONE = "UPDATE {workflow_status} SET " + _ADOPT_SET + " WHERE workflow_uuid = ? AND " + _ORPHAN + " RETURNING {columns}"
 _ADOPT_FROM = ("UPDATE {workflow_status} SET " + _ADOPT_SET
                + " WHERE status = 'PENDING' AND executor_id = ? RETURNING {columns}")
@@ -145,15 +157,21 @@ class CheckpointStore:
         self._own_pending = build(_OWN_PENDING)
         self._readopt = build(_READOPT)
         self._dead_letter = build(_DEAD_LETTER)
+        self._folded_finish: dict[int, str] = {}  # by the number of held checkpoints it carries
+        self._insert_steps: dict[int, str] = {}  # by the number of checkpoints
 
     # -- workflows ------------------------------------------------------------------------------------
 
-    def create_workflow(self, new: NewWorkflow, *, flush: bool = True) -> WorkflowRow | None:
+    def create_workflow(
+        self, new: NewWorkflow, *, flush: bool = True, created_ms: int | None = None
+    ) -> WorkflowRow | None:
         """Insert a new workflow row. Return None when it was created, else the row that already exists.
 
         ``flush=False``: the commit does not wait for the log's flush (``row_flush.py`` says when).
+        ``created_ms``: the row's stamp, which the caller settles (``settle_past``) before its own caller
+        gets control back; without it the stamp is now and is settled here.
         """
-        now = now_ms()
+        now = now_ms() if created_ms is None else created_ms
         inserted = (self.db if flush else self.unflushed).execute(
             self._insert_workflow,
             (new.workflow_id, new.status, new.name, new.class_name, new.config_name, new.inputs, new.request,
@@ -163,7 +181,8 @@ class CheckpointStore:
              new.authenticated_roles),
         )
         if inserted:
-            settle_past(now)
+            if created_ms is None:
+                settle_past(now)
             return None
         existing = self.get_workflow(new.workflow_id)
         assert existing is not None, "a conflicting workflow row vanished"
@@ -187,10 +206,23 @@ class CheckpointStore:
     ) -> None:
         """Record a workflow's final outcome; raise ``DBOSFencedError`` if another executor owns it now."""
         now = now_ms()
-        updated = self.db.execute(self._finish, (status, output, error, now, now, workflow_id, generation))
+        params = (status, output, error, now, now, workflow_id, generation)
+        updated = self.db.execute_folding_held(self._finish, params, lambda steps: self._finish_with(steps, params))
         if not updated:
             self.explain_refused_write(workflow_id, generation)
         settle_past(now)
+
+    def _finish_with(self, steps: list[StepCheckpoint], params: tuple[Any, ...]) -> tuple[str, list[Any]]:
+        """The outcome's UPDATE with ``steps`` inserted in the same statement (``held_fold.py``)."""
+        sql = self._for_count(self._folded_finish, lambda n: fold_held(_FINISH, n), len(steps))
+        return sql, [*_fenced_rows(steps), *params, len(steps)]
+
+    def _for_count(self, built: dict[int, str], text: Callable[[int], str], count: int) -> str:
+        """A statement whose text depends on how many checkpoints it carries, built once per count."""
+        sql = built.get(count)
+        if sql is None:
+            sql = built[count] = self.db.dialect.sql(text(count))
+        return sql
 
     def explain_refused_write(self, workflow_id: str, generation: int) -> None:
         """A fenced write matched no row: raise why (fenced or cancelled); return if it already finished.
@@ -238,15 +270,18 @@ class CheckpointStore:
         cursor.execute(self._record_step, _fenced_params(step))
         return bool(cursor.rowcount)
 
-    def record_step_in(self, connection: sa.Connection, step: StepCheckpoint) -> bool:
-        """Checkpoint ``step`` through an application transaction's connection; False if refused.
+    def record_steps_in(self, connection: sa.Connection, steps: list[StepCheckpoint]) -> set[int]:
+        """Checkpoint ``steps`` (of one run) through an application transaction's connection, in one
+        statement; return the step IDs it inserted (the others were refused: fenced, or already recorded).
 
-        It commits with the transaction's own writes: ``@DBOS.transaction``'s exactly-once.
+        They commit with the transaction's own writes: ``@DBOS.transaction``'s exactly-once.
         """
-        return bool(connection.exec_driver_sql(self._record_step, _fenced_params(step)).rowcount)
+        sql = self._for_count(self._insert_steps, insert_steps, len(steps))
+        return {int(row[0]) for row in connection.exec_driver_sql(sql, tuple(_fenced_rows(steps)))}
 
     def record_step_unfenced_in(self, connection: sa.Connection, step: StepCheckpoint) -> bool:
-        """``record_step_in`` for an application database that holds no workflow rows to fence against.
+        """A checkpoint through the transaction's connection, for an application database that holds no
+        workflow rows to fence against; False if the step is recorded already.
 
         With a separate system database the copy there, right after the commit, is fenced instead.
         """
@@ -298,17 +333,30 @@ class CheckpointStore:
         return self.db.execute(self._forget_executors, (older_than_ms,))
 
     def adopt_orphans(
-        self, executor_id: str, alive_since_ms: int, limit: int, names: list[str] | None = None
-    ) -> list[WorkflowRow]:
+        self, executor_id: str, alive_since_ms: int, limit: int, names: list[str] | None = None,
+        after: tuple[int, str] = ADOPT_START,
+    ) -> list[tuple[WorkflowRow, bool]]:
         """Take ownership of PENDING workflows whose executor is dead, bumping their fencing generation.
 
+        Each row comes with whether it has any step checkpoint: a run of one without needs no read of them.
         With ``names``, only workflows of those names: the others wait for a process that has their code.
+        ``after``: only rows past this (created_at, workflow_uuid), the ``adopted_until`` of the last batch.
         """
+        head: tuple[Any, ...] = (executor_id, now_ms(), *after, alive_since_ms)
         if names is None:
-            params: tuple[Any, ...] = (executor_id, now_ms(), alive_since_ms, limit)
-            return [WorkflowRow(*r) for r in self.db.fetch(self._adopt_orphans, params)]
-        params = (executor_id, now_ms(), alive_since_ms, json.dumps(names), limit)
-        return [WorkflowRow(*r) for r in self.db.fetch(self._adopt_known_orphans, params)]
+            found = self.db.fetch(self._adopt_orphans, (*head, limit))
+        else:
+            found = self.db.fetch(self._adopt_known_orphans, (*head, json.dumps(names), limit))
+        return [(WorkflowRow(*r[:-1]), bool(r[-1])) for r in found]
+
+    @staticmethod
+    def adopted_until(adopted: list[tuple[WorkflowRow, bool]]) -> tuple[int, str]:
+        """The keyset position after a batch: no orphan before it is left but those another adopter had locked.
+
+        (The database's collation may order IDs unlike Python: a position short of its last row only
+        makes the next batch look at a few adopted rows again, which are no orphans any more.)
+        """
+        return max((row.created_at, row.workflow_id) for row, _has_steps in adopted)
 
     def adopt_workflow(self, workflow_id: str, executor_id: str, alive_since_ms: int) -> WorkflowRow | None:
         """Take one PENDING workflow whose executor is dead; None if it is finished or owned by a live one."""
@@ -333,6 +381,11 @@ def _step_values(step: StepCheckpoint) -> tuple[Any, ...]:
     return (step.workflow_id, step.step_id, step.name, step.output, step.error, step.child_workflow_id,
             step.started_ms, step.completed_ms if step.completed_ms is not None else now_ms(), step.attempts,
             step.inputs)
+
+
+def _fenced_rows(steps: list[StepCheckpoint]) -> list[Any]:
+    """``_fenced_params`` of each step, one after another: the parameters of held_fold's VALUES rows."""
+    return [value for step in steps for value in _fenced_params(step)]
 
 
 def _fenced_params(step: StepCheckpoint) -> tuple[Any, ...]:

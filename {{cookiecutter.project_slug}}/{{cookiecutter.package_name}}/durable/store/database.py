@@ -137,12 +137,31 @@ class Database:
 
     def execute(self, sql: str, params: Sequence[Any]) -> int:
         """One statement in its own commit (with any held checkpoints); returns the row count."""
+        return self._one(_rowcount_of(sql, params))
 
-        def work(cursor: Any) -> int:
-            cursor.execute(sql, params)
-            return int(cursor.rowcount)
+    def execute_folding_held(
+        self, sql: str, params: Sequence[Any], fold: Callable[[list[StepCheckpoint]], tuple[str, Sequence[Any]]]
+    ) -> int:
+        """``execute``; where the dialect can, the held checkpoints ride in the statement itself.
 
-        return self._one(work)
+        ``fold(steps)`` gives that statement (``held_fold.py``): it applies only with all of ``steps``
+        inserted. When it does not apply, what it did insert is recorded truly, and ``execute`` settles
+        the rest and the refused write as it does without folding.
+        """
+        held = self._held()
+        if held is not None and self.dialect.folds_held_steps:
+            with held.commit_lock:
+                steps = held.take()
+                if steps:
+                    try:
+                        count = self.run(_rowcount_of(*fold(steps)))
+                    except BaseException:
+                        held.restore(steps)  # not committed: they ride in the next commit
+                        raise
+                    if count:
+                        return count
+                    held.restore(steps)
+        return self.execute(sql, params)
 
     def fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         def work(cursor: Any) -> list[tuple[Any, ...]]:
@@ -159,6 +178,14 @@ class Database:
             if not len(held):
                 return self.run(work)
             return commit_with_held(held, lambda steps: self.run(self._in_transaction(work, steps, held)))
+
+
+def _rowcount_of(sql: str, params: Sequence[Any]) -> Callable[[Any], int]:
+    def work(cursor: Any) -> int:
+        cursor.execute(sql, params)
+        return int(cursor.rowcount)
+
+    return work
 
 
 def _rollback_quietly(conn: Any) -> None:

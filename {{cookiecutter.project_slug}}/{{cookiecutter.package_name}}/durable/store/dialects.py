@@ -13,6 +13,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from .sqlite_wait import WAIT_TIMEOUT_SEC, PatientConnection
+
 # Where the system tables live: a schema of their own on PostgreSQL, a name prefix on SQLite (no schemas).
 DEFAULT_PG_SCHEMA = "dbos"
 SQLITE_PREFIX = "dbos_"
@@ -20,8 +22,9 @@ SQLITE_PREFIX = "dbos_"
 TABLE_KEYS = ("workflow_status", "operation_outputs", "executors", "idempotency_keys", "notifications",
               "workflow_events", "workflow_events_history", "streams", "workflow_schedules", "queues")
 
-# SQLite: how long a writer waits for the lock inside the driver before the store's own retry loop.
-SQLITE_BUSY_TIMEOUT_MS = 5_000
+# SQLite: how long a writer waits for the lock (sqlite_wait.py, or the driver's handler on a user's engine)
+# before the store's own retry loop.
+SQLITE_BUSY_TIMEOUT_MS = int(WAIT_TIMEOUT_SEC * 1000)
 
 
 class Dialect:
@@ -30,6 +33,8 @@ class Dialect:
     name: str = ""
     begin_sql: str = "BEGIN"
     supports_skip_locked: bool = False
+    # An INSERT inside WITH, so held checkpoints ride in the next write's own statement (held_fold.py).
+    folds_held_steps: bool = False
     # The strings of a JSON array parameter, as a subquery: ``name IN (<this>)``.
     json_strings_sql: str = "SELECT value FROM json_each(?)"
 
@@ -110,6 +115,7 @@ class SQLiteDialect(Dialect):
 class PostgresDialect(Dialect):
     name = "postgresql"
     supports_skip_locked = True
+    folds_held_steps = True
     json_strings_sql = "SELECT jsonb_array_elements_text(?J)"
 
     def table(self, key: str) -> str:
@@ -206,6 +212,8 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA synchronous = FULL")
     cursor.execute("PRAGMA foreign_keys = ON")
+    if isinstance(dbapi_connection, PatientConnection):
+        cursor.execute("PRAGMA busy_timeout = 0")  # it waits in sqlite_wait.py, in finer steps
     cursor.close()
 
 
@@ -229,7 +237,8 @@ def create_sqlite_engine(url: str, *, pool_size: int = 20, autocommit: bool = Fa
         "poolclass": sa.pool.QueuePool,
         "pool_size": pool_size,
         "max_overflow": pool_size,
-        "connect_args": {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        "connect_args": {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+                         "factory": PatientConnection},
     }
     if autocommit:
         options["pool_reset_on_return"] = None  # as for PostgreSQL: no transaction is left to undo
