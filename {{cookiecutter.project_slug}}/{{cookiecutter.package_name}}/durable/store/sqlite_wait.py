@@ -1,10 +1,10 @@
-"""Waiting for SQLite's write lock in steps of a tenth of a millisecond instead of SQLite's 1, 2, 5, 10 ms.
+"""Waiting for SQLite's write lock in steps of a twentieth of a millisecond instead of SQLite's 1, 2, 5, 10 ms.
 
 SQLite's own busy handler sleeps 1 ms, then 2, then 5, 10, 15 ms... between tries. A writer here holds
 the lock for a fraction of a millisecond, so a waiter slept many times longer than the lock was held:
 two gunicorn workers serving the example spent a sixth of their time in that handler's sleep (py-spy,
 bench/README.md). The runtime's own connections (``PatientConnection``) run with ``busy_timeout = 0``
-and wait here, starting at 0.1 ms, up to the same overall timeout.
+and wait here, starting at 0.05 ms, up to the same overall timeout.
 
 Only a statement sent outside a transaction is tried again: ``BEGIN IMMEDIATE`` and autocommit
 statements, which SQLite refuses with BUSY before changing anything (its documentation calls them
@@ -33,12 +33,13 @@ T = TypeVar("T")
 
 # How long a statement waits for the lock in all before "database is locked" is raised.
 WAIT_TIMEOUT_SEC = 5.0
-FIRST_PAUSE_SEC = 0.0001
-# The pauses double from 0.1 ms up to SQLite's own longest (25 ms): a wait behind one short writer ends in
-# the first fine steps, and a wait behind many (recovery's 64 workflow threads) backs off as SQLite's handler
-# does. Capped at 1 ms, 64 waiters polling a thousand times a second starved the lock's holder of the GIL:
-# recovering 10,000 took 61 s instead of 9-12 s (bench/README.md section 2).
-LONGEST_PAUSE_SEC = 0.025
+FIRST_PAUSE_SEC = 0.00005
+# The pauses double from 0.05 ms to 0.2 ms and stay there: a try costs about a microsecond, and only one
+# thread per process tries (the turns below), so fine pauses are cheap; a wait behind another process's
+# short transaction then ends within about 0.1 ms of its commit. Before the turns, 64 recovery threads all
+# polled, and a 1 ms cap starved the lock's holder of the GIL (bench/README.md section 2); with a 25 ms cap,
+# two gunicorn workers spent 14% of their time asleep here, much of it after the lock was free.
+LONGEST_PAUSE_SEC = 0.0002
 
 
 # Statements that never take SQLite's write lock (a deferred BEGIN takes it at its first write).
