@@ -100,6 +100,7 @@ def write(md_path: Path, png_path: Path, run: Any, plan: Any, elapsed: float, qu
         single("enqueue to start, idle queue: p99 ms", "queue_latency", "p99_ms", 2)
         msg = {label: res.get(f"messages/{db}/{label}") for label in labels}
         msg_p50 = [(msg[label] or {}).get("p50_ms") for label in labels]
+        msg_ours = msg_p50[0] if msg_p50 else None  # none with --only phases that skip messages
         lines.append("| send -> recv -> set_event -> get_event, 2 processes: round trip p50 / p99 ms | " + " | ".join(
             f"{m['p50_ms']:.1f} / {m['p99_ms']:.1f}" if m else "n/a" for m in msg.values()) + " | |")
         single("statements sent per workflow (driver)", "cost", "statements_per_wf", 2)
@@ -154,9 +155,9 @@ def write(md_path: Path, png_path: Path, run: Any, plan: Any, elapsed: float, qu
              None if not commits or commits[0] is None else commits[0] <= 5.05),
             (f"{db}: enqueue to start p50", f"{num(queue_p50[0] if queue_p50 else None)} ms", "< 10 ms",
              None if not queue_p50 or queue_p50[0] is None else queue_p50[0] < 10),
-            (f"{db}: cross-process message round trip p50 vs best DBOS", f"{num(msg_p50[0])} ms",
-             "lower", None if msg_p50[0] is None or not [v for v in msg_p50[1:] if v] else
-             msg_p50[0] < min(v for v in msg_p50[1:] if v)),
+            (f"{db}: cross-process message round trip p50 vs best DBOS", f"{num(msg_ours)} ms",
+             "lower", None if msg_ours is None or not [v for v in msg_p50[1:] if v] else
+             msg_ours < min(v for v in msg_p50[1:] if v)),
             (f"{db}: step p50 / raw commit p50 (paired)", f"{num(step_ratio)}x", "<= 1.3x",
              None if step_ratio is None else step_ratio <= 1.3),
         ]
