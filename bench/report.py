@@ -40,7 +40,9 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 def write(md_path: Path, png_path: Path, run: Any, plan: Any, elapsed: float, quick: bool) -> str:
     res = run.results
-    labels = sorted({k.split("/")[2] for k in res if k.startswith("workflows/")}, key=lambda x: (x != "ours", x))
+    # Runtimes measured by any per-runtime phase (a run with --only recovery has no workflows/ keys).
+    labels = sorted({k.split("/")[2] for k in res if k.split("/")[0] in ("workflows", "messages", "recovery", "growth")},
+                    key=lambda x: (x != "ours", x))
     dbos_labels = [x for x in labels if x != "ours"]
     lines: list[str] = [f"# Benchmark results: {md_path.stem}", ""]
     if quick:
