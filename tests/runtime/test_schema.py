@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -135,14 +136,103 @@ def test_step_4_adds_and_removes_the_steps_inputs(database_url: str) -> None:
             upgrade_system_schema(conn)
         fresh = shape(engine)
         with engine.begin() as conn:
+            assert downgrade_system_schema(conn, target=4) == 4
+        step_4 = shape(engine)
+        with engine.begin() as conn:
             assert downgrade_system_schema(conn, target=3) == 3
         step_3 = shape(engine)
         assert {c for c in step_3["operation_outputs"] if not c.startswith("index:")} == STEP_3_OPERATION_OUTPUTS
         assert {t: c for t, c in step_3.items() if t != "operation_outputs"} == {
-            t: c for t, c in fresh.items() if t != "operation_outputs"}
+            t: c for t, c in step_4.items() if t != "operation_outputs"}
         with engine.begin() as conn:
-            assert upgrade_system_schema(conn) == SCHEMA_VERSION == 4
+            assert upgrade_system_schema(conn, target=4) == 4
+        assert shape(engine) == step_4
+        with engine.begin() as conn:
+            assert upgrade_system_schema(conn) == SCHEMA_VERSION
         assert shape(engine) == fresh  # a step-3 database brought up equals one made today
+    finally:
+        engine.dispose()
+
+
+# Step 4's indexes of workflow_status, frozen: name -> columns. Only these two were partial then.
+STEP_4_WORKFLOW_INDEXES = {
+    "workflow_status_status_created": ["status", "created_at"],
+    "workflow_status_executor_status": ["executor_id", "status"],
+    "workflow_status_created": ["created_at"],
+    "workflow_status_name": ["name"],
+    "workflow_status_queue_status": ["queue_name", "status", "priority", "created_at"],
+    "workflow_status_schedule_name": ["schedule_name", "created_at"],
+    "workflow_status_queue_dedup": ["queue_name", "deduplication_id"],
+    "workflow_status_parent": ["parent_workflow_id"],
+    "workflow_status_forked_from": ["forked_from"],
+    "workflow_status_created_uuid": ["created_at", "workflow_uuid"],
+    "workflow_status_status_created_uuid": ["status", "created_at", "workflow_uuid"],
+    "workflow_status_name_created_uuid": ["name", "created_at", "workflow_uuid"],
+    "workflow_status_queue_created_uuid": ["queue_name", "created_at", "workflow_uuid"],
+}
+STEP_4_PARTIAL = {"workflow_status_schedule_name", "workflow_status_queue_dedup"}
+# Step 5 drops three of them and keeps rows without the leading column out of four.
+STEP_5_DROPPED = {"workflow_status_status_created", "workflow_status_created", "workflow_status_name"}
+STEP_5_PARTIAL = {
+    "workflow_status_parent": "parent_workflow_id IS NOT NULL",
+    "workflow_status_forked_from": "forked_from IS NOT NULL",
+    "workflow_status_queue_created_uuid": "queue_name IS NOT NULL",
+    "workflow_status_queue_status": "queue_name IS NOT NULL",
+}
+
+
+def workflow_indexes(engine: sa.Engine) -> dict[str, tuple[list[str], str | None]]:
+    """workflow_status's indexes, prefix removed: name -> (columns, predicate or None)."""
+    is_pg = engine.dialect.name == "postgresql"
+    table, schema = ("workflow_status", "dbos") if is_pg else ("dbos_workflow_status", None)
+    definitions = (
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'dbos' AND tablename = 'workflow_status'"
+        if is_pg else
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'dbos_workflow_status'")
+    with engine.connect() as conn:
+        predicates = {}
+        for name, sql in conn.execute(sa.text(definitions)):
+            where = re.search(r" WHERE (.*)$", sql or "")
+            predicates[name] = where.group(1).strip().removeprefix("(").removesuffix(")") if where else None
+        return {str(i["name"]).removeprefix("dbos_"): (list(i["column_names"]), predicates[i["name"]])
+                for i in sa.inspect(conn).get_indexes(table, schema=schema)}
+
+
+def test_step_5_drops_three_indexes_and_makes_four_partial(database_url: str) -> None:
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            assert upgrade_system_schema(conn) == SCHEMA_VERSION == 5
+        fresh = workflow_indexes(engine)
+        assert set(fresh) == set(STEP_4_WORKFLOW_INDEXES) - STEP_5_DROPPED
+        assert {n: fresh[n][1] for n in STEP_5_PARTIAL} == STEP_5_PARTIAL
+        assert {n: c for n, (c, _) in fresh.items()} == {
+            n: c for n, c in STEP_4_WORKFLOW_INDEXES.items() if n not in STEP_5_DROPPED}
+
+        with engine.begin() as conn:
+            assert downgrade_system_schema(conn, target=4) == 4
+        step_4 = workflow_indexes(engine)
+        assert {n: c for n, (c, _) in step_4.items()} == STEP_4_WORKFLOW_INDEXES
+        assert {n for n, (_, where) in step_4.items() if where} == STEP_4_PARTIAL
+        assert {n: step_4[n] for n in STEP_4_PARTIAL} == {n: fresh[n] for n in STEP_4_PARTIAL}  # untouched
+
+        with engine.begin() as conn:  # 4 -> 5, and 3 -> 5
+            assert upgrade_system_schema(conn) == 5
+        assert workflow_indexes(engine) == fresh
+        with engine.begin() as conn:
+            assert downgrade_system_schema(conn, target=3) == 3
+        assert workflow_indexes(engine) == step_4
+        with engine.begin() as conn:
+            assert upgrade_system_schema(conn) == 5
+        assert workflow_indexes(engine) == fresh
+
+        with engine.begin() as conn:  # step 3 makes its indexes as step 4 had them, from step 2
+            assert downgrade_system_schema(conn, target=2) == 2
+            assert upgrade_system_schema(conn, target=4) == 4
+        assert workflow_indexes(engine) == step_4
+        with engine.begin() as conn:
+            assert upgrade_system_schema(conn) == 5
+        assert workflow_indexes(engine) == fresh
     finally:
         engine.dispose()
 

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from .store.dialects import DEFAULT_PG_SCHEMA, SQLITE_PREFIX
 
 #: The version this build of the runtime needs; launch refuses an older schema when it may not migrate.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # A fixed key for pg_advisory_xact_lock, so that workers starting together migrate one at a time.
 _MIGRATION_LOCK_KEY = 0x64626F73  # "dbos"
@@ -29,6 +29,10 @@ _MIGRATION_LOCK_KEY = 0x64626F73  # "dbos"
 _ACTIVE_QUEUE_ROW = sa.text("status IN ('DELAYED', 'ENQUEUED', 'PENDING')")
 _STEP_2_ACTIVE_QUEUE_ROW = sa.text("status IN ('ENQUEUED', 'PENDING')")
 _SCHEDULED_ROW = sa.text("schedule_name IS NOT NULL")  # most workflows have none: keep them out of its index
+# The same for queues, children and forks (step 5); a query with queue_name = ? or IN (...) implies it.
+_QUEUED_ROW = sa.text("queue_name IS NOT NULL")
+_CHILD_ROW = sa.text("parent_workflow_id IS NOT NULL")
+_FORK_ROW = sa.text("forked_from IS NOT NULL")
 
 
 @dataclass(frozen=True)
@@ -114,23 +118,25 @@ def system_tables(dialect_name: str, pg_schema: str = DEFAULT_PG_SCHEMA) -> Syst
         sa.Column("authenticated_user", sa.Text),
         sa.Column("assumed_role", sa.Text),
         sa.Column("authenticated_roles", json_type),
-        sa.Index(f"{prefix}workflow_status_status_created", "status", "created_at"),
         sa.Index(f"{prefix}workflow_status_executor_status", "executor_id", "status"),
-        sa.Index(f"{prefix}workflow_status_created", "created_at"),
-        sa.Index(f"{prefix}workflow_status_name", "name"),
-        sa.Index(f"{prefix}workflow_status_queue_status", "queue_name", "status", "priority", "created_at"),
+        sa.Index(f"{prefix}workflow_status_queue_status", "queue_name", "status", "priority", "created_at",
+                 postgresql_where=_QUEUED_ROW, sqlite_where=_QUEUED_ROW),
         sa.Index(f"{prefix}workflow_status_schedule_name", "schedule_name", "created_at",
                  postgresql_where=_SCHEDULED_ROW, sqlite_where=_SCHEDULED_ROW),
         sa.Index(f"{prefix}workflow_status_queue_dedup", "queue_name", "deduplication_id", unique=True,
                  postgresql_where=_ACTIVE_QUEUE_ROW, sqlite_where=_ACTIVE_QUEUE_ROW),
         # Children of a workflow (cancel/delete with children, list_workflows(parent_workflow_id=)) and forks.
-        sa.Index(f"{prefix}workflow_status_parent", "parent_workflow_id"),
-        sa.Index(f"{prefix}workflow_status_forked_from", "forked_from"),
+        sa.Index(f"{prefix}workflow_status_parent", "parent_workflow_id",
+                 postgresql_where=_CHILD_ROW, sqlite_where=_CHILD_ROW),
+        sa.Index(f"{prefix}workflow_status_forked_from", "forked_from",
+                 postgresql_where=_FORK_ROW, sqlite_where=_FORK_ROW),
         # The dashboard's keyset pages, newest first, unfiltered or by status, name or queue (step 3).
+        # They also serve what (status, created_at), (created_at) and (name) did, dropped by step 5.
         sa.Index(f"{prefix}workflow_status_created_uuid", "created_at", "workflow_uuid"),
         sa.Index(f"{prefix}workflow_status_status_created_uuid", "status", "created_at", "workflow_uuid"),
         sa.Index(f"{prefix}workflow_status_name_created_uuid", "name", "created_at", "workflow_uuid"),
-        sa.Index(f"{prefix}workflow_status_queue_created_uuid", "queue_name", "created_at", "workflow_uuid"),
+        sa.Index(f"{prefix}workflow_status_queue_created_uuid", "queue_name", "created_at", "workflow_uuid",
+                 postgresql_where=_QUEUED_ROW, sqlite_where=_QUEUED_ROW),
     )
     operation_outputs = sa.Table(
         f"{prefix}operation_outputs",
@@ -346,12 +352,12 @@ def _add_v3(connection: sa.Connection, tables: SystemTables) -> None:
         _table(tables, name).create(connection, checkfirst=True)
     _add_columns(connection, tables, _V3_COLUMNS)
     for name in _V3_INDEXES:
-        _index(tables, name).create(connection, checkfirst=True)
-    _rebuild_dedup_index(connection, _dedup_index(tables))
+        _step_4_index(tables, name).create(connection, checkfirst=True)  # step 5 makes some partial
+    _rebuild_index(connection, _dedup_index(tables))
 
 
-def _rebuild_dedup_index(connection: sa.Connection, index: sa.Index) -> None:
-    """Replace the deduplication index by ``index`` (same name, another predicate)."""
+def _rebuild_index(connection: sa.Connection, index: sa.Index) -> None:
+    """Replace the index of that name by ``index`` (same name, another predicate)."""
     index.drop(connection, checkfirst=True)
     index.create(connection)
 
@@ -364,7 +370,7 @@ def _step_2_dedup_index(tables: SystemTables) -> sa.Index:
 
 
 def _drop_v3(connection: sa.Connection, tables: SystemTables) -> None:
-    _rebuild_dedup_index(connection, _step_2_dedup_index(tables))
+    _rebuild_index(connection, _step_2_dedup_index(tables))
     for name in _V3_INDEXES:
         _index(tables, name).drop(connection, checkfirst=True)
     _drop_columns(connection, tables, _V3_COLUMNS)
@@ -405,6 +411,46 @@ def _drop_v4(connection: sa.Connection, tables: SystemTables) -> None:
     _drop_columns(connection, tables, _V4_COLUMNS)
 
 
+# Step 5: fewer b-trees for each workflow row write. It drops three indexes that are prefixes of the
+# step-3 keyset indexes (those serve every query they did) and keeps the rows without a queue, parent
+# or fork (most workflows) out of four more. Steps 1-4 made these as listed here, over every row.
+_V5_DROPPED: dict[str, tuple[str, ...]] = {
+    "workflow_status_status_created": ("status", "created_at"),
+    "workflow_status_created": ("created_at",),
+    "workflow_status_name": ("name",),
+}
+_V5_PARTIAL: tuple[str, ...] = (
+    "workflow_status_parent",
+    "workflow_status_forked_from",
+    "workflow_status_queue_created_uuid",
+    "workflow_status_queue_status",
+)
+
+
+def _step_4_index(tables: SystemTables, name: str) -> sa.Index:
+    """The index ``name`` as step 4 left it. Those step 5 changed are built on a copy of the table, so
+    that the table above keeps one index per name (``_index`` finds them by name)."""
+    if name not in _V5_DROPPED and name not in _V5_PARTIAL:
+        return _index(tables, name)
+    copy = tables.workflow_status.to_metadata(sa.MetaData())
+    columns = _V5_DROPPED.get(name) or tuple(c.name for c in _index(tables, name).columns)
+    return sa.Index(copy.name.removesuffix("workflow_status") + name, *(copy.c[c] for c in columns))
+
+
+def _add_v5(connection: sa.Connection, tables: SystemTables) -> None:
+    for name in _V5_DROPPED:
+        _step_4_index(tables, name).drop(connection, checkfirst=True)
+    for name in _V5_PARTIAL:
+        _rebuild_index(connection, _index(tables, name))
+
+
+def _drop_v5(connection: sa.Connection, tables: SystemTables) -> None:
+    for name in _V5_PARTIAL:
+        _rebuild_index(connection, _step_4_index(tables, name))
+    for name in _V5_DROPPED:
+        _step_4_index(tables, name).create(connection, checkfirst=True)
+
+
 # version -> (upgrade to it, downgrade from it). Append; never edit a released step. Step 1 creates
 # the tables as defined above, today's shape; each later step brings a database made by an older
 # runtime up to it and must therefore be a no-op where its change is already there.
@@ -413,6 +459,7 @@ _STEPS: dict[int, tuple[Callable[[sa.Connection, SystemTables], None], Callable[
     2: (_add_queue_options_v2, _drop_queue_options_v2),
     3: (_add_v3, _drop_v3),
     4: (_add_v4, _drop_v4),
+    5: (_add_v5, _drop_v5),
 }
 
 
