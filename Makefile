@@ -27,7 +27,9 @@ pytest: $(VENV)/.installed  ## the template's tests and the runtime's own (tests
 
 dbos-suite: dbos-suite-postgresql dbos-suite-sqlite  ## DBOS 2.31.1's own tests against a baked project's runtime
 
-dbos-suite-%: $(VENV)/.installed
+# A static pattern rule: make searches no implicit (%) rule for a .PHONY target, so a plain pattern rule
+# here made both suites "Nothing to be done" and never ran them.
+dbos-suite-postgresql dbos-suite-sqlite: dbos-suite-%: $(VENV)/.installed
 	scripts/dbos_suite.sh $*
 
 lint: $(VENV)/.installed
