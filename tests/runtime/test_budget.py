@@ -3,6 +3,7 @@ steps and the end (one per step, plus start and end, with ``defer_step_checkpoin
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,15 +36,23 @@ def with_transaction(x: int) -> int:
 
 
 def _trace(statements: list[str]) -> Any:
+    # Only the test's own thread: the workflows run inline on it, while the runtime's background threads
+    # (dequeuer, schedules) poll on their own timers and would land in the count now and then.
+    owner = threading.get_ident()
+
+    def record(statement: str) -> None:
+        if threading.get_ident() == owner:
+            statements.append(statement)
+
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         if hasattr(dbapi_connection, "set_trace_callback"):  # sqlite3 reports every statement it runs
-            dbapi_connection.set_trace_callback(statements.append)
+            dbapi_connection.set_trace_callback(record)
             return
         import psycopg
 
         class CountingCursor(psycopg.Cursor):  # type: ignore[type-arg]
             def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-                statements.append(str(query))
+                record(str(query))
                 return super().execute(query, params, **kwargs)
 
         dbapi_connection.cursor_factory = CountingCursor
