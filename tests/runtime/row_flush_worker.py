@@ -1,6 +1,7 @@
-"""Worker for test_row_flush's crash test: a workflow whose unflushed row is SIGKILLed before its transaction.
+"""Worker for the crash tests of test_row_flush (a workflow whose unflushed row is SIGKILLed before its
+transaction) and test_row_deferral (SIGKILLed inside the transaction that carries its row).
 
-    python row_flush_worker.py <database_url> start|recover <workdir>
+    python row_flush_worker.py <database_url> start|recover|start-deferred|recover-deferred <workdir>
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ run: dict[str, Any] = {}
 @DBOS.transaction()
 def book(label: str) -> None:
     DBOS.sql_session.execute(sa.text("INSERT INTO booked (label) VALUES (:l)"), {"l": label})
+    if label == "crashed" and run["scenario"] == "start-deferred":
+        (run["workdir"] / "in-transaction").write_text(DBOS.workflow_id or "")
+        time.sleep(120)  # killed here: the row waits for this transaction's commit (row_flush.py)
 
 
 @DBOS.step()
@@ -39,7 +43,14 @@ def booking(label: str, block: bool) -> str:
 
 def main() -> None:
     scenario = launch_from_argv("row-flush-crash", run)
-    if scenario == "start":
+    if scenario == "start-deferred":
+        with sa.create_engine(run["url"]).begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE booked (label TEXT NOT NULL)")
+        booking("warm-up", False)
+        booking("crashed", False)  # a generated ID: its row is left to book's transaction
+    elif scenario == "recover-deferred":
+        time.sleep(1.0)  # the recovery pass of launch has looked for orphans by now
+    elif scenario == "start":
         with sa.create_engine(run["url"]).begin() as conn:
             conn.exec_driver_sql("CREATE TABLE booked (label TEXT NOT NULL)")
         booking("warm-up", False)  # learns that booking begins with a transaction

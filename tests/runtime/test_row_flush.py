@@ -1,4 +1,5 @@
-"""A new inline workflow that begins with a transaction inserts its row unflushed (row_flush.py).
+"""A new inline workflow with a chosen ID that begins with a transaction inserts its row unflushed
+(row_flush.py; one with a generated ID leaves it to the transaction: test_row_deferral.py).
 
 The row is seen at once; the transaction's flushed commit makes it durable; a step's body never runs
 before the row is flushed; a process killed in between loses nothing.
@@ -18,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import make_config
-from durable import DBOS, current
+from durable import DBOS, SetWorkflowID, current
 from durable.context import current_context
 from helpers import wait_until
 
@@ -78,7 +79,8 @@ def test_the_second_run_of_a_transaction_first_workflow_inserts_unflushed(counte
     assert seen == [("transaction one", False), ("step one", False)]  # first run: nothing learnt yet
     seen.clear()
     counted.clear()
-    assert save_then_act("two") == "two"
+    with SetWorkflowID("chosen-two"):  # a chosen ID: a generated one leaves its row to the transaction
+        assert save_then_act("two") == "two"
     # The row went in unflushed; the transaction's commit flushed it, so the step needs no flush of its own.
     assert seen == [("transaction two", True), ("step two", False)]
     assert counted[0] == "unflushed" and counted.count("unflushed") == 1

@@ -96,10 +96,22 @@ class WorkflowState:
     # Its row's created_at, while the clock may still be in that millisecond (a workflow run inline does
     # not wait at its start: ``store.base.settle_past``); None once settled.
     unsettled_created_ms: int | None = None
+    # Writes its row, which waits for its first transaction to carry it (row_flush.py); None once written.
+    write_row: Callable[[], None] | None = None
 
-    def allocate_step_id(self) -> int:
+    def allocate_step_id(self, *, carries_row: bool = False) -> int:
+        """The next step's ID. A first step that is not a transaction (``carries_row``) writes the row first."""
+        if self.write_row is not None and not carries_row:
+            self.write_pending_row()
         self.next_step_id += 1
         return self.next_step_id
+
+    def write_pending_row(self) -> None:
+        """Write the row now, if it still waits for a transaction to carry it."""
+        write = self.write_row
+        if write is not None:
+            write()
+            self.write_row = None
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,7 @@ def enqueue_workflow(rt: Runtime, queue: QueueRef, info: FunctionInfo, args: tup
         raise DBOSException(f"workflow {parent_state.workflow_id!r} enqueues {info.name!r} inside an application "
                             "transaction from its body; do it in a @DBOS.transaction, whose checkpoint commits "
                             "with the transaction")
-    workflow_id, step_id, _record = assign_workflow_id(parent, parent_state, info.name)
+    workflow_id, step_id, _record, _chosen = assign_workflow_id(parent, parent_state, info.name)
     timeout_ms, deadline = timeout_for(parent)
     if timeout_ms:
         deadline = None  # a queued workflow's timeout counts from its dequeue, as in DBOS

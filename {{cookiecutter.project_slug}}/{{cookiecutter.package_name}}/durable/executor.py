@@ -123,13 +123,15 @@ class Started:
 
 def assign_workflow_id(
     parent: DBOSContext | None, parent_state: WorkflowState | None, name: str
-) -> tuple[str, int | None, StepRecord | None]:
-    """The new workflow's ID, and for a child its step in the parent and what an earlier run recorded there.
+) -> tuple[str, int | None, StepRecord | None, bool]:
+    """The new workflow's ID; for a child its step in the parent and what an earlier run recorded there;
+    whether the ID was chosen by the caller or derived (not a fresh UUID another caller cannot know).
 
     A child is one step of its parent; its ID derives from the parent's, so replay finds it again.
     """
     if parent is None or parent_state is None:
-        return take_workflow_id(parent)[0], None, None
+        workflow_id, was_chosen = take_workflow_id(parent)
+        return workflow_id, None, None, was_chosen
     step_id = parent_state.allocate_step_id()
     record = parent_state.recorded.get(step_id) if parent_state.recorded else None
     if record is not None and record.function_name != name:
@@ -138,7 +140,7 @@ def assign_workflow_id(
     workflow_id = (record.child_workflow_id if record else None) or (
         chosen if was_set else f"{parent_state.workflow_id}-{step_id}"
     )
-    return workflow_id, step_id, record
+    return workflow_id, step_id, record, True
 
 
 def new_workflow_row(
@@ -193,7 +195,7 @@ def begin_workflow(rt: Runtime, call: Invocation, *, inline: bool = False) -> St
             "enqueue inside @DBOS.transaction commits with the transaction)"
         )
     parent_state = parent.workflow if parent is not None else None
-    workflow_id, step_id, record = assign_workflow_id(parent, parent_state, info.name)
+    workflow_id, step_id, record, chosen = assign_workflow_id(parent, parent_state, info.name)
     request = parent.request if parent is not None else None
     started = Started(workflow_id, None, request, parent_state, step_id, record)
     if record is not None and record.child_workflow_id and (record.output is not None or record.error is not None):
@@ -204,12 +206,17 @@ def begin_workflow(rt: Runtime, call: Invocation, *, inline: bool = False) -> St
     # the start's stamp need not be (``settle_past``), which spares most calls a sleep.
     row = new_workflow_row(rt, call, workflow_id, request, parent_state, timeout_ms, deadline)
     created_ms = now_ms() if inline else None  # after the row: building it settles the parent's stamp
-    existing = rt.checkpoint_store.create_workflow(row, flush=not unflushed, created_ms=created_ms)
+    deferred = created_ms is not None and unflushed and not chosen and row_flush.may_defer_row(rt, info.name)
+    existing = None if deferred else rt.checkpoint_store.create_workflow(row, flush=not unflushed,
+                                                                         created_ms=created_ms)
     if existing is None:
         emit("workflow_started", name=info.name)
         started.state = WorkflowState(workflow_id, info.name, generation=0, recorded=None, deadline_epoch_ms=deadline,
-                                      auth=parent.auth if parent is not None else None, row_unflushed=unflushed,
-                                      unsettled_created_ms=created_ms)
+                                      auth=parent.auth if parent is not None else None,
+                                      row_unflushed=unflushed and not deferred, unsettled_created_ms=created_ms)
+        if deferred:
+            assert created_ms is not None
+            row_flush.defer_row(rt, started.state, row, created_ms)
         return started
     conflict = conflict_with(existing, info.name, call)
     if conflict:
@@ -280,6 +287,7 @@ def run_body(rt: Runtime, call: Invocation, state: WorkflowState, request: Reque
             except Exception as exc:
                 error = rt.codec.encode_exception(exc, portable=portable)
                 try:
+                    state.write_pending_row()  # a run that wrote nothing yet still ends with its row
                     rt.checkpoint_store.finish_workflow(state.workflow_id, state.generation, ERROR, None, error)
                 except DBOSFencedError:
                     pass
@@ -287,12 +295,15 @@ def run_body(rt: Runtime, call: Invocation, state: WorkflowState, request: Reque
                     _finished(name, ERROR, error)
                 raise
             # Inside ``holding``: the outcome's commit carries the steps still held.
+            state.write_pending_row()
             rt.checkpoint_store.finish_workflow(state.workflow_id, state.generation, SUCCESS, output, None)
         _finished(name, SUCCESS, output)
         return result
     finally:
         if held is not None:
             rt.release_held(held)  # what is still held here was refused or never committed: at-least-once
+        if state.write_row is not None:
+            row_flush.forget_row(rt, state)  # stopped before any durable write: nothing of it was recorded
         emit("workflow_running", -1, name=name)
 
 

@@ -130,6 +130,7 @@ class StepInfo(TypedDict):
 
 
 def workflow_status(rt: Runtime, workflow_id: str) -> WorkflowStatus | None:
+    rt.write_pending_rows(workflow_id)  # a new run here whose row waits for its first transaction shows
     row = rt.checkpoint_store.get_workflow(workflow_id)
     return WorkflowStatus.from_row(rt, row) if row is not None else None
 

@@ -15,6 +15,16 @@ effects outside the database happen only in steps (DBOS's rule for workflow and 
 * held step checkpoints (``held_steps.py``) never ride in an unflushed commit: a statement on the
   unflushed engine first commits them through their own, flushed, database (``Database._held``).
 
+A new workflow whose ID the runtime chose (no ``SetWorkflowID``, no idempotency key: nobody else can name
+it) goes further when it starts with a transaction: its row is not written at the start at all, but
+inserted by that transaction, in its commit (``defer_row``). Until then the run has no durable effect
+(its body runs only deterministic code before its first step), so a crash before that commit loses a
+call that did nothing durable, as if its request had come a moment later. A first step that is not a
+transaction writes the row before it (``WorkflowState.allocate_step_id``), as do the workflow's end,
+a transaction that rolls back with the user's error, and a reader here that asks for the workflow by
+ID, a cancel, a fork or shutdown (``Runtime.write_pending_rows``); whoever writes first wins, the
+other insert finds the same row. A listing, or another process, sees the row once it commits.
+
 Only with the system tables in the application database (``shares_database``): a transaction's commit
 then flushes the log the row is in. Whether a workflow starts with a transaction is learnt from its
 previous run in this process; a wrong guess costs one flushing write before the first step, never a
@@ -23,8 +33,11 @@ guarantee. A process that dies loses nothing unflushed: only the machine or the 
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 from .context import WorkflowState
 from .runtime import Runtime
+from .store.base import NewWorkflow, PendingRow
 
 
 def may_start_unflushed(rt: Runtime, name: str) -> bool:
@@ -34,14 +47,54 @@ def may_start_unflushed(rt: Runtime, name: str) -> bool:
     return rt.settings.shares_database and rt.begins_with_transaction.get(name, False)
 
 
+def may_defer_row(rt: Runtime, name: str) -> bool:
+    """Whether a new inline run of ``name``, with an ID the runtime chose, may leave its row to its first
+    transaction. Off with ``defer_step_checkpoints=False``: every write then commits where it happens."""
+    return (rt.settings.defer_step_checkpoints and rt.app_checkpoint_store is None
+            and may_start_unflushed(rt, name))
+
+
+def defer_row(rt: Runtime, state: WorkflowState, row: NewWorkflow, created_ms: int) -> None:
+    """Leave ``state``'s row to its first transaction; any other first write writes it before itself."""
+    pending = PendingRow(row, created_ms)
+    with rt.running_lock:
+        rt.pending_rows[row.workflow_id] = pending
+
+    def write() -> None:
+        rt.checkpoint_store.create_workflow(row, created_ms=created_ms)
+        rt.forget_pending_row(pending)
+
+    state.write_row = write
+
+
+def carry_row(rt: Runtime, state: WorkflowState, connection: sa.Connection) -> None:
+    """Insert ``state``'s pending row through its first transaction's connection, if it still waits."""
+    if state.write_row is None:
+        return
+    pending = rt.pending_rows.get(state.workflow_id)
+    if pending is not None:
+        rt.checkpoint_store.create_workflow_in(connection, pending.row, pending.created_ms)
+
+
+def forget_row(rt: Runtime, state: WorkflowState) -> None:
+    """The run stopped before its row was written (the database away, shutdown): nobody writes it now."""
+    state.write_row = None
+    pending = rt.pending_rows.get(state.workflow_id)
+    if pending is not None:
+        rt.forget_pending_row(pending)
+
+
 def before_transaction(rt: Runtime, state: WorkflowState, step_id: int) -> None:
     """A new transaction is about to run; its flushed commit makes the row durable."""
     if step_id == 1 and state.recorded is None:
         rt.begins_with_transaction[state.name] = True
 
 
-def after_transaction(state: WorkflowState) -> None:
+def after_transaction(rt: Runtime, state: WorkflowState) -> None:
+    """A transaction committed: its flushed commit carried the pending row, or flushed the unflushed one."""
     state.row_unflushed = False
+    if state.write_row is not None:
+        forget_row(rt, state)
 
 
 def before_step_body(rt: Runtime, state: WorkflowState, step_id: int) -> None:

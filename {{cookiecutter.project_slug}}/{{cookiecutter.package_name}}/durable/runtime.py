@@ -21,11 +21,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from .config import RuntimeSettings
+from .context import current_context
 from .error import DBOSBaseException, DBOSException, DBOSInitializationError, DBOSNotLaunchedError
 from .leadership import Leadership
 from .schema import SCHEMA_VERSION, current_version, upgrade_system_schema
 from .serialization import Codec
-from .store.base import now_ms
+from .store.base import PendingRow, now_ms
 from .store.checkpoint_store import CheckpointStore
 from .store.database import Database
 from .store.dialects import create_postgres_database, create_sqlite_engine, dialect_for, process_identity
@@ -140,6 +141,9 @@ class Runtime:
         # Runs whose step checkpoints wait for their next commit (held_steps.py), so a reader on another
         # thread, a cancel or shutdown can write them first.
         self.held: dict[str, HeldSteps] = {}
+        # New runs here whose row waits for their first transaction to carry it (row_flush.py): a reader
+        # here that asks for one of them, a cancel or shutdown writes it first.
+        self.pending_rows: dict[str, PendingRow] = {}
         # Idempotency keys whose request this process is serving right now.
         self.serving_keys: set[str] = set()
         self.stopping = threading.Event()
@@ -265,12 +269,38 @@ class Runtime:
             if self.held.get(held.workflow_id) is held:
                 del self.held[held.workflow_id]
 
+    def write_pending_rows(self, workflow_id: str | None = None) -> None:
+        """Write the row of a new run here that waits for its first transaction (every one's with None).
+
+        Whoever writes first wins; the other insert finds the row there (the same row) and keeps it.
+        """
+        if not self.pending_rows:
+            return
+        with self.running_lock:
+            found = list(self.pending_rows.values()) if workflow_id is None else [self.pending_rows.get(workflow_id)]
+        ctx = current_context()
+        for pending in found:
+            if pending is None or (ctx is not None and ctx.workflow is not None
+                                   and ctx.workflow.workflow_id == pending.row.workflow_id):
+                continue  # its own run asks: its open transaction carries the row (and holds SQLite's lock)
+            self.checkpoint_store.create_workflow(pending.row, created_ms=pending.created_ms)
+            self.forget_pending_row(pending)
+
+    def forget_pending_row(self, pending: PendingRow) -> None:
+        """``pending``'s row is written (or its run ended without it): readers no longer write it."""
+        with self.running_lock:
+            if self.pending_rows.get(pending.row.workflow_id) is pending:
+                del self.pending_rows[pending.row.workflow_id]
+
     def flush_held(self, workflow_id: str | None = None, *, older_than_sec: float | None = None) -> None:
         """Commit the held checkpoints of a workflow running here (every one's with None) before a reader
         or an operation on it sees its steps. A refused flush is left to the run, which learns it itself.
+        A row that waits for its first transaction is written first (unless only the old ones are asked for).
 
         ``older_than_sec``: only those held that long, skipping runs that are committing now (the sweep).
         """
+        if older_than_sec is None:
+            self.write_pending_rows(workflow_id)
         with self.running_lock:
             found = list(self.held.values()) if workflow_id is None else [self.held.get(workflow_id)]
         cutoff = None if older_than_sec is None else time.monotonic() - older_than_sec

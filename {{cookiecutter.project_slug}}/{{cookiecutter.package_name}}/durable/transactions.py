@@ -53,7 +53,7 @@ def run_transaction(
     if ctx.step_kind is not None:
         raise RuntimeError(f"transaction {info.name!r} cannot be called from inside a step or transaction")
     state = ctx.workflow
-    step_id = state.allocate_step_id()
+    step_id = state.allocate_step_id(carries_row=True)  # a pending row commits with this transaction
     found, value = replay_step(rt, state, step_id, info.name)
     if found:
         return value
@@ -89,6 +89,7 @@ def run_transaction(
                 output = rt.codec.encode(result, what=f"transaction {info.name!r} output")
                 step = StepCheckpoint(state.workflow_id, state.generation, step_id, info.name, output, None, started_ms,
                                       inputs=inputs)
+                row_flush.carry_row(rt, state, session.connection())
                 _checkpoints_in(rt, session.connection(), step, held_now)
         except HeldRefusedError as refusal:
             # Rolled back: nothing of this attempt committed. Run it again unless the run was fenced.
@@ -106,6 +107,7 @@ def run_transaction(
             kind = _classify(rt, exc)
             if kind == "user":
                 # The user's error (or an unstorable result): rolled back; record it so replay raises it too.
+                state.write_pending_row()  # the row did not commit with it
                 winner = rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, info.name,
                                                          None, rt.codec.encode_exception(exc), started_ms, inputs=inputs)
                 if winner is not None:
@@ -133,7 +135,7 @@ def run_transaction(
                 connection.close()
             if held is not None:
                 held.commit_lock.release()
-        row_flush.after_transaction(state)  # its commit flushed the log the workflow's row is in
+        row_flush.after_transaction(rt, state)  # its commit flushed the log the workflow's row is in
         if rt.app_checkpoint_store is not None:  # separate system database: copy the checkpoint there too
             rt.checkpoint_store.record_step(state.workflow_id, state.generation, step_id, info.name, output, None, started_ms,
                                             inputs=inputs)

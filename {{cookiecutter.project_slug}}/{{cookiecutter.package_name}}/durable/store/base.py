@@ -38,6 +38,14 @@ def settle_past(stamp_ms: int) -> None:
 
 
 @dataclass(frozen=True)
+class PendingRow:
+    """A new workflow's row that waits for its first transaction to carry it (``row_flush.py``)."""
+
+    row: NewWorkflow
+    created_ms: int
+
+
+@dataclass(frozen=True)
 class StepRecord:
     """A checkpointed step: its output, or the error it raised (as stored JSON, not yet decoded)."""
 

@@ -172,14 +172,7 @@ class CheckpointStore:
         gets control back; without it the stamp is now and is settled here.
         """
         now = now_ms() if created_ms is None else created_ms
-        inserted = (self.db if flush else self.unflushed).execute(
-            self._insert_workflow,
-            (new.workflow_id, new.status, new.name, new.class_name, new.config_name, new.inputs, new.request,
-             new.executor_id, new.application_version, new.application_id, new.queue_name,
-             new.parent_workflow_id, now, now, new.workflow_version, new.workflow_timeout_ms,
-             new.workflow_deadline_epoch_ms, new.attributes, new.authenticated_user, new.assumed_role,
-             new.authenticated_roles),
-        )
+        inserted = (self.db if flush else self.unflushed).execute(self._insert_workflow, _workflow_values(new, now))
         if inserted:
             if created_ms is None:
                 settle_past(now)
@@ -187,6 +180,11 @@ class CheckpointStore:
         existing = self.get_workflow(new.workflow_id)
         assert existing is not None, "a conflicting workflow row vanished"
         return existing
+
+    def create_workflow_in(self, connection: sa.Connection, new: NewWorkflow, created_ms: int) -> None:
+        """Insert a new workflow's row through an application transaction's connection: it commits with
+        that transaction (``row_flush.py``). A row already there (written first by a reader here) stays."""
+        connection.exec_driver_sql(self._insert_workflow, _workflow_values(new, created_ms))
 
     def flush_workflow_row(self, workflow_id: str) -> None:
         """A flushed commit that rewrites the row: the log, and the unflushed insert in it, reach the disk."""
@@ -381,6 +379,15 @@ def _step_values(step: StepCheckpoint) -> tuple[Any, ...]:
     return (step.workflow_id, step.step_id, step.name, step.output, step.error, step.child_workflow_id,
             step.started_ms, step.completed_ms if step.completed_ms is not None else now_ms(), step.attempts,
             step.inputs)
+
+
+def _workflow_values(new: NewWorkflow, created_ms: int) -> tuple[Any, ...]:
+    """The parameters of ``_INSERT_WORKFLOW`` for ``new``, stamped ``created_ms``."""
+    return (new.workflow_id, new.status, new.name, new.class_name, new.config_name, new.inputs, new.request,
+            new.executor_id, new.application_version, new.application_id, new.queue_name,
+            new.parent_workflow_id, created_ms, created_ms, new.workflow_version, new.workflow_timeout_ms,
+            new.workflow_deadline_epoch_ms, new.attributes, new.authenticated_user, new.assumed_role,
+            new.authenticated_roles)
 
 
 def _fenced_rows(steps: list[StepCheckpoint]) -> list[Any]:
