@@ -125,8 +125,7 @@ def assign_workflow_id(
     parent: DBOSContext | None, parent_state: WorkflowState | None, name: str
 ) -> tuple[str, int | None, StepRecord | None, bool]:
     """The new workflow's ID; for a child its step in the parent and what an earlier run recorded there;
-    whether the ID was chosen by the caller or derived (not a fresh UUID another caller cannot know).
-
+    whether the ID was chosen or derived (not a fresh UUID, which no other caller can know).
     A child is one step of its parent; its ID derives from the parent's, so replay finds it again.
     """
     if parent is None or parent_state is None:
@@ -206,7 +205,7 @@ def begin_workflow(rt: Runtime, call: Invocation, *, inline: bool = False) -> St
     # the start's stamp need not be (``settle_past``), which spares most calls a sleep.
     row = new_workflow_row(rt, call, workflow_id, request, parent_state, timeout_ms, deadline)
     created_ms = now_ms() if inline else None  # after the row: building it settles the parent's stamp
-    deferred = created_ms is not None and unflushed and not chosen and row_flush.may_defer_row(rt, info.name)
+    deferred = unflushed and not chosen and row_flush.may_defer_row(rt, info.name)  # unflushed: inline
     existing = None if deferred else rt.checkpoint_store.create_workflow(row, flush=not unflushed,
                                                                          created_ms=created_ms)
     if existing is None:
@@ -215,7 +214,6 @@ def begin_workflow(rt: Runtime, call: Invocation, *, inline: bool = False) -> St
                                       auth=parent.auth if parent is not None else None,
                                       row_unflushed=unflushed and not deferred, unsettled_created_ms=created_ms)
         if deferred:
-            assert created_ms is not None
             row_flush.defer_row(rt, started.state, row, created_ms)
         return started
     conflict = conflict_with(existing, info.name, call)
@@ -302,8 +300,7 @@ def run_body(rt: Runtime, call: Invocation, state: WorkflowState, request: Reque
     finally:
         if held is not None:
             rt.release_held(held)  # what is still held here was refused or never committed: at-least-once
-        if state.write_row is not None:
-            row_flush.forget_row(rt, state)  # stopped before any durable write: nothing of it was recorded
+        row_flush.forget_row(rt, state)  # if it stopped before any durable write: nothing of it was recorded
         emit("workflow_running", -1, name=name)
 
 

@@ -37,7 +37,7 @@ import sqlalchemy as sa
 
 from .context import WorkflowState
 from .runtime import Runtime
-from .store.base import NewWorkflow, PendingRow
+from .store.base import NewWorkflow, PendingRow, now_ms
 
 
 def may_start_unflushed(rt: Runtime, name: str) -> bool:
@@ -54,8 +54,10 @@ def may_defer_row(rt: Runtime, name: str) -> bool:
             and may_start_unflushed(rt, name))
 
 
-def defer_row(rt: Runtime, state: WorkflowState, row: NewWorkflow, created_ms: int) -> None:
-    """Leave ``state``'s row to its first transaction; any other first write writes it before itself."""
+def defer_row(rt: Runtime, state: WorkflowState, row: NewWorkflow, created_ms: int | None) -> None:
+    """Leave ``state``'s row (stamped ``created_ms``, else now) to its first transaction; any other first
+    write writes it before itself."""
+    created_ms = now_ms() if created_ms is None else created_ms
     pending = PendingRow(row, created_ms)
     with rt.running_lock:
         rt.pending_rows[row.workflow_id] = pending
@@ -77,7 +79,9 @@ def carry_row(rt: Runtime, state: WorkflowState, connection: sa.Connection) -> N
 
 
 def forget_row(rt: Runtime, state: WorkflowState) -> None:
-    """The run stopped before its row was written (the database away, shutdown): nobody writes it now."""
+    """If the run stopped before its row was written (the database away, shutdown), nobody writes it now."""
+    if state.write_row is None:
+        return
     state.write_row = None
     pending = rt.pending_rows.get(state.workflow_id)
     if pending is not None:
