@@ -61,12 +61,7 @@ def defer_row(rt: Runtime, state: WorkflowState, row: NewWorkflow, created_ms: i
     pending = PendingRow(row, created_ms)
     with rt.running_lock:
         rt.pending_rows[row.workflow_id] = pending
-
-    def write() -> None:
-        rt.checkpoint_store.create_workflow(row, created_ms=created_ms)
-        rt.forget_pending_row(pending)
-
-    state.write_row = write
+    state.write_row = lambda: rt.write_pending_row(pending)
 
 
 def carry_row(rt: Runtime, state: WorkflowState, connection: sa.Connection) -> None:
@@ -97,8 +92,7 @@ def before_transaction(rt: Runtime, state: WorkflowState, step_id: int) -> None:
 def after_transaction(rt: Runtime, state: WorkflowState) -> None:
     """A transaction committed: its flushed commit carried the pending row, or flushed the unflushed one."""
     state.row_unflushed = False
-    if state.write_row is not None:
-        forget_row(rt, state)
+    forget_row(rt, state)
 
 
 def before_step_body(rt: Runtime, state: WorkflowState, step_id: int) -> None:

@@ -283,8 +283,12 @@ class Runtime:
             if pending is None or (ctx is not None and ctx.workflow is not None
                                    and ctx.workflow.workflow_id == pending.row.workflow_id):
                 continue  # its own run asks: its open transaction carries the row (and holds SQLite's lock)
-            self.checkpoint_store.create_workflow(pending.row, created_ms=pending.created_ms)
-            self.forget_pending_row(pending)
+            self.write_pending_row(pending)
+
+    def write_pending_row(self, pending: PendingRow) -> None:
+        """Insert ``pending``'s row on its own (flushed); a row already there stays."""
+        self.checkpoint_store.create_workflow(pending.row, created_ms=pending.created_ms)
+        self.forget_pending_row(pending)
 
     def forget_pending_row(self, pending: PendingRow) -> None:
         """``pending``'s row is written (or its run ended without it): readers no longer write it."""
