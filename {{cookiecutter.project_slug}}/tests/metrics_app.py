@@ -57,6 +57,12 @@ def work(n: int) -> tuple[Response, int]:
         return jsonify({"error": str(exc), "pid": os.getpid()}), 422
 
 
+@app.get("/pid")
+def pid() -> Response:
+    time.sleep(0.1)  # held long enough that concurrent calls reach every worker that is ready
+    return jsonify({"pid": os.getpid()})
+
+
 @app.post("/hold/<int:count>")
 def hold(count: int) -> Response:
     hold_file = app.config["HOLD_FILE"]

@@ -16,6 +16,7 @@ from gunicorn_server import call, free_port, running_gunicorn, until
 from prometheus_client.parser import text_string_to_metric_families
 
 RUNS = 40
+WORKERS = 4
 FAILS = sum(1 for n in range(RUNS) if n % 4 == 3)
 PASSWORD = "metrics-test-password"
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()}
@@ -45,7 +46,7 @@ def served(tmp_path: Path, alembic_config: Config, database_url: str) -> Iterato
         "--pythonpath",
         "tests",
         "metrics_app:app",
-        WEB_CONCURRENCY="4",
+        WEB_CONCURRENCY=str(WORKERS),
         RUN_ADMIN_SERVER="true",
         ADMIN_PORT=str(admin_port),
         ADMIN_TOKEN="t" * 32,
@@ -55,6 +56,17 @@ def served(tmp_path: Path, alembic_config: Config, database_url: str) -> Iterato
     ) as (base, _master):
         admin = f"http://127.0.0.1:{admin_port}"
         until(lambda: call_status(admin + "/dbos-healthz", {}) == 200, 30, "the admin server")
+        # gunicorn serves once one worker has loaded the app; on a loaded machine the others can take
+        # half a minute more, and a test that needs several workers would then see one.
+        seen: set[int] = set()
+
+        def every_worker_answers() -> bool:
+            with ThreadPoolExecutor(WORKERS * 2) as pool:
+                answers = pool.map(lambda _: call("GET", f"{base}/pid"), range(WORKERS * 2))
+                seen.update(body["pid"] for _, body in answers)
+            return len(seen) == WORKERS
+
+        until(every_worker_answers, 120, f"all {WORKERS} workers to serve")
         yield base, admin, hold
         hold.unlink(missing_ok=True)
 
