@@ -6,13 +6,14 @@ import dataclasses
 import datetime as dt
 import decimal
 import enum
+import json
 import uuid
 from collections import OrderedDict, namedtuple
 
 import pytest
 
 from durable import DBOS, SetWorkflowID, error
-from durable.serialization import Codec, RecordedError
+from durable.serialization import TAG, Codec, RecordedError
 
 
 class Colour(enum.Enum):
@@ -143,6 +144,22 @@ def test_dicts_keep_their_key_order_through_jsonb_shaped_storage() -> None:
     back = codec.decode(json.dumps(jsonb(json.loads(stored))))
     assert back == value and list(back) == list(value) and list(back["nested"]) == ["zz", "a"]
     assert codec.encode({"a": 1, "bb": 2}, what="value") == '{"a":1,"bb":2}'  # already in order: plain
+
+
+def test_a_dict_is_stored_as_an_object_only_when_jsonb_would_keep_it_as_it_is() -> None:
+    codec = Codec(max_bytes=1_000_000)
+    # JSONB orders keys by their length in bytes, not in characters: "\u00e9" is 2 bytes, "\u00e9\u00e9" 4.
+    as_object = [{"a": 1, "bb": 2, "cc": [3, {"x": None}]}, {"ab": 1, "\u00e9": 2}, {"abc": 1, "\u00e9\u00e9": 2}]
+    for value in as_object:
+        assert json.loads(codec.encode(value, what="value")) == value
+    as_pairs = [{"bb": 1, "a": 2}, {"b": 1, "a": 2}, {"\u00e9": 1, "ab": 2}, {"\u00e9\u00e9": 1, "abc": 2}, {1: "one"},
+                {TAG: "x"}, {"a": 1, "b": {"d": 1, "c": 2}}]
+    for value in as_pairs:
+        stored = codec.encode(value, what="value")
+        back = codec.decode(stored)
+        assert TAG in stored and back == value and list(back) == list(value)
+    nested = json.loads(codec.encode(as_pairs[-1], what="value"))
+    assert nested == {"a": 1, "b": {TAG: "dict", "v": [["d", 1], ["c", 2]]}}  # only the reordered dict is pairs
 
 
 def test_a_listing_without_the_writers_serializer_shows_its_text() -> None:

@@ -33,8 +33,6 @@ guarantee. A process that dies loses nothing unflushed: only the machine or the 
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
 from .context import WorkflowState
 from .runtime import Runtime
 from .store.base import NewWorkflow, PendingRow, now_ms
@@ -64,13 +62,11 @@ def defer_row(rt: Runtime, state: WorkflowState, row: NewWorkflow, created_ms: i
     state.write_row = lambda: rt.write_pending_row(pending)
 
 
-def carry_row(rt: Runtime, state: WorkflowState, connection: sa.Connection) -> None:
-    """Insert ``state``'s pending row through its first transaction's connection, if it still waits."""
+def row_to_carry(rt: Runtime, state: WorkflowState) -> PendingRow | None:
+    """``state``'s pending row, if it still waits: the transaction about to commit inserts it first."""
     if state.write_row is None:
-        return
-    pending = rt.pending_rows.get(state.workflow_id)
-    if pending is not None:
-        rt.checkpoint_store.create_workflow_in(connection, pending.row, pending.created_ms)
+        return None
+    return rt.pending_rows.get(state.workflow_id)
 
 
 def forget_row(rt: Runtime, state: WorkflowState) -> None:

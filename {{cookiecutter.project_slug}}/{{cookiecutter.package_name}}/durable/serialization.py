@@ -27,6 +27,9 @@ from .error import DBOSException, DBOSSerializationError
 from .portable import PortableWorkflowError, error_data, is_portable, portableify
 
 TAG = "$t"
+# One encoder made once: json.dumps with any option builds a new JSONEncoder per call. No NaN or
+# infinity: plain JSON has none (the codec tags them).
+compact_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 _DBOS_ATTRS = ("message", "dbos_error_code", "status_code")
 
 
@@ -117,6 +120,26 @@ def _jsonb_keeps_order(v: dict[str, Any]) -> bool:
     return all(a < b for a, b in zip(keys, keys[1:], strict=False))
 
 
+def _object_as_is(v: dict[Any, Any]) -> bool:
+    """Whether ``v`` is stored as a JSON object of its own keys: all strings, none the tag, and in the
+    order JSONB keeps. One pass with no call per key when they are ASCII (every checkpoint has dicts)."""
+    last_length, last = -1, ""
+    for key in v:
+        if type(key) is not str or key == TAG:
+            return False
+        if not key.isascii():  # bytes and characters differ: compare as JSONB does
+            return all(type(k) is str for k in v) and TAG not in v and _jsonb_keeps_order(v)
+        length = len(key)  # ASCII: a character is a byte, and characters order as bytes do
+        if length < last_length or (length == last_length and key < last):
+            return False
+        last_length, last = length, key
+    return True
+
+
+# Written as they are, with no encoder to look up: most values inside a checkpoint are these.
+_AS_IS = frozenset({str, int, bool, type(None)})
+
+
 class Codec:
     """Encodes values to JSON-compatible structures and back; one per runtime (holds the options)."""
 
@@ -132,7 +155,7 @@ class Codec:
             bool: lambda v: v,
             type(None): lambda v: v,
             float: self._float,
-            list: lambda v: [self._to_json(x) for x in v],
+            list: self._list,
             dict: self._dict,
             tuple: lambda v: {TAG: "tuple", "v": [self._to_json(x) for x in v]},
             set: lambda v: {TAG: "set", "v": [self._to_json(x) for x in v]},
@@ -151,12 +174,17 @@ class Codec:
     def _float(self, v: float) -> Any:
         return v if math.isfinite(v) else {TAG: "float", "v": repr(v)}
 
+    def _list(self, v: list[Any]) -> list[Any]:
+        return [x if type(x) in _AS_IS else self._to_json(x) for x in v]
+
     def _dict(self, v: dict[Any, Any]) -> Any:
         # PostgreSQL's JSONB keeps an object's keys in its own order (shortest first), and a DBOS user
         # sees the caller's order (inputs, results): a dict JSONB would reorder is stored as pairs.
-        if all(type(k) is str for k in v) and TAG not in v and _jsonb_keeps_order(v):
-            return {k: self._to_json(x) for k, x in v.items()}
-        return {TAG: "dict", "v": [[self._to_json(k), self._to_json(x)] for k, x in v.items()]}
+        if _object_as_is(v):
+            return {k: x if type(x) in _AS_IS else self._to_json(x) for k, x in v.items()}
+        pairs = [[k if type(k) in _AS_IS else self._to_json(k), x if type(x) in _AS_IS else self._to_json(x)]
+                 for k, x in v.items()]
+        return {TAG: "dict", "v": pairs}
 
     def _plain(self, v: Any) -> Any:
         """Portable data (plain JSON) as stored: only a dict holding the tag key is escaped."""
@@ -169,6 +197,10 @@ class Codec:
         return self._float(v) if type(v) is float else v
 
     def _to_json(self, value: Any) -> Any:
+        if type(value) in _AS_IS:
+            return value
+        if type(value) is dict:
+            return self._dict(value)
         encoder = self._encoders.get(type(value))
         if encoder is not None:
             return encoder(value)
@@ -232,7 +264,7 @@ class Codec:
         ``portable`` (a PORTABLE workflow) keeps plain JSON only, as the portable serializer does.
         """
         try:
-            text = json.dumps(self._data(value, what, portable), separators=(",", ":"), allow_nan=False)
+            text = compact_json(self._data(value, what, portable))
         except _Unencodable as exc:
             raise DBOSSerializationError(
                 f"{what} cannot be checkpointed: {type(exc.value).__name__} is not serialisable "
@@ -259,7 +291,7 @@ class Codec:
             text = json.dumps({TAG: "portable_error", **data}, separators=(",", ":"), default=str)
             if len(text) <= self.max_bytes:
                 return text
-        text = json.dumps(self.exception_to_json(exc), separators=(",", ":"), allow_nan=False)
+        text = compact_json(self.exception_to_json(exc))
         if len(text) > self.max_bytes:
             text = json.dumps(
                 {TAG: "exception", "cls": _type_path(type(exc)), "message": str(exc)[:10_000], "args": []}

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from .registry import FunctionInfo
-from .serialization import TAG, Codec
+from .serialization import TAG, Codec, compact_json
 
 #: Inputs longer than this (JSON characters) are not kept: the page shows a preview, and a step handed a
 #: large payload should not write it twice (the payload is usually in the workflow's inputs already).
@@ -23,9 +23,6 @@ UNRECORDED = "unrecorded"
 _NO_INPUTS = '{"args":[],"kwargs":{}}'
 # Types JSON holds as they are, in every codec format: a call of only these skips the codec's walk.
 _SCALARS = frozenset({str, int, bool, float, type(None)})
-# One encoder made once: json.dumps with any option builds a new JSONEncoder per call. No NaN or
-# infinity: plain JSON has none (the codec tags them), so such a call takes the codec's path.
-_compact_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 def encode_inputs(codec: Codec, info: FunctionInfo, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
@@ -42,9 +39,9 @@ def encode_inputs(codec: Codec, info: FunctionInfo, args: tuple[Any, ...], kwarg
     if (all(type(arg) in _SCALARS for arg in args) and all(type(v) in _SCALARS for v in kwargs.values())
             and TAG not in kwargs):
         try:
-            return _kept('{"args":' + _compact_json(args) + ',"kwargs":' + _compact_json(kwargs) + "}", codec)
+            return _kept('{"args":' + compact_json(args) + ',"kwargs":' + compact_json(kwargs) + "}", codec)
         except ValueError:
-            pass  # a NaN or an infinity: the codec tags it
+            pass  # a NaN or an infinity (compact_json refuses them): the codec tags it
     try:
         text = codec.encode({"args": list(args), "kwargs": kwargs}, what=f"{info.kind} {info.name!r} input")
     except Exception as exc:  # anything the codec (or a custom serializer) raises: shown as such, the step runs

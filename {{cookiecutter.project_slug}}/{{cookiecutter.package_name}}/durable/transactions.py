@@ -24,7 +24,7 @@ from .registry import FunctionInfo
 from .runtime import Runtime
 from .step_inputs import encode_inputs
 from .steps import decode_step, replay_step
-from .store.base import StepCheckpoint, now_ms
+from .store.base import PendingRow, StepCheckpoint, now_ms
 from .store.held_steps import HELD, HeldRefusedError, HeldSteps
 
 logger = logging.getLogger(__name__)
@@ -89,8 +89,7 @@ def run_transaction(
                 output = rt.codec.encode(result, what=f"transaction {info.name!r} output")
                 step = StepCheckpoint(state.workflow_id, state.generation, step_id, info.name, output, None, started_ms,
                                       inputs=inputs)
-                row_flush.carry_row(rt, state, session.connection())
-                _checkpoints_in(rt, session.connection(), step, held_now)
+                _checkpoints_in(rt, session.connection(), step, held_now, row_flush.row_to_carry(rt, state))
         except HeldRefusedError as refusal:
             # Rolled back: nothing of this attempt committed. Run it again unless the run was fenced.
             assert held is not None
@@ -154,16 +153,19 @@ def _held_for(rt: Runtime, workflow_id: str) -> HeldSteps | None:
     return held
 
 
-def _checkpoints_in(rt: Runtime, connection: sa.Connection, step: StepCheckpoint, held: list[StepCheckpoint]) -> None:
+def _checkpoints_in(
+    rt: Runtime, connection: sa.Connection, step: StepCheckpoint, held: list[StepCheckpoint], row: PendingRow | None
+) -> None:
     """Insert the transaction's checkpoint, and the held ones it carries, through its own connection, in
-    one statement; raise HeldRefusedError if a held one is refused, _StepTaken if its own is."""
+    one statement (after the run's pending ``row``, if it waits for this transaction); raise
+    HeldRefusedError if a held one is refused, _StepTaken if its own is."""
     if rt.app_checkpoint_store is not None:
         # The application database holds no workflow rows to fence against (and no held checkpoints
         # ride here): the copy to the system database, right after the commit, is fenced instead.
         if not rt.app_checkpoint_store.record_step_unfenced_in(connection, step):
             raise _StepTaken()
         return
-    inserted = rt.checkpoint_store.record_steps_in(connection, [*held, step])
+    inserted = rt.checkpoint_store.record_steps_in(connection, [*held, step], row)
     refused = [held_step for held_step in held if held_step.step_id not in inserted]
     if refused:
         raise HeldRefusedError(refused)

@@ -20,6 +20,7 @@ from .base import (
     STEP_SELECT,
     WORKFLOW_SELECT,
     NewWorkflow,
+    PendingRow,
     StepCheckpoint,
     StepRecord,
     WorkflowRow,
@@ -181,11 +182,6 @@ class CheckpointStore:
         assert existing is not None, "a conflicting workflow row vanished"
         return existing
 
-    def create_workflow_in(self, connection: sa.Connection, new: NewWorkflow, created_ms: int) -> None:
-        """Insert a new workflow's row through an application transaction's connection: it commits with
-        that transaction (``row_flush.py``). A row already there (written first by a reader here) stays."""
-        connection.exec_driver_sql(self._insert_workflow, _workflow_values(new, created_ms))
-
     def flush_workflow_row(self, workflow_id: str) -> None:
         """A flushed commit that rewrites the row: the log, and the unflushed insert in it, reach the disk."""
         self.db.execute(self._touch_workflow, (workflow_id,))
@@ -268,17 +264,23 @@ class CheckpointStore:
         cursor.execute(self._record_step, _fenced_params(step))
         return bool(cursor.rowcount)
 
-    def record_steps_in(self, connection: sa.Connection, steps: list[StepCheckpoint]) -> set[int]:
+    def record_steps_in(
+        self, connection: sa.Connection, steps: list[StepCheckpoint], row: PendingRow | None = None
+    ) -> set[int]:
         """Checkpoint ``steps`` (of one run) through an application transaction's connection, in one
         statement; return the step IDs it inserted (the others were refused: fenced, or already recorded).
 
-        They commit with the transaction's own writes: ``@DBOS.transaction``'s exactly-once.
+        They commit with the transaction's own writes: ``@DBOS.transaction``'s exactly-once. ``row``, the
+        run's workflow row that waited for this transaction (``row_flush.py``), is inserted first, in the
+        same transaction; one already there (a reader here wrote it first) stays.
         """
         sql = self._for_count(self._insert_steps, insert_steps, len(steps))
         # The driver's own cursor on the transaction's connection: SQLAlchemy's execution machinery costs
-        # more than this INSERT does (bench/README, "Where the CPU of a durable request goes").
+        # more than these INSERTs do (bench/README, "Where the CPU of a durable request goes").
         cursor = connection.connection.cursor()
         try:
+            if row is not None:
+                cursor.execute(self._insert_workflow, _workflow_values(row.row, row.created_ms))
             cursor.execute(sql, tuple(_fenced_rows(steps)))
             return {int(row[0]) for row in cursor.fetchall()}
         finally:
