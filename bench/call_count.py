@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-
 from op_cost import SCRATCH_UPDATE, register
 
 BODY = {"user_id": "ada", "items": [{"sku": "book", "quantity": 2, "price_cents": 1250}]}
