@@ -26,6 +26,11 @@ def step_txn(x: int) -> int:
 
 
 @DBOS.workflow()
+def transaction_first(x: int) -> int:
+    return step_txn(x)
+
+
+@DBOS.workflow()
 def three_steps(x: int) -> int:
     return step_a(step_a(step_a(x)))
 
@@ -129,6 +134,25 @@ def test_transaction_step_commits_once_with_its_checkpoint(traced: tuple[list[st
         assert verbs(statements) == ["INSERT", "WITH"], statements
     else:
         assert writes(statements) == ["INSERT", "INSERT", "UPDATE"], statements
+
+
+def test_a_row_left_to_the_first_transaction_rides_with_its_checkpoint(
+    traced: tuple[list[str], list[str]],
+) -> None:
+    statements, commits = traced
+    assert transaction_first(1) == 2  # a generated ID: the next run learns it begins with a transaction
+    runtime = current.current_runtime()
+    app_statements: list[str] = []
+    sa.event.listen(runtime.app_engine, "connect", _trace(app_statements))
+    runtime.app_engine.dispose()
+    statements.clear()
+    commits.clear()
+    assert transaction_first(2) == 4
+    assert commits == ["commit"]  # the row, the business statement and the checkpoint: one commit
+    carried = [verb for verb in verbs(app_statements) if verb in ("INSERT", "WITH")]
+    # PostgreSQL: one statement, the row in a data-modifying WITH (held_fold.carry_row_and_insert_steps).
+    assert carried == (["WITH"] if on_postgres() else ["INSERT", "INSERT"]), app_statements
+    assert writes(statements) == ["UPDATE"], statements  # the system engine: only the outcome
 
 
 def test_replaying_a_finished_workflow_costs_one_round_trip(traced: tuple[list[str], list[str]]) -> None:

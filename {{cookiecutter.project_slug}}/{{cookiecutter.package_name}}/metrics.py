@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 from flask import Flask, Response
 from prometheus_client import (
@@ -92,30 +93,39 @@ class RuntimeMetrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
+        # Each series' child by its label values: labels() validates them on every call, and a durable
+        # request emits about ten events. The values are workflow and step names, a bounded set.
+        self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
+
+    def _child(self, metric: Counter | Histogram, *values: str) -> Any:
+        child = self._children.get((metric, values))
+        if child is None:
+            child = self._children[(metric, values)] = metric.labels(*values)
+        return child
 
     def listen(self, event: str, labels: dict[str, str], value: float) -> None:
         """``observe.Listener``: one runtime event."""
         if event == "workflow_started":
-            self.started.labels(labels["name"]).inc()
+            self._child(self.started, labels["name"]).inc()
         elif event == "workflow_finished":
             done = self.completed if labels["status"] == "SUCCESS" else self.failed
-            done.labels(labels["name"]).inc()
+            self._child(done, labels["name"]).inc()
         elif event == "workflow_running":
             self.in_flight.inc(value)
         elif event == "workflow_recovered":
-            self.recovered.labels(labels["name"]).inc()
+            self._child(self.recovered, labels["name"]).inc()
         elif event == "workflow_adopted":
             self.adopted.inc(value)
         elif event == "step_finished":
-            self.step_seconds.labels(labels["name"], labels["outcome"]).observe(value)
+            self._child(self.step_seconds, labels["name"], labels["outcome"]).observe(value)
         elif event == "step_retried":
-            self.retries.labels(labels["name"]).inc()
+            self._child(self.retries, labels["name"]).inc()
         elif event == "checkpoint_bytes":
-            self.checkpoint_bytes.labels(labels["kind"]).inc(value)
+            self._child(self.checkpoint_bytes, labels["kind"]).inc(value)
         elif event == "idempotent_replay":
             self.replays.inc()
         elif event == "idempotent_refusal":
-            self.refusals.labels(labels["status"]).inc()
+            self._child(self.refusals, labels["status"]).inc()
 
 
 class DatabaseCollector(Collector):

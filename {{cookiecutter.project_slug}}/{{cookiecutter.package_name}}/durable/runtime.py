@@ -58,6 +58,15 @@ class SystemDatabase:
         self.engine = engine
 
 
+#: ``@DBOS.transaction``'s isolation level on PostgreSQL when it names none, as in DBOS.
+DEFAULT_TRANSACTION_ISOLATION = "SERIALIZABLE"
+
+
+def isolation_name(level: str) -> str:
+    """A level as PostgreSQL and SQLAlchemy spell it: ``repeatable_read`` -> ``REPEATABLE READ``."""
+    return level.upper().replace("_", " ")
+
+
 def create_app_engine(url: str, **kwargs: Any) -> sa.Engine:
     """The engine ``@DBOS.transaction`` sessions use; SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE."""
     if url.startswith("sqlite"):
@@ -92,7 +101,14 @@ class Runtime:
         self.executor_id = settings.executor_id or make_executor_id(hostname, pid)
         self.sys_dialect = dialect_for(settings.sys_db_url, settings.pg_schema)
         self.sys_engine = self.new_sys_engine(settings.pool_size)
-        self.app_engine = create_app_engine(settings.app_db_url, **settings.engine_kwargs)
+        app_engine_kwargs = dict(settings.engine_kwargs)
+        self.app_isolation: str | None = None  # the app engine's own level: a transaction at it sets none
+        if sa.make_url(settings.app_db_url).get_backend_name() == "postgresql":
+            # Set once per connection, where setting it on each transaction's connection costs a reset
+            # at every check-in too. A transaction that names another level still sets its own.
+            app_engine_kwargs.setdefault("isolation_level", DEFAULT_TRANSACTION_ISOLATION)
+            self.app_isolation = isolation_name(app_engine_kwargs["isolation_level"])
+        self.app_engine = create_app_engine(settings.app_db_url, **app_engine_kwargs)
         self._prepare_schema(self.sys_engine)
         self.sys_db = Database(self.sys_engine, self.sys_dialect)
         # The same database through connections whose commits skip the flush: idempotency keys, and the

@@ -21,7 +21,7 @@ from . import row_flush
 from .context import DBOSContext, current_context, entered
 from .error import DBOSDatabaseUnavailableError
 from .registry import FunctionInfo
-from .runtime import Runtime
+from .runtime import DEFAULT_TRANSACTION_ISOLATION, Runtime, isolation_name
 from .step_inputs import encode_inputs
 from .steps import decode_step, replay_step
 from .store.base import PendingRow, StepCheckpoint, now_ms
@@ -31,17 +31,19 @@ logger = logging.getLogger(__name__)
 
 MAX_CONFLICT_RETRIES = 10
 UNAVAILABLE_DEADLINE_SEC = 30.0
-DEFAULT_ISOLATION = "SERIALIZABLE"  # PostgreSQL's default for @DBOS.transaction, as in DBOS
 
 
 class _StepTaken(Exception):
     """The checkpoint insert found the step already recorded: roll back, use the recorded result."""
 
 
-def _isolation_for(engine: sa.Engine, requested: str | None) -> str | None:
-    if engine.dialect.name != "postgresql":
-        return None  # SQLite transactions are serializable already (one writer at a time)
-    return (requested or DEFAULT_ISOLATION).upper().replace("_", " ")
+def _isolation_for(rt: Runtime, requested: str | None) -> str | None:
+    """The level to set on the transaction's connection: None when it is the engine's own (or on SQLite,
+    whose transactions are serializable already: one writer at a time)."""
+    if rt.app_engine.dialect.name != "postgresql":
+        return None
+    wanted = isolation_name(requested or DEFAULT_TRANSACTION_ISOLATION)
+    return None if wanted == rt.app_isolation else wanted
 
 
 def run_transaction(
@@ -57,7 +59,7 @@ def run_transaction(
     found, value = replay_step(rt, state, step_id, info.name)
     if found:
         return value
-    isolation = _isolation_for(rt.app_engine, info.options.get("isolation_level"))
+    isolation = _isolation_for(rt, info.options.get("isolation_level"))
     row_flush.before_transaction(rt, state, step_id)
     started_ms = now_ms()
     inputs = encode_inputs(rt.codec, info, args, kwargs)  # once, whatever the retries: the call as made

@@ -29,7 +29,7 @@ from .base import (
     settle_past,
 )
 from .database import Database
-from .held_fold import fold_held, insert_steps
+from .held_fold import carry_row_and_insert_steps, fold_held, insert_steps
 
 PENDING = WorkflowStatusString.PENDING.value
 CANCELLED = WorkflowStatusString.CANCELLED.value
@@ -160,6 +160,7 @@ class CheckpointStore:
         self._dead_letter = build(_DEAD_LETTER)
         self._folded_finish: dict[int, str] = {}  # by the number of held checkpoints it carries
         self._insert_steps: dict[int, str] = {}  # by the number of checkpoints
+        self._carry_row_and_insert_steps: dict[int, str] = {}  # the same, after a workflow row (PostgreSQL)
 
     # -- workflows ------------------------------------------------------------------------------------
 
@@ -274,15 +275,21 @@ class CheckpointStore:
         run's workflow row that waited for this transaction (``row_flush.py``), is inserted first, in the
         same transaction; one already there (a reader here wrote it first) stays.
         """
-        sql = self._for_count(self._insert_steps, insert_steps, len(steps))
+        fenced = tuple(_fenced_rows(steps))
         # The driver's own cursor on the transaction's connection: SQLAlchemy's execution machinery costs
         # more than these INSERTs do (bench/README, "Where the CPU of a durable request goes").
         cursor = connection.connection.cursor()
         try:
-            if row is not None:
+            if row is None:
+                cursor.execute(self._for_count(self._insert_steps, insert_steps, len(steps)), fenced)
+            elif self.db.dialect.folds_held_steps:  # PostgreSQL: one statement, a data-modifying WITH
+                sql = self._for_count(self._carry_row_and_insert_steps,
+                                      lambda n: carry_row_and_insert_steps(_INSERT_WORKFLOW, n), len(steps))
+                cursor.execute(sql, (*_workflow_values(row.row, row.created_ms), *fenced))
+            else:
                 cursor.execute(self._insert_workflow, _workflow_values(row.row, row.created_ms))
-            cursor.execute(sql, tuple(_fenced_rows(steps)))
-            return {int(row[0]) for row in cursor.fetchall()}
+                cursor.execute(self._for_count(self._insert_steps, insert_steps, len(steps)), fenced)
+            return {int(found[0]) for found in cursor.fetchall()}
         finally:
             cursor.close()
 

@@ -26,17 +26,33 @@ SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.colum
 FROM (VALUES {rows}) AS v
 WHERE EXISTS (SELECT 1 FROM {{workflow_status}} ws WHERE ws.workflow_uuid = v.column11
     AND ws.owner_generation = v.column12 AND ws.status = 'PENDING'
-    AND (ws.workflow_deadline_epoch_ms IS NULL OR ws.workflow_deadline_epoch_ms > v.column13))
+    AND (ws.workflow_deadline_epoch_ms IS NULL OR ws.workflow_deadline_epoch_ms > v.column13)){also}
 ON CONFLICT (workflow_uuid, function_id) DO NOTHING"""
 
+# The same fence against the workflow row that the statement's own WITH inserts: a data-modifying WITH's
+# rows are invisible to the rest of its statement, except through what it returns.
+_FENCE_ON_NEW_ROW = """
+    OR EXISTS (SELECT 1 FROM new_row nr WHERE nr.workflow_uuid = v.column11
+    AND nr.owner_generation = v.column12 AND nr.status = 'PENDING'
+    AND (nr.workflow_deadline_epoch_ms IS NULL OR nr.workflow_deadline_epoch_ms > v.column13))"""
 
-def _insert(count: int) -> str:
-    return _INSERT_STEPS.format(rows=", ".join([_ROW] * count))
+
+def _insert(count: int, also: str = "") -> str:
+    return _INSERT_STEPS.format(rows=", ".join([_ROW] * count), also=also)
 
 
 def insert_steps(count: int) -> str:
     """The INSERT of ``count`` fenced checkpoints, returning the function_id of each one inserted."""
     return f"{_insert(count)}\nRETURNING function_id"
+
+
+def carry_row_and_insert_steps(insert_row: str, count: int) -> str:
+    """(PostgreSQL) ``insert_row``, a workflow row's ``INSERT ... ON CONFLICT DO NOTHING``, then the INSERT
+    of ``count`` fenced checkpoints of that workflow, in one statement: the row a run's first transaction
+    carries (``row_flush.py``) costs no round trip of its own. A checkpoint passes the fence against the
+    row as committed (one a reader here wrote first) or as this statement inserts it."""
+    returned = "RETURNING workflow_uuid, owner_generation, status, workflow_deadline_epoch_ms"
+    return f"WITH new_row AS (\n{insert_row}\n{returned})\n{_insert(count, _FENCE_ON_NEW_ROW)}\nRETURNING function_id"
 
 
 def fold_held(statement: str, count: int) -> str:
