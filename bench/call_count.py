@@ -12,20 +12,15 @@ and ``request_cost.py`` once the machine is quiet.
 
 from __future__ import annotations
 
-import argparse
 import cProfile
 import importlib
 import os
 import pstats
-import shutil
-import sys
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from op_cost import SCRATCH_UPDATE, register
+from op_cost import SCRATCH_UPDATE, bake_arguments, enter_bake, register
 
 BODY = {"user_id": "ada", "items": [{"sku": "book", "quantity": 2, "price_cents": 1250}]}
 
@@ -42,21 +37,9 @@ def calls_per(operation: Callable[[], Any], count: int = 100) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--project", type=Path, required=True)
-    parser.add_argument("--package", required=True)
-    parser.add_argument("--database-url", help="default: a copy of the bake's SQLite file")
-    args = parser.parse_args()
-    os.chdir(args.project)
-    sys.path.insert(0, str(args.project))
-    url = args.database_url
-    if url is None:
-        copy = Path(tempfile.mkdtemp()) / "call_count.db"
-        shutil.copy(args.project / "instance" / f"{args.package}.db", copy)
-        url = f"sqlite:///{copy}"
-    os.environ["DATABASE_URL"] = url
-    os.environ["BENCH_PACKAGE"] = args.package
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    args = bake_arguments().parse_args()
+    url = enter_bake(args.project, args.package, args.database_url)
+    os.environ["BENCH_PACKAGE"] = args.package  # plain_app's package
     durable = importlib.import_module(f"{args.package}.durable")
     workflows = register(durable.DBOS)
     app = importlib.import_module(f"{args.package}.app").create_app()

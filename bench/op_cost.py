@@ -83,22 +83,35 @@ def best_of(call: Callable[[], Any], calls: int, repeats: int = 3) -> tuple[floa
     return best
 
 
-def main() -> None:
+def bake_arguments() -> argparse.ArgumentParser:
+    """The options of a tool that runs inside a bake: its folder, its package, the database."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--project", type=Path, required=True)
     parser.add_argument("--package", required=True)
     parser.add_argument("--database-url", help="default: a copy of the bake's SQLite file")
-    parser.add_argument("--calls", type=int, default=1000)
-    args = parser.parse_args()
-    os.chdir(args.project)
-    sys.path.insert(0, str(args.project))
-    url = args.database_url
+    return parser
+
+
+def enter_bake(project: Path, package: str, database_url: str | None) -> str:
+    """Work from the bake's folder with its package importable and ``DATABASE_URL`` set; return that URL
+    (by default a copy of the bake's SQLite file, so its own database is never written)."""
+    os.chdir(project)
+    sys.path.insert(0, str(project))
+    url = database_url
     if url is None:
-        copy = Path(tempfile.mkdtemp()) / "op_cost.db"
-        shutil.copy(args.project / "instance" / f"{args.package}.db", copy)
+        copy = Path(tempfile.mkdtemp()) / "bench.db"
+        shutil.copy(project / "instance" / f"{package}.db", copy)
         url = f"sqlite:///{copy}"
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    return url
+
+
+def main() -> None:
+    parser = bake_arguments()
+    parser.add_argument("--calls", type=int, default=1000)
+    args = parser.parse_args()
+    url = enter_bake(args.project, args.package, args.database_url)
     durable = importlib.import_module(f"{args.package}.durable")
     workflows = register(durable.DBOS)
     app = importlib.import_module(f"{args.package}.app").create_app()
