@@ -25,9 +25,20 @@ def step_txn(x: int) -> int:
     return x * 2
 
 
+@DBOS.transaction(isolation_level="READ COMMITTED")
+def step_txn_read_committed(x: int) -> int:
+    DBOS.sql_session.execute(sa.text("SELECT 1"))
+    return x * 2
+
+
 @DBOS.workflow()
 def transaction_first(x: int) -> int:
     return step_txn(x)
+
+
+@DBOS.workflow()
+def read_committed_first(x: int) -> int:
+    return step_txn_read_committed(x)
 
 
 @DBOS.workflow()
@@ -153,6 +164,18 @@ def test_a_row_left_to_the_first_transaction_rides_with_its_checkpoint(
     # PostgreSQL: one statement, the row in a data-modifying WITH (held_fold.carry_row_and_insert_steps).
     assert carried == (["WITH"] if on_postgres() else ["INSERT", "INSERT"]), app_statements
     assert writes(statements) == ["UPDATE"], statements  # the system engine: only the outcome
+
+
+def test_at_read_committed_the_carried_row_is_a_statement_of_its_own(traced: tuple[list[str], list[str]]) -> None:
+    # A new snapshot per statement: a row a reader here commits meanwhile must be visible to the
+    # checkpoint's fence, which it would not be inside the row's own statement.
+    assert read_committed_first(1) == 2
+    runtime = current.current_runtime()
+    app_statements: list[str] = []
+    sa.event.listen(runtime.app_engine, "connect", _trace(app_statements))
+    runtime.app_engine.dispose()
+    assert read_committed_first(2) == 4
+    assert [verb for verb in verbs(app_statements) if verb in ("INSERT", "WITH")] == ["INSERT", "INSERT"]
 
 
 def test_replaying_a_finished_workflow_costs_one_round_trip(traced: tuple[list[str], list[str]]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from conftest import make_config
 from durable import DBOS, SetWorkflowID
 from parallel import in_threads
 
@@ -125,3 +126,19 @@ def test_each_transaction_runs_at_its_isolation_level(dbos: type[DBOS], database
     # SERIALIZABLE by default, as in DBOS; a named level holds for its own transaction only, so the
     # pooled connection it ran on is back at the default for the next one.
     assert isolations() == ["serializable", "read committed", "serializable", "repeatable read", "serializable"]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("engine_kwargs", [{"isolation_level": "READ COMMITTED"},
+                                           {"execution_options": {"isolation_level": "READ COMMITTED"}}],
+                         ids=["isolation_level", "execution_options"])
+def test_a_level_in_db_engine_kwargs_leaves_each_transaction_at_its_own(
+    database_url: str, engine_kwargs: dict[str, object]
+) -> None:
+    DBOS.destroy()
+    DBOS(config=make_config(database_url, db_engine_kwargs=engine_kwargs))
+    DBOS.launch()
+    try:
+        assert isolations() == ["serializable", "read committed", "serializable", "repeatable read", "serializable"]
+    finally:
+        DBOS.destroy()

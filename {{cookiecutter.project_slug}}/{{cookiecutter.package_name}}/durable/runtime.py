@@ -103,11 +103,14 @@ class Runtime:
         self.sys_engine = self.new_sys_engine(settings.pool_size)
         app_engine_kwargs = dict(settings.engine_kwargs)
         self.app_isolation: str | None = None  # the app engine's own level: a transaction at it sets none
-        if sa.make_url(settings.app_db_url).get_backend_name() == "postgresql":
+        user_level = "isolation_level" in app_engine_kwargs or "isolation_level" in app_engine_kwargs.get(
+            "execution_options", {})
+        if sa.make_url(settings.app_db_url).get_backend_name() == "postgresql" and not user_level:
             # Set once per connection, where setting it on each transaction's connection costs a reset
-            # at every check-in too. A transaction that names another level still sets its own.
-            app_engine_kwargs.setdefault("isolation_level", DEFAULT_TRANSACTION_ISOLATION)
-            self.app_isolation = isolation_name(app_engine_kwargs["isolation_level"])
+            # at every check-in too. A transaction that names another level still sets its own; with a
+            # level in db_engine_kwargs, every transaction sets its own, as before.
+            app_engine_kwargs["isolation_level"] = DEFAULT_TRANSACTION_ISOLATION
+            self.app_isolation = DEFAULT_TRANSACTION_ISOLATION
         self.app_engine = create_app_engine(settings.app_db_url, **app_engine_kwargs)
         self._prepare_schema(self.sys_engine)
         self.sys_db = Database(self.sys_engine, self.sys_dialect)

@@ -30,6 +30,9 @@ from .store.held_steps import HELD, HeldRefusedError, HeldSteps
 logger = logging.getLogger(__name__)
 
 MAX_CONFLICT_RETRIES = 10
+# Levels whose statements all read one snapshot: a row another connection commits meanwhile makes the
+# transaction fail (and retry) rather than go unseen by a later statement that a new snapshot would show.
+_SNAPSHOT_LEVELS = ("REPEATABLE READ", "SERIALIZABLE")
 UNAVAILABLE_DEADLINE_SEC = 30.0
 
 
@@ -91,7 +94,8 @@ def run_transaction(
                 output = rt.codec.encode(result, what=f"transaction {info.name!r} output")
                 step = StepCheckpoint(state.workflow_id, state.generation, step_id, info.name, output, None, started_ms,
                                       inputs=inputs)
-                _checkpoints_in(rt, session.connection(), step, held_now, row_flush.row_to_carry(rt, state))
+                _checkpoints_in(rt, session.connection(), step, held_now, row_flush.row_to_carry(rt, state),
+                                one_snapshot=(isolation or rt.app_isolation) in _SNAPSHOT_LEVELS)
         except HeldRefusedError as refusal:
             # Rolled back: nothing of this attempt committed. Run it again unless the run was fenced.
             assert held is not None
@@ -156,18 +160,24 @@ def _held_for(rt: Runtime, workflow_id: str) -> HeldSteps | None:
 
 
 def _checkpoints_in(
-    rt: Runtime, connection: sa.Connection, step: StepCheckpoint, held: list[StepCheckpoint], row: PendingRow | None
+    rt: Runtime, connection: sa.Connection, step: StepCheckpoint, held: list[StepCheckpoint], row: PendingRow | None,
+    *, one_snapshot: bool,
 ) -> None:
     """Insert the transaction's checkpoint, and the held ones it carries, through its own connection, in
     one statement (after the run's pending ``row``, if it waits for this transaction); raise
-    HeldRefusedError if a held one is refused, _StepTaken if its own is."""
+    HeldRefusedError if a held one is refused, _StepTaken if its own is.
+
+    ``one_snapshot``: the transaction reads one snapshot (PostgreSQL's REPEATABLE READ or SERIALIZABLE),
+    so the row may go into the checkpoints' statement. At READ COMMITTED it may not: a reader here that
+    commits the row meanwhile would be invisible to that statement's fence, where the next statement's
+    new snapshot sees it."""
     if rt.app_checkpoint_store is not None:
         # The application database holds no workflow rows to fence against (and no held checkpoints
         # ride here): the copy to the system database, right after the commit, is fenced instead.
         if not rt.app_checkpoint_store.record_step_unfenced_in(connection, step):
             raise _StepTaken()
         return
-    inserted = rt.checkpoint_store.record_steps_in(connection, [*held, step], row)
+    inserted = rt.checkpoint_store.record_steps_in(connection, [*held, step], row, with_row_in_one=one_snapshot)
     refused = [held_step for held_step in held if held_step.step_id not in inserted]
     if refused:
         raise HeldRefusedError(refused)

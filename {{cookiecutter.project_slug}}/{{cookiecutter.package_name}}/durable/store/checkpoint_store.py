@@ -266,14 +266,16 @@ class CheckpointStore:
         return bool(cursor.rowcount)
 
     def record_steps_in(
-        self, connection: sa.Connection, steps: list[StepCheckpoint], row: PendingRow | None = None
+        self, connection: sa.Connection, steps: list[StepCheckpoint], row: PendingRow | None = None, *,
+        with_row_in_one: bool = False,
     ) -> set[int]:
         """Checkpoint ``steps`` (of one run) through an application transaction's connection, in one
         statement; return the step IDs it inserted (the others were refused: fenced, or already recorded).
 
         They commit with the transaction's own writes: ``@DBOS.transaction``'s exactly-once. ``row``, the
         run's workflow row that waited for this transaction (``row_flush.py``), is inserted first, in the
-        same transaction; one already there (a reader here wrote it first) stays.
+        same transaction; one already there (a reader here wrote it first) stays. ``with_row_in_one`` (the
+        transaction reads one snapshot): on PostgreSQL the row and the checkpoints are one statement.
         """
         fenced = tuple(_fenced_rows(steps))
         # The driver's own cursor on the transaction's connection: SQLAlchemy's execution machinery costs
@@ -282,7 +284,7 @@ class CheckpointStore:
         try:
             if row is None:
                 cursor.execute(self._for_count(self._insert_steps, insert_steps, len(steps)), fenced)
-            elif self.db.dialect.folds_held_steps:  # PostgreSQL: one statement, a data-modifying WITH
+            elif with_row_in_one and self.db.dialect.folds_held_steps:  # one statement: a data-modifying WITH
                 sql = self._for_count(self._carry_row_and_insert_steps,
                                       lambda n: carry_row_and_insert_steps(_INSERT_WORKFLOW, n), len(steps))
                 cursor.execute(sql, (*_workflow_values(row.row, row.created_ms), *fenced))
