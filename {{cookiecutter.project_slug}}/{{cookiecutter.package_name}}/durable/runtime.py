@@ -62,11 +62,6 @@ class SystemDatabase:
 DEFAULT_TRANSACTION_ISOLATION = "SERIALIZABLE"
 
 
-def isolation_name(level: str) -> str:
-    """A level as PostgreSQL and SQLAlchemy spell it: ``repeatable_read`` -> ``REPEATABLE READ``."""
-    return level.upper().replace("_", " ")
-
-
 def create_app_engine(url: str, **kwargs: Any) -> sa.Engine:
     """The engine ``@DBOS.transaction`` sessions use; SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE."""
     if url.startswith("sqlite"):

@@ -21,7 +21,7 @@ from . import row_flush
 from .context import DBOSContext, current_context, entered
 from .error import DBOSDatabaseUnavailableError
 from .registry import FunctionInfo
-from .runtime import DEFAULT_TRANSACTION_ISOLATION, Runtime, isolation_name
+from .runtime import DEFAULT_TRANSACTION_ISOLATION, Runtime
 from .step_inputs import encode_inputs
 from .steps import decode_step, replay_step
 from .store.base import PendingRow, StepCheckpoint, now_ms
@@ -45,7 +45,7 @@ def _isolation_for(rt: Runtime, requested: str | None) -> str | None:
     whose transactions are serializable already: one writer at a time)."""
     if rt.app_engine.dialect.name != "postgresql":
         return None
-    wanted = isolation_name(requested or DEFAULT_TRANSACTION_ISOLATION)
+    wanted = (requested or DEFAULT_TRANSACTION_ISOLATION).upper().replace("_", " ")  # as PostgreSQL spells it
     return None if wanted == rt.app_isolation else wanted
 
 
@@ -63,6 +63,7 @@ def run_transaction(
     if found:
         return value
     isolation = _isolation_for(rt, info.options.get("isolation_level"))
+    one_snapshot = (isolation or rt.app_isolation) in _SNAPSHOT_LEVELS
     row_flush.before_transaction(rt, state, step_id)
     started_ms = now_ms()
     inputs = encode_inputs(rt.codec, info, args, kwargs)  # once, whatever the retries: the call as made
@@ -95,7 +96,7 @@ def run_transaction(
                 step = StepCheckpoint(state.workflow_id, state.generation, step_id, info.name, output, None, started_ms,
                                       inputs=inputs)
                 _checkpoints_in(rt, session.connection(), step, held_now, row_flush.row_to_carry(rt, state),
-                                one_snapshot=(isolation or rt.app_isolation) in _SNAPSHOT_LEVELS)
+                                one_snapshot=one_snapshot)
         except HeldRefusedError as refusal:
             # Rolled back: nothing of this attempt committed. Run it again unless the run was fenced.
             assert held is not None
