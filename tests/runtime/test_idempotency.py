@@ -129,6 +129,40 @@ def test_concurrent_duplicates_run_the_body_once(waiting_client: FlaskClient) ->
     assert ran == ["charge 9"]
 
 
+def test_a_waiter_that_read_the_key_just_before_it_was_done_replays_it(waiting_client: FlaskClient) -> None:
+    """The owner may store its response and stop serving the key between a waiter's read and its check."""
+    rt = current.current_runtime()
+    store = rt.idempotency_store
+    real_get = store.get
+    read_running = threading.Event()
+
+    def get_then_let_the_owner_finish(key: str, alive_since: int):  # type: ignore[no-untyped-def]
+        record = real_get(key, alive_since)
+        if threading.current_thread().name == "waiter" and record is not None and record.state != "done":
+            read_running.set()
+            wait_until(lambda: key not in rt.serving_keys, timeout=20, what="the owner to finish")
+        return record
+
+    store.get = get_then_let_the_owner_finish  # type: ignore[method-assign]
+    results: dict[str, tuple[int, bytes]] = {}
+
+    def send(name: str) -> None:
+        response = waiting_client.post("/checkout", json={"amount": 4, "wait": True}, headers=KEY)
+        results[name] = (response.status_code, response.data)
+
+    owner = threading.Thread(target=send, args=("owner",), name="owner")
+    owner.start()
+    wait_until(lambda: real_get("key-1", 0) is not None, timeout=10, what="the owner's claim")
+    waiter = threading.Thread(target=send, args=("waiter",), name="waiter")
+    waiter.start()
+    assert read_running.wait(10)
+    gate.set()
+    owner.join(timeout=30)
+    waiter.join(timeout=30)
+    assert results["waiter"] == results["owner"] and results["owner"][0] == 201
+    assert ran == ["charge 4"]
+
+
 def test_server_errors_are_not_stored(client: FlaskClient) -> None:
     assert client.post("/flaky", headers=KEY).status_code == 503
     assert client.post("/flaky", headers=KEY).status_code == 503

@@ -200,7 +200,24 @@ def _serve(
         return _refuse(start_response, "422 Unprocessable Entity", {
             "error": f"idempotency key {key!r} was first used for another request: {_mismatch(record, fp)}"})
     deadline = time.monotonic() + settings.idempotency_wait_sec
-    while record.state != "done" and _in_progress(rt, key, record):
+    while True:
+        if record.state == "done":
+            return _replay(record, start_response)
+        if not _in_progress(rt, key, record):
+            # Read the key again before taking it over: its owner may have stored the response, and then
+            # stopped serving it, after the read above.
+            found = store.get(key, alive_since)
+            if found is None:  # the first request failed and released the key: run this one
+                return _serve(rt, app, environ, start_response, key, fp)
+            record = found
+            if record.state == "done":
+                return _replay(record, start_response)
+            # The owner died mid-request: take the key over and run the handler again; its workflow
+            # replays. Another thread or process may take it first: then wait for that one instead.
+            if not _in_progress(rt, key, record) and _reserve(rt, key):
+                if store.adopt(key, record.executor_id, rt.executor_id):
+                    return _run_if_ours(rt, app, environ, start_response, key, fp)
+                _unreserve(rt, key)
         if time.monotonic() >= deadline:
             return _refuse(
                 start_response, "409 Conflict",
@@ -211,15 +228,6 @@ def _serve(
         if found is None:  # the first request failed and released the key: run this one
             return _serve(rt, app, environ, start_response, key, fp)
         record = found
-    if record.state == "done":
-        return _replay(record, start_response)
-    # The owner died mid-request: take the key over and run the handler again; its workflow replays.
-    if _reserve(rt, key):
-        if store.adopt(key, record.executor_id, rt.executor_id):
-            return _run_if_ours(rt, app, environ, start_response, key, fp)
-        _unreserve(rt, key)
-    return _refuse(start_response, "409 Conflict", {"error": f"idempotency key {key!r} is busy"},
-                          [("Retry-After", str(RETRY_AFTER_SEC))])
 
 
 def _run_if_ours(
