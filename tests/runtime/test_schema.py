@@ -202,8 +202,8 @@ def test_step_5_drops_three_indexes_and_makes_four_partial(database_url: str) ->
     engine = sa.create_engine(database_url)
     try:
         with engine.begin() as conn:
-            assert upgrade_system_schema(conn) == SCHEMA_VERSION == 5
-        fresh = workflow_indexes(engine)
+            assert upgrade_system_schema(conn, target=5) == 5
+        fresh = workflow_indexes(engine)  # step 5's
         assert set(fresh) == set(STEP_4_WORKFLOW_INDEXES) - STEP_5_DROPPED
         assert {n: fresh[n][1] for n in STEP_5_PARTIAL} == STEP_5_PARTIAL
         assert {n: c for n, (c, _) in fresh.items()} == {
@@ -217,13 +217,13 @@ def test_step_5_drops_three_indexes_and_makes_four_partial(database_url: str) ->
         assert {n: step_4[n] for n in STEP_4_PARTIAL} == {n: fresh[n] for n in STEP_4_PARTIAL}  # untouched
 
         with engine.begin() as conn:  # 4 -> 5, and 3 -> 5
-            assert upgrade_system_schema(conn) == 5
+            assert upgrade_system_schema(conn, target=5) == 5
         assert workflow_indexes(engine) == fresh
         with engine.begin() as conn:
             assert downgrade_system_schema(conn, target=3) == 3
         assert workflow_indexes(engine) == step_4
         with engine.begin() as conn:
-            assert upgrade_system_schema(conn) == 5
+            assert upgrade_system_schema(conn, target=5) == 5
         assert workflow_indexes(engine) == fresh
 
         with engine.begin() as conn:  # step 3 makes its indexes as step 4 had them, from step 2
@@ -231,7 +231,44 @@ def test_step_5_drops_three_indexes_and_makes_four_partial(database_url: str) ->
             assert upgrade_system_schema(conn, target=4) == 4
         assert workflow_indexes(engine) == step_4
         with engine.begin() as conn:
-            assert upgrade_system_schema(conn) == 5
+            assert upgrade_system_schema(conn, target=5) == 5
+        assert workflow_indexes(engine) == fresh
+    finally:
+        engine.dispose()
+
+
+# Step 6 keeps rows without a deduplication ID out of the unique deduplication index.
+STEP_5_DEDUP = "status IN 'DELAYED', 'ENQUEUED', 'PENDING'"
+STEP_6_DEDUP = "deduplication_id IS NOT NULL AND status IN 'DELAYED', 'ENQUEUED', 'PENDING'"
+
+
+def normalized(predicate: str | None) -> str:
+    """PostgreSQL prints IN as ``= ANY (ARRAY[...])``, with casts and parentheses: compare both without them."""
+    return re.sub(r"::text|[()\[\]]|ARRAY", "", predicate or "").replace("= ANY ", "IN ")
+
+
+def test_step_6_keeps_rows_without_a_deduplication_id_out_of_its_index(database_url: str) -> None:
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            assert upgrade_system_schema(conn) == SCHEMA_VERSION == 6
+        fresh = workflow_indexes(engine)
+        assert normalized(fresh["workflow_status_queue_dedup"][1]) == STEP_6_DEDUP
+        with engine.begin() as conn:
+            assert downgrade_system_schema(conn, target=5) == 5
+        step_5 = workflow_indexes(engine)
+        assert normalized(step_5["workflow_status_queue_dedup"][1]) == STEP_5_DEDUP
+        assert {n: i for n, i in step_5.items() if n != "workflow_status_queue_dedup"} == {
+            n: i for n, i in fresh.items() if n != "workflow_status_queue_dedup"}
+        with engine.begin() as conn:  # 5 -> 6, and 2 -> 6
+            assert upgrade_system_schema(conn) == 6
+        assert workflow_indexes(engine) == fresh
+        with engine.begin() as conn:
+            assert downgrade_system_schema(conn, target=2) == 2
+            assert upgrade_system_schema(conn, target=5) == 5
+        assert workflow_indexes(engine) == step_5
+        with engine.begin() as conn:
+            assert upgrade_system_schema(conn) == 6
         assert workflow_indexes(engine) == fresh
     finally:
         engine.dispose()

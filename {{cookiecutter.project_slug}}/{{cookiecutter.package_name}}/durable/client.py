@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import uuid
 from collections.abc import Generator, Iterable
 from typing import Any, TypedDict
 
@@ -36,6 +35,7 @@ from .error import (
     DBOSQueueDeduplicatedError,
 )
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus
+from .ids import time_ordered_uuid
 from .messaging import SendMessage
 from .runtime import Runtime, SystemDatabase
 from .store.base import NewWorkflow, WorkflowStatusString
@@ -230,7 +230,7 @@ class DBOSClient(ClientScheduleMethods):
         delay = options.get("delay_seconds")  # checked as SetEnqueueOptions checks it; DELAYED until then
         delay_until = SetEnqueueOptions(delay_seconds=delay).options.delay_until_epoch_ms if delay is not None else None
         return NewWorkflow(
-            workflow_id=options.get("workflow_id") or str(uuid.uuid4()), name=name,
+            workflow_id=options.get("workflow_id") or time_ordered_uuid(), name=name,
             status=WorkflowStatusString.ENQUEUED.value if delay_until is None else "DELAYED",
             delay_until_epoch_ms=delay_until,
             inputs=rt.codec.encode({"args": list(args), "kwargs": kwargs}, what=f"workflow {name!r} input"),

@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from .ids import time_ordered_uuid
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -245,7 +246,7 @@ def take_workflow_id(parent: DBOSContext | None) -> tuple[str, bool]:
             logger.warning(
                 "Several workflows started in one SetWorkflowID block; only the first gets the chosen ID"
             )
-    return str(uuid.uuid4()), False
+    return time_ordered_uuid(), False
 
 
 class SetWorkflowID:

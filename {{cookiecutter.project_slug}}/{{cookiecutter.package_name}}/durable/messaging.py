@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +33,7 @@ from .error import (
     DBOSShutdownError,
     DBOSWorkflowCancelledError,
 )
+from .ids import time_ordered_uuid
 from .recorded_calls import as_step
 from .runtime import Runtime
 from .steps import decode_step, replay_step
@@ -169,7 +169,7 @@ def send_bulk(rt: Runtime, messages: list[SendMessage], step_name: str = SEND_BU
         elif state is not None:  # replay of a step that lost its checkpoint must not send twice
             message_uuid = f"{state.workflow_id}::{step_id}" + (f"::{index}" if index else "")
         else:
-            message_uuid = str(uuid.uuid4())
+            message_uuid = time_ordered_uuid()
         text = rt.codec.encode(m.message, what=f"message to workflow {m.destination_id!r}")
         outgoing.append(OutgoingMessage(message_uuid, m.destination_id, topic_name, text,
                                         message_key(m.destination_id, topic_name)))
@@ -190,7 +190,7 @@ def send_through(rt: Runtime, connection: sa.Connection, destination_id: str, me
     """``send`` from outside a workflow, through the caller's open transaction (``DBOSClient.send_in_transaction``)."""
     topic_name = topic if topic is not None else NULL_TOPIC
     text = rt.codec.encode(message, what=f"message to workflow {destination_id!r}")
-    message_uuid = f"{idempotency_key}::{destination_id}" if idempotency_key else str(uuid.uuid4())
+    message_uuid = f"{idempotency_key}::{destination_id}" if idempotency_key else time_ordered_uuid()
     if not rt.messaging_store.send_in(connection, message_uuid, destination_id, topic_name, text,
                                       message_key(destination_id, topic_name)):
         raise DBOSNonExistentWorkflowError("`send` destination", destination_id)
