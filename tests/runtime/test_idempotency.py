@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -11,7 +12,9 @@ from flask import Flask, jsonify, request
 from flask.testing import FlaskClient
 
 from conftest import make_config
-from durable import DBOS, current
+from durable import DBOS, current, error
+from durable.idempotency import Fingerprint
+from durable.store.base import now_ms
 from helpers import wait_until
 
 ran: list[str] = []
@@ -42,6 +45,12 @@ def build_app() -> Flask:
     @app.post("/flaky")
     def flaky():  # type: ignore[no-untyped-def]
         ran.append("flaky")
+        return {"error": "database restarting"}, 503
+
+    @app.post("/gated-flaky")
+    def gated_flaky():  # type: ignore[no-untyped-def]
+        gate.wait(20)
+        ran.append("gated-flaky")
         return {"error": "database restarting"}, 503
 
     return app
@@ -187,10 +196,6 @@ def test_expired_keys_run_again_and_are_swept(database_url: str) -> None:
 def test_key_of_a_dead_owner_is_taken_over(client: FlaskClient) -> None:
     rt = current.current_runtime()
     body = b'{"amount": 3}'
-    import hashlib
-
-    from durable.idempotency import Fingerprint
-
     fp = Fingerprint("POST", "/checkout", hashlib.sha256(body).hexdigest())
     rt.idempotency_store.claim("orphan", fp.digest, fp.method, fp.path, "gone-host:1:dead", 60_000)
     response = client.post("/checkout", data=body, content_type="application/json",
@@ -198,6 +203,83 @@ def test_key_of_a_dead_owner_is_taken_over(client: FlaskClient) -> None:
     assert response.status_code == 201 and ran == ["charge 3"]
     assert client.post("/checkout", data=body, content_type="application/json",
                        headers={"dbos-idempotency-key": "orphan"}).headers["Idempotent-Replayed"] == "true"
+
+
+def test_a_waiter_never_gets_the_response_of_another_request_that_took_the_released_key(
+        waiting_client: FlaskClient) -> None:
+    """The first request fails (503: released); another request (another path) takes the key and finishes
+    before the waiter reads it again. The waiter's answer is 422, not that request's response."""
+    rt = current.current_runtime()
+    store = rt.idempotency_store
+    real_get = store.get
+    waiting = threading.Event()
+    results: dict[str, tuple[int, dict[str, object]]] = {}
+
+    def send(name: str, path: str, amount: int) -> None:
+        response = waiting_client.post(path, json={"amount": amount}, headers=KEY)
+        results[name] = (response.status_code, response.json or {})
+
+    def get_letting_another_request_in(key: str, alive_since: int):  # type: ignore[no-untyped-def]
+        record = real_get(key, alive_since)
+        if threading.current_thread().name == "waiter":
+            waiting.set()
+            if record is None and "other" not in results:  # released: another request takes the key first
+                other = threading.Thread(target=send, args=("other", "/checkout", 7), name="other")
+                other.start()
+                other.join(timeout=20)
+                record = real_get(key, alive_since)
+        return record
+
+    store.get = get_letting_another_request_in  # type: ignore[method-assign]
+    owner = threading.Thread(target=send, args=("owner", "/gated-flaky", 1), name="owner")
+    owner.start()
+    wait_until(lambda: real_get("key-1", 0) is not None, timeout=10, what="the owner's claim")
+    waiter = threading.Thread(target=send, args=("waiter", "/gated-flaky", 1), name="waiter")
+    waiter.start()
+    assert waiting.wait(10)
+    gate.set()
+    owner.join(timeout=30)
+    waiter.join(timeout=30)
+    assert results["owner"][0] == 503 and results["other"][0] == 201
+    status, body = results["waiter"]
+    assert status == 422 and "first used for another request" in str(body["error"]), results["waiter"]
+    assert ran == ["gated-flaky", "charge 7"]
+
+
+def test_a_takeover_starts_the_keys_staleness_clock_again(client: FlaskClient) -> None:
+    """created_at is when the current owner took the key: a process that took over a key an hour after its
+    first owner died is not itself stale at once (a retry elsewhere would run the handler beside it)."""
+    rt = current.current_runtime()
+    store = rt.idempotency_store
+    store.claim("taken", "digest", "POST", "/checkout", "gone-host:1:dead", 60_000)
+    an_hour_ago = now_ms() - 3_600_000
+    rt.sys_db.execute(rt.sys_db.dialect.sql("UPDATE {idempotency_keys} SET created_at = ? WHERE idempotency_key = ?"),
+                      (an_hour_ago, "taken"))
+    assert store.get("taken", 0).created_at == an_hour_ago
+    before = now_ms()
+    assert store.adopt("taken", "gone-host:1:dead", rt.executor_id)
+    record = store.get("taken", 0)
+    assert record.executor_id == rt.executor_id and record.created_at >= before
+
+
+def test_a_takeover_the_database_fails_answers_503_json_and_leaves_the_key_free(client: FlaskClient) -> None:
+    rt = current.current_runtime()
+    body = b'{"amount": 6}'
+    fp = Fingerprint("POST", "/checkout", hashlib.sha256(body).hexdigest())
+    rt.idempotency_store.claim("orphan", fp.digest, fp.method, fp.path, "gone-host:1:dead", 60_000)
+    real_adopt = rt.idempotency_store.adopt
+
+    def adopt_while_the_database_is_away(*args: object) -> bool:  # what the store raises past its retries
+        raise error.DBOSDatabaseUnavailableError("the database did not answer")
+
+    rt.idempotency_store.adopt = adopt_while_the_database_is_away  # type: ignore[method-assign]
+    headers = {"dbos-idempotency-key": "orphan"}
+    failed = client.post("/checkout", data=body, content_type="application/json", headers=headers)
+    assert failed.status_code == 503 and failed.headers["Retry-After"] == "1" and ran == []
+    assert failed.json is not None and failed.json["error"] == "service unavailable"  # JSON, not a server page
+    rt.idempotency_store.adopt = real_adopt  # type: ignore[method-assign]
+    again = client.post("/checkout", data=body, content_type="application/json", headers=headers)
+    assert again.status_code == 201 and ran == ["charge 6"]  # not a 409 for a key this process still held
 
 
 def test_claims_and_responses_skip_the_flush_and_workflows_do_not(client: FlaskClient) -> None:

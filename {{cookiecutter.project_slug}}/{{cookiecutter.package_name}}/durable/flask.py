@@ -155,8 +155,24 @@ class FlaskMiddleware:
             ctx.in_set_workflow_id_block = True
             if rt is None:
                 return self.app(environ, start_response_with_id)
-            return serve_idempotently(rt, self.app, environ, start_response_with_id, key, scope=self._scope,
-                                      max_body=self._max_body())
+            try:
+                return serve_idempotently(rt, self.app, environ, start_response_with_id, key, scope=self._scope,
+                                          max_body=self._max_body())
+            except DBOSException as exc:
+                # The key's row was out of reach (the database away past the store's retries). The
+                # handler's own DBOS errors never get here: the app's error handler answers them.
+                return _key_store_failed(start_response_with_id, exc, info.request_id)
+
+
+def _key_store_failed(start_response: StartResponse, exc: DBOSException, request_id: str) -> list[bytes]:
+    """A keyed request whose key could not be read or written: JSON with Retry-After, as ``error_response``
+    answers, not the server's own error page. Nothing ran, or the retry replays the workflow."""
+    logger.warning("idempotency key store failed: %s", exc)
+    status = exc.status_code if exc.status_code in (500, 503) else 500
+    line = "503 Service Unavailable" if status == 503 else "500 Internal Server Error"
+    body = {"error": "service unavailable" if status == 503 else "internal error", "code": exc.dbos_error_code,
+            "request_id": request_id}
+    return json_response(start_response, line, body, [("Retry-After", str(RETRY_AFTER_SEC))])
 
 
 def setup_flask_middleware(app: Flask, *, trusted_proxies: int = 0, launch: bool = False) -> None:

@@ -196,13 +196,11 @@ def _serve(
                 return _refuse(start_response, "409 Conflict", {"error": f"idempotency key {key!r} is busy"},
                                       [("Retry-After", str(RETRY_AFTER_SEC))])
             time.sleep(0.01)
-    if record.fingerprint != fp.digest:
-        return _refuse(start_response, "422 Unprocessable Entity", {
-            "error": f"idempotency key {key!r} was first used for another request: {_mismatch(record, fp)}"})
     deadline = time.monotonic() + settings.idempotency_wait_sec
     while True:
-        if record.state == "done":
-            return _replay(record, start_response)
+        answer = _answer_from(record, key, fp, start_response)
+        if answer is not None:
+            return answer
         if not _in_progress(rt, key, record):
             # Read the key again before taking it over: its owner may have stored the response, and then
             # stopped serving it, after the read above.
@@ -210,12 +208,18 @@ def _serve(
             if found is None:  # the first request failed and released the key: run this one
                 return _serve(rt, app, environ, start_response, key, fp)
             record = found
-            if record.state == "done":
-                return _replay(record, start_response)
+            answer = _answer_from(record, key, fp, start_response)
+            if answer is not None:
+                return answer
             # The owner died mid-request: take the key over and run the handler again; its workflow
             # replays. Another thread or process may take it first: then wait for that one instead.
             if not _in_progress(rt, key, record) and _reserve(rt, key):
-                if store.adopt(key, record.executor_id, rt.executor_id):
+                try:
+                    adopted = store.adopt(key, record.executor_id, rt.executor_id)
+                except BaseException:
+                    _unreserve(rt, key)
+                    raise
+                if adopted:
                     return _run_if_ours(rt, app, environ, start_response, key, fp)
                 _unreserve(rt, key)
         if time.monotonic() >= deadline:
@@ -228,6 +232,20 @@ def _serve(
         if found is None:  # the first request failed and released the key: run this one
             return _serve(rt, app, environ, start_response, key, fp)
         record = found
+
+
+def _answer_from(record: KeyRecord, key: str, fp: Fingerprint, start_response: StartResponse) -> Iterable[bytes] | None:
+    """What the key's row already answers this request, or None while its request runs.
+
+    Checked at every read: a key released by a failed request may be claimed by another request (another
+    body or caller) before this one reads it again, and its response is not this request's.
+    """
+    if record.fingerprint != fp.digest:
+        return _refuse(start_response, "422 Unprocessable Entity", {
+            "error": f"idempotency key {key!r} was first used for another request: {_mismatch(record, fp)}"})
+    if record.state == "done":
+        return _replay(record, start_response)
+    return None
 
 
 def _run_if_ours(

@@ -30,8 +30,9 @@ SELECT k.fingerprint, k.method, k.path, k.state, k.executor_id, k.response_statu
        k.response_body, k.expires_at, k.created_at, CASE WHEN e.heartbeat_at >= ? THEN 1 ELSE 0 END
 FROM {idempotency_keys} k LEFT JOIN {executors} e ON e.executor_id = k.executor_id
 WHERE k.idempotency_key = ?"""
+# created_at is when the key's current owner took it: a takeover starts the staleness clock again.
 _ADOPT = """
-UPDATE {idempotency_keys} SET executor_id = ?
+UPDATE {idempotency_keys} SET executor_id = ?, created_at = ?
 WHERE idempotency_key = ? AND state = 'running' AND executor_id = ?"""
 _FINISH = """
 UPDATE {idempotency_keys} SET state = 'done', response_status = ?, response_headers = ?, response_body = ?
@@ -101,7 +102,7 @@ class IdempotencyStore:
 
     def adopt(self, key: str, dead_owner: str | None, executor_id: str) -> bool:
         """Take over a running key whose owner died; False if someone else got there first."""
-        return bool(self.db.execute(self._adopt, (executor_id, key, dead_owner)))
+        return bool(self.db.execute(self._adopt, (executor_id, now_ms(), key, dead_owner)))
 
     def finish(self, key: str, executor_id: str, status: str, headers: str, body: str) -> None:
         self.unflushed.execute(self._finish, (status, headers, body, key, executor_id))
