@@ -220,7 +220,7 @@ def test_timeout_cancels_a_workflow_blocked_in_sleep_with_its_children(dbos: typ
 
 
 def test_timeout_is_checked_by_the_next_checkpoint(dbos: type[DBOS]) -> None:
-    with SetWorkflowID("timed-step"), SetWorkflowTimeout(0.3):
+    with SetWorkflowID("timed-step"), SetWorkflowTimeout(1.0):
         handle = DBOS.start_workflow(stops_at_gate)
     wait_for(lambda: CALLS.get("two") == 1, "the gated step to start")
     wait_past_deadline("timed-step")
@@ -241,7 +241,7 @@ def test_workflow_within_its_timeout_succeeds(dbos: type[DBOS]) -> None:
 
 
 def test_recovery_sweep_cancels_workflows_past_their_deadline(dbos: type[DBOS]) -> None:
-    with SetWorkflowID("timed-gate"), SetWorkflowTimeout(0.2):
+    with SetWorkflowID("timed-gate"), SetWorkflowTimeout(1.0):
         handle = DBOS.start_workflow(stops_at_gate)
     wait_for(lambda: CALLS.get("two") == 1, "the gated step to start")
     wait_past_deadline("timed-gate")
