@@ -142,3 +142,45 @@ def test_a_level_in_db_engine_kwargs_leaves_each_transaction_at_its_own(
         assert isolations() == ["serializable", "read committed", "serializable", "repeatable read", "serializable"]
     finally:
         DBOS.destroy()
+
+
+@DBOS.transaction()
+def record_probe(note: str) -> str:
+    DBOS.sql_session.execute(sa.text("INSERT INTO probes (note) VALUES (:n)"), {"n": note})
+    return note
+
+
+@DBOS.workflow()
+def probe_once(note: str) -> str:
+    return record_probe(note)
+
+
+_SIREAD_ON_WORKFLOW_ROWS = """
+SELECT c.relname, l.locktype FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+WHERE l.mode = 'SIReadLock' AND c.relname LIKE 'workflow_status%%'
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"""
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_runs_first_transaction_reads_no_page_other_runs_write(dbos: type[DBOS], database_url: str) -> None:
+    # At SERIALIZABLE every page a transaction reads is predicate-locked, and a run's first transaction
+    # inserts its workflow row next to the rows of the runs starting at the same moment (time-ordered
+    # IDs). Had it also read that page (the checkpoint's fence, when its row is the statement's own), the
+    # first transactions of concurrent runs would fail one another's serialization and retry. The locks
+    # of a committed transaction live on while a transaction that overlapped it is open: this one.
+    engine = sa.create_engine(database_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE probes (id SERIAL PRIMARY KEY, note TEXT NOT NULL)")
+    assert probe_once("warm") == "warm"  # a workflow's first run writes its row up front (row_flush.py)
+    witness = engine.connect().execution_options(isolation_level="SERIALIZABLE")
+    try:
+        witness.exec_driver_sql("SELECT count(*) FROM probes").scalar()  # its snapshot: before the run
+        assert probe_once("second") == "second"  # its row rides in its transaction
+        with engine.connect() as conn:
+            locks = conn.exec_driver_sql(_SIREAD_ON_WORKFLOW_ROWS).all()
+            assert conn.exec_driver_sql("SELECT note FROM probes ORDER BY id").scalars().all() == ["warm", "second"]
+        assert locks == []
+    finally:
+        witness.rollback()
+        witness.close()
+        engine.dispose()
