@@ -33,7 +33,7 @@ from .store.base import WorkflowStatusString
 
 # Bumped with every change to this folder; the template README's changelog says what changed and
 # whether a migration comes with it (`cruft update` brings both).
-__version__ = "0.5.0"
+__version__ = "0.5.1"
 
 __all__ = [
     "DBOS",
