@@ -168,7 +168,7 @@ def _siread_locks(engine: sa.Engine) -> set[tuple[object, ...]]:
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_runs_first_transaction_reads_no_page_other_runs_write(dbos: type[DBOS], database_url: str) -> None:
-    # At SERIALIZABLE every page a transaction reads is predicate-locked, and a run's first transaction
+    # At SERIALIZABLE the index pages a transaction reads are predicate-locked, and a run's first transaction
     # inserts its workflow row next to the rows of the runs starting at the same moment (time-ordered
     # IDs). Had it also read that page (the checkpoint's fence, when its row is the statement's own), the
     # first transactions of concurrent runs would fail one another's serialization and retry. The locks
