@@ -76,16 +76,11 @@ def clone_workflow(rt: Runtime, template_id: str, count: int, prefix: str,
     engine.dispose()
 
 
-def count_status(rt: Runtime, status: str, engine: sa.Engine | None = None) -> int:
-    """Workflows in ``status``; pass an ``engine`` to poll often (making one costs more than the count)."""
-    own = engine is None
-    engine = engine or rt.sql_engine()
+def count_status(rt: Runtime, engine: sa.Engine, status: str) -> int:
+    """Workflows in ``status``, through the caller's ``engine`` (polled often: making one costs more than the count)."""
     with engine.connect() as conn:
         sql = f"SELECT count(*) FROM {quoted(rt, 'workflow_status')} WHERE status = '{status}'"
-        n = conn.exec_driver_sql(sql).scalar()
-    if own:
-        engine.dispose()
-    return int(n or 0)
+        return int(conn.exec_driver_sql(sql).scalar() or 0)
 
 
 def quoted(rt: Runtime, name: str) -> str:

@@ -48,10 +48,10 @@ def restarted(args: argparse.Namespace) -> None:
     # One engine for all the polls: a new engine every 50 ms took an eighth of this process's GIL time
     # (py-spy), time the runtime under test then did not get.
     counter = rt.sql_engine()
-    left = count_status(rt, "PENDING", counter)
+    left = count_status(rt, counter, "PENDING")
     while left and time.perf_counter() < deadline:
         time.sleep(0.05)
-        left = count_status(rt, "PENDING", counter)
+        left = count_status(rt, counter, "PENDING")
     print(f"RECOVERED {time.perf_counter() - began:.3f} {left}", flush=True)
     os._exit(0)  # don't wait for a graceful shutdown: the measurement is over
 
